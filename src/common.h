@@ -1,0 +1,71 @@
+/* common.h — error handling, checked allocation and small helpers shared by every lorastyle module.
+ *
+ * Error convention (as in flux2.c): library functions never exit on bad *input*. They return a negative
+ * status (or NULL) after recording a one-line message with ls_set_error(); the CLI prints ls_last_error()
+ * and exits non-zero. Internal invariants and out-of-memory use the *Check macros, which abort with
+ * file:line, because continuing would corrupt state.
+ */
+#ifndef LS_COMMON_H
+#define LS_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define LS_OK 0
+#define LS_ERR (-1)
+
+/* Record a printf-style message as the thread's last error; always returns LS_ERR. */
+int ls_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prefix the current last error with "prefix: " (adds context on the way up); returns LS_ERR. */
+int ls_error_context(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+const char *ls_last_error(void);
+void ls_clear_error(void);
+
+/* Warnings go to stderr with a "lorastyle: warning:" prefix. */
+void ls_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Checked allocation: aborts with file:line on out-of-memory (internal failure, not bad input). */
+void *ls_malloc_check(size_t n, const char *file, int line);
+void *ls_calloc_check(size_t n, size_t sz, const char *file, int line);
+#define mallocCheck(n) ls_malloc_check((n), __FILE__, __LINE__)
+#define callocCheck(n, sz) ls_calloc_check((n), (sz), __FILE__, __LINE__)
+
+/* Abort on a broken internal invariant. */
+#define LS_ASSERT(cond)                                                                           \
+    do {                                                                                          \
+        if (!(cond)) {                                                                            \
+            fprintf(stderr, "lorastyle: internal error: %s failed at %s:%d\n", #cond, __FILE__, \
+                    __LINE__);                                                                    \
+            abort();                                                                              \
+        }                                                                                         \
+    } while (0)
+
+/* Return early with LS_ERR when a call that follows the error convention fails. */
+#define LS_TRY(call)                   \
+    do {                               \
+        if ((call) < 0) return LS_ERR; \
+    } while (0)
+
+#define LS_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define LS_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define CEIL_DIV(a, b) (((a) + (b)-1) / (b))
+
+/* Monotonic wall clock in seconds. */
+double ls_time(void);
+/* Peak resident set size of this process in bytes (getrusage). */
+size_t ls_peak_rss(void);
+
+/* Read a whole file into a NUL-terminated buffer (*len excludes the NUL). NULL + error on failure. */
+char *ls_read_file(const char *path, size_t *len);
+/* Write a buffer atomically: write "path.tmp.PID", fsync, rename. LS_ERR + error naming path. */
+int ls_write_file_atomic(const char *path, const void *data, size_t len);
+/* Join two path parts with '/', into a malloc'd string. */
+char *ls_path_join(const char *a, const char *b);
+int ls_file_exists(const char *path);
+int ls_is_dir(const char *path);
+/* mkdir -p; LS_ERR + error on failure. */
+int ls_mkdir_p(const char *path);
+
+#endif

@@ -1,0 +1,39 @@
+/* tokenizer.h — CLIP byte-level BPE tokenizer (== transformers CLIPTokenizer for SD1.x).
+ *
+ * Loads vocab.json + merges.txt (and tokenizer_config.json for model_max_length, if present). Pipeline:
+ * NFC → whitespace collapse/strip → lowercase → special-token split → CLIP pre-tokenizer regex →
+ * bytes_to_unicode → BPE by merge rank → ids. Sequences are [bos] + tokens[:max_len-2] + [eos] + pad.
+ */
+#ifndef LS_TOKENIZER_H
+#define LS_TOKENIZER_H
+
+typedef struct Tokenizer Tokenizer;
+
+/* dir holds vocab.json and merges.txt. NULL + error naming the file on failure. */
+Tokenizer *tokenizer_load(const char *dir);
+void tokenizer_free(Tokenizer *t);
+
+int tokenizer_vocab_size(const Tokenizer *t);
+int tokenizer_bos(const Tokenizer *t); /* id of <|startoftext|> */
+int tokenizer_eos(const Tokenizer *t); /* id of <|endoftext|> */
+int tokenizer_pad(const Tokenizer *t); /* == eos for SD1.x */
+int tokenizer_max_length(const Tokenizer *t); /* model_max_length, 77 */
+
+/* Token ids of text without specials, truncation or padding. Returns count (may be 0), writes at most
+ * cap ids; LS_ERR on invalid UTF-8 input (message says so). */
+int tokenizer_encode_raw(const Tokenizer *t, const char *text, int *ids, int cap);
+
+/* Full SD encoding to exactly max_len ids: [bos] + first (max_len-2) tokens + [eos] + pad.
+ * *n_dropped (may be NULL) receives how many tokens were cut off (callers warn). LS_ERR on bad UTF-8. */
+int tokenizer_encode(const Tokenizer *t, const char *text, int *ids, int max_len, int *n_dropped);
+
+/* Write the built-in tiny vocabulary (1000 ids: 256 byte symbols, 256 with </w>, 486 merges learnt by
+ * lorastyle's own BPE trainer on an embedded word list, then <|startoftext|>, <|endoftext|>) into dir as
+ * vocab.json, merges.txt, tokenizer_config.json, special_tokens_map.json. */
+int tokenizer_write_tiny(const char *dir);
+
+/* Write a full CLIP tokenizer folder from OpenAI/open_clip's bpe_simple_vocab_16e6.txt(.gz) merges file
+ * (vocab order: bytes, bytes+</w>, first 48894 merges, specials → 49408 ids). */
+int tokenizer_write_from_bpe(const char *bpe_path, const char *dir);
+
+#endif

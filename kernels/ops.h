@@ -58,8 +58,9 @@ void op_add_inplace(float *y, const float *x, size_t n);
 /* y[b,c,:] += v[b,c] for y (B,C,HW), v (B,C) (time-embedding broadcast) */
 void op_add_channel_bias(float *y, const float *v, int B, int C, int HW);
 
-/* Nearest-neighbour resize x (B,C,H,W) → y (B,C,Ho,Wo), src = floor(dst * in / out)
- * (== F.interpolate(mode="nearest"); Ho = 2H is the usual ×2 upsample). */
+/* Nearest-neighbour resize x (B,C,H,W) → y (B,C,Ho,Wo) == F.interpolate(mode="nearest", size=...):
+ * src = min(floor(dst · (float)(in/out)), in-1) with PyTorch's float scale (this differs from the exact
+ * floor(dst·in/out) for some size pairs). Ho = 2H is the usual ×2 upsample. */
 void op_upsample_nearest(float *y, const float *x, int B, int C, int H, int W, int Ho, int Wo);
 
 /* Channel concat: a (B,Ca,HW), b (B,Cb,HW) → y (B,Ca+Cb,HW) (torch.cat(dim=1)). */

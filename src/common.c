@@ -1,5 +1,4 @@
 /* common.c — see common.h. */
-#define _GNU_SOURCE
 #include "common.h"
 
 #include <errno.h>
@@ -22,13 +21,18 @@ int ls_set_error(const char *fmt, ...) {
 }
 
 int ls_error_context(const char *fmt, ...) {
-    char prefix[512], old[1024];
+    char buf[sizeof g_last_error];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    int k = vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    snprintf(old, sizeof old, "%s", g_last_error);
-    snprintf(g_last_error, sizeof g_last_error, "%s: %s", prefix, old);
+    if (k >= 0 && (size_t)k + 2 < sizeof buf) {
+        buf[k] = ':';
+        buf[k + 1] = ' ';
+        memcpy(buf + k + 2, g_last_error, sizeof buf - (size_t)k - 2);
+        buf[sizeof buf - 1] = 0;
+    }
+    memcpy(g_last_error, buf, sizeof buf);
     return LS_ERR;
 }
 

@@ -22,8 +22,8 @@ typedef enum { PRED_EPSILON, PRED_V } PredictionType;
 const char *sampler_name(SamplerKind k);
 /* A1111-style display name for PNG metadata, e.g. "Euler a", "DPM++ 2M Karras". */
 const char *sampler_display_name(SamplerKind k, int karras);
-/* Parses short names (case-insensitive; also accepts "dpmpp_2m_karras" → karras=1). LS_ERR if unknown,
- * with a message listing the valid names. */
+/* Parses short names (case-insensitive; also accepts "dpmpp_2m_karras" and "euler_karras" → karras=1).
+ * LS_ERR if unknown, with a message listing the valid names. */
 int sampler_from_name(const char *name, SamplerKind *k, int *karras);
 
 /* scheduler_config.json (fields absent from the file take the SD1.5 values below). */
@@ -54,10 +54,13 @@ typedef struct {
     float sigmas[SCHED_MAX_STEPS + 1];      /* Euler/DPM sigmas, sigmas[n] = 0 */
     float init_noise_sigma;
     /* multistep state (DPM++ 2M): previous data prediction */
-    float *prev_x0;
+    float *prev_x0;                         /* (prev_n) D of step prev_step; malloc'd on first DPM step */
     size_t prev_n;
+    int prev_step;                          /* step whose D is in prev_x0, −1 if none (→ first order) */
 } Sampler;
 
+/* Zeroes *s and fills the tables; call sampler_free before re-initializing a used Sampler. LS_ERR for steps
+ * outside [1, num_train_timesteps], karras with ddim/euler_a, or a bad spacing. */
 int sampler_init(Sampler *s, const SchedConfig *c, SamplerKind kind, int steps, int karras);
 void sampler_free(Sampler *s);
 /* xin = x scaled for the model at step i (Euler family: x/sqrt(σ²+1); others: copy). */

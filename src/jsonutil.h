@@ -1,0 +1,28 @@
+/* jsonutil.h — typed access to config.json fields with clear errors ("<path>: key 'x' must be ..."). */
+#ifndef LS_JSONUTIL_H
+#define LS_JSONUTIL_H
+
+#include <cjson/cJSON.h>
+
+/* Parse a JSON file whose top level must be an object. NULL + error naming path on failure. */
+cJSON *json_load_file(const char *path);
+
+/* Each getter: key absent (or null) → *out keeps its default, returns 0; wrong type → LS_ERR. */
+int json_get_int(const cJSON *o, const char *path, const char *key, int *out);
+int json_get_float(const cJSON *o, const char *path, const char *key, float *out);
+int json_get_bool(const cJSON *o, const char *path, const char *key, int *out);
+int json_get_string(const cJSON *o, const char *path, const char *key, char *out, int cap);
+/* Array of ints (or a single int broadcast when allow_scalar): returns count in *n (≤ cap). */
+int json_get_int_array(const cJSON *o, const char *path, const char *key, int *out, int cap, int *n,
+                       int allow_scalar);
+/* Array of strings: calls fn(i, string, ctx) for each; returns count or LS_ERR. */
+int json_get_string_array(const cJSON *o, const char *path, const char *key, char out[][64], int cap,
+                          int *n);
+
+/* A float as the double a person would write (1e-05, not 9.99999974737875e-06), for writing configs. */
+double json_float(float f);
+
+/* Require key to be present. */
+int json_require(const cJSON *o, const char *path, const char *key);
+
+#endif

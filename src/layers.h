@@ -1,0 +1,59 @@
+/* layers.h — parameterised layers shared by the U-Net, VAE and CLIP: a weight struct per layer type, a
+ * builder that registers the layer's tensors in a WeightTable under a checkpoint prefix, and a forward that
+ * calls kernels/ops.h. Shapes follow PyTorch (Linear w (out,in), Conv2d w (out,in,k,k)). */
+#ifndef LS_LAYERS_H
+#define LS_LAYERS_H
+
+#include "common.h"  // defines: mallocCheck
+#include "ops.h"     // defines: op_linear, op_conv2d, op_groupnorm, op_layernorm
+#include "weights.h" // defines: WeightTable, wt_add
+
+typedef struct {
+    float *w; /* (out, in) */
+    float *b; /* (out) or NULL */
+    int in, out;
+} Linear;
+
+typedef struct {
+    float *w; /* (cout, cin, k, k) */
+    float *b; /* (cout) or NULL */
+    int cin, cout, k, stride, pad0, pad1;
+} Conv2d;
+
+typedef struct {
+    float *g, *b; /* (C) scale and shift */
+    int C, groups; /* groups: GroupNorm only */
+    float eps;
+} Norm;
+
+/* prefix e.g. "down_blocks.0.resnets.0.conv1"; registers prefix.weight (+ prefix.bias). */
+void linear_build(Linear *l, WeightTable *t, const char *prefix, int in, int out, int bias);
+/* as_conv: register the weight as (out,in,1,1) (a 1×1 conv used as a Linear, e.g. SD1 proj_in). */
+void linear_build_conv1x1(Linear *l, WeightTable *t, const char *prefix, int in, int out);
+void conv_build(Conv2d *c, WeightTable *t, const char *prefix, int cin, int cout, int k, int stride,
+                int pad0, int pad1);
+void norm_build(Norm *n, WeightTable *t, const char *prefix, int C, int groups, float eps);
+
+/* y (M,out) = x (M,in) · wᵀ + b */
+static inline void linear_forward(const Linear *l, float *y, const float *x, int M) {
+    op_linear(y, x, l->w, l->b, M, l->in, l->out);
+}
+/* x (B,cin,H,W) → y (B,cout,Ho,Wo); Ho and Wo receive the output size (may be NULL). */
+void conv_forward(const Conv2d *c, float *y, const float *x, int B, int H, int W, int *Ho, int *Wo);
+/* GroupNorm (+ fused silu) on x (B,C,HW). */
+static inline void groupnorm_forward(const Norm *n, float *y, const float *x, int B, int HW, int silu) {
+    op_groupnorm(y, x, n->g, n->b, B, n->C, HW, n->groups, n->eps, silu);
+}
+/* LayerNorm on x (N,C). */
+static inline void layernorm_forward(const Norm *n, float *y, const float *x, int N) {
+    op_layernorm(y, x, n->g, n->b, N, n->C, n->eps);
+}
+
+/* printf into a fresh stack buffer helper for building prefixes */
+#define LS_NAME_MAX 256
+void ls_fmt(char *buf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Allocate n floats (checked: aborts on out-of-memory). */
+#define fbuf(n) ((float *)mallocCheck((size_t)(n) * sizeof(float)))
+
+#endif

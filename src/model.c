@@ -1,0 +1,394 @@
+/* model.c — loading both checkpoint layouts, presets for `lorastyle init`, single-file export. */
+#include "model.h"
+
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "common.h"    // defines: ls_set_error, ls_path_join
+#include "ldm_names.h" // defines: ldm_unet_key, ldm_vae_key, ldm_prefix_key
+#include "sha256.h"    // defines: sha256_file_hex
+
+static void set_name(Model *m, const char *path) {
+    const char *b = strrchr(path, '/');
+    b = b ? b + 1 : path;
+    if (!*b) { /* trailing slash */
+        size_t n = strlen(path);
+        while (n > 1 && path[n - 1] == '/') n--;
+        const char *s = path + n;
+        while (s > path && s[-1] != '/') s--;
+        snprintf(m->name, sizeof m->name, "%.*s", (int)(path + n - s), s);
+        return;
+    }
+    snprintf(m->name, sizeof m->name, "%s", b);
+    char *dot = strrchr(m->name, '.');
+    if (dot && !strcmp(dot, ".safetensors")) *dot = 0;
+}
+
+/* First existing weights file of a diffusers component folder. */
+static char *find_weights(const char *dir, const char *const *names) {
+    for (int i = 0; names[i]; i++) {
+        char *p = ls_path_join(dir, names[i]);
+        if (ls_file_exists(p)) return p;
+        free(p);
+    }
+    for (int i = 0; names[i]; i++) {
+        char idx[256];
+        snprintf(idx, sizeof idx, "%s.index.json", names[i]);
+        char *p = ls_path_join(dir, idx);
+        int sharded = ls_file_exists(p);
+        free(p);
+        if (sharded) {
+            ls_set_error("%s: sharded checkpoints (%s) are not supported; merge the shards into one "
+                         ".safetensors file", dir, idx);
+            return NULL;
+        }
+    }
+    char *bin = ls_path_join(dir, "diffusion_pytorch_model.bin");
+    int has_bin = ls_file_exists(bin) || (free(bin), bin = ls_path_join(dir, "pytorch_model.bin"),
+                                          ls_file_exists(bin));
+    free(bin);
+    if (has_bin)
+        ls_set_error("%s: only PyTorch .bin weights found; lorastyle reads .safetensors (convert them "
+                     "with diffusers' save_pretrained(safe_serialization=True))", dir);
+    else ls_set_error("%s: no weights file (expected %s)", dir, names[0]);
+    return NULL;
+}
+
+static int load_folder(Model *m, const char *dir) {
+    static const char *const unet_w[] = {"diffusion_pytorch_model.safetensors",
+                                         "diffusion_pytorch_model.fp16.safetensors",
+                                         "diffusion_pytorch_model.non_ema.safetensors", NULL};
+    static const char *const clip_w[] = {"model.safetensors", "model.fp16.safetensors", NULL};
+    char *sub, *cfg, *w;
+    /* U-Net */
+    sub = ls_path_join(dir, "unet");
+    cfg = ls_path_join(sub, "config.json");
+    int rc = unet_config_load(&m->unet.cfg, cfg);
+    free(cfg);
+    if (rc < 0 || !(w = find_weights(sub, unet_w))) {
+        free(sub);
+        return LS_ERR;
+    }
+    free(sub);
+    UNetConfig uc = m->unet.cfg;
+    unet_build(&m->unet, &uc);
+    rc = st_open(&m->files[0], w);
+    if (rc == 0) rc = wt_load(&m->unet.wt, &m->files[0], NULL, NULL);
+    m->hash_path = w;
+    if (rc < 0) return LS_ERR;
+    /* VAE */
+    sub = ls_path_join(dir, "vae");
+    cfg = ls_path_join(sub, "config.json");
+    VaeConfig vc;
+    rc = vae_config_load(&vc, cfg);
+    free(cfg);
+    if (rc < 0 || !(w = find_weights(sub, unet_w))) {
+        free(sub);
+        return LS_ERR;
+    }
+    free(sub);
+    vae_build(&m->vae, &vc);
+    rc = st_open(&m->files[1], w);
+    free(w);
+    if (rc < 0) return LS_ERR;
+    /* older diffusers VAE files name the mid attention query/key/value/proj_attn */
+    int legacy = st_find(&m->files[1], "encoder.mid_block.attentions.0.query.weight") != NULL;
+    if (wt_load(&m->vae.wt, &m->files[1], legacy ? vae_legacy_attn_key : NULL, NULL) < 0) return LS_ERR;
+    /* text encoder */
+    sub = ls_path_join(dir, "text_encoder");
+    cfg = ls_path_join(sub, "config.json");
+    ClipConfig cc;
+    rc = clip_config_load(&cc, cfg);
+    free(cfg);
+    if (rc < 0 || !(w = find_weights(sub, clip_w))) {
+        free(sub);
+        return LS_ERR;
+    }
+    free(sub);
+    clip_build(&m->clip, &cc);
+    rc = st_open(&m->files[2], w);
+    free(w);
+    if (rc < 0 || wt_load(&m->clip.wt, &m->files[2], NULL, NULL) < 0) return LS_ERR;
+    /* tokenizer, scheduler */
+    sub = ls_path_join(dir, "tokenizer");
+    m->tok = tokenizer_load(sub);
+    free(sub);
+    if (!m->tok) return LS_ERR;
+    sched_config_default(&m->sched);
+    char *sp = ls_path_join(dir, "scheduler/scheduler_config.json");
+    rc = ls_file_exists(sp) ? sched_config_load(&m->sched, sp) : 0;
+    free(sp);
+    return rc;
+}
+
+static int load_configs(const char *dir, UNetConfig *uc, VaeConfig *vc, ClipConfig *cc) {
+    char *p = ls_path_join(dir, "unet/config.json");
+    int rc = unet_config_load(uc, p);
+    free(p);
+    if (rc == 0) {
+        p = ls_path_join(dir, "vae/config.json");
+        rc = vae_config_load(vc, p);
+        free(p);
+    }
+    if (rc == 0) {
+        p = ls_path_join(dir, "text_encoder/config.json");
+        rc = clip_config_load(cc, p);
+        free(p);
+    }
+    return rc;
+}
+
+static int load_single(Model *m, const char *path, const ModelOpts *o) {
+    StFile *f = &m->files[0];
+    LS_TRY(st_open(f, path));
+    if (!st_find(f, "model.diffusion_model.input_blocks.0.0.weight"))
+        return ls_set_error("%s: not a single-file SD checkpoint (no model.diffusion_model.* U-Net keys)",
+                            path);
+    const StTensor *in = st_find(f, "model.diffusion_model.input_blocks.0.0.weight");
+    if (in->ndim != 4 || in->shape[1] != 4)
+        return ls_set_error("%s: U-Net has %lld input channels; only SD-1.x text-to-image (4) is supported",
+                            path, (long long)(in->ndim == 4 ? in->shape[1] : -1));
+    UNetConfig uc;
+    VaeConfig vc;
+    ClipConfig cc;
+    if (o->config_dir) {
+        LS_TRY(load_configs(o->config_dir, &uc, &vc, &cc));
+    } else {
+        const StTensor *k =
+            st_find(f, "model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight");
+        if (k && k->ndim == 2 && k->shape[1] != 768)
+            return ls_set_error("%s: cross-attention width %lld is not SD-1.x's 768 (SD2/SDXL are not "
+                                "supported; pass --config DIR for other SD-1.x-style shapes)",
+                                path, (long long)k->shape[1]);
+        unet_config_sd15(&uc);
+        vae_config_sd15(&vc);
+        clip_config_sd15(&cc);
+    }
+    unet_build(&m->unet, &uc);
+    LS_TRY(wt_load(&m->unet.wt, f, ldm_unet_key, &m->unet.cfg));
+    vae_build(&m->vae, &vc);
+    LS_TRY(wt_load(&m->vae.wt, f, ldm_vae_key, &m->vae.cfg));
+    clip_build(&m->clip, &cc);
+    const char *cp = st_find(f, "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight")
+                         ? "cond_stage_model.transformer."
+                         : "cond_stage_model.transformer.text_model."; /* some merges drop text_model. */
+    if (!strcmp(cp, "cond_stage_model.transformer.text_model.")) {
+        /* keys lack "text_model.": map "text_model.X" → prefix + X */
+        for (int i = 0; i < m->clip.wt.n; i++) {
+            char key[512];
+            snprintf(key, sizeof key, "cond_stage_model.transformer.%s", m->clip.wt.v[i].name + 11);
+            if (!st_find(f, key))
+                return ls_set_error("%s: missing text encoder tensor %s", path, m->clip.wt.v[i].name);
+        }
+        for (int i = 0; i < m->clip.wt.n; i++) {
+            char *old = m->clip.wt.v[i].name;
+            m->clip.wt.v[i].name = strdup(old + 11);
+            free(old);
+        }
+        cp = "cond_stage_model.transformer.";
+    }
+    LS_TRY(wt_load(&m->clip.wt, f, ldm_prefix_key, cp));
+    sched_config_default(&m->sched);
+    if (o->config_dir) {
+        char *sp = ls_path_join(o->config_dir, "scheduler/scheduler_config.json");
+        int rc = ls_file_exists(sp) ? sched_config_load(&m->sched, sp) : 0;
+        free(sp);
+        LS_TRY(rc);
+    }
+    m->hash_path = strdup(path);
+    /* tokenizer: a single file has none */
+    char *tdir = NULL;
+    if (o->tokenizer_dir) tdir = strdup(o->tokenizer_dir);
+    else if (o->config_dir) tdir = ls_path_join(o->config_dir, "tokenizer");
+    else if (getenv("LORASTYLE_TOKENIZER")) tdir = strdup(getenv("LORASTYLE_TOKENIZER"));
+    else {
+        char *d = strdup(path), *s = strrchr(d, '/');
+        if (s) *s = 0;
+        tdir = ls_path_join(s ? d : ".", "tokenizer");
+        free(d);
+    }
+    char *vj = ls_path_join(tdir, "vocab.json");
+    int ok = ls_file_exists(vj);
+    free(vj);
+    if (!ok) {
+        ls_set_error("%s: a single-file checkpoint has no tokenizer; none found in %s (pass --tokenizer "
+                     "DIR, set LORASTYLE_TOKENIZER, or run `lorastyle tokenizer --bpe FILE -o DIR`)",
+                     path, tdir);
+        free(tdir);
+        return LS_ERR;
+    }
+    m->tok = tokenizer_load(tdir);
+    free(tdir);
+    return m->tok ? LS_OK : LS_ERR;
+}
+
+int model_load(Model *m, const char *path, const ModelOpts *opts) {
+    ModelOpts none = {0};
+    if (!opts) opts = &none;
+    memset(m, 0, sizeof *m);
+    m->path = strdup(path);
+    set_name(m, path);
+    int rc;
+    if (ls_is_dir(path)) {
+        rc = load_folder(m, path);
+    } else if (ls_file_exists(path)) {
+        m->single_file = 1;
+        rc = load_single(m, path, opts);
+    } else {
+        rc = ls_set_error("%s: no such model file or folder", path);
+    }
+    if (rc < 0) {
+        char err[1024];
+        snprintf(err, sizeof err, "%s", ls_last_error());
+        model_free(m);
+        ls_set_error("%s", err);
+    }
+    return rc;
+}
+
+void model_free(Model *m) {
+    unet_free(&m->unet);
+    vae_free(&m->vae);
+    clip_free(&m->clip);
+    if (m->tok) tokenizer_free(m->tok);
+    for (int i = 0; i < 3; i++) st_close(&m->files[i]);
+    free(m->path);
+    free(m->hash_path);
+    memset(m, 0, sizeof *m);
+}
+
+const char *model_hash(Model *m) {
+    if (!m->hash[0] && m->hash_path) {
+        char hex[65];
+        if (sha256_file_hex(m->hash_path, hex) == 0) snprintf(m->hash, sizeof m->hash, "%.10s", hex);
+    }
+    return m->hash;
+}
+
+int64_t model_param_count(const Model *m, int64_t *u, int64_t *v, int64_t *c) {
+    if (u) *u = m->unet.wt.numel;
+    if (v) *v = m->vae.wt.numel;
+    if (c) *c = m->clip.wt.numel;
+    return m->unet.wt.numel + m->vae.wt.numel + m->clip.wt.numel;
+}
+
+/* ---------------- init presets ---------------- */
+
+static int write_json(const char *dir, const char *sub, const char *file, char *json) {
+    char *d = ls_path_join(dir, sub);
+    int rc = ls_mkdir_p(d);
+    char *p = ls_path_join(d, file);
+    if (rc == 0) rc = ls_write_file_atomic(p, json, strlen(json));
+    free(p);
+    free(d);
+    free(json);
+    return rc;
+}
+
+int model_init_preset(const char *preset, const char *dir, uint64_t seed, StDtype dtype,
+                      const char *bpe_path) {
+    UNetConfig uc;
+    VaeConfig vc;
+    ClipConfig cc;
+    int tiny = !strcmp(preset, "tiny");
+    if (tiny) {
+        unet_config_tiny(&uc);
+        vae_config_tiny(&vc);
+        clip_config_tiny(&cc);
+    } else if (!strcmp(preset, "sd15")) {
+        unet_config_sd15(&uc);
+        vae_config_sd15(&vc);
+        clip_config_sd15(&cc);
+        if (!bpe_path)
+            return ls_set_error("init --preset sd15 needs the CLIP vocabulary: --bpe "
+                                "bpe_simple_vocab_16e6.txt.gz (scripts/fetch_clip_vocab.sh fetches it)");
+    } else {
+        return ls_set_error("unknown preset '%s' (choose tiny or sd15)", preset);
+    }
+    LS_TRY(ls_mkdir_p(dir));
+    /* tokenizer first: it is the cheapest thing to get wrong (missing bpe file) */
+    char *tdir = ls_path_join(dir, "tokenizer");
+    int rc = ls_mkdir_p(tdir);
+    if (rc == 0) rc = tiny ? tokenizer_write_tiny(tdir) : tokenizer_write_from_bpe(bpe_path, tdir);
+    free(tdir);
+    LS_TRY(rc);
+
+    cJSON *mi = cJSON_CreateObject();
+    cJSON_AddStringToObject(mi, "_class_name", "StableDiffusionPipeline");
+    cJSON_AddStringToObject(mi, "_diffusers_version", "0.6.0");
+    const char *comp[][3] = {{"scheduler", "diffusers", "PNDMScheduler"},
+                             {"text_encoder", "transformers", "CLIPTextModel"},
+                             {"tokenizer", "transformers", "CLIPTokenizer"},
+                             {"unet", "diffusers", "UNet2DConditionModel"},
+                             {"vae", "diffusers", "AutoencoderKL"}};
+    for (int i = 0; i < 5; i++) {
+        const char *pair[2] = {comp[i][1], comp[i][2]};
+        cJSON_AddItemToObject(mi, comp[i][0], cJSON_CreateStringArray(pair, 2));
+    }
+    cJSON_AddNullToObject(mi, "safety_checker");
+    cJSON_AddNullToObject(mi, "feature_extractor");
+    cJSON_AddBoolToObject(mi, "requires_safety_checker", 0);
+    char *s = cJSON_Print(mi);
+    cJSON_Delete(mi);
+    LS_TRY(write_json(dir, ".", "model_index.json", s));
+    LS_TRY(write_json(dir, "scheduler", "scheduler_config.json",
+                      strdup("{\n  \"_class_name\": \"PNDMScheduler\",\n  \"_diffusers_version\": \"0.6.0\",\n"
+                             "  \"beta_end\": 0.012,\n  \"beta_schedule\": \"scaled_linear\",\n"
+                             "  \"beta_start\": 0.00085,\n  \"num_train_timesteps\": 1000,\n"
+                             "  \"set_alpha_to_one\": false,\n  \"skip_prk_steps\": true,\n"
+                             "  \"steps_offset\": 1,\n  \"trained_betas\": null,\n  \"clip_sample\": false\n}\n")));
+    LS_TRY(write_json(dir, "unet", "config.json", unet_config_to_json(&uc)));
+    LS_TRY(write_json(dir, "vae", "config.json", vae_config_to_json(&vc)));
+    LS_TRY(write_json(dir, "text_encoder", "config.json", clip_config_to_json(&cc)));
+
+    /* weights: each component from its own seeded stream, built and freed one at a time */
+    char *p;
+    UNet u;
+    unet_build(&u, &uc);
+    wt_init_random(&u.wt, seed * 3 + 0);
+    p = ls_path_join(dir, "unet/diffusion_pytorch_model.safetensors");
+    rc = wt_save(&u.wt, p, dtype);
+    free(p);
+    unet_free(&u);
+    LS_TRY(rc);
+    Vae v;
+    vae_build(&v, &vc);
+    wt_init_random(&v.wt, seed * 3 + 1);
+    p = ls_path_join(dir, "vae/diffusion_pytorch_model.safetensors");
+    rc = wt_save(&v.wt, p, dtype);
+    free(p);
+    vae_free(&v);
+    LS_TRY(rc);
+    Clip c;
+    clip_build(&c, &cc);
+    wt_init_random(&c.wt, seed * 3 + 2);
+    p = ls_path_join(dir, "text_encoder/model.safetensors");
+    rc = wt_save(&c.wt, p, dtype);
+    free(p);
+    clip_free(&c);
+    return rc;
+}
+
+/* ---------------- single-file export ---------------- */
+
+static void add_mapped(StWriter *w, const WeightTable *t, KeyMapFn map, const void *ctx, StDtype dt) {
+    char key[512];
+    for (int i = 0; i < t->n; i++) {
+        const WeightSpec *s = &t->v[i];
+        LS_ASSERT(map(s->name, key, sizeof key, ctx) == 0);
+        st_writer_add(w, key, dt, s->ndim, s->shape, *s->ptr);
+    }
+}
+
+int model_save_single_file(Model *m, const char *path, StDtype dtype) {
+    StWriter w;
+    st_writer_init(&w);
+    st_writer_meta(&w, "format", "pt");
+    add_mapped(&w, &m->unet.wt, ldm_unet_key, &m->unet.cfg, dtype);
+    add_mapped(&w, &m->vae.wt, ldm_vae_key, &m->vae.cfg, dtype);
+    add_mapped(&w, &m->clip.wt, ldm_prefix_key, "cond_stage_model.transformer.", dtype);
+    int rc = st_writer_save(&w, path);
+    st_writer_free(&w);
+    return rc;
+}

@@ -1,0 +1,181 @@
+/* pipeline.c — tokenise → encode text → sample latents with classifier-free guidance → VAE decode. */
+#include "pipeline.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "common.h" // defines: ls_set_error, ls_warn
+#include "rng.h"    // defines: rng_normal
+
+#define LS_VERSION "0.1.0"
+
+void gen_params_init(GenParams *p) {
+    memset(p, 0, sizeof *p);
+    p->prompt = "";
+    p->negative = "";
+    p->steps = 20;
+    p->cfg = 7.5f;
+    p->sampler = SAMPLER_EULER_A;
+    p->seed = 0;
+    p->batch = 1;
+    p->clip_skip = 1;
+}
+
+int gen_params_check(const Model *m, GenParams *p) {
+    int f = vae_scale_factor(&m->vae.cfg);
+    if (p->width == 0) p->width = m->unet.cfg.sample_size * f;
+    if (p->height == 0) p->height = m->unet.cfg.sample_size * f;
+    if (p->width <= 0 || p->height <= 0 || p->width % f || p->height % f)
+        return ls_set_error("image size %dx%d must be positive multiples of %d for this model", p->width,
+                            p->height, f);
+    if (p->width > 4096 || p->height > 4096)
+        return ls_set_error("image size %dx%d is too large (at most 4096x4096)", p->width, p->height);
+    if (p->steps < 1 || p->steps > SCHED_MAX_STEPS)
+        return ls_set_error("--steps %d must be between 1 and %d", p->steps, SCHED_MAX_STEPS);
+    if (!isfinite(p->cfg) || p->cfg < 0 || p->cfg > 100)
+        return ls_set_error("--cfg %g must be a number between 0 and 100", (double)p->cfg);
+    if (p->batch < 1 || p->batch > 64) return ls_set_error("--batch %d must be between 1 and 64", p->batch);
+    if (p->clip_skip < 1 || p->clip_skip > m->clip.cfg.layers)
+        return ls_set_error("--clip-skip %d must be between 1 and %d", p->clip_skip, m->clip.cfg.layers);
+    if (!p->prompt) p->prompt = "";
+    if (!p->negative) p->negative = "";
+    return LS_OK;
+}
+
+int pipeline_encode_prompt(Model *m, const char *text, int clip_skip, float *ctx) {
+    int L = tokenizer_max_length(m->tok);
+    int *ids = mallocCheck((size_t)L * sizeof(int));
+    int dropped = 0;
+    if (tokenizer_encode(m->tok, text, ids, L, &dropped) < 0) {
+        free(ids);
+        return ls_error_context("prompt");
+    }
+    if (dropped > 0)
+        ls_warn("prompt is longer than %d tokens; %d token%s at the end were ignored", L - 2, dropped,
+                dropped == 1 ? "" : "s");
+    int rc = clip_forward(&m->clip, ctx, ids, 1, L, clip_skip - 1);
+    free(ids);
+    return rc;
+}
+
+/* Initial noise (B,C,h,w): from init_latent, else image b from rng stream seed+b. */
+static int initial_noise(const GenParams *p, float *x, int B, int C, int h, int w) {
+    size_t per = (size_t)C * h * w;
+    if (!p->init_latent) {
+        for (int b = 0; b < B; b++) rng_normal(x + b * per, per, p->seed + (uint64_t)b, 0);
+        return LS_OK;
+    }
+    StFile f;
+    LS_TRY(st_open(&f, p->init_latent));
+    if (f.n_tensors != 1) {
+        st_close(&f);
+        return ls_set_error("%s: --init-latent file must hold exactly one tensor", p->init_latent);
+    }
+    const StTensor *t = &f.tensors[0];
+    int ok = (t->ndim == 4 && t->shape[1] == C && t->shape[2] == h && t->shape[3] == w &&
+              (t->shape[0] == B || t->shape[0] == 1)) ||
+             (t->ndim == 3 && t->shape[0] == C && t->shape[1] == h && t->shape[2] == w);
+    if (!ok) {
+        st_close(&f);
+        return ls_set_error("%s: latent shape does not match (%d,%d,%d,%d) for this size and batch",
+                            p->init_latent, B, C, h, w);
+    }
+    int rc = st_to_f32(&f, t, x, 1);
+    if (rc == 0 && (size_t)t->numel == per)
+        for (int b = 1; b < B; b++) memcpy(x + b * per, x, per * sizeof(float));
+    st_close(&f);
+    return rc;
+}
+
+int pipeline_generate(Model *m, const GenParams *p0, Image *images, float **latents_out) {
+    GenParams p = *p0;
+    LS_TRY(gen_params_check(m, &p));
+    int B = p.batch, f = vae_scale_factor(&m->vae.cfg), C = m->unet.cfg.in_channels;
+    int h = p.height / f, w = p.width / f, L = tokenizer_max_length(m->tok), D = m->clip.cfg.hidden;
+    if (m->unet.cfg.cross_attention_dim != D)
+        return ls_set_error("%s: text encoder width %d does not match the U-Net's cross_attention_dim %d",
+                            m->path, D, m->unet.cfg.cross_attention_dim);
+    int guided = p.cfg > 1.0f;
+    int nb = guided ? 2 * B : B; /* U-Net batch: [uncond × B, cond × B] as diffusers concatenates */
+    size_t per = (size_t)C * h * w, ctxn = (size_t)L * D;
+
+    float *ctx = fbuf((size_t)nb * ctxn);
+    float *cond = guided ? ctx + (size_t)B * ctxn : ctx;
+    if (pipeline_encode_prompt(m, p.prompt, p.clip_skip, cond) < 0) {
+        free(ctx);
+        return LS_ERR;
+    }
+    for (int b = 1; b < B; b++) memcpy(cond + b * ctxn, cond, ctxn * sizeof(float));
+    if (guided) {
+        /* diffusers does not apply clip_skip to the negative prompt it encodes itself; A1111 does. We
+         * follow A1111, where the setting comes from. */
+        if (pipeline_encode_prompt(m, p.negative, p.clip_skip, ctx) < 0) {
+            free(ctx);
+            return LS_ERR;
+        }
+        for (int b = 1; b < B; b++) memcpy(ctx + b * ctxn, ctx, ctxn * sizeof(float));
+    }
+
+    Sampler s;
+    if (sampler_init(&s, &m->sched, p.sampler, p.steps, p.karras) < 0) {
+        free(ctx);
+        return LS_ERR;
+    }
+    float *x = fbuf((size_t)B * per), *xin = fbuf((size_t)nb * per), *eps = fbuf((size_t)nb * per);
+    float *tt = fbuf((size_t)nb), *noise = sampler_needs_noise(&s) ? fbuf((size_t)B * per) : NULL;
+    int rc = initial_noise(&p, x, B, C, h, w);
+    if (rc == 0) {
+        for (size_t i = 0; i < (size_t)B * per; i++) x[i] *= s.init_noise_sigma;
+        for (int i = 0; i < s.n; i++) {
+            sampler_scale_input(&s, i, xin, x, (size_t)B * per);
+            if (guided) memcpy(xin + (size_t)B * per, xin, (size_t)B * per * sizeof(float));
+            for (int b = 0; b < nb; b++) tt[b] = s.timesteps[i];
+            unet_forward(&m->unet, eps, xin, tt, ctx, nb, h, w, L);
+            if (guided) { /* ε = ε_u + g·(ε_c − ε_u) */
+                const float *ec = eps + (size_t)B * per;
+                for (size_t j = 0; j < (size_t)B * per; j++) eps[j] = eps[j] + p.cfg * (ec[j] - eps[j]);
+            }
+            if (noise) /* ancestral noise of image b: stream seed+b, after its initial noise */
+                for (int b = 0; b < B; b++)
+                    rng_normal(noise + b * per, per, p.seed + (uint64_t)b, (uint64_t)(i + 1) * per);
+            sampler_step(&s, i, x, eps, (size_t)B * per, noise);
+            if (p.on_step) p.on_step(i + 1, s.n, p.user);
+        }
+        /* decode: image = vae.decode(latents / scaling_factor) */
+        float *z = fbuf((size_t)B * per);
+        for (size_t j = 0; j < (size_t)B * per; j++) z[j] = x[j] / m->vae.cfg.scaling_factor;
+        int oc = m->vae.cfg.out_channels;
+        float *img = fbuf((size_t)B * oc * p.width * p.height);
+        vae_decode(&m->vae, img, z, B, h, w);
+        for (int b = 0; b < B; b++)
+            image_from_chw(&images[b], img + (size_t)b * oc * p.width * p.height, p.height, p.width);
+        free(img);
+        free(z);
+        if (latents_out) {
+            *latents_out = x;
+            x = NULL;
+        }
+    }
+    sampler_free(&s);
+    free(x);
+    free(xin);
+    free(eps);
+    free(tt);
+    free(noise);
+    free(ctx);
+    return rc;
+}
+
+char *pipeline_parameters_text(Model *m, const GenParams *p, int b) {
+    size_t cap = strlen(p->prompt) + strlen(p->negative ? p->negative : "") + 1024;
+    char *s = mallocCheck(cap);
+    int k = snprintf(s, cap, "%s\n", p->prompt);
+    if (p->negative && p->negative[0]) k += snprintf(s + k, cap - (size_t)k, "Negative prompt: %s\n", p->negative);
+    k += snprintf(s + k, cap - (size_t)k,
+                  "Steps: %d, Sampler: %s, CFG scale: %g, Seed: %llu, Size: %dx%d, Model hash: %s, Model: %s",
+                  p->steps, sampler_display_name(p->sampler, p->karras), (double)p->cfg,
+                  (unsigned long long)(p->seed + (uint64_t)b), p->width, p->height, model_hash(m), m->name);
+    if (p->clip_skip > 1) k += snprintf(s + k, cap - (size_t)k, ", Clip skip: %d", p->clip_skip);
+    snprintf(s + k, cap - (size_t)k, ", Version: lorastyle %s", LS_VERSION);
+    return s;
+}

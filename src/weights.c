@@ -1,0 +1,167 @@
+/* weights.c — see weights.h. */
+#include "weights.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "common.h" // defines: ls_set_error, mallocCheck
+#include "rng.h"    // defines: rng_uniform, rng_normal
+
+void wt_init(WeightTable *t) { memset(t, 0, sizeof *t); }
+
+void wt_free(WeightTable *t) {
+    for (int i = 0; i < t->n; i++) free(t->v[i].name);
+    free(t->v);
+    free(t->owned);
+    memset(t, 0, sizeof *t);
+}
+
+void wt_add(WeightTable *t, float **ptr, WInit init, int64_t fan_in, int ndim, const int64_t *shape,
+            const char *prefix, const char *suffix) {
+    if (t->n == t->cap) {
+        t->cap = t->cap ? 2 * t->cap : 256;
+        t->v = realloc(t->v, (size_t)t->cap * sizeof *t->v);
+        LS_ASSERT(t->v);
+    }
+    WeightSpec *s = &t->v[t->n++];
+    memset(s, 0, sizeof *s);
+    size_t len = strlen(prefix) + strlen(suffix) + 2;
+    s->name = mallocCheck(len);
+    snprintf(s->name, len, "%s%s%s", prefix, prefix[0] ? "." : "", suffix);
+    LS_ASSERT(ndim >= 1 && ndim <= 4);
+    s->ndim = ndim;
+    s->numel = 1;
+    for (int d = 0; d < ndim; d++) {
+        s->shape[d] = shape[d];
+        s->numel *= shape[d];
+    }
+    s->ptr = ptr;
+    s->init = init;
+    s->fan_in = fan_in;
+    t->numel += s->numel;
+    *ptr = NULL;
+}
+
+/* Shape equality ignoring trailing size-1 dims ([C,C,1,1] conv == [C,C] linear). */
+static int shape_match(const WeightSpec *s, const StTensor *t) {
+    int na = s->ndim, nb = t->ndim;
+    while (na > 1 && s->shape[na - 1] == 1) na--;
+    while (nb > 1 && t->shape[nb - 1] == 1) nb--;
+    if (na != nb) return 0;
+    for (int d = 0; d < na; d++)
+        if (s->shape[d] != t->shape[d]) return 0;
+    return 1;
+}
+
+static void shape_str(char *buf, int cap, const int64_t *shape, int ndim) {
+    int k = snprintf(buf, (size_t)cap, "[");
+    for (int d = 0; d < ndim && k < cap; d++)
+        k += snprintf(buf + k, (size_t)(cap - k), "%s%lld", d ? ", " : "", (long long)shape[d]);
+    if (k < cap) snprintf(buf + k, (size_t)(cap - k), "]");
+}
+
+int wt_load(WeightTable *t, const StFile *f, KeyMapFn map, const void *map_ctx) {
+    /* First pass: resolve and validate everything, count what needs conversion. */
+    const StTensor **found = mallocCheck((size_t)t->n * sizeof *found);
+    int64_t convert_numel = 0;
+    char key[512];
+    for (int i = 0; i < t->n; i++) {
+        const WeightSpec *s = &t->v[i];
+        const char *k = s->name;
+        if (map) {
+            if (map(s->name, key, sizeof key, map_ctx) < 0) {
+                free(found);
+                return ls_set_error("%s: no key for model tensor %s", f->path, s->name);
+            }
+            k = key;
+        }
+        const StTensor *st = st_find(f, k);
+        if (!st) {
+            free(found);
+            return ls_set_error("%s: missing tensor %s", f->path, k);
+        }
+        if (!shape_match(s, st)) {
+            char want[96], got[96];
+            shape_str(want, sizeof want, s->shape, s->ndim);
+            shape_str(got, sizeof got, st->shape, st->ndim);
+            free(found);
+            return ls_set_error("%s: tensor %s has shape %s, the model config needs %s", f->path, k,
+                                got, want);
+        }
+        found[i] = st;
+        int in_place = st->dtype == ST_F32 && ((uintptr_t)st->data % sizeof(float)) == 0;
+        if (!in_place) convert_numel += s->numel;
+    }
+    free(t->owned);
+    t->owned = convert_numel ? mallocCheck((size_t)convert_numel * sizeof(float)) : NULL;
+    float *dst = t->owned;
+    for (int i = 0; i < t->n; i++) {
+        const WeightSpec *s = &t->v[i];
+        const StTensor *st = found[i];
+        int in_place = st->dtype == ST_F32 && ((uintptr_t)st->data % sizeof(float)) == 0;
+        if (in_place) {
+            /* Check finiteness once at load so NaN weights are a clear error, not a black image. */
+            const float *p = st->data;
+            for (int64_t j = 0; j < s->numel; j++)
+                if (!isfinite(p[j])) {
+                    free(found);
+                    return ls_set_error("%s: tensor %s contains NaN/Inf", f->path, st->name);
+                }
+            *s->ptr = (float *)st->data; /* read-only mmap: never written through */
+        } else {
+            if (st_to_f32(f, st, dst, 1) < 0) {
+                free(found);
+                return LS_ERR;
+            }
+            *s->ptr = dst;
+            dst += s->numel;
+        }
+    }
+    free(found);
+    return LS_OK;
+}
+
+void wt_init_random(WeightTable *t, uint64_t seed) {
+    free(t->owned);
+    t->owned = mallocCheck((size_t)t->numel * sizeof(float));
+    float *p = t->owned;
+    uint64_t offset = 0;
+    for (int i = 0; i < t->n; i++) {
+        WeightSpec *s = &t->v[i];
+        size_t n = (size_t)s->numel;
+        switch (s->init) {
+        case WINIT_UNIFORM_FANIN: {
+            float bound = 1.0f / sqrtf((float)(s->fan_in > 0 ? s->fan_in : 1));
+            rng_uniform(p, n, seed, offset);
+            for (size_t j = 0; j < n; j++) p[j] = (2.0f * p[j] - 1.0f) * bound;
+            break;
+        }
+        case WINIT_NORMAL_002:
+            rng_normal(p, n, seed, offset);
+            for (size_t j = 0; j < n; j++) p[j] *= 0.02f;
+            break;
+        case WINIT_ONES:
+            for (size_t j = 0; j < n; j++) p[j] = 1.0f;
+            break;
+        case WINIT_ZEROS:
+            memset(p, 0, n * sizeof(float));
+            break;
+        }
+        offset += n;
+        *s->ptr = p;
+        p += n;
+    }
+}
+
+int wt_save(const WeightTable *t, const char *path, StDtype dtype) {
+    StWriter w;
+    st_writer_init(&w);
+    st_writer_meta(&w, "format", "pt");
+    for (int i = 0; i < t->n; i++) {
+        const WeightSpec *s = &t->v[i];
+        st_writer_add(&w, s->name, dtype, s->ndim, s->shape, *s->ptr);
+    }
+    int rc = st_writer_save(&w, path);
+    st_writer_free(&w);
+    return rc;
+}

@@ -1,0 +1,63 @@
+/* weights.h — named parameter tables: one table per model, built by walking the model config.
+ *
+ * Every parameter a model has is registered once with its checkpoint key (diffusers naming), shape and a
+ * pointer to the struct field that will point at its data. The same table then serves three jobs:
+ *  - loading: look each key up in the checkpoint (through a key-mapping for LDM single files), check the
+ *    shape, convert to float32 (or point straight into the mmap when the file already holds aligned F32);
+ *  - `lorastyle init`: fill every tensor from the portable seeded RNG and write a safetensors file;
+ *  - reporting (parameter counts) and, later, LoRA targeting (module names come from the table).
+ */
+#ifndef LS_WEIGHTS_H
+#define LS_WEIGHTS_H
+
+#include <stdint.h>
+
+#include "safetensors.h" // defines: StFile, StTensor
+
+/* How `lorastyle init` fills a tensor (PyTorch default initialisations). */
+typedef enum {
+    WINIT_UNIFORM_FANIN, /* U(-1/sqrt(fan_in), 1/sqrt(fan_in)): nn.Linear / nn.Conv2d weight and bias */
+    WINIT_ONES,          /* norm scale */
+    WINIT_ZEROS,         /* norm shift */
+    WINIT_NORMAL_002,    /* N(0, 0.02²): embeddings */
+} WInit;
+
+typedef struct {
+    char *name;         /* checkpoint key, diffusers naming */
+    int ndim;
+    int64_t shape[4];
+    int64_t numel;
+    float **ptr;        /* field that receives the data pointer */
+    WInit init;
+    int64_t fan_in;     /* for WINIT_UNIFORM_FANIN */
+} WeightSpec;
+
+typedef struct {
+    WeightSpec *v;
+    int n, cap;
+    float *owned;       /* float32 storage for tensors that needed conversion (or init) */
+    int64_t numel;      /* total parameters */
+} WeightTable;
+
+void wt_init(WeightTable *t);
+void wt_free(WeightTable *t);
+/* Register a tensor: name = printf(fmt, ...) appended to prefix ("" allowed). */
+void wt_add(WeightTable *t, float **ptr, WInit init, int64_t fan_in, int ndim, const int64_t *shape,
+            const char *prefix, const char *suffix);
+
+/* Maps a table key to the key in a file; returns 0 and writes out (cap bytes) or -1 if it has none. */
+typedef int (*KeyMapFn)(const char *key, char *out, int cap, const void *ctx);
+
+/* Load every registered tensor from f (key mapped through map, or identity if map is NULL).
+ * Shapes must match exactly, except that trailing size-1 dims are ignored (1×1 conv ↔ Linear).
+ * Aligned F32 data is used in place from the mmap (f must stay open); others are converted.
+ * LS_ERR naming the file and key on a missing key, shape mismatch, bad dtype or NaN/Inf. */
+int wt_load(WeightTable *t, const StFile *f, KeyMapFn map, const void *map_ctx);
+
+/* Fill every tensor from the portable RNG (stream `seed`, each tensor at its own offset). */
+void wt_init_random(WeightTable *t, uint64_t seed);
+
+/* Write all tensors to path (dtype ST_F32/ST_F16/ST_BF16), atomically. */
+int wt_save(const WeightTable *t, const char *path, StDtype dtype);
+
+#endif

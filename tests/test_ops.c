@@ -1,0 +1,422 @@
+/* test_ops.c — every CPU op in ops.h against its oracle, on seeded random inputs.
+ *
+ * Ops with a _ref twin (kernels/cpu/ref.c) are compared fast vs ref; the others against a few lines of
+ * double-precision loop written here. Shapes cover odd sizes, stride 2, asymmetric padding (0,1), 1x1 and
+ * 3x3 kernels, causal and cross attention (Tq != Tk), the chunked paths of conv and attention, and a few
+ * real SD1.5 shapes. A handful of known values (checked against PyTorch) pin the semantics the refs could
+ * share a mistake on. Pass criterion: max over i of |got-want| - (atol + rtol*|want|) <= 0.
+ *
+ * Usage: test_ops [fixtures_dir] [lorastyle_binary]  (both ignored). Exit 0 iff all checks pass.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h" // defines: mallocCheck, ls_time
+#include "ops.h"    // defines: the ops under test and their _ref twins
+
+/* ---- harness ---- */
+
+static int n_pass, n_fail;
+static uint64_t rng_state = 0x853c49e6748fea9bULL;
+
+/* 64-bit LCG (Knuth MMIX constants); the top 24 bits give a uniform float in [0,1). */
+static float rand_unit(void) {
+    rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (float)(rng_state >> 40) / 16777216.0f;
+}
+
+/* n floats uniform in [lo, hi) (caller frees) */
+static float *rand_buf(size_t n, float lo, float hi) {
+    float *p = mallocCheck(n * sizeof(float) + 1); /* +1: n may be 0 */
+    for (size_t i = 0; i < n; i++) p[i] = lo + (hi - lo) * rand_unit();
+    return p;
+}
+
+/* Compare n values; prints one line; counts a pass or a failure. NaN anywhere fails. */
+static void check(const char *op, const char *shape, const float *got, const float *want, size_t n,
+                  double atol, double rtol) {
+    double max_abs = 0.0, worst = -INFINITY;
+    size_t worst_i = 0;
+    int nan = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (isnan(got[i]) || isnan(want[i])) nan = 1;
+        double d = fabs((double)got[i] - want[i]);
+        double excess = d - (atol + rtol * fabs(want[i]));
+        if (d > max_abs) max_abs = d;
+        if (excess > worst) worst = excess, worst_i = i;
+    }
+    int ok = !nan && (n == 0 || worst <= 0.0);
+    printf("%s %-20s %-44s max_abs_diff %.3g\n", ok ? "ok  " : "FAIL", op, shape, max_abs);
+    if (!ok && n > 0) {
+        printf("     at [%zu]: got %.9g want %.9g%s\n", worst_i, got[worst_i], want[worst_i],
+               nan ? " (NaN seen)" : "");
+    }
+    ok ? n_pass++ : n_fail++;
+}
+
+/* One known scalar. */
+static void check_value(const char *what, double got, double want, double tol) {
+    check(what, "known value", &(float){(float)got}, &(float){(float)want}, 1, tol, 0.0);
+}
+
+/* ---- ops with a reference ---- */
+
+static void test_linear(int M, int K, int N, int with_bias) {
+    float r = 1.0f / sqrtf((float)K); /* nn.Linear-like init keeps outputs O(1) */
+    float *x = rand_buf((size_t)M * K, -1, 1), *w = rand_buf((size_t)N * K, -r, r);
+    float *b = with_bias ? rand_buf(N, -1, 1) : NULL;
+    float *y = rand_buf((size_t)M * N, 9, 9), *y_ref = rand_buf((size_t)M * N, 9, 9); /* junk: overwritten */
+    op_linear(y, x, w, b, M, K, N);
+    op_linear_ref(y_ref, x, w, b, M, K, N);
+    char s[96];
+    snprintf(s, sizeof s, "M=%d K=%d N=%d%s", M, K, N, with_bias ? " bias" : "");
+    check("linear", s, y, y_ref, (size_t)M * N, 2e-5, 1e-4);
+    free(x), free(w), free(b), free(y), free(y_ref);
+}
+
+static void test_conv2d(int B, int Cin, int H, int W, int Cout, int k, int stride, int pad0, int pad1,
+                        int with_bias) {
+    int Ho = op_conv2d_out(H, k, stride, pad0, pad1), Wo = op_conv2d_out(W, k, stride, pad0, pad1);
+    size_t ny = (size_t)B * Cout * Ho * Wo;
+    float r = 1.0f / sqrtf((float)(Cin * k * k));
+    float *x = rand_buf((size_t)B * Cin * H * W, -1, 1), *w = rand_buf((size_t)Cout * Cin * k * k, -r, r);
+    float *b = with_bias ? rand_buf(Cout, -1, 1) : NULL;
+    float *y = rand_buf(ny, 9, 9), *y_ref = rand_buf(ny, 9, 9);
+    op_conv2d(y, x, w, b, B, Cin, H, W, Cout, k, stride, pad0, pad1);
+    op_conv2d_ref(y_ref, x, w, b, B, Cin, H, W, Cout, k, stride, pad0, pad1);
+    char s[96];
+    snprintf(s, sizeof s, "%dx%dx%dx%d->%d k%d s%d p%d,%d%s", B, Cin, H, W, Cout, k, stride, pad0, pad1,
+             with_bias ? " bias" : "");
+    check("conv2d", s, y, y_ref, ny, 2e-5, 1e-4);
+    free(x), free(w), free(b), free(y), free(y_ref);
+}
+
+/* offset shifts x away from zero mean (tests the variance's cancellation). */
+static void test_groupnorm(int B, int C, int HW, int G, float eps, int silu, float offset) {
+    size_t n = (size_t)B * C * HW;
+    float *x = rand_buf(n, offset - 1, offset + 1), *gamma = rand_buf(C, 0.5f, 1.5f), *beta = rand_buf(C, -1, 1);
+    float *y = rand_buf(n, 9, 9), *y_ref = rand_buf(n, 9, 9);
+    op_groupnorm(y, x, gamma, beta, B, C, HW, G, eps, silu);
+    op_groupnorm_ref(y_ref, x, gamma, beta, B, C, HW, G, eps, silu);
+    char s[96];
+    snprintf(s, sizeof s, "B=%d C=%d HW=%d G=%d eps=%g%s off=%g", B, C, HW, G, eps, silu ? " silu" : "",
+             offset);
+    check("groupnorm", s, y, y_ref, n, 1e-5, 1e-5);
+    free(x), free(gamma), free(beta), free(y), free(y_ref);
+}
+
+static void test_layernorm(int N, int D, float eps, float offset) {
+    size_t n = (size_t)N * D;
+    float *x = rand_buf(n, offset - 1, offset + 1), *gamma = rand_buf(D, 0.5f, 1.5f), *beta = rand_buf(D, -1, 1);
+    float *y = rand_buf(n, 9, 9), *y_ref = rand_buf(n, 9, 9);
+    op_layernorm(y, x, gamma, beta, N, D, eps);
+    op_layernorm_ref(y_ref, x, gamma, beta, N, D, eps);
+    char s[96];
+    snprintf(s, sizeof s, "N=%d D=%d eps=%g off=%g", N, D, eps, offset);
+    check("layernorm", s, y, y_ref, n, 1e-5, 1e-5);
+    free(x), free(gamma), free(beta), free(y), free(y_ref);
+}
+
+static void test_attention(int B, int Tq, int Tk, int NH, int Dh, int causal) {
+    int C = NH * Dh;
+    /* amplitude 3 on q and k makes scores O(1..10): peaked softmax rows, not near-uniform ones */
+    float *q = rand_buf((size_t)B * Tq * C, -3, 3), *k = rand_buf((size_t)B * Tk * C, -3, 3);
+    float *v = rand_buf((size_t)B * Tk * C, -1, 1);
+    float *o = rand_buf((size_t)B * Tq * C, 9, 9), *o_ref = rand_buf((size_t)B * Tq * C, 9, 9);
+    op_attention(o, q, k, v, B, Tq, Tk, NH, Dh, causal);
+    op_attention_ref(o_ref, q, k, v, B, Tq, Tk, NH, Dh, causal);
+    char s[96];
+    snprintf(s, sizeof s, "B=%d Tq=%d Tk=%d NH=%d Dh=%d%s", B, Tq, Tk, NH, Dh, causal ? " causal" : "");
+    check("attention", s, o, o_ref, (size_t)B * Tq * C, 2e-5, 1e-4);
+    free(q), free(k), free(v), free(o), free(o_ref);
+}
+
+static void test_geglu(int N, int D) {
+    float *x = rand_buf((size_t)N * 2 * D, -4, 4), *y = rand_buf((size_t)N * D, 9, 9);
+    float *y_ref = rand_buf((size_t)N * D, 9, 9);
+    op_geglu(y, x, N, D);
+    op_geglu_ref(y_ref, x, N, D);
+    char s[96];
+    snprintf(s, sizeof s, "N=%d D=%d", N, D);
+    check("geglu", s, y, y_ref, (size_t)N * D, 1e-6, 1e-5);
+    free(x), free(y), free(y_ref);
+}
+
+static void test_upsample(int B, int C, int H, int W, int Ho, int Wo) {
+    float *x = rand_buf((size_t)B * C * H * W, -1, 1);
+    float *y = rand_buf((size_t)B * C * Ho * Wo, 9, 9), *y_ref = rand_buf((size_t)B * C * Ho * Wo, 9, 9);
+    op_upsample_nearest(y, x, B, C, H, W, Ho, Wo);
+    op_upsample_nearest_ref(y_ref, x, B, C, H, W, Ho, Wo);
+    char s[96];
+    snprintf(s, sizeof s, "%dx%dx%dx%d->%dx%d", B, C, H, W, Ho, Wo);
+    check("upsample_nearest", s, y, y_ref, (size_t)B * C * Ho * Wo, 0, 0);
+    free(x), free(y), free(y_ref);
+}
+
+/* ---- ops checked against a local loop ---- */
+
+static double silu_d(double x) { return x / (1.0 + exp(-x)); }
+static double gelu_d(double x) { return 0.5 * x * (1.0 + erf(x / sqrt(2.0))); }
+static double quick_gelu_d(double x) { return x / (1.0 + exp(-1.702 * x)); }
+
+static void test_activation(const char *name, void (*op)(float *, size_t), double (*f)(double), size_t n) {
+    float *x = rand_buf(n, -8, 8), *want = mallocCheck(n * sizeof(float) + 1);
+    for (size_t i = 0; i < n; i++) want[i] = (float)f(x[i]);
+    op(x, n);
+    char s[32];
+    snprintf(s, sizeof s, "n=%zu", n);
+    check(name, s, x, want, n, 1e-6, 1e-5);
+    free(x), free(want);
+}
+
+static void test_adds(int B, int C, int HW) {
+    size_t n = (size_t)B * C * HW;
+    float *y = rand_buf(n, -1, 1), *x = rand_buf(n, -1, 1), *v = rand_buf((size_t)B * C, -1, 1);
+    float *want = mallocCheck(n * sizeof(float));
+    char s[64];
+    snprintf(s, sizeof s, "B=%d C=%d HW=%d", B, C, HW);
+    for (size_t i = 0; i < n; i++) want[i] = y[i] + x[i];
+    op_add_inplace(y, x, n);
+    check("add_inplace", s, y, want, n, 0, 0);
+    for (size_t i = 0; i < n; i++) want[i] = y[i] + v[i / HW]; /* (b,c) index of element i is i / HW */
+    op_add_channel_bias(y, v, B, C, HW);
+    check("add_channel_bias", s, y, want, n, 0, 0);
+    free(y), free(x), free(v), free(want);
+}
+
+static void test_layout(int B, int Ca, int Cb, int T) {
+    int C = Ca + Cb;
+    float *a = rand_buf((size_t)B * Ca * T, -1, 1), *b = rand_buf((size_t)B * Cb * T, -1, 1);
+    float *y = rand_buf((size_t)B * C * T, 9, 9), *want = mallocCheck((size_t)B * C * T * sizeof(float));
+    float *back = rand_buf((size_t)B * C * T, 9, 9);
+    char s[64];
+    snprintf(s, sizeof s, "B=%d Ca=%d Cb=%d T=%d", B, Ca, Cb, T);
+    for (int bi = 0; bi < B; bi++) {
+        for (int c = 0; c < C; c++) {
+            for (int t = 0; t < T; t++) {
+                want[((size_t)bi * C + c) * T + t] = c < Ca ? a[((size_t)bi * Ca + c) * T + t]
+                                                            : b[((size_t)bi * Cb + c - Ca) * T + t];
+            }
+        }
+    }
+    op_concat_channels(y, a, b, B, Ca, Cb, T);
+    check("concat_channels", s, y, want, (size_t)B * C * T, 0, 0);
+    /* y is (B,C,T); want becomes its (B,T,C) transpose */
+    for (int bi = 0; bi < B; bi++) {
+        for (int c = 0; c < C; c++) {
+            for (int t = 0; t < T; t++) want[((size_t)bi * T + t) * C + c] = y[((size_t)bi * C + c) * T + t];
+        }
+    }
+    snprintf(s, sizeof s, "B=%d C=%d T=%d", B, C, T);
+    op_nchw_to_ntc(back, y, B, C, T);
+    check("nchw_to_ntc", s, back, want, (size_t)B * C * T, 0, 0);
+    op_ntc_to_nchw(want, back, B, C, T); /* round trip must give y back */
+    check("ntc_to_nchw", s, want, y, (size_t)B * C * T, 0, 0);
+    free(a), free(b), free(y), free(want), free(back);
+}
+
+/* Against (1) the same float operation order written out here (tight) and (2) the exact double formula
+ * (loose: arguments reach ~1000 rad, so one float ulp of f_k moves the phase by ~1e-4). */
+static void test_timestep(int B, int dim, float shift) {
+    int half = dim / 2;
+    float *t = rand_buf(B, 0, 1000), *emb = rand_buf((size_t)B * dim, 9, 9);
+    float *want = mallocCheck((size_t)B * dim * sizeof(float)), *exact = mallocCheck((size_t)B * dim * sizeof(float));
+    t[0] = 999.0f;
+    for (int b = 0; b < B; b++) {
+        for (int k = 0; k < half; k++) {
+            float e = (float)(-log(10000.0)) * (float)k;
+            e = e / ((float)half - shift);
+            double arg = (double)(t[b] * expf(e));
+            want[(size_t)b * dim + k] = (float)cos(arg), want[(size_t)b * dim + half + k] = (float)sin(arg);
+            double arg_d = t[b] * exp(-log(10000.0) * k / (half - shift));
+            exact[(size_t)b * dim + k] = (float)cos(arg_d), exact[(size_t)b * dim + half + k] = (float)sin(arg_d);
+        }
+    }
+    op_timestep_embedding(emb, t, B, dim, shift);
+    char s[64];
+    snprintf(s, sizeof s, "B=%d dim=%d shift=%g", B, dim, shift);
+    check("timestep_emb", s, emb, want, (size_t)B * dim, 1e-6, 0);
+    check("timestep_emb~exact", s, emb, exact, (size_t)B * dim, 5e-4, 0);
+    free(t), free(emb), free(want), free(exact);
+}
+
+/* ---- known values (from PyTorch 2.x float32 unless stated) ---- */
+
+static void test_known_values(void) {
+    float v[4] = {1.0f, -1.0f, 3.0f, 0.0f};
+    op_gelu_inplace(v, 4);
+    check_value("gelu(1)", v[0], 0.8413447142, 1e-7);
+    check_value("gelu(-1)", v[1], -0.1586552858, 1e-7);
+    check_value("gelu(3)", v[2], 2.9959502220, 1e-6);
+    check_value("gelu(0)", v[3], 0.0, 0);
+    float w[2] = {1.0f, -1.0f};
+    op_quick_gelu_inplace(w, 2);
+    check_value("quick_gelu(1)", w[0], 0.8457957506, 1e-7);
+    check_value("quick_gelu(-1)", w[1], -0.1542042345, 1e-7);
+    float u[2] = {1.0f, -2.0f};
+    op_silu_inplace(u, 2);
+    check_value("silu(1)", u[0], 0.7310585976, 1e-7);
+    check_value("silu(-2)", u[1], -0.2384058386, 1e-7);
+    float gg[4] = {2.0f, -3.0f, 1.0f, -1.0f}, gy[2]; /* value (2,-3), gate (1,-1) */
+    op_geglu(gy, gg, 1, 2);
+    check_value("geglu value*gelu(gate)", gy[0], 2.0 * 0.8413447142, 1e-6);
+    check_value("geglu value*gelu(gate)", gy[1], -3.0 * -0.1586552858, 1e-6);
+
+    /* timestep embedding: t = 0 gives [1..1, 0..0]; SD shapes against diffusers get_timestep_embedding.
+     * Tolerance 1e-4: PyTorch's vectorised exp is not correctly rounded (glibc expf is), e.g. f_2 differs by
+     * one ulp (0.891250908 vs 0.891250968), which at t = 999 moves the phase by 6e-5 rad. */
+    float t2[2] = {0.0f, 999.0f}, emb[2 * 320];
+    op_timestep_embedding(emb, t2, 2, 320, 0.0f);
+    float ones[160], zeros[160];
+    for (int i = 0; i < 160; i++) ones[i] = 1.0f, zeros[i] = 0.0f;
+    check("timestep_emb t=0 cos", "dim=320", emb, ones, 160, 0, 0);
+    check("timestep_emb t=0 sin", "dim=320", emb + 160, zeros, 160, 0, 0);
+    static const int idx[9] = {0, 1, 2, 50, 159, 160, 161, 200, 319};
+    static const float t999[9] = {0.9996498227f, 0.8026775122f, -0.2780621350f, 0.9320461154f, 0.9944063425f,
+                                  -0.0264607519f, 0.5964133143f, -0.5899291039f, 0.1056220606f};
+    for (int i = 0; i < 9; i++) check_value("timestep_emb t=999", emb[320 + idx[i]], t999[i], 1e-4);
+    float t_frac = 978.6122f;
+    static const float tfr[9] = {0.0060709869f, 0.9710506797f, 0.3867129087f, 0.0535017774f, 0.9946321249f,
+                                 -0.9999815822f, 0.2388735414f, -0.4545272589f, 0.1034743190f};
+    op_timestep_embedding(emb, &t_frac, 1, 320, 0.0f);
+    for (int i = 0; i < 9; i++) check_value("timestep_emb t=978.6122", emb[idx[i]], tfr[i], 1e-4);
+    static const float t500[8] = {-0.8838492632f, -0.3466525674f, 0.4737807214f, 0.9987502694f,
+                                  -0.4677717984f, -0.9379935861f, 0.8806428313f, 0.0499791615f};
+    float t5 = 500.0f;
+    op_timestep_embedding(emb, &t5, 1, 8, 1.0f);
+    check("timestep_emb t=500", "dim=8 shift=1", emb, t500, 8, 2e-6, 0);
+
+    /* nearest resize source indices, == F.interpolate(size=...): 3→5, 5→3 and 2→82 (float-scale quirk) */
+    float x5[5] = {0, 1, 2, 3, 4}, y82[82];
+    float y5[5], y3[3], want5[5] = {0, 0, 1, 1, 2}, want3[3] = {0, 1, 3};
+    op_upsample_nearest(y5, x5, 1, 1, 1, 3, 1, 5);
+    check("upsample idx 3->5", "W 3->5", y5, want5, 5, 0, 0);
+    op_upsample_nearest(y3, x5, 1, 1, 1, 5, 1, 3);
+    check("upsample idx 5->3", "W 5->3", y3, want3, 3, 0, 0);
+    op_upsample_nearest(y82, x5, 1, 1, 2, 1, 82, 1); /* along H this time */
+    check_value("upsample 2->82 [41]", y82[41], 0.0, 0); /* PyTorch: 0, exact floor(41*2/82) would be 1 */
+    check_value("upsample 2->82 [42]", y82[42], 1.0, 0);
+
+    /* linear: [1 2 3] · [[1 0 -1], [2 2 2]]ᵀ + [0.5, -1] = [-1.5, 11] */
+    float lx[3] = {1, 2, 3}, lw[6] = {1, 0, -1, 2, 2, 2}, lb[2] = {0.5f, -1}, ly[2];
+    op_linear(ly, lx, lw, lb, 1, 3, 2);
+    check_value("linear by hand", ly[0], -1.5, 0);
+    check_value("linear by hand", ly[1], 11.0, 0);
+
+    /* conv: 3x3 input 1..9, 2x2 ones kernel, no pad → window sums [12 16; 24 28].
+     * VAE-style downsample (3x3 ones kernel, stride 2, pad 0 top/left, 1 bottom/right) on the 4x4 input
+     * 1..16: windows start at rows/cols 0 and 2, row/col 4 is padding →
+     * [1+2+3+5+6+7+9+10+11 = 54, 3+4+7+8+11+12 = 45; 9+10+11+13+14+15 = 72, 11+12+15+16 = 54] */
+    float cx[16], cw[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1}, cy[4];
+    for (int i = 0; i < 16; i++) cx[i] = (float)(i + 1);
+    float want_c[4] = {12, 16, 24, 28}, want_p[4] = {54, 45, 72, 54};
+    op_conv2d(cy, (float[9]){1, 2, 3, 4, 5, 6, 7, 8, 9}, cw, NULL, 1, 1, 3, 3, 1, 2, 1, 0, 0);
+    check("conv2d by hand", "3x3 k2", cy, want_c, 4, 0, 0);
+    LS_ASSERT(op_conv2d_out(4, 3, 2, 0, 1) == 2);
+    op_conv2d(cy, cx, cw, NULL, 1, 1, 4, 4, 1, 3, 2, 0, 1);
+    check("conv2d by hand", "4x4 k3 s2 p0,1", cy, want_p, 4, 0, 0);
+
+    /* groupnorm of [1 2 3 4] (one group, eps 0) = (x - 2.5)/sqrt(1.25); constant input → beta */
+    float gx[4] = {1, 2, 3, 4}, one[1] = {1}, zero[1] = {0}, gyn[4];
+    op_groupnorm(gyn, gx, one, zero, 1, 1, 4, 1, 0.0f, 0);
+    check_value("groupnorm by hand", gyn[0], -1.5 / sqrt(1.25), 1e-6);
+    check_value("groupnorm by hand", gyn[3], 1.5 / sqrt(1.25), 1e-6);
+    float cst[4] = {7, 7, 7, 7}, ones4[4] = {1, 1, 1, 1}, b4[4] = {0.25f, 0.25f, 0.25f, 0.25f};
+    op_layernorm(gyn, cst, ones4, b4, 1, 4, 1e-5f);
+    check_value("layernorm const -> beta", gyn[2], 0.25, 0);
+
+    /* attention with one key returns its value row; with identical keys, the mean of the values */
+    float aq[2] = {0.3f, -2.0f}, ak[2] = {1.0f, 5.0f}, av[2] = {4.0f, -6.0f}, ao[2];
+    op_attention(ao, aq, ak, av, 1, 1, 1, 2, 1, 0); /* NH=2, Dh=1 */
+    check_value("attention Tk=1 -> v", ao[0], 4.0, 0);
+    check_value("attention Tk=1 -> v", ao[1], -6.0, 0);
+    float kq[1] = {1.0f}, kk[3] = {2.0f, 2.0f, 2.0f}, kv[3] = {1.0f, 2.0f, 6.0f}, ko[1];
+    op_attention(ko, kq, kk, kv, 1, 1, 3, 1, 1, 0);
+    check_value("attention equal keys -> mean", ko[0], 3.0, 1e-6);
+    /* causal: query 0 sees only key 0 */
+    float cq[2] = {0.0f, 0.0f}, ck[2] = {0.0f, 0.0f}, cv[2] = {5.0f, 1.0f}, co[2];
+    op_attention(co, cq, ck, cv, 1, 2, 2, 1, 1, 1);
+    check_value("attention causal row 0", co[0], 5.0, 0);
+    check_value("attention causal row 1", co[1], 3.0, 1e-6);
+
+    if (op_num_threads() < 1) n_fail++, printf("FAIL op_num_threads() = %d\n", op_num_threads());
+}
+
+int main(int argc, char **argv) {
+    (void)argc, (void)argv;
+    double t0 = ls_time();
+    printf("test_ops: %d threads\n", op_num_threads());
+
+    test_known_values();
+
+    test_linear(1, 1, 1, 1);
+    test_linear(7, 13, 5, 1);
+    test_linear(7, 13, 5, 0);
+    test_linear(2, 1280, 1280, 1); /* time_embedding.linear_2 */
+    test_linear(77, 768, 768, 1);  /* CLIP q_proj */
+    test_linear(256, 320, 1280, 0);
+
+    test_conv2d(1, 3, 7, 7, 5, 3, 1, 1, 1, 1);
+    test_conv2d(2, 4, 9, 7, 6, 3, 2, 1, 1, 1);   /* stride 2, odd non-square */
+    test_conv2d(1, 5, 8, 8, 3, 3, 2, 0, 1, 1);   /* VAE encoder downsample padding */
+    test_conv2d(2, 3, 7, 9, 4, 3, 2, 0, 1, 0);   /* same, odd sizes, no bias */
+    test_conv2d(2, 8, 5, 6, 4, 1, 1, 0, 0, 1);   /* 1x1: direct GEMM path */
+    test_conv2d(1, 3, 6, 7, 2, 1, 2, 0, 0, 0);   /* 1x1 strided: im2col path */
+    test_conv2d(1, 2, 5, 5, 2, 5, 1, 2, 2, 1);   /* 5x5 */
+    test_conv2d(1, 2, 4, 4, 3, 3, 1, 2, 2, 1);   /* pad > k/2: border rows all padding */
+    test_conv2d(1, 4, 16, 16, 320, 3, 1, 1, 1, 1); /* conv_in at a 128x128 image */
+    test_conv2d(1, 320, 16, 16, 320, 3, 1, 1, 1, 1);
+    test_conv2d(1, 64, 128, 512, 4, 3, 1, 1, 1, 1); /* col = 1.2 MB/row > 64 MiB: 3 bands, last partial */
+
+    test_groupnorm(1, 4, 5, 2, 1e-5f, 0, 0);
+    test_groupnorm(2, 6, 7, 3, 1e-6f, 1, 0);
+    test_groupnorm(1, 320, 32 * 32, 32, 1e-5f, 0, 0);
+    test_groupnorm(2, 64, 100, 32, 1e-6f, 1, 0);
+    test_groupnorm(1, 64, 256, 32, 1e-5f, 1, 10); /* |mean| >> std */
+
+    test_layernorm(1, 1, 1e-5f, 0);
+    test_layernorm(3, 7, 1e-5f, 0);
+    test_layernorm(77, 768, 1e-5f, 0);
+    test_layernorm(1024, 320, 1e-5f, 10);
+
+    test_attention(1, 1, 1, 1, 1, 0);
+    test_attention(1, 3, 4, 2, 5, 0);       /* small cross */
+    test_attention(2, 5, 5, 3, 4, 1);       /* small causal */
+    test_attention(1, 64, 77, 8, 40, 0);    /* cross-attention, Tq != Tk */
+    test_attention(2, 77, 77, 12, 64, 1);   /* CLIP self-attention */
+    test_attention(1, 1024, 1024, 8, 40, 0); /* SD1.5 down_blocks.0 self-attention at 256x256 */
+    test_attention(1, 2048, 2048, 1, 8, 0); /* 4 query chunks */
+    test_attention(1, 2048, 2048, 1, 8, 1); /* 4 query chunks, causal */
+
+    test_geglu(3, 5);
+    test_geglu(64, 1280);
+
+    test_upsample(1, 2, 3, 4, 6, 8);
+    test_upsample(2, 3, 3, 5, 5, 7);
+    test_upsample(1, 1, 4, 4, 2, 2);
+    test_upsample(1, 320, 32, 32, 64, 64);
+
+    test_activation("silu", op_silu_inplace, silu_d, 1);
+    test_activation("silu", op_silu_inplace, silu_d, 100003);
+    test_activation("gelu", op_gelu_inplace, gelu_d, 17);
+    test_activation("gelu", op_gelu_inplace, gelu_d, 100003);
+    test_activation("quick_gelu", op_quick_gelu_inplace, quick_gelu_d, 17);
+    test_activation("quick_gelu", op_quick_gelu_inplace, quick_gelu_d, 100003);
+
+    test_adds(1, 3, 5);
+    test_adds(2, 320, 1024);
+
+    test_layout(1, 1, 2, 3);
+    test_layout(2, 5, 3, 37);
+    test_layout(2, 320, 320, 1024);
+
+    test_timestep(3, 320, 0.0f);
+    test_timestep(2, 8, 1.0f);
+
+    printf("test_ops: %.1f s\n", ls_time() - t0);
+    printf("%d passed, %d failed\n", n_pass, n_fail);
+    return n_fail ? 1 : 0;
+}

@@ -1,0 +1,396 @@
+/* unet.c — UNet2DConditionModel (diffusers). Forward order follows sd1-reference.md §2.7. */
+#include "unet.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "jsonutil.h" // defines: json_load_file, json_get_*
+
+/* ---------------- config ---------------- */
+
+void unet_config_sd15(UNetConfig *c) {
+    memset(c, 0, sizeof *c);
+    c->in_channels = c->out_channels = 4;
+    c->n_levels = 4;
+    int bo[4] = {320, 640, 1280, 1280}, da[4] = {1, 1, 1, 0}, ua[4] = {0, 1, 1, 1};
+    for (int i = 0; i < 4; i++) {
+        c->block_out[i] = bo[i];
+        c->down_attn[i] = da[i];
+        c->up_attn[i] = ua[i];
+        c->heads[i] = 8;
+    }
+    c->layers_per_block = 2;
+    c->cross_attention_dim = 768;
+    c->norm_num_groups = 32;
+    c->norm_eps = 1e-5f;
+    c->transformer_layers = 1;
+    c->sample_size = 64;
+    c->flip_sin_to_cos = 1;
+    c->freq_shift = 0;
+    c->mid_attn = 1;
+}
+
+void unet_config_tiny(UNetConfig *c) {
+    unet_config_sd15(c);
+    c->n_levels = 2;
+    c->block_out[0] = 32;
+    c->block_out[1] = 64;
+    c->down_attn[0] = 1;
+    c->down_attn[1] = 0;
+    c->up_attn[0] = 0;
+    c->up_attn[1] = 1;
+    c->heads[0] = c->heads[1] = 4;
+    c->cross_attention_dim = 32;
+    c->sample_size = 16;
+}
+
+int unet_config_load(UNetConfig *c, const char *path) {
+    cJSON *o = json_load_file(path);
+    if (!o) return LS_ERR;
+    unet_config_sd15(c); /* absent keys take diffusers' class defaults, which match SD1.5 here */
+    c->n_levels = 0;
+    int rc = LS_ERR, n = 0;
+    char types[UNET_MAX_LEVELS][64];
+    if (json_require(o, path, "block_out_channels") < 0) goto done;
+    if (json_get_int_array(o, path, "block_out_channels", c->block_out, UNET_MAX_LEVELS, &n, 0) < 0)
+        goto done;
+    c->n_levels = n;
+    /* down block types */
+    int nd = n;
+    for (int i = 0; i < n; i++) c->down_attn[i] = i < n - 1;
+    if (json_get_string_array(o, path, "down_block_types", types, UNET_MAX_LEVELS, &nd) < 0) goto done;
+    if (cJSON_GetObjectItem(o, "down_block_types")) {
+        if (nd != n) {
+            ls_set_error("%s: down_block_types has %d entries but block_out_channels has %d", path, nd, n);
+            goto done;
+        }
+        for (int i = 0; i < n; i++) {
+            if (!strcmp(types[i], "CrossAttnDownBlock2D")) c->down_attn[i] = 1;
+            else if (!strcmp(types[i], "DownBlock2D")) c->down_attn[i] = 0;
+            else {
+                ls_set_error("%s: unsupported down block type '%s'", path, types[i]);
+                goto done;
+            }
+        }
+    }
+    int nu = n;
+    for (int i = 0; i < n; i++) c->up_attn[i] = c->down_attn[n - 1 - i];
+    if (json_get_string_array(o, path, "up_block_types", types, UNET_MAX_LEVELS, &nu) < 0) goto done;
+    if (cJSON_GetObjectItem(o, "up_block_types")) {
+        if (nu != n) {
+            ls_set_error("%s: up_block_types has %d entries but block_out_channels has %d", path, nu, n);
+            goto done;
+        }
+        for (int i = 0; i < n; i++) {
+            if (!strcmp(types[i], "CrossAttnUpBlock2D")) c->up_attn[i] = 1;
+            else if (!strcmp(types[i], "UpBlock2D")) c->up_attn[i] = 0;
+            else {
+                ls_set_error("%s: unsupported up block type '%s'", path, types[i]);
+                goto done;
+            }
+        }
+    }
+    char mid[64] = "UNetMidBlock2DCrossAttn";
+    if (json_get_string(o, path, "mid_block_type", mid, sizeof mid) < 0) goto done;
+    if (!strcmp(mid, "UNetMidBlock2DCrossAttn")) c->mid_attn = 1;
+    else {
+        ls_set_error("%s: unsupported mid_block_type '%s'", path, mid);
+        goto done;
+    }
+    /* heads: num_attention_heads wins over attention_head_dim (which SD1 misuses as the head count) */
+    int hn = 0, heads[UNET_MAX_LEVELS];
+    heads[0] = 8;
+    const char *hkey = cJSON_GetObjectItem(o, "num_attention_heads") &&
+                               !cJSON_IsNull(cJSON_GetObjectItem(o, "num_attention_heads"))
+                           ? "num_attention_heads"
+                           : "attention_head_dim";
+    if (json_get_int_array(o, path, hkey, heads, UNET_MAX_LEVELS, &hn, 1) < 0) goto done;
+    if (hn > 0 && hn != n) {
+        ls_set_error("%s: %s has %d entries, expected %d", path, hkey, hn, n);
+        goto done;
+    }
+    for (int i = 0; i < n; i++) c->heads[i] = hn > 0 ? heads[i] : heads[0];
+    char act[32] = "silu";
+    if (json_get_int(o, path, "in_channels", &c->in_channels) < 0 ||
+        json_get_int(o, path, "out_channels", &c->out_channels) < 0 ||
+        json_get_int(o, path, "layers_per_block", &c->layers_per_block) < 0 ||
+        json_get_int(o, path, "cross_attention_dim", &c->cross_attention_dim) < 0 ||
+        json_get_int(o, path, "norm_num_groups", &c->norm_num_groups) < 0 ||
+        json_get_float(o, path, "norm_eps", &c->norm_eps) < 0 ||
+        json_get_bool(o, path, "use_linear_projection", &c->use_linear_projection) < 0 ||
+        json_get_int(o, path, "transformer_layers_per_block", &c->transformer_layers) < 0 ||
+        json_get_int(o, path, "sample_size", &c->sample_size) < 0 ||
+        json_get_bool(o, path, "flip_sin_to_cos", &c->flip_sin_to_cos) < 0 ||
+        json_get_float(o, path, "freq_shift", &c->freq_shift) < 0 ||
+        json_get_string(o, path, "act_fn", act, sizeof act) < 0)
+        goto done;
+    if (strcmp(act, "silu") && strcmp(act, "swish")) {
+        ls_set_error("%s: unsupported act_fn '%s'", path, act);
+        goto done;
+    }
+    if (!c->flip_sin_to_cos) {
+        ls_set_error("%s: flip_sin_to_cos=false is not supported", path);
+        goto done;
+    }
+    int ok = c->in_channels > 0 && c->out_channels > 0 && c->layers_per_block > 0 &&
+             c->cross_attention_dim > 0 && c->norm_num_groups > 0 && c->transformer_layers > 0 &&
+             c->norm_eps > 0 && c->sample_size > 0;
+    if (!ok) {
+        ls_set_error("%s: channel counts, layers and sizes must be positive", path);
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        if (c->block_out[i] <= 0 || c->block_out[i] % c->norm_num_groups || c->heads[i] <= 0 ||
+            c->block_out[i] % c->heads[i]) {
+            ls_set_error("%s: block_out_channels[%d]=%d must be positive and divisible by norm_num_groups "
+                         "(%d) and the head count (%d)", path, i, c->block_out[i], c->norm_num_groups,
+                         c->heads[i]);
+            goto done;
+        }
+    }
+    rc = LS_OK;
+done:
+    cJSON_Delete(o);
+    return rc;
+}
+
+char *unet_config_to_json(const UNetConfig *c) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "_class_name", "UNet2DConditionModel");
+    cJSON_AddStringToObject(o, "_diffusers_version", "0.6.0");
+    cJSON_AddStringToObject(o, "act_fn", "silu");
+    cJSON_AddItemToObject(o, "attention_head_dim", cJSON_CreateIntArray(c->heads, c->n_levels));
+    cJSON_AddItemToObject(o, "block_out_channels", cJSON_CreateIntArray(c->block_out, c->n_levels));
+    cJSON_AddBoolToObject(o, "center_input_sample", 0);
+    cJSON_AddNumberToObject(o, "cross_attention_dim", c->cross_attention_dim);
+    const char *dn[UNET_MAX_LEVELS], *up[UNET_MAX_LEVELS];
+    for (int i = 0; i < c->n_levels; i++) {
+        dn[i] = c->down_attn[i] ? "CrossAttnDownBlock2D" : "DownBlock2D";
+        up[i] = c->up_attn[i] ? "CrossAttnUpBlock2D" : "UpBlock2D";
+    }
+    cJSON_AddItemToObject(o, "down_block_types", cJSON_CreateStringArray(dn, c->n_levels));
+    cJSON_AddNumberToObject(o, "downsample_padding", 1);
+    cJSON_AddBoolToObject(o, "flip_sin_to_cos", c->flip_sin_to_cos);
+    cJSON_AddNumberToObject(o, "freq_shift", json_float(c->freq_shift));
+    cJSON_AddNumberToObject(o, "in_channels", c->in_channels);
+    cJSON_AddNumberToObject(o, "layers_per_block", c->layers_per_block);
+    cJSON_AddNumberToObject(o, "mid_block_scale_factor", 1);
+    cJSON_AddNumberToObject(o, "norm_eps", json_float(c->norm_eps));
+    cJSON_AddNumberToObject(o, "norm_num_groups", c->norm_num_groups);
+    cJSON_AddNumberToObject(o, "out_channels", c->out_channels);
+    cJSON_AddNumberToObject(o, "sample_size", c->sample_size);
+    cJSON_AddNumberToObject(o, "transformer_layers_per_block", c->transformer_layers);
+    cJSON_AddBoolToObject(o, "use_linear_projection", c->use_linear_projection);
+    cJSON_AddItemToObject(o, "up_block_types", cJSON_CreateStringArray(up, c->n_levels));
+    char *s = cJSON_Print(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+/* ---------------- build ---------------- */
+
+void unet_build(UNet *u, const UNetConfig *c) {
+    memset(u, 0, sizeof *u);
+    u->cfg = *c;
+    wt_init(&u->wt);
+    WeightTable *t = &u->wt;
+    char name[LS_NAME_MAX];
+    int n = c->n_levels, L = c->layers_per_block, G = c->norm_num_groups, C0 = c->block_out[0];
+    int temb = 4 * C0, cross = c->cross_attention_dim, lp = c->use_linear_projection;
+    float eps = c->norm_eps;
+
+    conv_build(&u->conv_in, t, "conv_in", c->in_channels, C0, 3, 1, 1, 1);
+    linear_build(&u->time_1, t, "time_embedding.linear_1", C0, temb, 1);
+    linear_build(&u->time_2, t, "time_embedding.linear_2", temb, temb, 1);
+
+    int out_ch = C0;
+    for (int i = 0; i < n; i++) {
+        UNetDown *d = &u->down[i];
+        int in_ch = out_ch;
+        out_ch = c->block_out[i];
+        d->n = L;
+        d->resnets = callocCheck((size_t)L, sizeof *d->resnets);
+        if (c->down_attn[i]) d->attns = callocCheck((size_t)L, sizeof *d->attns);
+        for (int j = 0; j < L; j++) {
+            ls_fmt(name, "down_blocks.%d.resnets.%d", i, j);
+            resblock_build(&d->resnets[j], t, name, j == 0 ? in_ch : out_ch, out_ch, temb, G, eps);
+            if (d->attns) {
+                ls_fmt(name, "down_blocks.%d.attentions.%d", i, j);
+                transformer2d_build(&d->attns[j], t, name, out_ch, cross, c->heads[i],
+                                    c->transformer_layers, G, lp);
+            }
+        }
+        d->has_down = i < n - 1;
+        if (d->has_down) {
+            ls_fmt(name, "down_blocks.%d.downsamplers.0.conv", i);
+            conv_build(&d->down, t, name, out_ch, out_ch, 3, 2, 1, 1);
+        }
+    }
+
+    int Cm = c->block_out[n - 1];
+    resblock_build(&u->mid_res[0], t, "mid_block.resnets.0", Cm, Cm, temb, G, eps);
+    transformer2d_build(&u->mid_attn, t, "mid_block.attentions.0", Cm, cross, c->heads[n - 1],
+                        c->transformer_layers, G, lp);
+    resblock_build(&u->mid_res[1], t, "mid_block.resnets.1", Cm, Cm, temb, G, eps);
+
+    /* == diffusers: prev_output_channel, output_channel, input_channel per up level */
+    out_ch = c->block_out[n - 1];
+    for (int i = 0; i < n; i++) {
+        UNetUp *b = &u->up[i];
+        int prev_out = out_ch;
+        out_ch = c->block_out[n - 1 - i];
+        int in_ch = c->block_out[LS_MAX(n - 2 - i, 0)];
+        int heads = c->heads[n - 1 - i];
+        b->n = L + 1;
+        b->resnets = callocCheck((size_t)(L + 1), sizeof *b->resnets);
+        if (c->up_attn[i]) b->attns = callocCheck((size_t)(L + 1), sizeof *b->attns);
+        for (int j = 0; j <= L; j++) {
+            int skip = j == L ? in_ch : out_ch;
+            int rin = j == 0 ? prev_out : out_ch;
+            ls_fmt(name, "up_blocks.%d.resnets.%d", i, j);
+            resblock_build(&b->resnets[j], t, name, rin + skip, out_ch, temb, G, eps);
+            if (b->attns) {
+                ls_fmt(name, "up_blocks.%d.attentions.%d", i, j);
+                transformer2d_build(&b->attns[j], t, name, out_ch, cross, heads, c->transformer_layers, G,
+                                    lp);
+            }
+        }
+        b->has_up = i < n - 1;
+        if (b->has_up) {
+            ls_fmt(name, "up_blocks.%d.upsamplers.0.conv", i);
+            conv_build(&b->up, t, name, out_ch, out_ch, 3, 1, 1, 1);
+        }
+    }
+    norm_build(&u->norm_out, t, "conv_norm_out", C0, G, eps);
+    conv_build(&u->conv_out, t, "conv_out", C0, c->out_channels, 3, 1, 1, 1);
+}
+
+void unet_free(UNet *u) {
+    for (int i = 0; i < u->cfg.n_levels; i++) {
+        free(u->down[i].resnets);
+        if (u->down[i].attns)
+            for (int j = 0; j < u->down[i].n; j++) transformer2d_free(&u->down[i].attns[j]);
+        free(u->down[i].attns);
+        free(u->up[i].resnets);
+        if (u->up[i].attns)
+            for (int j = 0; j < u->up[i].n; j++) transformer2d_free(&u->up[i].attns[j]);
+        free(u->up[i].attns);
+    }
+    transformer2d_free(&u->mid_attn);
+    wt_free(&u->wt);
+    memset(u, 0, sizeof *u);
+}
+
+/* ---------------- forward ---------------- */
+
+typedef struct {
+    float *x;
+    int C, H, W;
+} Skip;
+
+void unet_forward(const UNet *u, float *out, const float *x, const float *t, const float *ctx, int B,
+                  int H, int W, int Tc) {
+    const UNetConfig *c = &u->cfg;
+    int n = c->n_levels, C0 = c->block_out[0], temb = 4 * C0;
+
+    /* time embedding: emb = linear_2(silu(linear_1(sinusoid(t)))); each resnet uses silu(emb) */
+    float *sin_emb = fbuf((size_t)B * C0), *e1 = fbuf((size_t)B * temb), *emb = fbuf((size_t)B * temb);
+    op_timestep_embedding(sin_emb, t, B, C0, c->freq_shift);
+    linear_forward(&u->time_1, e1, sin_emb, B);
+    op_silu_inplace(e1, (size_t)B * temb);
+    linear_forward(&u->time_2, emb, e1, B);
+    op_silu_inplace(emb, (size_t)B * temb); /* silu(emb), shared by all resnets */
+    free(sin_emb);
+    free(e1);
+
+    Skip skips[64];
+    int ns = 0;
+    int C = C0;
+    float *h = fbuf((size_t)B * C0 * H * W);
+    conv_forward(&u->conv_in, h, x, B, H, W, NULL, NULL);
+    skips[ns++] = (Skip){h, C, H, W};
+
+    /* down path: every resnet/attention output and every downsample output is pushed */
+    for (int i = 0; i < n; i++) {
+        const UNetDown *d = &u->down[i];
+        for (int j = 0; j < d->n; j++) {
+            const ResBlock *r = &d->resnets[j];
+            float *y = fbuf((size_t)B * r->cout * H * W);
+            resblock_forward(r, y, h, emb, B, H, W);
+            C = r->cout;
+            if (d->attns) {
+                float *z = fbuf((size_t)B * C * H * W);
+                transformer2d_forward(&d->attns[j], z, y, ctx, B, H, W, Tc);
+                free(y);
+                y = z;
+            }
+            h = y;
+            skips[ns++] = (Skip){h, C, H, W};
+        }
+        if (d->has_down) {
+            int Ho, Wo;
+            Ho = op_conv2d_out(H, 3, 2, 1, 1);
+            Wo = op_conv2d_out(W, 3, 2, 1, 1);
+            float *y = fbuf((size_t)B * C * Ho * Wo);
+            conv_forward(&d->down, y, h, B, H, W, NULL, NULL);
+            H = Ho;
+            W = Wo;
+            h = y;
+            skips[ns++] = (Skip){h, C, H, W};
+        }
+    }
+
+    /* mid: resnet, transformer, resnet (h is owned by the skip stack, so copy-free chain) */
+    {
+        float *a = fbuf((size_t)B * C * H * W), *b = fbuf((size_t)B * C * H * W);
+        resblock_forward(&u->mid_res[0], a, h, emb, B, H, W);
+        transformer2d_forward(&u->mid_attn, b, a, ctx, B, H, W, Tc);
+        resblock_forward(&u->mid_res[1], a, b, emb, B, H, W);
+        free(b);
+        h = a;
+    }
+
+    /* up path: pop a skip (LIFO), concat [h, skip] on channels, resnet, attention; upsample to the size
+     * of the next skip (== ×2 when sizes divide evenly, as diffusers' forward_upsample_size). */
+    for (int i = 0; i < n; i++) {
+        const UNetUp *b = &u->up[i];
+        for (int j = 0; j < b->n; j++) {
+            Skip s = skips[--ns];
+            LS_ASSERT(s.H == H && s.W == W);
+            float *cat = fbuf((size_t)B * (C + s.C) * H * W);
+            op_concat_channels(cat, h, s.x, B, C, s.C, H * W);
+            free(h);
+            free(s.x);
+            const ResBlock *r = &b->resnets[j];
+            h = fbuf((size_t)B * r->cout * H * W);
+            resblock_forward(r, h, cat, emb, B, H, W);
+            free(cat);
+            C = r->cout;
+            if (b->attns) {
+                float *z = fbuf((size_t)B * C * H * W);
+                transformer2d_forward(&b->attns[j], z, h, ctx, B, H, W, Tc);
+                free(h);
+                h = z;
+            }
+        }
+        if (b->has_up) {
+            int Ho = skips[ns - 1].H, Wo = skips[ns - 1].W;
+            float *upx = fbuf((size_t)B * C * Ho * Wo), *y = fbuf((size_t)B * C * Ho * Wo);
+            op_upsample_nearest(upx, h, B, C, H, W, Ho, Wo);
+            conv_forward(&b->up, y, upx, B, Ho, Wo, NULL, NULL);
+            free(upx);
+            free(h);
+            h = y;
+            H = Ho;
+            W = Wo;
+        }
+    }
+    LS_ASSERT(ns == 0);
+
+    float *a = fbuf((size_t)B * C * H * W);
+    groupnorm_forward(&u->norm_out, a, h, B, H * W, 1);
+    conv_forward(&u->conv_out, out, a, B, H, W, NULL, NULL);
+    free(a);
+    free(h);
+    free(emb);
+}

@@ -326,8 +326,12 @@ int model_init_preset(const char *preset, const char *dir, uint64_t seed, StDtyp
         const char *pair[2] = {comp[i][1], comp[i][2]};
         cJSON_AddItemToObject(mi, comp[i][0], cJSON_CreateStringArray(pair, 2));
     }
-    cJSON_AddNullToObject(mi, "safety_checker");
-    cJSON_AddNullToObject(mi, "feature_extractor");
+    /* absent optional components are [null, null] (what diffusers writes; a bare null breaks it) */
+    cJSON *nn = cJSON_CreateArray();
+    cJSON_AddItemToArray(nn, cJSON_CreateNull());
+    cJSON_AddItemToArray(nn, cJSON_CreateNull());
+    cJSON_AddItemToObject(mi, "safety_checker", nn);
+    cJSON_AddItemToObject(mi, "feature_extractor", cJSON_Duplicate(nn, 1));
     cJSON_AddBoolToObject(mi, "requires_safety_checker", 0);
     char *s = cJSON_Print(mi);
     cJSON_Delete(mi);

@@ -116,6 +116,22 @@ def main():
         out["ddim_image"] = torch.from_numpy((res * 255).round().astype(np.float32))
         meta.update(ddim_prompt=prompt, ddim_negative=negative, ddim_steps=str(steps), ddim_cfg=str(cfg))
 
+    # The single-file LDM layout lorastyle writes (`lorastyle convert`) must be what diffusers' own
+    # converter reads: load it with from_single_file and require identical weights.
+    if tiny and a.model is None:
+        single = os.path.join(model, "single.safetensors")
+        subprocess.run([a.lorastyle, "convert", model, "-o", single, "--dtype", "f32"], check=True,
+                       stdout=subprocess.DEVNULL)
+        sp = StableDiffusionPipeline.from_single_file(single, config=model, local_files_only=True,
+                                                      safety_checker=None, requires_safety_checker=False)
+        for name, ref in [("unet", unet), ("vae", vae), ("text_encoder", te)]:
+            sa, sb = ref.state_dict(), getattr(sp, name).state_dict()
+            assert set(sa) == set(sb), (name, set(sa) ^ set(sb))
+            for k in sa:
+                assert torch.equal(sa[k], sb[k].reshape(sa[k].shape)), (name, k)
+        print("single-file export: diffusers from_single_file loads identical weights")
+        meta["single_file_check"] = "identical"
+
     out = {k: v.detach().float().contiguous().clone() for k, v in out.items()}
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     save_file(out, a.out, metadata=meta)

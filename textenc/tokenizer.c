@@ -530,9 +530,9 @@ static int load_vocab(Tokenizer *t, const char *path) {
     return LS_OK;
 }
 
-/* merges.txt as transformers 5 reads it: each line stripped, empty lines and lines starting with '#'
- * skipped (the "#version" header, but also CLIP's six real merges "# #</w>" etc., which transformers
- * therefore never applies), the rest split on whitespace into two tokens. Rank = order of use. */
+/* merges.txt as the Rust BPE reads it (BPE::read_file): lines starting with "#version" are skipped, every
+ * other line must be exactly "left right" (one ASCII space), an empty line included; rank = order among
+ * the kept lines. (So CLIP's real merges starting with '#', such as "# #</w>", are used.) */
 static int load_merges(Tokenizer *t, const char *path) {
     size_t len;
     char *text = ls_read_file(path, &len);
@@ -544,29 +544,25 @@ static int load_merges(Tokenizer *t, const char *path) {
         next = strchr(line, '\n');
         if (next) *next++ = 0;
         lineno++;
-        char *tok[3] = {0}; /* split on ASCII whitespace (byte-level symbols never contain any) */
-        int nt = 0;
-        for (char *p = line; *p;) {
-            while (*p && strchr(" \t\r\v\f", *p)) *p++ = 0;
-            if (!*p) break;
-            if (nt < 3) tok[nt] = p;
-            nt++;
-            while (*p && !strchr(" \t\r\v\f", *p)) p++;
-        }
-        if (nt == 0 || tok[0][0] == '#') continue;
-        if (nt != 2) {
-            err = ls_set_error("%s:%d: expected two tokens per merge line, got %d", path, lineno, nt);
+        size_t n = strlen(line);
+        if (n && line[n - 1] == '\r') line[--n] = 0; /* "\r\n" endings, as Rust's lines() */
+        if (!strncmp(line, "#version", 8)) continue;
+        char *sp = strchr(line, ' ');
+        if (!sp || strchr(sp + 1, ' ')) {
+            err = ls_set_error("%s:%d: expected \"left right\" (two tokens, one space)", path, lineno);
             break;
         }
-        int a = strmap_get(&t->vocab, tok[0], strlen(tok[0]));
-        int b = strmap_get(&t->vocab, tok[1], strlen(tok[1]));
+        *sp = 0;
+        const char *left = line, *right = sp + 1;
+        int a = strmap_get(&t->vocab, left, strlen(left));
+        int b = strmap_get(&t->vocab, right, strlen(right));
         joined.n = 0;
-        buf_str(&joined, tok[0]);
-        buf_str(&joined, tok[1]);
+        buf_str(&joined, left);
+        buf_str(&joined, right);
         int m = strmap_get(&t->vocab, joined.p, joined.n);
         if (a < 0 || b < 0 || m < 0)
             err = ls_set_error("%s:%d: merge \"%s %s\" uses a token missing from vocab.json", path, lineno,
-                               tok[0], tok[1]);
+                               left, right);
         else
             pairmap_put(&t->merges, a, b, rank++, m);
     }
@@ -819,8 +815,7 @@ int tokenizer_write_from_bpe(const char *bpe_path, const char *dir) {
 /* ---- the built-in tiny vocabulary: a small BPE trainer over an embedded prompt corpus ---------------- */
 
 /* A few hundred common and art-style words, as prompts. Word frequencies in this text drive the merges,
- * so frequent words ("a", "of", "the", "painting") become single tokens. ASCII only; no '#' (transformers
- * skips merges lines starting with '#'). */
+ * so frequent words ("a", "of", "the", "painting") become single tokens. ASCII only. */
 static const char *const tiny_corpus[] = {
     "a photo of a cat", "a photo of a dog", "a photo of a cat sitting on a red chair",
     "a painting of a cat in the style of van gogh", "a watercolor painting of a small bird on a branch",
@@ -955,7 +950,7 @@ int tokenizer_write_tiny(const char *dir) {
             joined.n = 0;
             buf_str(&joined, tok[a]);
             buf_str(&joined, tok[b]);
-            if (strmap_get(&vocab, joined.p, joined.n) >= 0 || tok[a][0] == '#') continue;
+            if (strmap_get(&vocab, joined.p, joined.n) >= 0) continue;
             int d = best_a < 0 ? -1 : n != best_n ? best_n - n : strcmp(tok[a], tok[best_a]);
             if (d == 0) d = strcmp(tok[b], tok[best_b]);
             if (d < 0) best_a = a, best_b = b, best_n = n;

@@ -80,33 +80,34 @@ size_t ls_peak_rss(void) {
 }
 
 char *ls_read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    /* O_NONBLOCK + fstat: a FIFO or folder is an error, never a hang or a giant allocation */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
         ls_set_error("%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
-    if (fseek(f, 0, SEEK_END) != 0) {
-        fclose(f);
-        ls_set_error("%s: cannot seek", path);
-        return NULL;
-    }
-    long n = ftell(f);
-    if (n < 0) {
-        fclose(f);
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
         ls_set_error("%s: not a regular file", path);
         return NULL;
     }
-    rewind(f);
-    char *buf = mallocCheck((size_t)n + 1);
-    if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        fclose(f);
-        free(buf);
-        ls_set_error("%s: read error", path);
-        return NULL;
+    size_t n = (size_t)st.st_size, got = 0;
+    char *buf = mallocCheck(n + 1);
+    while (got < n) {
+        ssize_t r = read(fd, buf + got, n - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            close(fd);
+            free(buf);
+            ls_set_error("%s: read error%s", path, r == 0 ? " (file shrank while reading)" : "");
+            return NULL;
+        }
+        got += (size_t)r;
     }
-    fclose(f);
+    close(fd);
     buf[n] = 0;
-    if (len) *len = (size_t)n;
+    if (len) *len = n;
     return buf;
 }
 

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,6 +35,8 @@ static int fail(void) {
     fprintf(stderr, "lorastyle: error: %s\n", ls_last_error());
     return 1;
 }
+
+static int is_help(const char *a) { return !strcmp(a, "-h") || !strcmp(a, "--help"); }
 
 /* Option helpers: each returns 0 or sets an error. */
 static int need_arg(int argc, char **argv, int i) {
@@ -76,6 +79,7 @@ static int cmd_init(int argc, char **argv) {
     StDtype dt = ST_F32;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
+        if (is_help(a)) return usage(stdout);
         if (!strcmp(a, "--preset") || !strcmp(a, "-o") || !strcmp(a, "--seed") || !strcmp(a, "--dtype") ||
             !strcmp(a, "--bpe")) {
             if (need_arg(argc, argv, i) < 0) return fail();
@@ -136,6 +140,27 @@ static char *batch_path(const char *out, int b) {
     return p;
 }
 
+/* Check the output path(s) before spending minutes on sampling. */
+static int check_output(const char *out, int batch) {
+    if (!*out) return ls_set_error("-o: empty output path");
+    for (int b = 0; b < batch; b++) {
+        char *path = batch_path(out, b);
+        int is_dir = ls_is_dir(path);
+        if (is_dir) ls_set_error("%s: is a folder, not an image file name", path);
+        free(path);
+        if (is_dir) return LS_ERR;
+    }
+    char *dir = strdup(out), *s = strrchr(dir, '/');
+    if (s == dir) s[1] = 0; /* "/x.png" → "/" */
+    else if (s) *s = 0;
+    const char *d = s ? dir : ".";
+    int rc = LS_OK;
+    if (!ls_is_dir(d)) rc = ls_set_error("%s: output folder %s does not exist", out, d);
+    else if (access(d, W_OK) != 0) rc = ls_set_error("%s: output folder %s is not writable", out, d);
+    free(dir);
+    return rc;
+}
+
 static int cmd_generate(int argc, char **argv) {
     GenParams p;
     gen_params_init(&p);
@@ -152,6 +177,7 @@ static int cmd_generate(int argc, char **argv) {
             prompt = a;
             continue;
         }
+        if (is_help(a)) return usage(stdout);
         if (!strcmp(a, "--karras")) {
             p.karras = 1;
             continue;
@@ -200,18 +226,7 @@ static int cmd_generate(int argc, char **argv) {
     }
     p.prompt = prompt;
     p.seed = seed >= 0 ? (uint64_t)seed : (uint64_t)(time(NULL) ^ (getpid() << 16)) % 4294967296ULL;
-    /* check the output path before spending minutes on sampling */
-    {
-        char *dir = strdup(out), *s = strrchr(dir, '/');
-        if (s) *s = 0;
-        int ok = !s || s == dir || ls_is_dir(dir);
-        if (ok && access(s ? (s == dir ? "/" : dir) : ".", W_OK) != 0) ok = 0;
-        free(dir);
-        if (!ok) {
-            ls_set_error("%s: output folder does not exist or is not writable", out);
-            return fail();
-        }
-    }
+    if (check_output(out, p.batch) < 0) return fail();
     Model m;
     double t0 = ls_time();
     if (model_load(&m, model, &mo) < 0) {
@@ -293,6 +308,7 @@ static int info_file(const char *path) {
 }
 
 static int cmd_info(int argc, char **argv) {
+    if (argc == 1 && is_help(argv[0])) return usage(stdout);
     if (argc != 1) {
         ls_set_error("info: give one FILE or DIR");
         return fail();
@@ -327,6 +343,7 @@ static int cmd_convert(int argc, char **argv) {
     StDtype dt = ST_F16;
     ModelOpts mo = {0};
     for (int i = 0; i < argc; i++) {
+        if (is_help(argv[i])) return usage(stdout);
         if (!strcmp(argv[i], "-o") || !strcmp(argv[i], "--dtype") || !strcmp(argv[i], "--config") ||
             !strcmp(argv[i], "--tokenizer")) {
             if (need_arg(argc, argv, i) < 0) return fail();
@@ -356,6 +373,7 @@ static int cmd_convert(int argc, char **argv) {
 
 static int cmd_tokenizer(int argc, char **argv) {
     const char *bpe = NULL, *out = NULL;
+    if (argc == 1 && is_help(argv[0])) return usage(stdout);
     for (int i = 0; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--bpe")) bpe = argv[i + 1];
         else if (!strcmp(argv[i], "-o")) out = argv[i + 1];
@@ -378,6 +396,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);
     if (!strcmp(cmd, "convert")) return cmd_convert(argc - 2, argv + 2);
     if (!strcmp(cmd, "tokenizer")) return cmd_tokenizer(argc - 2, argv + 2);
-    fprintf(stderr, "lorastyle: unknown command '%s'\n\n", cmd);
-    return usage(stderr);
+    ls_set_error("unknown command '%s' (commands: init, generate, info, convert, tokenizer; see lorastyle "
+                 "--help)", cmd);
+    return fail();
 }

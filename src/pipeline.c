@@ -25,9 +25,10 @@ int gen_params_check(const Model *m, GenParams *p) {
     int f = vae_scale_factor(&m->vae.cfg);
     if (p->width == 0) p->width = m->unet.cfg.sample_size * f;
     if (p->height == 0) p->height = m->unet.cfg.sample_size * f;
-    if (p->width <= 0 || p->height <= 0 || p->width % f || p->height % f)
-        return ls_set_error("image size %dx%d must be positive multiples of %d for this model", p->width,
-                            p->height, f);
+    if (p->width <= 0 || p->width % f)
+        return ls_set_error("--width %d must be a positive multiple of %d for this model", p->width, f);
+    if (p->height <= 0 || p->height % f)
+        return ls_set_error("--height %d must be a positive multiple of %d for this model", p->height, f);
     if (p->width > 4096 || p->height > 4096)
         return ls_set_error("image size %dx%d is too large (at most 4096x4096)", p->width, p->height);
     if (p->steps < 1 || p->steps > SCHED_MAX_STEPS)

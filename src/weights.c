@@ -88,6 +88,11 @@ int wt_load(WeightTable *t, const StFile *f, KeyMapFn map, const void *map_ctx) 
             return ls_set_error("%s: tensor %s has shape %s, the model config needs %s", f->path, k,
                                 got, want);
         }
+        if (st->dtype != ST_F32 && st->dtype != ST_F16 && st->dtype != ST_BF16 && st->dtype != ST_F64) {
+            free(found);
+            return ls_set_error("%s: tensor %s has dtype %s, expected F32, F16, BF16 or F64",
+                                f->path, k, st_dtype_name(st->dtype));
+        }
         found[i] = st;
         int in_place = st->dtype == ST_F32 && ((uintptr_t)st->data % sizeof(float)) == 0;
         if (!in_place) convert_numel += s->numel;

@@ -139,6 +139,37 @@ static void unit_checks(const Tokenizer *t) {
     ls_clear_error();
     CHECK(tokenizer_load("/nonexistent/tokenizer") == NULL && strstr(ls_last_error(), "vocab.json"),
           "missing folder: \"%s\"", ls_last_error());
+    ls_clear_error();
+    CHECK(tokenizer_write_from_bpe("/nonexistent/bpe.txt.gz", "/tmp") == LS_ERR &&
+              strstr(ls_last_error(), "/nonexistent/bpe.txt.gz"),
+          "missing bpe file: \"%s\"", ls_last_error());
+}
+
+/* A hand-made folder with a broken merges.txt: the error names file and line. */
+static void bad_folder_checks(const char *dir) {
+    LS_ASSERT(ls_mkdir_p(dir) == LS_OK);
+    char *vocab = ls_path_join(dir, "vocab.json"), *merges = ls_path_join(dir, "merges.txt");
+    const char *v = "{\"a\": 0, \"b</w>\": 1, \"ab</w>\": 2, \"<|startoftext|>\": 3, \"<|endoftext|>\": 4}";
+    LS_ASSERT(ls_write_file_atomic(vocab, v, strlen(v)) == LS_OK);
+    const char *bad_merges[] = {"#version: 0.2\na c\n", "#version: 0.2\na b</w>\n\n", "a b c\n"};
+    const char *want[] = {"merges.txt:2", "merges.txt:3", "merges.txt:1"};
+    for (int i = 0; i < 3; i++) {
+        LS_ASSERT(ls_write_file_atomic(merges, bad_merges[i], strlen(bad_merges[i])) == LS_OK);
+        ls_clear_error();
+        Tokenizer *t = tokenizer_load(dir);
+        CHECK(t == NULL && strstr(ls_last_error(), want[i]), "bad merges #%d: \"%s\"", i, ls_last_error());
+        tokenizer_free(t);
+    }
+    /* The same folder with a valid merge loads (no tokenizer_config.json: CLIP defaults apply). */
+    const char *good = "#version: 0.2\na b</w>\n";
+    LS_ASSERT(ls_write_file_atomic(merges, good, strlen(good)) == LS_OK);
+    Tokenizer *t = tokenizer_load(dir);
+    int ids[8];
+    CHECK(t && tokenizer_encode_raw(t, "AB", ids, 8) == 1 && ids[0] == 2 && tokenizer_pad(t) == 4,
+          "minimal folder: %s", t ? "wrong ids" : ls_last_error());
+    tokenizer_free(t);
+    free(vocab);
+    free(merges);
 }
 
 /* The real vocabulary: the SD1.5 reference ids of sd1-reference.md §3 and its size. */
@@ -220,6 +251,7 @@ int main(int argc, char **argv) {
     char tmp[] = "/tmp/test_tokenizer.XXXXXX";
     LS_ASSERT(mkdtemp(tmp));
     char *tiny_dir = ls_path_join(tmp, "tiny"), *clip_dir = ls_path_join(tmp, "clip");
+    char *bad_dir = ls_path_join(tmp, "bad");
 
     char *fixture_path = ls_path_join(fixtures, "tokenizer_ids.json");
     size_t len = 0;
@@ -241,6 +273,7 @@ int main(int argc, char **argv) {
         if (root) check_fixture_cases(tiny, root, "tiny");
     }
     tokenizer_free(tiny);
+    bad_folder_checks(bad_dir);
 
     /* Real CLIP vocabulary from the open_clip merges file. */
     int skipped = 0;
@@ -269,7 +302,9 @@ int main(int argc, char **argv) {
     free(fixture_path);
     remove_dir(tiny_dir);
     remove_dir(clip_dir);
+    remove_dir(bad_dir);
     rmdir(tmp);
+    free(bad_dir);
     free(tiny_dir);
     free(clip_dir);
     printf("%d passed, %d failed%s\n", g_pass, g_fail, skipped && !g_fail ? " (real vocabulary skipped)" : "");

@@ -24,7 +24,6 @@
 #include "unicode_tables.h" /* defines: uni_class, uni_tolower, uni_nfc */
 
 #include <cjson/cJSON.h>
-#include <stdarg.h>
 #include <string.h>
 #include <zlib.h>
 
@@ -313,10 +312,11 @@ static uint32_t *normalize(const char *s, size_t n, size_t *out_n) {
     free(cp);
 
     size_t w = 0; /* each run of \s characters becomes one " ", in place */
-    for (size_t i = 0; i < m; i++) {
+    for (size_t i = 0, in_space = 0; i < m; i++) {
         int space = uni_class(nfc[i]) == UNI_SPACE;
         if (!space) nfc[w++] = nfc[i];
-        else if (i == 0 || uni_class(nfc[i - 1]) != UNI_SPACE) nfc[w++] = ' ';
+        else if (!in_space) nfc[w++] = ' ';
+        in_space = space;
     }
     m = w;
 

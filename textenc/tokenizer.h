@@ -20,11 +20,13 @@ int tokenizer_pad(const Tokenizer *t); /* == eos for SD1.x */
 int tokenizer_max_length(const Tokenizer *t); /* model_max_length, 77 */
 
 /* Token ids of text without specials, truncation or padding. Returns count (may be 0), writes at most
- * cap ids; LS_ERR on invalid UTF-8 input (message says so). */
+ * cap ids (the count is the full one even when it exceeds cap; ids may be NULL with cap 0 to count);
+ * LS_ERR on invalid UTF-8 input (message says so). */
 int tokenizer_encode_raw(const Tokenizer *t, const char *text, int *ids, int cap);
 
 /* Full SD encoding to exactly max_len ids: [bos] + first (max_len-2) tokens + [eos] + pad.
- * *n_dropped (may be NULL) receives how many tokens were cut off (callers warn). LS_ERR on bad UTF-8. */
+ * *n_dropped (may be NULL) receives how many tokens were cut off (callers warn). Returns the number of
+ * ids before the padding (kept tokens + 2); LS_ERR on bad UTF-8 or max_len < 2. */
 int tokenizer_encode(const Tokenizer *t, const char *text, int *ids, int max_len, int *n_dropped);
 
 /* Write the built-in tiny vocabulary (1000 ids: 256 byte symbols, 256 with </w>, 486 merges learnt by

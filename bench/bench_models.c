@@ -1,6 +1,6 @@
 /* bench_models.c — seconds per U-Net call, VAE decode and text encode, and peak memory, for a model.
  *
- *   bench_models MODEL [--size PIXELS] [--batch B] [--reps N]
+ *   bench_models MODEL [--size PIXELS] [--batch B] [--reps N] [--only unet|vae|text]
  *
  * Inputs are seeded random latents/ids (the weights do not affect the cost). Prints one line per call type
  * with the median of N timed repetitions after one warm-up, then the process's peak RSS. bench/peer.py runs
@@ -20,14 +20,16 @@ static int cmp_double(const void *a, const void *b) {
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: bench_models MODEL [--size PIXELS] [--batch B] [--reps N]\n");
+        fprintf(stderr, "usage: bench_models MODEL [--size PIXELS] [--batch B] [--reps N] [--only unet|vae|text]\n");
         return 2;
     }
     int size = 0, B = 1, reps = 3;
+    const char *only = NULL; /* run just one call type (the SD1.5 VAE decode alone takes ~20 s a rep) */
     for (int i = 2; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--size")) size = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--batch")) B = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--only")) only = argv[i + 1];
     }
     if (reps < 1 || reps > 100) reps = 3;
     Model m;
@@ -51,7 +53,9 @@ int main(int argc, char **argv) {
     printf("model %s: unet %lld params, %d threads, load %.2f s\n", argv[1], (long long)m.unet.wt.numel,
            op_num_threads(), t_load);
     const char *what[3] = {"unet forward", "vae decode", "text encode"};
+    const char *key[3] = {"unet", "vae", "text"};
     for (int k = 0; k < 3; k++) {
+        if (only && strcmp(only, key[k])) continue;
         double ts[100];
         for (int r = -1; r < reps; r++) {
             double s = ls_time();

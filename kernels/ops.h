@@ -88,6 +88,14 @@ void op_attention_ref(float *out, const float *q, const float *k, const float *v
 void op_geglu_ref(float *y, const float *x, int N, int D);
 void op_upsample_nearest_ref(float *y, const float *x, int B, int C, int H, int W, int Ho, int Wo);
 
+/* General matrix product: C (M,N) = alpha · op(A) · op(B) + beta · C, op(X) = X or Xᵀ.
+ * A is (M,K) or, with transA, (K,M); B is (K,N) or, with transB, (N,K). Row-major, contiguous.
+ * Used for LoRA (merging ΔW = up·down, the unmerged up-projection) and, later, weight gradients. */
+void op_gemm(float *C, const float *A, const float *B, int M, int N, int K, int transA, int transB,
+             float alpha, float beta);
+void op_gemm_ref(float *C, const float *A, const float *B, int M, int N, int K, int transA, int transB,
+                 float alpha, float beta);
+
 /* Number of threads the CPU backend uses (OpenMP max threads). */
 int op_num_threads(void);
 

@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 void ls_fmt(char *buf, const char *fmt, ...) {
     va_list ap;
@@ -12,6 +13,8 @@ void ls_fmt(char *buf, const char *fmt, ...) {
 }
 
 void linear_build(Linear *l, WeightTable *t, const char *prefix, int in, int out, int bias) {
+    memset(l, 0, sizeof *l);
+    wt_add_module(t, prefix, MOD_LINEAR, l);
     l->in = in;
     l->out = out;
     int64_t ws[2] = {out, in}, bs[1] = {out};
@@ -21,6 +24,8 @@ void linear_build(Linear *l, WeightTable *t, const char *prefix, int in, int out
 }
 
 void linear_build_conv1x1(Linear *l, WeightTable *t, const char *prefix, int in, int out) {
+    memset(l, 0, sizeof *l);
+    wt_add_module(t, prefix, MOD_LINEAR, l);
     l->in = in;
     l->out = out;
     int64_t ws[4] = {out, in, 1, 1}, bs[1] = {out};
@@ -30,6 +35,8 @@ void linear_build_conv1x1(Linear *l, WeightTable *t, const char *prefix, int in,
 
 void conv_build(Conv2d *c, WeightTable *t, const char *prefix, int cin, int cout, int k, int stride,
                 int pad0, int pad1) {
+    memset(c, 0, sizeof *c);
+    wt_add_module(t, prefix, MOD_CONV, c);
     c->cin = cin;
     c->cout = cout;
     c->k = k;
@@ -51,8 +58,34 @@ void norm_build(Norm *n, WeightTable *t, const char *prefix, int C, int groups, 
     wt_add(t, &n->b, WINIT_ZEROS, 0, 1, s, prefix, "bias");
 }
 
+/* Is this hook applied at run time? (unmerged and non-zero strength: strength 0 is exactly the base) */
+static int hook_live(const LoraHook *h) { return !h->merged && *h->strength != 0.0f; }
+
+void linear_forward(const Linear *l, float *y, const float *x, int M) {
+    op_linear(y, x, l->w, l->b, M, l->in, l->out);
+    for (const LoraHook *h = l->lora; h; h = h->next) {
+        if (!hook_live(h)) continue;
+        float *t = fbuf((size_t)M * h->rank);
+        op_linear(t, x, h->down, NULL, M, l->in, h->rank);                    /* t = x·downᵀ  (M,r) */
+        op_gemm(y, t, h->up, M, l->out, h->rank, 0, 1, *h->strength * h->scale, 1.0f); /* y += c·t·upᵀ */
+        free(t);
+    }
+}
+
 void conv_forward(const Conv2d *c, float *y, const float *x, int B, int H, int W, int *Ho, int *Wo) {
     op_conv2d(y, x, c->w, c->b, B, c->cin, H, W, c->cout, c->k, c->stride, c->pad0, c->pad1);
-    if (Ho) *Ho = op_conv2d_out(H, c->k, c->stride, c->pad0, c->pad1);
-    if (Wo) *Wo = op_conv2d_out(W, c->k, c->stride, c->pad0, c->pad1);
+    int ho = op_conv2d_out(H, c->k, c->stride, c->pad0, c->pad1);
+    int wo = op_conv2d_out(W, c->k, c->stride, c->pad0, c->pad1);
+    for (const LoraHook *h = c->lora; h; h = h->next) {
+        if (!hook_live(h)) continue;
+        size_t hw = (size_t)ho * wo;
+        float *t = fbuf((size_t)B * h->rank * hw);
+        op_conv2d(t, x, h->down, NULL, B, c->cin, H, W, h->rank, c->k, c->stride, c->pad0, c->pad1);
+        for (int b = 0; b < B; b++) /* y[b] (cout,HW) += c · up (cout,r) · t[b] (r,HW) */
+            op_gemm(y + (size_t)b * c->cout * hw, h->up, t + (size_t)b * h->rank * hw, c->cout, (int)hw,
+                    h->rank, 0, 0, *h->strength * h->scale, 1.0f);
+        free(t);
+    }
+    if (Ho) *Ho = ho;
+    if (Wo) *Wo = wo;
 }

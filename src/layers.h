@@ -8,16 +8,36 @@
 #include "ops.h"     // defines: op_linear, op_conv2d, op_groupnorm, op_layernorm
 #include "weights.h" // defines: WeightTable, wt_add
 
+/* A low-rank update attached to a layer (LoRA, kohya/PEFT math):
+ *   y += strength · scale · up(down(x)),  scale = alpha / rank.
+ * For a Linear, down is (r, in) and up (out, r). For a Conv2d, down is a k×k conv (r, cin, k, k) with the
+ * layer's stride and padding and up a 1×1 conv (cout, r). Unmerged, the update runs every call and the
+ * strength is read live through a pointer (changing it costs nothing); strength 0 skips it entirely. Merged,
+ * w holds W + merged_strength·scale·up·down and the hook is skipped at run time. */
+typedef struct LoraHook {
+    const float *down, *up;
+    int rank;
+    float scale;            /* alpha / rank */
+    const float *strength;  /* the adapter's multiplier for this component */
+    int merged;
+    float merged_strength;  /* strength baked into w when merged */
+    struct LoraHook *next;
+} LoraHook;
+
 typedef struct {
     float *w; /* (out, in) */
     float *b; /* (out) or NULL */
     int in, out;
+    LoraHook *lora;  /* attached adapters (NULL: none) */
+    float *w_base;   /* original w while w is a merged copy (NULL: not merged) */
 } Linear;
 
 typedef struct {
     float *w; /* (cout, cin, k, k) */
     float *b; /* (cout) or NULL */
     int cin, cout, k, stride, pad0, pad1;
+    LoraHook *lora;
+    float *w_base;
 } Conv2d;
 
 typedef struct {
@@ -34,10 +54,8 @@ void conv_build(Conv2d *c, WeightTable *t, const char *prefix, int cin, int cout
                 int pad0, int pad1);
 void norm_build(Norm *n, WeightTable *t, const char *prefix, int C, int groups, float eps);
 
-/* y (M,out) = x (M,in) · wᵀ + b */
-static inline void linear_forward(const Linear *l, float *y, const float *x, int M) {
-    op_linear(y, x, l->w, l->b, M, l->in, l->out);
-}
+/* y (M,out) = x (M,in) · wᵀ + b  (+ unmerged LoRA updates) */
+void linear_forward(const Linear *l, float *y, const float *x, int M);
 /* x (B,cin,H,W) → y (B,cout,Ho,Wo); Ho and Wo receive the output size (may be NULL). */
 void conv_forward(const Conv2d *c, float *y, const float *x, int B, int H, int W, int *Ho, int *Wo);
 /* GroupNorm (+ fused silu) on x (B,C,HW). */

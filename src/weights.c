@@ -9,7 +9,28 @@
 
 void wt_init(WeightTable *t) { memset(t, 0, sizeof *t); }
 
+void wt_add_module(WeightTable *t, const char *name, ModKind kind, void *layer) {
+    if (t->n_mods == t->cap_mods) {
+        t->cap_mods = t->cap_mods ? 2 * t->cap_mods : 128;
+        t->mods = realloc(t->mods, (size_t)t->cap_mods * sizeof *t->mods);
+        LS_ASSERT(t->mods);
+    }
+    ModuleSpec *m = &t->mods[t->n_mods++];
+    m->name = strdup(name);
+    LS_ASSERT(m->name);
+    m->kind = kind;
+    m->layer = layer;
+}
+
+const ModuleSpec *wt_find_module(const WeightTable *t, const char *name) {
+    for (int i = 0; i < t->n_mods; i++)
+        if (!strcmp(t->mods[i].name, name)) return &t->mods[i];
+    return NULL;
+}
+
 void wt_free(WeightTable *t) {
+    for (int i = 0; i < t->n_mods; i++) free(t->mods[i].name);
+    free(t->mods);
     for (int i = 0; i < t->n; i++) free(t->v[i].name);
     free(t->v);
     free(t->owned);

@@ -32,9 +32,20 @@ typedef struct {
     int64_t fan_in;     /* for WINIT_UNIFORM_FANIN */
 } WeightSpec;
 
+/* A parameterised layer (Linear or Conv2d) registered under its module path, e.g.
+ * "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q": what LoRA files name and target. */
+typedef enum { MOD_LINEAR, MOD_CONV } ModKind;
+typedef struct {
+    char *name;
+    ModKind kind;
+    void *layer; /* Linear* or Conv2d* (layers.h) */
+} ModuleSpec;
+
 typedef struct {
     WeightSpec *v;
     int n, cap;
+    ModuleSpec *mods;   /* every Linear/Conv2d, in build order */
+    int n_mods, cap_mods;
     float *owned;       /* float32 storage for tensors that needed conversion (or init) */
     int64_t numel;      /* total parameters */
 } WeightTable;
@@ -44,6 +55,11 @@ void wt_free(WeightTable *t);
 /* Register a tensor: name = printf(fmt, ...) appended to prefix ("" allowed). */
 void wt_add(WeightTable *t, float **ptr, WInit init, int64_t fan_in, int ndim, const int64_t *shape,
             const char *prefix, const char *suffix);
+
+/* Register a layer under its module path (called by the layer builders). */
+void wt_add_module(WeightTable *t, const char *name, ModKind kind, void *layer);
+/* Module by exact path, or NULL. */
+const ModuleSpec *wt_find_module(const WeightTable *t, const char *name);
 
 /* Maps a table key to the key in a file; returns 0 and writes out (cap bytes) or -1 if it has none. */
 typedef int (*KeyMapFn)(const char *key, char *out, int cap, const void *ctx);

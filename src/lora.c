@@ -1,0 +1,542 @@
+/* lora.c — see lora.h. */
+#include "lora.h"
+
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "common.h" // defines: ls_set_error, ls_warn, mallocCheck
+#include "ops.h"    // defines: op_gemm
+#include "sha256.h" // defines: Sha256
+
+const char *lora_format_name(LoraFormat f) {
+    switch (f) {
+    case LORA_KOHYA: return "kohya/A1111 (lora_down/lora_up/alpha)";
+    case LORA_PEFT: return "diffusers/PEFT (lora_A/lora_B)";
+    case LORA_DIFFUSERS_OLD: return "diffusers attention processors (old format)";
+    }
+    return "?";
+}
+
+/* ---------------- key classification ---------------- */
+
+enum { PART_DOWN, PART_UP, PART_ALPHA };
+
+/* Split a file key into (component, module key, part). Module key: kohya's flat name without the
+ * lora_unet_/lora_te_ prefix is kept as is ("down_blocks_0_..."), PEFT/old keys become dotted module paths.
+ * Returns 1 if recognised, 0 if not a LoRA key, LS_ERR for a recognised-but-unsupported one. */
+static int classify(const char *key, LoraFormat *fmt, int *comp, char *mod, int cap, int *part) {
+    const char *dot = strchr(key, '.');
+    if (!strncmp(key, "lora_unet_", 10) || !strncmp(key, "lora_te_", 8) || !strncmp(key, "lora_te1_", 9) ||
+        !strncmp(key, "lora_te2_", 9)) {
+        if (!strncmp(key, "lora_te1_", 9) || !strncmp(key, "lora_te2_", 9))
+            return ls_set_error("key %s: lora_te1_/lora_te2_ are SDXL text encoders (not SD-1.x)", key);
+        if (!dot) return 0;
+        *fmt = LORA_KOHYA;
+        *comp = key[5] == 'u' ? LORA_UNET : LORA_TE;
+        const char *flat = key + (*comp == LORA_UNET ? 10 : 8);
+        snprintf(mod, (size_t)cap, "%.*s", (int)(dot - flat), flat);
+        const char *suf = dot + 1;
+        if (!strcmp(suf, "lora_down.weight")) *part = PART_DOWN;
+        else if (!strcmp(suf, "lora_up.weight")) *part = PART_UP;
+        else if (!strcmp(suf, "alpha")) *part = PART_ALPHA;
+        else if (!strncmp(suf, "hada_", 5))
+            return ls_set_error("key %s: LyCORIS LoHa adapters are not supported yet", key);
+        else if (!strncmp(suf, "lokr_", 5))
+            return ls_set_error("key %s: LyCORIS LoKr adapters are not supported yet", key);
+        else if (!strcmp(suf, "dora_scale"))
+            return ls_set_error("key %s: DoRA adapters are not supported yet", key);
+        else return ls_set_error("key %s: unsupported adapter tensor '%s'", key, suf);
+        return 1;
+    }
+    /* PEFT: <unet|text_encoder>.<module>.lora_<A|B>.weight */
+    const char *ab = strstr(key, ".lora_A.weight");
+    if (!ab) ab = strstr(key, ".lora_B.weight");
+    if (ab && ab[14] == 0) {
+        *fmt = LORA_PEFT;
+        *part = ab[6] == 'A' ? PART_DOWN : PART_UP;
+        const char *m = key;
+        if (!strncmp(key, "unet.", 5)) *comp = LORA_UNET, m += 5;
+        else if (!strncmp(key, "text_encoder.", 13)) *comp = LORA_TE, m += 13;
+        else if (!strncmp(key, "text_model.", 11)) *comp = LORA_TE; /* bare text-encoder key */
+        else *comp = LORA_UNET;                                       /* bare U-Net key */
+        snprintf(mod, (size_t)cap, "%.*s", (int)(ab - m), m);
+        return 1;
+    }
+    if (strstr(key, "lora_magnitude_vector"))
+        return ls_set_error("key %s: DoRA adapters are not supported yet", key);
+    /* old diffusers: …attn1.processor.to_q_lora.down.weight, …self_attn.to_q_lora.up.weight,
+     * …mlp.fc1.lora_linear_layer.down.weight */
+    const char *lp = strstr(key, "_lora.");
+    const char *ll = strstr(key, ".lora_linear_layer.");
+    if (lp || ll) {
+        *fmt = LORA_DIFFUSERS_OLD;
+        const char *m = key;
+        *comp = LORA_UNET;
+        if (!strncmp(key, "unet.", 5)) m += 5;
+        else if (!strncmp(key, "text_encoder.", 13)) *comp = LORA_TE, m += 13;
+        char buf[256];
+        const char *tail = lp ? lp + 6 : ll + 19;
+        if (!strcmp(tail, "down.weight")) *part = PART_DOWN;
+        else if (!strcmp(tail, "up.weight")) *part = PART_UP;
+        else return ls_set_error("key %s: unsupported adapter tensor", key);
+        if (ll) {
+            snprintf(mod, (size_t)cap, "%.*s", (int)(ll - m), m);
+            return 1;
+        }
+        /* "<path>.[processor.]to_X_lora" → "<path>.to_X" (U-Net) or q/k/v/out_proj (text encoder) */
+        const char *start = lp; /* points at "_lora." */
+        const char *name = start;
+        while (name > m && name[-1] != '.') name--;
+        int plen = (int)(name - m); /* includes trailing '.' */
+        snprintf(buf, sizeof buf, "%.*s", plen, m);
+        char *proc = strstr(buf, ".processor.");
+        if (proc) memmove(proc, proc + 10, strlen(proc + 10) + 1);
+        char proj[32];
+        snprintf(proj, sizeof proj, "%.*s", (int)(start - name), name); /* to_q, to_k, to_v, to_out */
+        const char *leaf = proj;
+        if (*comp == LORA_TE) {
+            if (!strcmp(proj, "to_q")) leaf = "q_proj";
+            else if (!strcmp(proj, "to_k")) leaf = "k_proj";
+            else if (!strcmp(proj, "to_v")) leaf = "v_proj";
+            else if (!strcmp(proj, "to_out")) leaf = "out_proj";
+        } else if (!strcmp(proj, "to_out")) leaf = "to_out.0";
+        if (snprintf(mod, (size_t)cap, "%.200s%s", buf, leaf) >= cap)
+            return ls_set_error("key %s: name too long", key);
+        return 1;
+    }
+    return 0;
+}
+
+/* ---------------- load ---------------- */
+
+static LoraModule *find_or_add(Lora *a, int *cap, int comp, const char *key) {
+    for (int i = 0; i < a->n_mods; i++)
+        if (a->mods[i].component == comp && !strcmp(a->mods[i].module, key)) return &a->mods[i];
+    if (a->n_mods == *cap) {
+        *cap = *cap ? 2 * *cap : 64;
+        a->mods = realloc(a->mods, (size_t)*cap * sizeof *a->mods);
+        LS_ASSERT(a->mods);
+    }
+    LoraModule *m = &a->mods[a->n_mods++];
+    memset(m, 0, sizeof *m);
+    m->module = strdup(key);
+    m->component = comp;
+    m->alpha = NAN; /* unset */
+    return m;
+}
+
+/* PEFT alpha from diffusers' __metadata__["lora_adapter_metadata"] (flattened "<comp>.lora_alpha"). */
+static void peft_alpha(const StFile *f, float alpha[2]) {
+    alpha[0] = alpha[1] = NAN;
+    const char *js = st_meta_get(f, "lora_adapter_metadata");
+    if (!js) return;
+    cJSON *o = cJSON_Parse(js);
+    if (!o) {
+        ls_warn("%s: unreadable lora_adapter_metadata; using alpha = rank", f->path);
+        return;
+    }
+    const char *keys[2] = {"unet.lora_alpha", "text_encoder.lora_alpha"};
+    for (int c = 0; c < 2; c++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, keys[c]);
+        if (cJSON_IsNumber(v) && v->valuedouble > 0) alpha[c] = (float)v->valuedouble;
+    }
+    const cJSON *pat = cJSON_GetObjectItemCaseSensitive(o, "unet.alpha_pattern");
+    if (cJSON_IsObject(pat) && pat->child)
+        ls_warn("%s: per-module alpha_pattern is not applied (uses lora_alpha for every module)", f->path);
+    cJSON_Delete(o);
+}
+
+static void short_hash(Lora *a) {
+    const uint8_t *p = a->file.map;
+    uint64_t n = 0;
+    for (int i = 0; i < 8; i++) n |= (uint64_t)p[i] << (8 * i);
+    Sha256 s;
+    sha256_init(&s);
+    sha256_update(&s, p + 8 + n, a->file.map_size - 8 - n);
+    uint8_t d[32];
+    char hex[65];
+    sha256_final(&s, d);
+    sha256_hex(d, hex);
+    snprintf(a->hash, sizeof a->hash, "%.12s", hex);
+}
+
+int lora_load(Lora *a, const char *path) {
+    memset(a, 0, sizeof *a);
+    a->strength[0] = a->strength[1] = 1.0f;
+    a->path = strdup(path);
+    const char *b = strrchr(path, '/');
+    snprintf(a->name, sizeof a->name, "%s", b ? b + 1 : path);
+    char *dot = strstr(a->name, ".safetensors");
+    if (dot && dot[12] == 0) *dot = 0;
+    if (st_open(&a->file, path) < 0) {
+        char e[1024];
+        snprintf(e, sizeof e, "%s", ls_last_error());
+        lora_free(a);
+        return ls_set_error("%s", e);
+    }
+    StFile *f = &a->file;
+    int cap = 0, have_fmt = 0, rc = 0;
+    char mod[512];
+    const StTensor **down = NULL, **up = NULL;
+    for (int i = 0; i < f->n_tensors && rc == 0; i++) {
+        const StTensor *t = &f->tensors[i];
+        LoraFormat fmt = LORA_KOHYA;
+        int comp = 0, part = 0;
+        int k = classify(t->name, &fmt, &comp, mod, sizeof mod, &part);
+        if (k < 0) {
+            rc = ls_error_context("%s", path);
+            break;
+        }
+        if (k == 0) {
+            rc = ls_set_error("%s: key %s is not a LoRA tensor (not an SD-1.x LoRA/LoCon file?)", path,
+                              t->name);
+            break;
+        }
+        if (have_fmt && fmt != a->format) {
+            rc = ls_set_error("%s: key %s mixes adapter formats", path, t->name);
+            break;
+        }
+        a->format = fmt;
+        have_fmt = 1;
+        int before = a->n_mods;
+        LoraModule *m = find_or_add(a, &cap, comp, mod);
+        if (a->n_mods != before) { /* grew: keep the tensor pointer arrays in step */
+            down = realloc(down, (size_t)cap * sizeof *down);
+            up = realloc(up, (size_t)cap * sizeof *up);
+            LS_ASSERT(down && up);
+            down[a->n_mods - 1] = up[a->n_mods - 1] = NULL;
+        }
+        int idx = (int)(m - a->mods);
+        if (part == PART_ALPHA) {
+            if (t->numel != 1) {
+                rc = ls_set_error("%s: %s must hold one value", path, t->name);
+                break;
+            }
+            float v;
+            if (st_to_f32(f, t, &v, 1) < 0) rc = LS_ERR;
+            m->alpha = v;
+        } else if (part == PART_DOWN) {
+            down[idx] = t;
+        } else {
+            up[idx] = t;
+        }
+    }
+    if (rc == 0 && a->n_mods == 0) rc = ls_set_error("%s: no LoRA tensors in this file", path);
+    float palpha[2] = {NAN, NAN};
+    if (rc == 0 && a->format == LORA_PEFT) peft_alpha(f, palpha);
+    for (int i = 0; rc == 0 && i < a->n_mods; i++) {
+        LoraModule *m = &a->mods[i];
+        const char *pre = m->component == LORA_UNET ? "unet" : "text encoder";
+        if (!down[i] || !up[i]) {
+            rc = ls_set_error("%s: %s module %s has no %s matrix", path, pre, m->module,
+                              down[i] ? "up (lora_up / lora_B)" : "down (lora_down / lora_A)");
+            break;
+        }
+        const StTensor *d = down[i], *u = up[i];
+        int conv = d->ndim == 4;
+        int ok = (d->ndim == 2 || (conv && d->shape[2] == d->shape[3])) &&
+                 (u->ndim == 2 || (u->ndim == 4 && u->shape[2] == 1 && u->shape[3] == 1)) &&
+                 d->shape[0] == u->shape[1] && d->shape[0] > 0;
+        if (!ok) {
+            rc = ls_set_error("%s: %s module %s: down %s / up %s shapes are not a rank-r pair", path, pre,
+                              m->module, d->name, u->name);
+            break;
+        }
+        m->rank = (int)d->shape[0];
+        m->in = d->shape[1];
+        m->k = conv ? (int)d->shape[2] : 1;
+        m->out = u->shape[0];
+        if (a->format == LORA_PEFT && !isnan(palpha[m->component])) m->alpha = palpha[m->component];
+        if (isnan(m->alpha) || m->alpha == 0.0f) m->alpha = (float)m->rank; /* missing/0 → scale 1 */
+        if (!isfinite(m->alpha)) {
+            rc = ls_set_error("%s: %s module %s has a non-finite alpha", path, pre, m->module);
+            break;
+        }
+        m->down = mallocCheck((size_t)d->numel * sizeof(float));
+        m->up = mallocCheck((size_t)u->numel * sizeof(float));
+        if (st_to_f32(f, d, m->down, 1) < 0 || st_to_f32(f, u, m->up, 1) < 0) rc = LS_ERR;
+        a->n_params += d->numel + u->numel;
+        if (m->component == LORA_UNET) a->n_unet++;
+        else a->n_te++;
+        if (m->k > 1) a->n_conv++;
+    }
+    free(down);
+    free(up);
+    if (rc < 0) {
+        char e[1024];
+        snprintf(e, sizeof e, "%s", ls_last_error());
+        lora_free(a);
+        return ls_set_error("%s", e);
+    }
+    short_hash(a);
+    return LS_OK;
+}
+
+void lora_free(Lora *a) {
+    if (a->attached) lora_detach(a);
+    for (int i = 0; i < a->n_mods; i++) {
+        free(a->mods[i].module);
+        free(a->mods[i].down);
+        free(a->mods[i].up);
+    }
+    free(a->mods);
+    free(a->path);
+    st_close(&a->file);
+    memset(a, 0, sizeof *a);
+}
+
+/* ---------------- attach / merge ---------------- */
+
+/* kohya flat name of a module path: '.' → '_' */
+static void flatten(const char *path, char *out, int cap) {
+    snprintf(out, (size_t)cap, "%s", path);
+    for (char *p = out; *p; p++)
+        if (*p == '.') *p = '_';
+}
+
+static const ModuleSpec *resolve(const Lora *a, const LoraModule *lm, const Model *m) {
+    const WeightTable *t = lm->component == LORA_UNET ? &m->unet.wt : &m->clip.wt;
+    if (a->format == LORA_KOHYA) {
+        char flat[512];
+        for (int i = 0; i < t->n_mods; i++) {
+            flatten(t->mods[i].name, flat, sizeof flat);
+            if (!strcmp(flat, lm->module)) return &t->mods[i];
+        }
+        return NULL;
+    }
+    const ModuleSpec *s = wt_find_module(t, lm->module);
+    if (!s && lm->component == LORA_TE) { /* PEFT keys from flattened CLIPTextModel lack text_model. */
+        char buf[512];
+        snprintf(buf, sizeof buf, "text_model.%s", lm->module);
+        s = wt_find_module(t, buf);
+    }
+    return s;
+}
+
+static LoraHook **hook_list(LoraModule *lm) {
+    return lm->kind == MOD_LINEAR ? &((Linear *)lm->layer)->lora : &((Conv2d *)lm->layer)->lora;
+}
+
+int lora_attach(Lora *a, Model *m, int lenient) {
+    if (a->attached) return ls_set_error("%s: adapter is already attached", a->path);
+    int kept = 0;
+    for (int i = 0; i < a->n_mods; i++) {
+        LoraModule *lm = &a->mods[i];
+        const char *pre = lm->component == LORA_UNET ? "lora_unet_" : "lora_te_";
+        const ModuleSpec *s = resolve(a, lm, m);
+        char why[256] = "";
+        if (!s) snprintf(why, sizeof why, "matches no module of the model");
+        else if (s->kind == MOD_LINEAR) {
+            const Linear *l = s->layer;
+            if (lm->k != 1 || lm->in != l->in || lm->out != l->out)
+                snprintf(why, sizeof why, "is %lld→%lld (k=%d) but %s is Linear %d→%d", (long long)lm->in,
+                         (long long)lm->out, lm->k, s->name, l->in, l->out);
+        } else {
+            const Conv2d *c = s->layer;
+            if ((lm->k != c->k) || lm->in != c->cin || lm->out != c->cout)
+                snprintf(why, sizeof why, "is %lld→%lld (k=%d) but %s is a %d×%d conv %d→%d", (long long)lm->in,
+                         (long long)lm->out, lm->k, s->name, c->k, c->k, c->cin, c->cout);
+        }
+        if (why[0]) {
+            if (!lenient) {
+                /* undo what was attached so far */
+                for (int j = 0; j < i; j++)
+                    if (a->mods[j].layer) {
+                        LoraHook **pp = hook_list(&a->mods[j]);
+                        while (*pp && *pp != &a->mods[j].hook) pp = &(*pp)->next;
+                        if (*pp) *pp = a->mods[j].hook.next;
+                        a->mods[j].layer = NULL;
+                    }
+                return ls_set_error("%s: module %s%s %s (another architecture? --lenient skips such keys)",
+                                    a->path, a->format == LORA_KOHYA ? pre : "", lm->module, why);
+            }
+            ls_warn("%s: skipping module %s: %s", a->path, lm->module, why);
+            lm->layer = NULL;
+            continue;
+        }
+        lm->layer = s->layer;
+        lm->kind = s->kind;
+        lm->hook = (LoraHook){lm->down, lm->up, lm->rank, lm->alpha / (float)lm->rank,
+                              &a->strength[lm->component], 0, 0.0f, NULL};
+        LoraHook **head = hook_list(lm);
+        lm->hook.next = *head;
+        *head = &lm->hook;
+        kept++;
+    }
+    if (kept == 0) return ls_set_error("%s: no module of this adapter matches the model", a->path);
+    a->attached = 1;
+    return LS_OK;
+}
+
+/* w (out, in·k·k) += c · up (out, r) · down (r, in·k·k) */
+static void add_delta(LoraModule *lm, float c) {
+    float *w = lm->kind == MOD_LINEAR ? ((Linear *)lm->layer)->w : ((Conv2d *)lm->layer)->w;
+    op_gemm(w, lm->up, lm->down, (int)lm->out, (int)(lm->in * lm->k * lm->k), lm->rank, 0, 0, c, 1.0f);
+}
+
+static float **layer_w(LoraModule *lm, float ***base) {
+    if (lm->kind == MOD_LINEAR) {
+        Linear *l = lm->layer;
+        *base = &l->w_base;
+        return &l->w;
+    }
+    Conv2d *c = lm->layer;
+    *base = &c->w_base;
+    return &c->w;
+}
+
+void lora_merge(Lora *a) {
+    if (!a->attached || a->merged) return;
+    for (int i = 0; i < a->n_mods; i++) {
+        LoraModule *lm = &a->mods[i];
+        if (!lm->layer) continue;
+        float **base, **w = layer_w(lm, &base);
+        if (!*base) { /* first merge into this layer: work on a private copy of its weights */
+            size_t n = (size_t)lm->out * lm->in * lm->k * lm->k;
+            float *copy = mallocCheck(n * sizeof(float));
+            memcpy(copy, *w, n * sizeof(float));
+            *base = *w;
+            *w = copy;
+        }
+        lm->hook.merged_strength = a->strength[lm->component];
+        if (lm->hook.merged_strength != 0.0f) add_delta(lm, lm->hook.merged_strength * lm->hook.scale);
+        lm->hook.merged = 1;
+    }
+    a->merged = 1;
+}
+
+void lora_unmerge(Lora *a) {
+    if (!a->merged) return;
+    for (int i = 0; i < a->n_mods; i++) {
+        LoraModule *lm = &a->mods[i];
+        if (!lm->layer) continue;
+        lm->hook.merged = 0;
+        /* restore exactly when no other adapter is still merged into this layer */
+        int others = 0;
+        for (LoraHook *h = *hook_list(lm); h; h = h->next) others |= h->merged;
+        float **base, **w = layer_w(lm, &base);
+        if (!others) {
+            free(*w);
+            *w = *base;
+            *base = NULL;
+        } else if (lm->hook.merged_strength != 0.0f) {
+            add_delta(lm, -lm->hook.merged_strength * lm->hook.scale);
+        }
+    }
+    a->merged = 0;
+}
+
+void lora_detach(Lora *a) {
+    if (!a->attached) return;
+    lora_unmerge(a);
+    for (int i = 0; i < a->n_mods; i++) {
+        LoraModule *lm = &a->mods[i];
+        if (!lm->layer) continue;
+        LoraHook **pp = hook_list(lm);
+        while (*pp && *pp != &lm->hook) pp = &(*pp)->next;
+        if (*pp) *pp = lm->hook.next;
+        lm->layer = NULL;
+    }
+    a->attached = 0;
+}
+
+void lora_set_strength(Lora *a, float unet, float te) {
+    a->strength[LORA_UNET] = unet;
+    a->strength[LORA_TE] = te;
+    if (!a->merged) return; /* unmerged: the hooks read the new value on the next call */
+    for (int i = 0; i < a->n_mods; i++) {
+        LoraModule *lm = &a->mods[i];
+        if (!lm->layer) continue;
+        float s = a->strength[lm->component], d = s - lm->hook.merged_strength;
+        if (d != 0.0f) add_delta(lm, d * lm->hook.scale);
+        lm->hook.merged_strength = s;
+    }
+}
+
+/* ---------------- specs and prompt tags ---------------- */
+
+static int parse_scale(const char *s, size_t n, float *out) {
+    char buf[64];
+    if (n == 0 || n >= sizeof buf) return -1;
+    memcpy(buf, s, n);
+    buf[n] = 0;
+    char *end;
+    errno = 0;
+    float v = strtof(buf, &end);
+    if (errno || *end || end == buf || !isfinite(v)) return -1;
+    *out = v;
+    return 0;
+}
+
+int lora_parse_spec(const char *spec, char *path, int cap, float *unet, float *te) {
+    *unet = *te = 1.0f;
+    if ((int)strlen(spec) >= cap) return ls_set_error("--lora %s: path too long", spec);
+    if (ls_file_exists(spec)) {
+        snprintf(path, (size_t)cap, "%s", spec);
+        return 0;
+    }
+    const char *c1 = strrchr(spec, ':');
+    if (!c1) {
+        snprintf(path, (size_t)cap, "%s", spec);
+        return 0;
+    }
+    float v1, v2;
+    if (parse_scale(c1 + 1, strlen(c1 + 1), &v1) < 0)
+        return ls_set_error("--lora %s: malformed scale '%s' (use FILE[:SCALE[:TE_SCALE]])", spec, c1 + 1);
+    const char *c0 = c1;
+    while (c0 > spec && c0[-1] != ':') c0--;
+    if (c0 > spec && parse_scale(c0, (size_t)(c1 - c0), &v2) == 0) { /* FILE:SCALE:TE_SCALE */
+        *unet = v2;
+        *te = v1;
+        snprintf(path, (size_t)cap, "%.*s", (int)(c0 - 1 - spec), spec);
+    } else {
+        *unet = *te = v1;
+        snprintf(path, (size_t)cap, "%.*s", (int)(c1 - spec), spec);
+    }
+    return 0;
+}
+
+int lora_extract_prompt_tags(char *prompt, char **names, float *te, float *unet, int cap) {
+    int n = 0;
+    char *p;
+    while ((p = strstr(prompt, "<lora:"))) {
+        char *end = strchr(p, '>');
+        if (!end) return ls_set_error("prompt: unterminated <lora:...> tag");
+        if (n == cap) return ls_set_error("prompt: more than %d <lora:...> tags", cap);
+        /* fields between ':' inside the tag */
+        char body[512];
+        size_t len = (size_t)(end - (p + 6));
+        if (len >= sizeof body) return ls_set_error("prompt: <lora:...> tag too long");
+        memcpy(body, p + 6, len);
+        body[len] = 0;
+        char *field[8];
+        int nf = 0;
+        for (char *s = body, *c; nf < 8; s = c + 1) {
+            field[nf++] = s;
+            if (!(c = strchr(s, ':'))) break;
+            *c = 0;
+        }
+        if (!field[0][0]) return ls_set_error("prompt: <lora:...> tag without a name");
+        float t = 1.0f, u = NAN;
+        int pos = 0;
+        for (int i = 1; i < nf; i++) {
+            const char *v = field[i];
+            float *dst = NULL;
+            if (!strncmp(v, "te=", 3)) dst = &t, v += 3;
+            else if (!strncmp(v, "unet=", 5)) dst = &u, v += 5;
+            else dst = pos++ == 0 ? &t : &u; /* A1111: first number = te multiplier, second = unet */
+            if (parse_scale(v, strlen(v), dst) < 0)
+                return ls_set_error("prompt: <lora:%s:...>: malformed scale '%s'", field[0], field[i]);
+        }
+        if (isnan(u)) u = t; /* A1111: unet defaults to the te multiplier */
+        names[n] = strdup(field[0]);
+        te[n] = t;
+        unet[n] = u;
+        n++;
+        memmove(p, end + 1, strlen(end + 1) + 1); /* remove the tag from the prompt text */
+    }
+    return n;
+}

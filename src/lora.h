@@ -1,0 +1,77 @@
+/* lora.h — LoRA adapters at generation time: load the formats people share, attach to a model unmerged
+ * (live strength, one scalar) or merged (zero per-step cost), combine several, merge into a checkpoint.
+ *
+ * Formats (sd1-reference.md §6):
+ *  - kohya / A1111: lora_unet_<path with '_'>.{lora_down.weight, lora_up.weight, alpha} and lora_te_...;
+ *    LoCon conv adapters (k×k down, 1×1 up). Missing or zero alpha means alpha = rank.
+ *  - diffusers / PEFT: unet.<path>.lora_A.weight / lora_B.weight and text_encoder.<path>...; alpha from
+ *    __metadata__["lora_adapter_metadata"] (<component>.lora_alpha) when present, else alpha = rank.
+ *  - old diffusers attention-processor keys (…attn1.processor.to_q_lora.down.weight, …).
+ *  LyCORIS LoHa/LoKr (hada_*, lokr_*) and DoRA are refused with a clear "unsupported" message.
+ * Module names are matched exactly against the model's module table (never parsed back from '_'). */
+#ifndef LS_LORA_H
+#define LS_LORA_H
+
+#include "layers.h"      // defines: LoraHook
+#include "model.h"       // defines: Model
+#include "safetensors.h" // defines: StFile
+
+typedef enum { LORA_KOHYA, LORA_PEFT, LORA_DIFFUSERS_OLD } LoraFormat;
+enum { LORA_UNET = 0, LORA_TE = 1 };
+
+typedef struct {
+    char *module;      /* model module path (diffusers naming), e.g. "mid_block.attentions.0.proj_in" */
+    int component;     /* LORA_UNET or LORA_TE */
+    int rank, k;       /* k: kernel size of the down projection (1 for Linear) */
+    int64_t in, out;
+    float alpha;
+    float *down, *up;  /* float32 copies: down (r, in·k·k), up (out, r) */
+    void *layer;       /* Linear* or Conv2d* once attached */
+    ModKind kind;
+    LoraHook hook;
+} LoraModule;
+
+typedef struct {
+    char *path;
+    char name[128];        /* file name without .safetensors (the <lora:NAME:...> name) */
+    char hash[13];         /* A1111/kohya short hash: sha256 of the data after the header, 12 hex */
+    LoraFormat format;
+    LoraModule *mods;
+    int n_mods;
+    int n_unet, n_te;      /* modules per component */
+    int n_conv;            /* modules whose down projection is a k×k conv (LoCon) */
+    int64_t n_params;
+    float strength[2];     /* user multipliers: [LORA_UNET], [LORA_TE] */
+    int attached, merged;
+    StFile file;
+} Lora;
+
+/* Read and validate an adapter file: format, per-module rank/alpha, finite values, consistent shapes.
+ * LS_ERR naming the file and key. Strengths start at 1. */
+int lora_load(Lora *a, const char *path);
+void lora_free(Lora *a); /* detaches first if attached */
+
+/* Match every module against m and check shapes. An unmatched module is an error naming its key unless
+ * lenient (then a warning and the module is dropped). Attached unmerged: strength changes are free. */
+int lora_attach(Lora *a, Model *m, int lenient);
+void lora_detach(Lora *a);
+
+/* Set strengths. Unmerged: a scalar store. Merged: w += (new − old)·scale·up·down per module (one rank-r
+ * GEMM each, no reload). */
+void lora_set_strength(Lora *a, float unet, float te);
+
+/* Bake the adapter into the weights at its current strength (the first merge into a layer copies its
+ * weights, so the checkpoint mapping is never written); unmerge restores the original weights exactly. */
+void lora_merge(Lora *a);
+void lora_unmerge(Lora *a);
+
+const char *lora_format_name(LoraFormat f);
+
+/* Parse "FILE[:SCALE[:TE_SCALE]]" (TE_SCALE defaults to SCALE). LS_ERR on a malformed scale. */
+int lora_parse_spec(const char *spec, char *path, int cap, float *unet, float *te);
+
+/* Remove A1111 <lora:NAME:TE[:UNET]> / <lora:NAME:te=X:unet=Y> tags from prompt (in place) and return
+ * them: names[i] (malloc'd), te[i], unet[i]; at most cap. Returns the count or LS_ERR (malformed tag). */
+int lora_extract_prompt_tags(char *prompt, char **names, float *te, float *unet, int cap);
+
+#endif

@@ -1,18 +1,13 @@
-/* main.c — the lorastyle command line: init, generate, info, convert, tokenizer. */
-#include <errno.h>
+/* main.c — the lorastyle command line: dispatch, and the model/file commands init, info, convert,
+ * tokenizer (generate, sweep and merge live in cmd_generate.c). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "common.h"   // defines: ls_last_error, ls_time
-#include "model.h"    // defines: Model, model_load, model_init_preset
-#include "ops.h"      // defines: op_num_threads
-#include "pipeline.h" // defines: GenParams, pipeline_generate
-
-#define DEFAULT_MODEL "models/tiny"
+#include "cli.h"    // defines: cli_*, cmd_generate, cmd_sweep, cmd_merge
+#include "common.h" // defines: ls_last_error, ls_time
+#include "lora.h"   // defines: lora_load (info on adapters)
+#include "model.h"  // defines: Model, model_load, model_init_preset
 
 static int usage(FILE *f) {
     fprintf(f,
@@ -23,52 +18,17 @@ static int usage(FILE *f) {
             "                     [--sampler euler_a|euler|ddim|dpmpp_2m|dpmpp_2m_karras] [--karras]\n"
             "                     [--seed N] [--width W --height H] [--batch N] [--clip-skip N]\n"
             "                     [--init-latent FILE] [--config DIR] [--tokenizer DIR] [-o out.png]\n"
-            "  lorastyle info FILE|DIR\n"
+            "                     [--lora FILE[:SCALE[:TE_SCALE]]]... [--lora-dir DIR] [--lenient]\n"
+            "                     [--lora-mode merged|unmerged]   (prompt tags: <lora:NAME:SCALE>)\n"
+            "  lorastyle sweep \"prompt\" --lora FILE [--lora B] [--scales 0,0.25,0.5,0.75,1,1.25]\n"
+            "                     [--scales-b LIST] [--seeds 1,2,3] [--prompts FILE] [-o DIR] [generate options]\n"
+            "  lorastyle merge MODEL --lora FILE[:SCALE]... -o OUT [--dtype f32|f16]\n"
+            "  lorastyle info FILE|DIR             (checkpoint, model folder or adapter)\n"
             "  lorastyle convert MODEL -o FILE.safetensors [--dtype f32|f16]  (single-file LDM layout)\n"
             "  lorastyle tokenizer --bpe bpe_simple_vocab_16e6.txt.gz -o DIR\n\n"
             "The default model is %s (make it with `lorastyle init`).\n",
             DEFAULT_MODEL);
     return f == stderr ? 2 : 0;
-}
-
-static int fail(void) {
-    fprintf(stderr, "lorastyle: error: %s\n", ls_last_error());
-    return 1;
-}
-
-static int is_help(const char *a) { return !strcmp(a, "-h") || !strcmp(a, "--help"); }
-
-/* Option helpers: each returns 0 or sets an error. */
-static int need_arg(int argc, char **argv, int i) {
-    if (i + 1 >= argc) return ls_set_error("option %s needs a value", argv[i]);
-    return 0;
-}
-
-static int parse_int(const char *opt, const char *s, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return ls_set_error("%s: '%s' is not an integer between %ld and %ld", opt, s, lo, hi);
-    *out = v;
-    return 0;
-}
-
-static int parse_float(const char *opt, const char *s, float *out) {
-    char *end;
-    errno = 0;
-    float v = strtof(s, &end);
-    if (errno || end == s || *end || !isfinite(v)) return ls_set_error("%s: '%s' is not a number", opt, s);
-    *out = v;
-    return 0;
-}
-
-static int parse_dtype(const char *s, StDtype *dt) {
-    if (!strcmp(s, "f32") || !strcmp(s, "fp32")) *dt = ST_F32;
-    else if (!strcmp(s, "f16") || !strcmp(s, "fp16")) *dt = ST_F16;
-    else if (!strcmp(s, "bf16")) *dt = ST_BF16;
-    else return ls_set_error("--dtype '%s': choose f32, f16 or bf16", s);
-    return 0;
 }
 
 /* ---------------- init ---------------- */
@@ -79,20 +39,20 @@ static int cmd_init(int argc, char **argv) {
     StDtype dt = ST_F32;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
-        if (is_help(a)) return usage(stdout);
+        if (cli_is_help(a)) return usage(stdout);
         if (!strcmp(a, "--preset") || !strcmp(a, "-o") || !strcmp(a, "--seed") || !strcmp(a, "--dtype") ||
             !strcmp(a, "--bpe")) {
-            if (need_arg(argc, argv, i) < 0) return fail();
+            if (cli_need_arg(argc, argv, i) < 0) return cli_fail();
             const char *v = argv[++i];
             if (!strcmp(a, "--preset")) preset = v;
             else if (!strcmp(a, "-o")) out = v;
             else if (!strcmp(a, "--bpe")) bpe = v;
             else if (!strcmp(a, "--seed")) {
-                if (parse_int(a, v, 0, 2147483647L, &seed) < 0) return fail();
-            } else if (parse_dtype(v, &dt) < 0) return fail();
+                if (cli_parse_int(a, v, 0, 2147483647L, &seed) < 0) return cli_fail();
+            } else if (cli_parse_dtype(v, &dt) < 0) return cli_fail();
         } else {
             ls_set_error("init: unknown argument '%s'", a);
-            return fail();
+            return cli_fail();
         }
     }
     char def[256];
@@ -101,173 +61,11 @@ static int cmd_init(int argc, char **argv) {
         out = def;
     }
     double t0 = ls_time();
-    if (model_init_preset(preset, out, (uint64_t)seed, dt, bpe) < 0) return fail();
+    if (model_init_preset(preset, out, (uint64_t)seed, dt, bpe) < 0) return cli_fail();
     fprintf(stderr, "lorastyle: wrote a randomly initialised %s model to %s (seed %ld, %.1f s)\n", preset, out,
             seed, ls_time() - t0);
     return 0;
 }
-
-/* ---------------- generate ---------------- */
-
-typedef struct {
-    double t0;
-    int tty;
-} Progress;
-
-static void on_step(int step, int total, void *user) {
-    Progress *pr = user;
-    if (!pr->tty) return;
-    double el = ls_time() - pr->t0, rate = step / (el > 0 ? el : 1e-9);
-    double eta = (total - step) / (rate > 0 ? rate : 1e-9);
-    int width = 30, fill = width * step / total;
-    fprintf(stderr, "\r[%.*s%*s] step %d/%d  %.2f it/s  ETA %.0fs ", fill,
-            "==============================", width - fill, "", step, total, rate, eta);
-    if (step == total) fputc('\n', stderr);
-    fflush(stderr);
-}
-
-/* "out.png" → "out-1.png" for batch image b > 0 */
-static char *batch_path(const char *out, int b) {
-    size_t n = strlen(out) + 16;
-    char *p = mallocCheck(n);
-    if (b == 0) {
-        snprintf(p, n, "%s", out);
-        return p;
-    }
-    const char *dot = strrchr(out, '.'), *slash = strrchr(out, '/');
-    if (!dot || (slash && dot < slash)) dot = out + strlen(out);
-    snprintf(p, n, "%.*s-%d%s", (int)(dot - out), out, b, dot);
-    return p;
-}
-
-/* Check the output path(s) before spending minutes on sampling. */
-static int check_output(const char *out, int batch) {
-    if (!*out) return ls_set_error("-o: empty output path");
-    for (int b = 0; b < batch; b++) {
-        char *path = batch_path(out, b);
-        int is_dir = ls_is_dir(path);
-        if (is_dir) ls_set_error("%s: is a folder, not an image file name", path);
-        free(path);
-        if (is_dir) return LS_ERR;
-    }
-    char *dir = strdup(out), *s = strrchr(dir, '/');
-    if (s == dir) s[1] = 0; /* "/x.png" → "/" */
-    else if (s) *s = 0;
-    const char *d = s ? dir : ".";
-    int rc = LS_OK;
-    if (!ls_is_dir(d)) rc = ls_set_error("%s: output folder %s does not exist", out, d);
-    else if (access(d, W_OK) != 0) rc = ls_set_error("%s: output folder %s is not writable", out, d);
-    free(dir);
-    return rc;
-}
-
-static int cmd_generate(int argc, char **argv) {
-    GenParams p;
-    gen_params_init(&p);
-    const char *model = DEFAULT_MODEL, *out = "out.png", *prompt = NULL;
-    ModelOpts mo = {0};
-    long seed = -1;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (a[0] != '-' || !strcmp(a, "-")) {
-            if (prompt) {
-                ls_set_error("generate: more than one prompt given ('%s'); quote the prompt", a);
-                return fail();
-            }
-            prompt = a;
-            continue;
-        }
-        if (is_help(a)) return usage(stdout);
-        if (!strcmp(a, "--karras")) {
-            p.karras = 1;
-            continue;
-        }
-        if (need_arg(argc, argv, i) < 0) return fail();
-        const char *v = argv[++i];
-        long n;
-        if (!strcmp(a, "--model")) model = v;
-        else if (!strcmp(a, "--prompt")) prompt = v;
-        else if (!strcmp(a, "--negative")) p.negative = v;
-        else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out = v;
-        else if (!strcmp(a, "--init-latent")) p.init_latent = v;
-        else if (!strcmp(a, "--config")) mo.config_dir = v;
-        else if (!strcmp(a, "--tokenizer")) mo.tokenizer_dir = v;
-        else if (!strcmp(a, "--sampler")) {
-            int k = 0;
-            if (sampler_from_name(v, &p.sampler, &k) < 0) return fail();
-            p.karras |= k;
-        } else if (!strcmp(a, "--steps")) {
-            if (parse_int(a, v, 1, SCHED_MAX_STEPS, &n) < 0) return fail();
-            p.steps = (int)n;
-        } else if (!strcmp(a, "--cfg")) {
-            if (parse_float(a, v, &p.cfg) < 0) return fail();
-        } else if (!strcmp(a, "--seed")) {
-            if (parse_int(a, v, -1, 4294967295L, &seed) < 0) return fail();
-        } else if (!strcmp(a, "--width") || !strcmp(a, "-W")) {
-            if (parse_int(a, v, 1, 1 << 14, &n) < 0) return fail();
-            p.width = (int)n;
-        } else if (!strcmp(a, "--height") || !strcmp(a, "-H")) {
-            if (parse_int(a, v, 1, 1 << 14, &n) < 0) return fail();
-            p.height = (int)n;
-        } else if (!strcmp(a, "--batch")) {
-            if (parse_int(a, v, 1, 64, &n) < 0) return fail();
-            p.batch = (int)n;
-        } else if (!strcmp(a, "--clip-skip")) {
-            if (parse_int(a, v, 1, 64, &n) < 0) return fail();
-            p.clip_skip = (int)n;
-        } else {
-            ls_set_error("generate: unknown option '%s'", a);
-            return fail();
-        }
-    }
-    if (!prompt) {
-        ls_set_error("generate: no prompt given (lorastyle generate \"a watercolor fox\")");
-        return fail();
-    }
-    p.prompt = prompt;
-    p.seed = seed >= 0 ? (uint64_t)seed : (uint64_t)(time(NULL) ^ (getpid() << 16)) % 4294967296ULL;
-    if (check_output(out, p.batch) < 0) return fail();
-    Model m;
-    double t0 = ls_time();
-    if (model_load(&m, model, &mo) < 0) {
-        if (!strcmp(model, DEFAULT_MODEL) && !ls_is_dir(model))
-            ls_set_error("%s: no model here yet; make the built-in tiny one with `lorastyle init` or pass "
-                         "--model DIR|FILE", model);
-        return fail();
-    }
-    if (gen_params_check(&m, &p) < 0) {
-        model_free(&m);
-        return fail();
-    }
-    double t_load = ls_time() - t0;
-    Image *imgs = callocCheck((size_t)p.batch, sizeof *imgs);
-    Progress pr = {ls_time(), isatty(2)};
-    p.on_step = on_step;
-    p.user = &pr;
-    int rc = pipeline_generate(&m, &p, imgs, NULL);
-    double t_gen = ls_time() - pr.t0;
-    for (int b = 0; rc == 0 && b < p.batch; b++) {
-        char *path = batch_path(out, b);
-        char *params = pipeline_parameters_text(&m, &p, b);
-        const char *text[2] = {"parameters", params};
-        rc = image_write_png(path, &imgs[b], text, 1);
-        if (rc == 0) printf("%s\n", path);
-        free(params);
-        free(path);
-    }
-    if (rc == 0)
-        fprintf(stderr, "lorastyle: %d image%s %dx%d, %d steps %s, seed %llu: load %.2f s, generate %.2f s "
-                        "(%d threads)\n", p.batch, p.batch > 1 ? "s" : "", p.width, p.height, p.steps,
-                sampler_display_name(p.sampler, p.karras), (unsigned long long)p.seed, t_load, t_gen,
-                op_num_threads());
-    for (int b = 0; b < p.batch; b++) image_free(&imgs[b]);
-    free(imgs);
-    model_free(&m);
-    return rc < 0 ? fail() : 0;
-}
-
-/* ---------------- info ---------------- */
-
 static void human(char *buf, size_t cap, double bytes) {
     const char *u[] = {"B", "KiB", "MiB", "GiB"};
     int k = 0;
@@ -278,9 +76,61 @@ static void human(char *buf, size_t cap, double bytes) {
     snprintf(buf, cap, "%.1f %s", bytes, u[k]);
 }
 
+/* Which part of the network a module path belongs to (for `info ADAPTER`). */
+static const char *module_group(const LoraModule *m) {
+    const char *p = m->module;
+    if (m->component == LORA_TE) return strstr(p, "mlp") ? "text encoder MLP" : "text encoder attention";
+    if (strstr(p, "attn1")) return "U-Net self-attention";
+    if (strstr(p, "attn2")) return "U-Net cross-attention";
+    if (strstr(p, "ff_net") || strstr(p, "ff.net")) return "U-Net feed-forward";
+    if (strstr(p, "proj_in") || strstr(p, "proj_out")) return "U-Net transformer proj_in/out";
+    if (strstr(p, "time_emb_proj")) return "U-Net resnet time_emb_proj";
+    if (strstr(p, "conv_shortcut")) return "U-Net resnet conv_shortcut";
+    if (strstr(p, "samplers")) return "U-Net down/upsampler convs";
+    if (strstr(p, "resnets")) return "U-Net resnet conv1/conv2";
+    return "U-Net other";
+}
+
+static int info_adapter(const char *path) {
+    Lora a;
+    if (lora_load(&a, path) < 0) return cli_fail();
+    char sz[32];
+    human(sz, sizeof sz, (double)a.file.map_size);
+    int rmin = 1 << 30, rmax = 0;
+    float amin = INFINITY, amax = -INFINITY;
+    for (int i = 0; i < a.n_mods; i++) {
+        rmin = a.mods[i].rank < rmin ? a.mods[i].rank : rmin;
+        rmax = a.mods[i].rank > rmax ? a.mods[i].rank : rmax;
+        amin = fminf(amin, a.mods[i].alpha);
+        amax = fmaxf(amax, a.mods[i].alpha);
+    }
+    printf("adapter: %s\nformat: %s\nfile size: %s\nshort hash: %s\n", path, lora_format_name(a.format), sz,
+           a.hash);
+    printf("modules: %d (U-Net %d, text encoder %d; %d conv k×k)\nparameters: %lld\n", a.n_mods, a.n_unet,
+           a.n_te, a.n_conv, (long long)a.n_params);
+    if (rmin == rmax) printf("rank: %d\n", rmin);
+    else printf("rank: %d to %d\n", rmin, rmax);
+    if (amin == amax) printf("alpha: %g (scale alpha/rank = %g)\n", (double)amin, (double)amin / rmin);
+    else printf("alpha: %g to %g\n", (double)amin, (double)amax);
+    const char *groups[16];
+    int counts[16], ng = 0;
+    for (int i = 0; i < a.n_mods; i++) {
+        const char *g = module_group(&a.mods[i]);
+        int k = 0;
+        while (k < ng && strcmp(groups[k], g)) k++;
+        if (k == ng && ng < 16) groups[ng] = g, counts[ng++] = 0;
+        if (k < ng) counts[k]++;
+    }
+    for (int k = 0; k < ng; k++) printf("targets: %-32s %d modules\n", groups[k], counts[k]);
+    for (int i = 0; i < a.file.n_meta; i++)
+        printf("metadata: %s = %.200s\n", a.file.meta[i].key, a.file.meta[i].value);
+    lora_free(&a);
+    return 0;
+}
+
 static int info_file(const char *path) {
     StFile f;
-    if (st_open(&f, path) < 0) return fail();
+    if (st_open(&f, path) < 0) return cli_fail();
     int64_t params = 0, counts[ST_DTYPE_COUNT] = {0};
     int unet = 0, vae = 0, te = 0, lora = 0;
     for (int i = 0; i < f.n_tensors; i++) {
@@ -290,7 +140,11 @@ static int info_file(const char *path) {
         if (!strncmp(t->name, "model.diffusion_model.", 22)) unet++;
         else if (!strncmp(t->name, "first_stage_model.", 18)) vae++;
         else if (!strncmp(t->name, "cond_stage_model.", 17)) te++;
-        if (strstr(t->name, "lora_")) lora++;
+        if (strstr(t->name, "lora")) lora++;
+    }
+    if (lora && !unet) {
+        st_close(&f);
+        return info_adapter(path);
     }
     char sz[32];
     human(sz, sizeof sz, (double)f.map_size);
@@ -308,15 +162,15 @@ static int info_file(const char *path) {
 }
 
 static int cmd_info(int argc, char **argv) {
-    if (argc == 1 && is_help(argv[0])) return usage(stdout);
+    if (argc == 1 && cli_is_help(argv[0])) return usage(stdout);
     if (argc != 1) {
         ls_set_error("info: give one FILE or DIR");
-        return fail();
+        return cli_fail();
     }
     const char *path = argv[0];
     if (!ls_is_dir(path)) return info_file(path);
     Model m;
-    if (model_load(&m, path, NULL) < 0) return fail();
+    if (model_load(&m, path, NULL) < 0) return cli_fail();
     int64_t u, v, c;
     int64_t all = model_param_count(&m, &u, &v, &c);
     const UNetConfig *uc = &m.unet.cfg;
@@ -343,46 +197,46 @@ static int cmd_convert(int argc, char **argv) {
     StDtype dt = ST_F16;
     ModelOpts mo = {0};
     for (int i = 0; i < argc; i++) {
-        if (is_help(argv[i])) return usage(stdout);
+        if (cli_is_help(argv[i])) return usage(stdout);
         if (!strcmp(argv[i], "-o") || !strcmp(argv[i], "--dtype") || !strcmp(argv[i], "--config") ||
             !strcmp(argv[i], "--tokenizer")) {
-            if (need_arg(argc, argv, i) < 0) return fail();
+            if (cli_need_arg(argc, argv, i) < 0) return cli_fail();
             const char *a = argv[i], *v = argv[++i];
             if (!strcmp(a, "-o")) out = v;
             else if (!strcmp(a, "--config")) mo.config_dir = v;
             else if (!strcmp(a, "--tokenizer")) mo.tokenizer_dir = v;
-            else if (parse_dtype(v, &dt) < 0) return fail();
+            else if (cli_parse_dtype(v, &dt) < 0) return cli_fail();
         } else if (!in) in = argv[i];
         else {
             ls_set_error("convert: unexpected argument '%s'", argv[i]);
-            return fail();
+            return cli_fail();
         }
     }
     if (!in || !out) {
         ls_set_error("convert: usage: lorastyle convert MODEL -o FILE.safetensors");
-        return fail();
+        return cli_fail();
     }
     Model m;
-    if (model_load(&m, in, &mo) < 0) return fail();
+    if (model_load(&m, in, &mo) < 0) return cli_fail();
     int rc = model_save_single_file(&m, out, dt);
     model_free(&m);
-    if (rc < 0) return fail();
+    if (rc < 0) return cli_fail();
     printf("%s\n", out);
     return 0;
 }
 
 static int cmd_tokenizer(int argc, char **argv) {
     const char *bpe = NULL, *out = NULL;
-    if (argc == 1 && is_help(argv[0])) return usage(stdout);
+    if (argc == 1 && cli_is_help(argv[0])) return usage(stdout);
     for (int i = 0; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--bpe")) bpe = argv[i + 1];
         else if (!strcmp(argv[i], "-o")) out = argv[i + 1];
     }
     if (!bpe || !out || argc != 4) {
         ls_set_error("tokenizer: usage: lorastyle tokenizer --bpe FILE -o DIR");
-        return fail();
+        return cli_fail();
     }
-    if (ls_mkdir_p(out) < 0 || tokenizer_write_from_bpe(bpe, out) < 0) return fail();
+    if (ls_mkdir_p(out) < 0 || tokenizer_write_from_bpe(bpe, out) < 0) return cli_fail();
     printf("%s\n", out);
     return 0;
 }
@@ -393,10 +247,12 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) return usage(stdout);
     if (!strcmp(cmd, "init")) return cmd_init(argc - 2, argv + 2);
     if (!strcmp(cmd, "generate")) return cmd_generate(argc - 2, argv + 2);
+    if (!strcmp(cmd, "sweep")) return cmd_sweep(argc - 2, argv + 2);
+    if (!strcmp(cmd, "merge")) return cmd_merge(argc - 2, argv + 2);
     if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);
     if (!strcmp(cmd, "convert")) return cmd_convert(argc - 2, argv + 2);
     if (!strcmp(cmd, "tokenizer")) return cmd_tokenizer(argc - 2, argv + 2);
-    ls_set_error("unknown command '%s' (commands: init, generate, info, convert, tokenizer; see lorastyle "
+    ls_set_error("unknown command '%s' (commands: init, generate, sweep, merge, info, convert, tokenizer; see lorastyle "
                  "--help)", cmd);
-    return fail();
+    return cli_fail();
 }

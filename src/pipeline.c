@@ -168,15 +168,18 @@ int pipeline_generate(Model *m, const GenParams *p0, Image *images, float **late
 }
 
 char *pipeline_parameters_text(Model *m, const GenParams *p, int b) {
-    size_t cap = strlen(p->prompt) + strlen(p->negative ? p->negative : "") + 1024;
+    const char *prompt = p->display_prompt ? p->display_prompt : p->prompt;
+    const char *extra = p->extra_params ? p->extra_params : "";
+    size_t cap = strlen(prompt) + strlen(p->negative ? p->negative : "") + strlen(extra) + 1024;
     char *s = mallocCheck(cap);
-    int k = snprintf(s, cap, "%s\n", p->prompt);
+    int k = snprintf(s, cap, "%s\n", prompt);
     if (p->negative && p->negative[0]) k += snprintf(s + k, cap - (size_t)k, "Negative prompt: %s\n", p->negative);
     k += snprintf(s + k, cap - (size_t)k,
                   "Steps: %d, Sampler: %s, CFG scale: %g, Seed: %llu, Size: %dx%d, Model hash: %s, Model: %s",
                   p->steps, sampler_display_name(p->sampler, p->karras), (double)p->cfg,
                   (unsigned long long)(p->seed + (uint64_t)b), p->width, p->height, model_hash(m), m->name);
     if (p->clip_skip > 1) k += snprintf(s + k, cap - (size_t)k, ", Clip skip: %d", p->clip_skip);
+    k += snprintf(s + k, cap - (size_t)k, "%s", extra);
     snprintf(s + k, cap - (size_t)k, ", Version: lorastyle %s", LS_VERSION);
     return s;
 }

@@ -20,6 +20,8 @@ typedef struct {
     int batch;               /* 1 */
     int clip_skip;           /* A1111 convention: 1 = last layer, 2 = penultimate */
     const char *init_latent; /* optional .safetensors with the initial N(0,1) noise, (B,C,h,w) or (C,h,w) */
+    const char *display_prompt; /* prompt line written to the PNG metadata (NULL: prompt) */
+    const char *extra_params;   /* appended to the settings line, e.g. ", Lora hashes: \"a: 0123..\"" */
     /* progress callback, called after each step (may be NULL) */
     void (*on_step)(int step, int total, void *user);
     void *user;

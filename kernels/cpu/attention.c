@@ -18,55 +18,30 @@
 
 #include "common.h" // defines: mallocCheck, LS_ASSERT, LS_MIN, LS_MAX
 #include "ops.h"    // defines: op_attention
+#include "vecmath.h" // defines: v8f, v8_exp_nonpos, LS_CLONES
 
 #define ATTN_BLOCK_BYTES ((size_t)256 << 10) /* one thread's score block: half of a 512 KiB L2 */
 #define ATTN_MAX_ROWS 256                    /* query rows per task, for short key sequences */
 
-/* expf for x <= 0 (softmax arguments after max subtraction), written so that GCC vectorises it inside
- * `#pragma omp simd`: x = n·ln2 + r with |r| <= ln2/2, exp(r) by its degree-7 Taylor polynomial
- * (truncation < 1e-8 relative, so ~1 ulp overall), times 2^n built in the exponent bits.
- * Below -87.3 the true value is < 2^-126 (a denormal): returns 0, which cannot change a softmax whose
- * largest term is exp(0) = 1. */
-#pragma omp declare simd notinbranch
-static inline float exp_nonpos(float x) {
-    const float log2e = 1.44269504088896341f;
-    const float ln2_hi = 0.693145751953125f;     /* ln2 split so that n·ln2_hi is exact for |n| < 2^9 */
-    const float ln2_lo = 1.42860682030941723e-6f;
-    const float shifter = 12582912.0f;           /* 1.5·2^23: adding it rounds to an integer */
-    float xc = x < -87.3f ? -87.3f : x;
-    float t = xc * log2e + shifter;              /* low bits of t hold n = round(x·log2e) */
-    float n = t - shifter;
-    float r = (xc - n * ln2_hi) - n * ln2_lo;    /* |r| <= ln2/2 */
-    float p = 1.0f / 5040.0f;
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    int32_t ti;
-    memcpy(&ti, &t, sizeof ti);
-    int32_t e = (ti - 0x4B400000 + 127) << 23; /* (n + 127) << 23 = 2^n; n >= -126 after the clamp */
-    float scale;
-    memcpy(&scale, &e, sizeof scale);
-    return x < -87.3f ? 0.0f : p * scale;
-}
-
 /* row (n) ← exp(row - max(row)) in place; returns the sum of the new values. The sum is accumulated in
  * double lanes (a float sum over Tk = 4096 terms costs ~1e-5 relative, 10x PyTorch's error). */
-static double exp_row(float *row, int n) {
-    float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-    for (int j = 0; j < n; j++) mx = row[j] > mx ? row[j] : mx;
-    double sum = 0.0;
-#pragma omp simd reduction(+ : sum)
-    for (int j = 0; j < n; j++) {
-        float e = exp_nonpos(row[j] - mx);
-        row[j] = e;
-        sum += e;
+LS_CLONES static double exp_row(float *row, int n) {
+    int n8 = n & ~7, rem = n - n8;
+    v8f m = v8_load_part(row + n8, rem, -INFINITY);
+    for (int j = 0; j < n8; j += 8) m = v8_max(m, v8_load(row + j));
+    v8f mx = v8_splat(v8_hmax(m));
+    v4d sum = {0.0, 0.0, 0.0, 0.0};
+    for (int j = 0; j < n8; j += 8) {
+        v8f e = v8_exp_nonpos(v8_load(row + j) - mx);
+        v8_store(row + j, e);
+        sum += v8_widen_sum(e);
     }
-    return sum;
+    if (rem) { /* padding lanes are -inf: exp gives 0 and adds nothing */
+        v8f e = v8_exp_nonpos(v8_load_part(row + n8, rem, -INFINITY) - mx);
+        v8_store_part(row + n8, e, rem);
+        sum += v8_widen_sum(e);
+    }
+    return (sum[0] + sum[1]) + (sum[2] + sum[3]);
 }
 
 /* q (B,Tq,NH*Dh), k and v (B,Tk,NH*Dh) → out (B,Tq,NH*Dh). */
@@ -75,8 +50,10 @@ void op_attention(float *out, const float *q, const float *k, const float *v, in
     LS_ASSERT(!causal || Tq == Tk);
     int C = NH * Dh; /* row stride of every operand */
     float scale = 1.0f / sqrtf((float)Dh);
-    int rows = (int)LS_MAX((size_t)1, LS_MIN((size_t)LS_MIN(Tq, ATTN_MAX_ROWS),
-                                             ATTN_BLOCK_BYTES / sizeof(float) / (size_t)Tk));
+    size_t blk = getenv("ATTN_BLK") ? (size_t)atoi(getenv("ATTN_BLK")) << 10 : ATTN_BLOCK_BYTES; /* TUNING */
+    int maxr = getenv("ATTN_MAXR") ? atoi(getenv("ATTN_MAXR")) : ATTN_MAX_ROWS;
+    int rows = (int)LS_MAX((size_t)1, LS_MIN((size_t)LS_MIN(Tq, maxr),
+                                             blk / sizeof(float) / (size_t)Tk));
     int nblk = (Tq + rows - 1) / rows;
     int ntask = B * NH * nblk;
 

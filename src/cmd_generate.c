@@ -137,6 +137,22 @@ static int read_prompts(const char *path, char ***out) {
     return n;
 }
 
+/* Set the strengths of one cell: A's to a, B's to *b (when given). Merged adapters are unmerged first
+ * (which restores the exact base weights) and merged again, so no cell carries rounding left by earlier
+ * cells: strength 0 gives exactly the base model's pixels, strength s exactly `generate --lora FILE:s`. */
+static void sweep_set_strengths(GenSession *s, int merged, float a, const float *b) {
+    for (int i = s->n_lora - 1; merged && i >= 0; i--) lora_unmerge(&s->lora[i]);
+    lora_set_strength(&s->lora[0], a, a);
+    if (b) lora_set_strength(&s->lora[1], *b, *b);
+    for (int i = 0; merged && i < s->n_lora; i++) lora_merge(&s->lora[i]);
+}
+
+/* Error exit of sweep: remove the output folder if this run created it and it is still empty. */
+static int sweep_fail(const char *dir, int created) {
+    if (created) rmdir(dir); /* fails harmlessly when cells were written */
+    return cli_fail();
+}
+
 int cmd_sweep(int argc, char **argv) {
     GenOptions o;
     genopts_init(&o, "sweep");
@@ -174,14 +190,15 @@ int cmd_sweep(int argc, char **argv) {
         ls_set_error("sweep: --batch is not used by sweep (use --seeds)");
         return cli_fail();
     }
+    int created = !ls_is_dir(o.out);
     if (ls_mkdir_p(o.out) < 0) return cli_fail();
     char *probe = ls_path_join(o.out, "grid.png");
     int ok = cli_check_output(probe, 1);
     free(probe);
-    if (ok < 0) return cli_fail();
+    if (ok < 0) return sweep_fail(o.out, created);
 
     GenSession s;
-    if (gensession_open(&s, &o, prompt ? prompt : "") < 0) return cli_fail();
+    if (gensession_open(&s, &o, prompt ? prompt : "") < 0) return sweep_fail(o.out, created);
     int rc = 0;
     if (s.n_lora == 0) rc = ls_set_error("sweep: give the adapter to sweep with --lora FILE");
     else if (nb > 0 && s.n_lora < 2) rc = ls_set_error("sweep: --scales-b needs a second --lora");
@@ -204,8 +221,7 @@ int cmd_sweep(int argc, char **argv) {
             if (prompts) disp = strdup(prompts[pi]);
             for (int c = 0; rc == 0 && c < cols; c++) {
                 /* strengths: only the swept adapter(s) change; same seed → same noise down a column */
-                lora_set_strength(A, scales[c], scales[c]);
-                if (nb > 0) lora_set_strength(Bl, scales_b[r], scales_b[r]);
+                sweep_set_strengths(&s, o.merge, scales[c], nb > 0 ? &scales_b[r] : NULL);
                 char label[96];
                 snprintf(label, sizeof label, "cell %d/%d", g * rows * cols + r * cols + c + 1,
                          n_grids * rows * cols);
@@ -282,7 +298,7 @@ int cmd_sweep(int argc, char **argv) {
         free(prompts);
     }
     gensession_close(&s);
-    return rc < 0 ? cli_fail() : 0;
+    return rc < 0 ? sweep_fail(o.out, created) : 0;
 }
 
 /* ---------------- merge ---------------- */

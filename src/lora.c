@@ -499,17 +499,22 @@ int lora_parse_spec(const char *spec, char *path, int cap, float *unet, float *t
     return 0;
 }
 
+static int tags_fail(char **names, int n) {
+    for (int i = 0; i < n; i++) free(names[i]);
+    return LS_ERR;
+}
+
 int lora_extract_prompt_tags(char *prompt, char **names, float *te, float *unet, int cap) {
     int n = 0;
     char *p;
     while ((p = strstr(prompt, "<lora:"))) {
         char *end = strchr(p, '>');
-        if (!end) return ls_set_error("prompt: unterminated <lora:...> tag");
-        if (n == cap) return ls_set_error("prompt: more than %d <lora:...> tags", cap);
+        if (!end) return ls_set_error("prompt: unterminated <lora:...> tag"), tags_fail(names, n);
+        if (n == cap) return ls_set_error("prompt: more than %d <lora:...> tags", cap), tags_fail(names, n);
         /* fields between ':' inside the tag */
         char body[512];
         size_t len = (size_t)(end - (p + 6));
-        if (len >= sizeof body) return ls_set_error("prompt: <lora:...> tag too long");
+        if (len >= sizeof body) return ls_set_error("prompt: <lora:...> tag too long"), tags_fail(names, n);
         memcpy(body, p + 6, len);
         body[len] = 0;
         char *field[8];
@@ -519,7 +524,7 @@ int lora_extract_prompt_tags(char *prompt, char **names, float *te, float *unet,
             if (!(c = strchr(s, ':'))) break;
             *c = 0;
         }
-        if (!field[0][0]) return ls_set_error("prompt: <lora:...> tag without a name");
+        if (!field[0][0]) return ls_set_error("prompt: <lora:...> tag without a name"), tags_fail(names, n);
         float t = 1.0f, u = NAN;
         int pos = 0;
         for (int i = 1; i < nf; i++) {
@@ -529,7 +534,8 @@ int lora_extract_prompt_tags(char *prompt, char **names, float *te, float *unet,
             else if (!strncmp(v, "unet=", 5)) dst = &u, v += 5;
             else dst = pos++ == 0 ? &t : &u; /* A1111: first number = te multiplier, second = unet */
             if (parse_scale(v, strlen(v), dst) < 0)
-                return ls_set_error("prompt: <lora:%s:...>: malformed scale '%s'", field[0], field[i]);
+                return ls_set_error("prompt: <lora:%s:...>: malformed scale '%s'", field[0], field[i]),
+                       tags_fail(names, n);
         }
         if (isnan(u)) u = t; /* A1111: unet defaults to the te multiplier */
         names[n] = strdup(field[0]);

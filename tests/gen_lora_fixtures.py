@@ -22,10 +22,10 @@ import torch
 from safetensors.torch import save_file
 
 torch.set_grad_enabled(False)
-RANK, ALPHA, CONV_ALPHA, STRENGTH = 4, 2.0, 1.0, 0.7
+ALPHA, CONV_ALPHA, STRENGTH = 2.0, 1.0, 0.7
 
 
-def targets(unet, te):
+def targets(unet, te):  # noqa: D401
     """(kohya name, peft name, module) for every module an SD-1.x LoCon adapter may target."""
     out = []
     for name, mod in unet.named_modules():
@@ -48,7 +48,9 @@ def main():
     ap.add_argument("--model", default=None)
     ap.add_argument("--bpe", default=None)
     ap.add_argument("--outdir", default="tests/fixtures")
+    ap.add_argument("--rank", type=int, default=4)
     a = ap.parse_args()
+    RANK = a.rank
 
     import diffusers
     from diffusers import StableDiffusionPipeline
@@ -67,13 +69,13 @@ def main():
     kohya, peft = {}, {}
     for kname, pname, mod in targets(unet, te):
         if isinstance(mod, torch.nn.Linear):
-            down = torch.randn(RANK, mod.in_features, generator=g) * 0.5
-            up = torch.randn(mod.out_features, RANK, generator=g) * 0.5
+            down = torch.randn(RANK, mod.in_features, generator=g) * 0.5 / mod.in_features ** 0.25
+            up = torch.randn(mod.out_features, RANK, generator=g) * 0.5 / RANK ** 0.5
             alpha = ALPHA
         else:
             k = mod.kernel_size[0]
-            down = torch.randn(RANK, mod.in_channels, k, k, generator=g) * 0.3
-            up = torch.randn(mod.out_channels, RANK, 1, 1, generator=g) * 0.3
+            down = torch.randn(RANK, mod.in_channels, k, k, generator=g) * 0.3 / (mod.in_channels * k * k) ** 0.25
+            up = torch.randn(mod.out_channels, RANK, 1, 1, generator=g) * 0.3 / RANK ** 0.5
             alpha = CONV_ALPHA if k > 1 else ALPHA
         kohya[kname + ".lora_down.weight"] = down
         kohya[kname + ".lora_up.weight"] = up

@@ -14,3 +14,7 @@ bash scripts/fetch_clip_vocab.sh build/clip
   build/lorastyle init --preset sd15 --dtype f16 --seed 1 --bpe build/clip/bpe_simple_vocab_16e6.txt.gz -o "$work/model"
 python3 tests/gen_model_fixtures.py --preset sd15 --model "$work/model" --out "$work/fixture.safetensors"
 build/test_models tests/fixtures --model "$work/model" --fixture "$work/fixture.safetensors"
+# adapters: a rank-16 kohya LoCon adapter on every attention/feed-forward/conv module and the text encoder,
+# loaded by diffusers' load_lora_weights + set_adapters and by lorastyle (unmerged and merged)
+python3 tests/gen_lora_fixtures.py --model "$work/model" --rank 16 --outdir "$work/lora"
+build/test_lora "$work/lora" build/lorastyle --model "$work/model"

@@ -205,26 +205,30 @@ int cmd_sweep(int argc, char **argv) {
     GenParams p = o.p;
     p.prompt = s.prompt;
     if (rc == 0) rc = gen_params_check(&s.m, &p);
-    /* 1-D: rows = prompts × seeds, columns = strengths of adapter A (B keeps its own strength).
-     * 2-D: one grid per (prompt, seed): rows = strengths of B, columns = strengths of A. */
-    int n_grids = nb > 0 ? np * nseed : 1, rows = nb > 0 ? nb : np * nseed, cols = ns;
+    /* Rows = strengths of adapter A, so that down a column only the strength changes (same prompt, seed
+     * and initial noise). Columns: 1-D, every (prompt, seed) pair (another adapter keeps its strength);
+     * 2-D (--scales-b), the strengths of adapter B, with one grid per (prompt, seed). */
+    int n_grids = nb > 0 ? np * nseed : 1, rows = ns, cols = nb > 0 ? nb : np * nseed;
     Lora *A = &s.lora[0], *Bl = s.n_lora > 1 ? &s.lora[1] : NULL;
     Image *cells = callocCheck((size_t)rows * cols, sizeof *cells);
     char **rl = callocCheck((size_t)rows, sizeof *rl), **cl = callocCheck((size_t)cols, sizeof *cl);
+    for (int r = 0; r < rows; r++) {
+        char lab[160];
+        snprintf(lab, sizeof lab, "%s: %g", A->name, (double)scales[r]);
+        rl[r] = strdup(lab);
+    }
     double t0 = ls_time();
+    int total = n_grids * rows * cols, done = 0;
     for (int g = 0; rc == 0 && g < n_grids; g++) {
-        for (int r = 0; rc == 0 && r < rows; r++) {
-            int pi = nb > 0 ? g / nseed : r / nseed, si = nb > 0 ? g % nseed : r % nseed;
+        for (int c = 0; rc == 0 && c < cols; c++) {
+            int pi = nb > 0 ? g / nseed : c / nseed, si = nb > 0 ? g % nseed : c % nseed;
             p.prompt = prompts ? prompts[pi] : s.prompt;
             p.seed = seeds[si];
-            char *disp = NULL;
-            if (prompts) disp = strdup(prompts[pi]);
-            for (int c = 0; rc == 0 && c < cols; c++) {
-                /* strengths: only the swept adapter(s) change; same seed → same noise down a column */
-                sweep_set_strengths(&s, o.merge, scales[c], nb > 0 ? &scales_b[r] : NULL);
+            const char *shown = prompts ? prompts[pi] : s.prompt;
+            for (int r = 0; rc == 0 && r < rows; r++) {
+                sweep_set_strengths(&s, o.merge, scales[r], nb > 0 ? &scales_b[c] : NULL);
                 char label[96];
-                snprintf(label, sizeof label, "cell %d/%d", g * rows * cols + r * cols + c + 1,
-                         n_grids * rows * cols);
+                snprintf(label, sizeof label, "cell %d/%d", ++done, total);
                 CliProgress pr = {ls_time(), isatty(2), label};
                 p.on_step = cli_on_step;
                 p.user = &pr;
@@ -234,8 +238,7 @@ int cmd_sweep(int argc, char **argv) {
                 if (rc < 0) break;
                 /* the cell's own PNG, its metadata stating the strengths it was made with */
                 char name[160], tags[512];
-                int k = snprintf(tags, sizeof tags, "%s <lora:%s:%g>", disp ? disp : s.prompt, A->name,
-                                 (double)scales[c]);
+                int k = snprintf(tags, sizeof tags, "%s <lora:%s:%g>", shown, A->name, (double)scales[r]);
                 for (int j = 1; j < s.n_lora && k < (int)sizeof tags; j++)
                     k += snprintf(tags + k, sizeof tags - (size_t)k, " <lora:%s:%g>", s.lora[j].name,
                                   (double)s.lora[j].strength[LORA_UNET]);
@@ -247,22 +250,15 @@ int cmd_sweep(int argc, char **argv) {
                 rc = write_png(&s, &q, img, 0, path);
                 free(path);
             }
-            free(rl[r]);
             char lab[600];
-            if (nb > 0) snprintf(lab, sizeof lab, "%s: %g", Bl->name, (double)scales_b[r]);
-            else if (np > 1 && nseed > 1) snprintf(lab, sizeof lab, "%s (seed %llu)", p.prompt, (unsigned long long)p.seed);
-            else if (np > 1) snprintf(lab, sizeof lab, "%s", p.prompt);
+            if (nb > 0) snprintf(lab, sizeof lab, "%s: %g", Bl->name, (double)scales_b[c]);
+            else if (np > 1 && nseed > 1) snprintf(lab, sizeof lab, "%s (seed %llu)", shown, (unsigned long long)p.seed);
+            else if (np > 1) snprintf(lab, sizeof lab, "%s", shown);
             else snprintf(lab, sizeof lab, "seed %llu", (unsigned long long)p.seed);
-            rl[r] = strdup(lab);
-            free(disp);
-        }
-        if (rc < 0) break;
-        for (int c = 0; c < cols; c++) {
-            char lab[160];
-            snprintf(lab, sizeof lab, "%s: %g", A->name, (double)scales[c]);
             free(cl[c]);
             cl[c] = strdup(lab);
         }
+        if (rc < 0) break;
         char title[800], name[64];
         int pi = nb > 0 ? g / nseed : 0;
         if (nb > 0)

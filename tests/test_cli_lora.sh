@@ -276,16 +276,16 @@ if [ "$rc" -ne 0 ]; then bad "sweep" "rc=$rc"
 else
     read -r gw gh < <(lt size "$S/grid.png" 2>/dev/null || echo "0 0")
     n=$(ls "$S"/cell-r*-c*.png 2>/dev/null | wc -l)
-    if [ "$gw" -le $((3 * 128)) ] || [ "$gh" -le 128 ]; then bad "sweep grid size" "grid.png is ${gw}x${gh}, expected > 384x128"
-    else ok "sweep: grid.png ${gw}x${gh} (> 3×128 by 1×128)"; fi
+    if [ "$gw" -le 128 ] || [ "$gh" -le $((3 * 128)) ]; then bad "sweep grid size" "grid.png is ${gw}x${gh}, expected > 128x384 (rows = strengths)"
+    else ok "sweep: grid.png ${gw}x${gh} (> 1×128 by 3×128: one row per strength)"; fi
     if [ "$n" -ne 3 ]; then bad "sweep cells" "$n cell files, expected 3"
-    elif ! lt match "$S/cell-r00-c00.png" '<lora:lora_kohya:0>' || ! lt match "$S/cell-r00-c01.png" '<lora:lora_kohya:0.5>' ||
-        ! lt match "$S/cell-r00-c02.png" '<lora:lora_kohya:1>'; then bad "sweep cell metadata" "a cell's prompt does not state its strength"
+    elif ! lt match "$S/cell-r00-c00.png" '<lora:lora_kohya:0>' || ! lt match "$S/cell-r01-c00.png" '<lora:lora_kohya:0.5>' ||
+        ! lt match "$S/cell-r02-c00.png" '<lora:lora_kohya:1>'; then bad "sweep cell metadata" "a cell's prompt does not state its strength"
     else ok "sweep: 3 cells, metadata names their strength"; fi
     gen "sweep reference" "$I/sw_base.png" "$P" --model "$M" --steps 1 --seed 9 &&
         cmp_px same "sweep: scale-0 cell == plain generate, same seed" "$I/sw_base.png" "$S/cell-r00-c00.png"
     gen "sweep reference 1" "$I/sw_1.png" "$P" --model "$M" --steps 1 --seed 9 --lora "$KOHYA:1" &&
-        cmp_px same "sweep: scale-1 cell == generate --lora FILE:1" "$I/sw_1.png" "$S/cell-r00-c02.png"
+        cmp_px same "sweep: scale-1 cell == generate --lora FILE:1" "$I/sw_1.png" "$S/cell-r02-c00.png"
 fi
 S=$T/sweep2
 run "$LS" sweep "$P" --model "$M" --steps 1 --width 64 --height 64 --lora "$KOHYA" --lora "$PEFT" \
@@ -296,9 +296,9 @@ elif [ "$n" -ne 12 ] || [ ! -s "$S/grid-00.png" ] || [ ! -s "$S/grid-01.png" ] |
     bad "sweep 2-D" "expected grid-00/01.png and 12 cells, got: $(ls "$S" | tr '\n' ' ')"
 else
     read -r gw gh < <(lt size "$S/grid-00.png")
-    if [ "$gw" -le $((2 * 64)) ] || [ "$gh" -le $((3 * 64)) ]; then bad "sweep 2-D grid size" "${gw}x${gh}"
-    elif ! lt match "$S/cell-g01-r02-c01.png" '<lora:lora_kohya:1> <lora:lora_peft:1>'; then
-        bad "sweep 2-D cell metadata" "$(lt text "$S/cell-g01-r02-c01.png" | head -1)"
+    if [ "$gw" -le $((3 * 64)) ] || [ "$gh" -le $((2 * 64)) ]; then bad "sweep 2-D grid size" "${gw}x${gh}"
+    elif ! lt match "$S/cell-g01-r01-c02.png" '<lora:lora_kohya:1> <lora:lora_peft:1>'; then
+        bad "sweep 2-D cell metadata" "$(lt text "$S/cell-g01-r01-c02.png" | head -1)"
     else ok "sweep --scales-b: 2 grids (${gw}x${gh}), 12 cells, both strengths in the metadata"; fi
     gen "2-D reference" "$I/sw2.png" "$P" --model "$M" --steps 1 --width 64 --height 64 --seed 2 &&
         cmp_px same "sweep 2-D: A=0, B=0 cell of seed 2 == plain generate" "$I/sw2.png" "$S/cell-g01-r00-c00.png"

@@ -2,11 +2,10 @@
  *   S = scale · Q Kᵀ (sgemm) → P = exp(S - rowmax) (vectorised) → O = P V (sgemm) → O /= rowsum(P).
  *
  * Threads split the (batch, head, row block) tasks; each thread runs single-threaded sgemms (OpenBLAS's
- * OpenMP build does so inside a parallel region) on its own small score block, sized to stay in its L2
- * (ATTN_BLOCK_BYTES). SD1.5 self-attention at 512x512 has T = 4096: a full head's scores would be 64 MiB,
- * and even the 4 MiB row chunks of the first version went through memory four times (GEMM write,
- * softmax read+write, GEMM read) — with BLAS and the softmax threaded separately, that and the scalar
- * libm expf made the softmax cost more than both GEMMs.
+ * OpenMP build does so inside a parallel region) on its own score block (rows x Tk). SD1.5 self-attention
+ * at 512x512 has T = 4096: a full head's scores would be 64 MiB. The first version threaded each sgemm
+ * and the softmax separately over shared 4 MiB chunks, with libm's scalar expf: the softmax alone then
+ * cost more than both GEMMs (0.69 s a call; now 0.24 s, BENCHMARKS.md).
  * Heads are read in place from the (B, T, NH*Dh) layout through the GEMM leading dimension: no transpose.
  * Normalising O's Dh columns after the second GEMM instead of P's Tk columns before it saves a pass over
  * the scores (same maths; a different rounding order, equally accurate).
@@ -20,8 +19,11 @@
 #include "ops.h"    // defines: op_attention
 #include "vecmath.h" // defines: v8f, v8_exp_nonpos, LS_CLONES
 
-#define ATTN_BLOCK_BYTES ((size_t)256 << 10) /* one thread's score block: half of a 512 KiB L2 */
-#define ATTN_MAX_ROWS 256                    /* query rows per task, for short key sequences */
+/* Query rows per task: more rows amortise OpenBLAS's packing of K (once per sgemm call), fewer keep the
+ * scores nearer the core. Measured at T = 4096, Dh = 40 on 2 Zen 3 cores: 16 rows (256 KiB, in L2)
+ * 0.36 s, 64 rows 0.28 s, 128 rows 0.24 s, 256 rows 0.25 s. */
+#define ATTN_MAX_ROWS 128
+#define ATTN_BLOCK_BYTES ((size_t)2 << 20) /* cap on one thread's scores for very long key sequences */
 
 /* row (n) ← exp(row - max(row)) in place; returns the sum of the new values. The sum is accumulated in
  * double lanes (a float sum over Tk = 4096 terms costs ~1e-5 relative, 10x PyTorch's error). */
@@ -50,10 +52,8 @@ void op_attention(float *out, const float *q, const float *k, const float *v, in
     LS_ASSERT(!causal || Tq == Tk);
     int C = NH * Dh; /* row stride of every operand */
     float scale = 1.0f / sqrtf((float)Dh);
-    size_t blk = getenv("ATTN_BLK") ? (size_t)atoi(getenv("ATTN_BLK")) << 10 : ATTN_BLOCK_BYTES; /* TUNING */
-    int maxr = getenv("ATTN_MAXR") ? atoi(getenv("ATTN_MAXR")) : ATTN_MAX_ROWS;
-    int rows = (int)LS_MAX((size_t)1, LS_MIN((size_t)LS_MIN(Tq, maxr),
-                                             blk / sizeof(float) / (size_t)Tk));
+    int rows = (int)LS_MAX((size_t)1, LS_MIN((size_t)LS_MIN(Tq, ATTN_MAX_ROWS),
+                                             ATTN_BLOCK_BYTES / sizeof(float) / (size_t)Tk));
     int nblk = (Tq + rows - 1) / rows;
     int ntask = B * NH * nblk;
 

@@ -346,31 +346,28 @@ int model_init_preset(const char *preset, const char *dir, uint64_t seed, StDtyp
     LS_TRY(write_json(dir, "vae", "config.json", vae_config_to_json(&vc)));
     LS_TRY(write_json(dir, "text_encoder", "config.json", clip_config_to_json(&cc)));
 
-    /* weights: each component from its own seeded stream, built and freed one at a time */
-    char *p;
+    /* weights: each component from its own seeded stream (seed·3 + k), built and freed one at a time */
     UNet u;
-    unet_build(&u, &uc);
-    wt_init_random(&u.wt, seed * 3 + 0);
-    p = ls_path_join(dir, "unet/diffusion_pytorch_model.safetensors");
-    rc = wt_save(&u.wt, p, dtype);
-    free(p);
-    unet_free(&u);
-    LS_TRY(rc);
     Vae v;
-    vae_build(&v, &vc);
-    wt_init_random(&v.wt, seed * 3 + 1);
-    p = ls_path_join(dir, "vae/diffusion_pytorch_model.safetensors");
-    rc = wt_save(&v.wt, p, dtype);
-    free(p);
-    vae_free(&v);
-    LS_TRY(rc);
     Clip c;
-    clip_build(&c, &cc);
-    wt_init_random(&c.wt, seed * 3 + 2);
-    p = ls_path_join(dir, "text_encoder/model.safetensors");
-    rc = wt_save(&c.wt, p, dtype);
-    free(p);
-    clip_free(&c);
+    struct {
+        WeightTable *wt;
+        const char *file;
+    } part[3] = {{&u.wt, "unet/diffusion_pytorch_model.safetensors"},
+                 {&v.wt, "vae/diffusion_pytorch_model.safetensors"},
+                 {&c.wt, "text_encoder/model.safetensors"}};
+    for (int k = 0; k < 3 && rc == 0; k++) {
+        if (k == 0) unet_build(&u, &uc);
+        else if (k == 1) vae_build(&v, &vc);
+        else clip_build(&c, &cc);
+        wt_init_random(part[k].wt, seed * 3 + (uint64_t)k);
+        char *p = ls_path_join(dir, part[k].file);
+        rc = wt_save(part[k].wt, p, dtype);
+        free(p);
+        if (k == 0) unet_free(&u);
+        else if (k == 1) vae_free(&v);
+        else clip_free(&c);
+    }
     return rc;
 }
 

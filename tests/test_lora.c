@@ -39,8 +39,10 @@ static void te_out(const Inputs *in, float *out) {
     CHECK(clip_forward(&g_m.clip, out, ids, 1, in->L, 0) == 0, "clip: %s", ls_last_error());
 }
 
-/* Write a copy of the kohya fixture with tensors modified by fn(name, data, numel). */
-static char *variant(const char *src, const char *name, void (*fn)(const char *, float *, size_t)) {
+/* Write a copy of adapter src with tensors modified by fn(name, data, numel) (may be NULL) and, if
+ * extra_key is set, one more tensor of that name and shape (values 0.01). */
+static char *rewrite_adapter(const char *src, const char *name, void (*fn)(const char *, float *, size_t),
+                             const char *extra_key, int ndim, const int64_t *shape) {
     StFile f;
     if (st_open(&f, src) < 0) return NULL;
     StWriter w;
@@ -53,6 +55,9 @@ static char *variant(const char *src, const char *name, void (*fn)(const char *,
         if (fn) fn(t->name, bufs[i], (size_t)t->numel);
         st_writer_add(&w, t->name, ST_F32, t->ndim, t->shape, bufs[i]);
     }
+    static float extra[4096];
+    for (int i = 0; i < 4096; i++) extra[i] = 0.01f;
+    if (extra_key) st_writer_add(&w, extra_key, ST_F32, ndim, shape, extra);
     char *path = malloc(512);
     snprintf(path, 512, "%s/%s.safetensors", g_tmp, name);
     CHECK(st_writer_save(&w, path) == 0, "write %s: %s", path, ls_last_error());
@@ -68,33 +73,6 @@ static void zero_up(const char *name, float *d, size_t n) {
 }
 static void one_nan(const char *name, float *d, size_t n) {
     if (strstr(name, "mid_block_attentions_0_proj_in.lora_down")) d[n / 2] = NAN;
-}
-
-/* Extra tensors: written by hand with a second tensor list. */
-static char *with_extra_key(const char *src, const char *name, const char *key, int ndim,
-                            const int64_t *shape) {
-    StFile f;
-    if (st_open(&f, src) < 0) return NULL;
-    StWriter w;
-    st_writer_init(&w);
-    float **bufs = calloc((size_t)f.n_tensors, sizeof *bufs);
-    for (int i = 0; i < f.n_tensors; i++) {
-        const StTensor *t = &f.tensors[i];
-        bufs[i] = malloc((size_t)t->numel * sizeof(float));
-        st_to_f32(&f, t, bufs[i], 0);
-        st_writer_add(&w, t->name, ST_F32, t->ndim, t->shape, bufs[i]);
-    }
-    static float extra[4096];
-    for (int i = 0; i < 4096; i++) extra[i] = 0.01f;
-    st_writer_add(&w, key, ST_F32, ndim, shape, extra);
-    char *path = malloc(512);
-    snprintf(path, 512, "%s/%s.safetensors", g_tmp, name);
-    CHECK(st_writer_save(&w, path) == 0, "write %s: %s", path, ls_last_error());
-    st_writer_free(&w);
-    for (int i = 0; i < f.n_tensors; i++) free(bufs[i]);
-    free(bufs);
-    st_close(&f);
-    return path;
 }
 
 static void expect_load_or_attach_error(const char *path, const char *needle, const char *what) {
@@ -199,7 +177,7 @@ int main(int argc, char **argv) {
     }
 
     /* --- an adapter whose up matrices are zero changes nothing, merged or not --- */
-    char *zp = variant(fk, "zero_up", zero_up);
+    char *zp = rewrite_adapter(fk, "zero_up", zero_up, NULL, 0, NULL);
     Lora z;
     CHECK(zp && lora_load(&z, zp) == 0 && lora_attach(&z, &g_m, 0) == 0, "zero-up: %s", ls_last_error());
     unet_out(&in, out);
@@ -263,10 +241,11 @@ int main(int argc, char **argv) {
     }
 
     /* --- bad input --- */
-    char *nanp = variant(fk, "nan", one_nan);
+    char *nanp = rewrite_adapter(fk, "nan", one_nan, NULL, 0, NULL);
     expect_load_or_attach_error(nanp, "NaN", "NaN in a weight");
     int64_t sh2[2] = {4, 99};
-    char *mism = with_extra_key(fp, "mismatch", "unet.mid_block.attentions.0.transformer_blocks.0.attn1.to_q.lora_A.weight_x", 2, sh2);
+    char *mism = rewrite_adapter(fp, "mismatch", NULL,
+                                 "unet.mid_block.attentions.0.transformer_blocks.0.attn1.to_q.lora_A.weight_x", 2, sh2);
     expect_load_or_attach_error(mism, "not a LoRA tensor", "unknown key");
     {   /* shape mismatch: a module with the wrong input width (an adapter for another architecture) */
         StWriter w;

@@ -12,8 +12,8 @@
 #include <stdint.h>
 #include <string.h>
 
-/* GCC warns that 32-byte vector arguments change the ABI without AVX; these helpers are always inlined,
- * so no such call exists. */
+/* GCC warns (at every use) that 32-byte vector arguments change the ABI without AVX; these helpers are
+ * always inlined, so no such call exists. Only kernels/cpu files include this header. */
 #pragma GCC diagnostic ignored "-Wpsabi"
 
 /* Compile the marked function for AVX2+FMA (x86-64-v3) and for the baseline; run the best the CPU has. */

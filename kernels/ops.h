@@ -99,4 +99,72 @@ void op_gemm_ref(float *C, const float *A, const float *B, int M, int N, int K, 
 /* Number of threads the CPU backend uses (OpenMP max threads). */
 int op_num_threads(void);
 
+/* ---- backward (kernels/cpu/..._bwd.c) ----
+ * Signature order (llm.c): gradient outputs, then dy, saved caches, forward inputs, weights, dims.
+ * Activation gradients (dx, dq, ...) are OVERWRITTEN; parameter gradients (dw, db, dgamma, dbeta) are
+ * ACCUMULATED (+=), so the caller zeroes them once per step and a layer used twice adds up. Callers sum
+ * gradients that meet at a skip/residual themselves (op_add_inplace). Any gradient output may be NULL: its
+ * computation is skipped entirely (frozen base weights pass dw = NULL, which skips the weight-gradient
+ * GEMM/conv — that is where LoRA training saves its time). Gradients never alias inputs unless stated. */
+
+/* op_linear: dy (M,N), x (M,K), w (N,K).  dx (M,K) = dy·w;  dw (N,K) += dyᵀ·x;  db (N) += Σ_m dy.
+ * x is read only when dw != NULL (a frozen layer need not keep its input; it may be NULL then). */
+void op_linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
+                        int M, int K, int N);
+
+/* op_conv2d: dy (B,Cout,Ho,Wo), x (B,Cin,H,W), w (Cout,Cin,k,k); same stride/pad0/pad1 as the forward.
+ * dx (B,Cin,H,W) = transposed conv of dy (im2col adjoint, chunked like the forward);
+ * dw (Cout,Cin,k,k) += Σ dy ⊗ im2col(x);  db (Cout) += Σ_{b,hw} dy.
+ * x is read only when dw != NULL (a frozen conv need not keep its input; it may be NULL then). */
+void op_conv2d_backward(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
+                        int B, int Cin, int H, int W, int Cout, int k, int stride, int pad0, int pad1);
+
+/* op_groupnorm that also saves mean, rstd (B·G floats, index b*G + g; rstd = 1/sqrt(var + eps)) for the
+ * backward. y equals op_groupnorm's up to rounding. */
+void op_groupnorm_fwd_stats(float *y, float *mean, float *rstd, const float *x, const float *gamma,
+                            const float *beta, int B, int C, int HW, int G, float eps, int silu);
+/* op_groupnorm (silu fused or not): dy, x (B,C,HW); mean, rstd (B·G) from op_groupnorm_fwd_stats, or both
+ * NULL to recompute them from x (same result). dx (B,C,HW) overwritten; dgamma, dbeta (C) +=.
+ * beta is read only when silu != 0 (to rebuild the pre-activation). */
+void op_groupnorm_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *mean,
+                           const float *rstd, const float *x, const float *gamma, const float *beta, int B,
+                           int C, int HW, int G, float eps, int silu);
+
+/* op_layernorm that also saves mean, rstd (N floats each). */
+void op_layernorm_fwd_stats(float *y, float *mean, float *rstd, const float *x, const float *gamma,
+                            const float *beta, int N, int D, float eps);
+/* op_layernorm: dy, x (N,D); mean, rstd (N) or both NULL (recomputed). dx (N,D); dgamma, dbeta (D) +=. */
+void op_layernorm_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *mean,
+                           const float *rstd, const float *x, const float *gamma, int N, int D, float eps);
+
+/* op_attention: dout, q (B,Tq,NH*Dh); k, v (B,Tk,NH*Dh) — the forward's inputs, nothing else is saved.
+ * dq (B,Tq,NH*Dh), dk, dv (B,Tk,NH*Dh) overwritten. Scores are recomputed per head per chunk of query rows
+ * (flash-attention style; never a (Tq,Tk) matrix per head); causal as the forward (Tq == Tk). */
+void op_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                           const float *k, const float *v, int B, int Tq, int Tk, int NH, int Dh,
+                           int causal);
+
+/* Activations, given the forward's input x (n values): dx = dy · f'(x). dx may equal dy (in place). */
+void op_silu_backward(float *dx, const float *dy, const float *x, size_t n);
+void op_gelu_backward(float *dx, const float *dy, const float *x, size_t n);       /* exact erf GELU */
+void op_quick_gelu_backward(float *dx, const float *dy, const float *x, size_t n); /* x·σ(1.702x) */
+
+/* op_geglu: dy (N,D), x (N,2D) the forward's input → dx (N,2D): [dvalue, dgate]. */
+void op_geglu_backward(float *dx, const float *dy, const float *x, int N, int D);
+
+/* op_add_channel_bias: dv (B,C) += Σ_hw dy (B,C,HW) — accumulates like a bias gradient (zero dv first).
+ * (dy itself flows on to y's input unchanged.) */
+void op_add_channel_bias_backward(float *dv, const float *dy, int B, int C, int HW);
+
+/* op_upsample_nearest: dy (B,C,Ho,Wo) → dx (B,C,H,W), each source pixel the sum of the outputs copied
+ * from it (same PyTorch float-scale index rule). */
+void op_upsample_nearest_backward(float *dx, const float *dy, int B, int C, int H, int W, int Ho, int Wo);
+
+/* op_concat_channels: dy (B,Ca+Cb,HW) → da (B,Ca,HW), db (B,Cb,HW); either may be NULL. */
+void op_concat_channels_backward(float *da, float *db, const float *dy, int B, int Ca, int Cb, int HW);
+
+/* op_nchw_to_ntc: dy (B,T,C) → dx (B,C,T);  op_ntc_to_nchw: dy (B,C,T) → dx (B,T,C). */
+void op_nchw_to_ntc_backward(float *dx, const float *dy, int B, int C, int T);
+void op_ntc_to_nchw_backward(float *dx, const float *dy, int B, int C, int T);
+
 #endif

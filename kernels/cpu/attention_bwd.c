@@ -1,0 +1,125 @@
+/* attention_bwd.c — backward of op_attention, flash-attention style: the (Tq, Tk) probability matrix is
+ * never stored; each chunk of query rows recomputes its scores.
+ *
+ * Per (batch, head), with S = scale·Q Kᵀ, P = softmax_rows(S) (causal: P[i,j] = 0 for j > i), O = P V:
+ *   dV  = Pᵀ dO                      (O is linear in V)
+ *   dP  = dO Vᵀ
+ *   dS  = P ∘ (dP - D),  D_i = Σ_j P_ij dP_ij    (softmax Jacobian: diag(p) - p pᵀ, applied per row)
+ *   dQ  = scale · dS K,   dK = scale · dSᵀ Q
+ * (D_i equals dO_i·O_i; computing it from the chunk's own P and dP needs neither O nor a saved statistic,
+ * and makes every row of dS sum to zero in the same rounding as the rest.)
+ * A chunk holds whole rows of scores (all Tk keys), so the row max and sum come from the recomputed scores
+ * directly: the forward saves nothing beyond q, k, v. The price is one max pass over the chunk, small next
+ * to the five GEMMs.
+ *
+ * Work order: a serial loop over (batch, head, chunk of query rows); each GEMM is one sgemm that BLAS
+ * threads itself (never called inside an OpenMP region), and the softmax-gradient pass between them is an
+ * OpenMP loop over the chunk's rows. dK and dV accumulate over the chunks of one head in a fixed order, so
+ * the result does not depend on the thread count. Scratch: two (rows, Tk) blocks, ≤ 2·ATTN_BWD_CHUNK floats.
+ */
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#include "common.h"  // defines: mallocCheck, LS_ASSERT, LS_MIN, LS_MAX
+#include "ops.h"     // defines: op_attention_backward
+#include "vecmath.h" // defines: v8f, v8_exp_nonpos, v8_widen_sum, LS_CLONES
+
+#define ATTN_BWD_CHUNK ((size_t)1 << 20) /* floats in one (rows, Tk) block: 4 MiB */
+
+/* One row of a chunk, in place: s (scores, first `live` valid) → P = softmax(s); dp (dO·Vᵀ) → dS =
+ * P ∘ (dp - Σ P·dp). Entries [live, n) (causally masked keys) become 0 in both. */
+LS_CLONES static void softmax_bwd_row(float *s, float *dp, int live, int n) {
+    int n8 = live & ~7, rem = live - n8;
+    /* row max, then exp(s - max) and its sum (double lanes, as in the forward) */
+    v8f m = v8_load_part(s + n8, rem, -INFINITY);
+    for (int j = 0; j < n8; j += 8) m = v8_max(m, v8_load(s + j));
+    v8f mx = v8_splat(v8_hmax(m));
+    v4d sum = {0.0, 0.0, 0.0, 0.0};
+    for (int j = 0; j < n8; j += 8) {
+        v8f e = v8_exp_nonpos(v8_load(s + j) - mx);
+        v8_store(s + j, e);
+        sum += v8_widen_sum(e);
+    }
+    if (rem) {
+        v8f e = v8_exp_nonpos(v8_load_part(s + n8, rem, -INFINITY) - mx);
+        v8_store_part(s + n8, e, rem);
+        sum += v8_widen_sum(e);
+    }
+    v8f inv = v8_splat((float)(1.0 / ((sum[0] + sum[1]) + (sum[2] + sum[3]))));
+    /* P = e / sum, and D = Σ P·dp */
+    v4d dsum = {0.0, 0.0, 0.0, 0.0};
+    for (int j = 0; j < n8; j += 8) {
+        v8f p = v8_load(s + j) * inv;
+        v8_store(s + j, p);
+        dsum += v8_widen_sum(p * v8_load(dp + j));
+    }
+    if (rem) {
+        v8f p = v8_load_part(s + n8, rem, 0.0f) * inv;
+        v8_store_part(s + n8, p, rem);
+        dsum += v8_widen_sum(p * v8_load_part(dp + n8, rem, 0.0f));
+    }
+    v8f D = v8_splat((float)((dsum[0] + dsum[1]) + (dsum[2] + dsum[3])));
+    /* dS = P ∘ (dp - D) */
+    for (int j = 0; j < n8; j += 8) v8_store(dp + j, v8_load(s + j) * (v8_load(dp + j) - D));
+    if (rem) {
+        v8f p = v8_load_part(s + n8, rem, 0.0f), d = v8_load_part(dp + n8, rem, 0.0f);
+        v8_store_part(dp + n8, p * (d - D), rem);
+    }
+    memset(s + live, 0, (size_t)(n - live) * sizeof(float));
+    memset(dp + live, 0, (size_t)(n - live) * sizeof(float));
+}
+
+/* One chunk: query rows [i0, i0+n) of one head against its first nk keys. q, dout point at the chunk's
+ * first row, k, v at the head's first key, dq at the chunk's first row (or NULL), dk, dv at the head's first
+ * key (or NULL); every row stride is C. s, dp: (n, nk) scratch. */
+static void chunk_backward(float *dq, float *dk, float *dv, float *s, float *dp, const float *dout,
+                           const float *q, const float *k, const float *v, int n, int nk, int i0, int Dh,
+                           int C, float scale, int causal) {
+    /* s (n, nk) = scale · q kᵀ;  dp (n, nk) = dO vᵀ */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nk, Dh, scale, q, C, k, C, 0.0f, s, nk);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nk, Dh, 1.0f, dout, C, v, C, 0.0f, dp, nk);
+    /* s → P, dp → dS, row by row */
+#pragma omp parallel for schedule(static) if ((size_t)n * nk >= ((size_t)1 << 14))
+    for (int t = 0; t < n; t++) {
+        int live = causal ? i0 + t + 1 : nk; /* causal: key j > query i0+t is masked */
+        softmax_bwd_row(s + (size_t)t * nk, dp + (size_t)t * nk, live, nk);
+    }
+    /* dV (nk, Dh) += Pᵀ dO;  dK (nk, Dh) += scale · dSᵀ q;  dQ (n, Dh) = scale · dS k */
+    if (dv)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, Dh, n, 1.0f, s, nk, dout, C, 1.0f, dv, C);
+    if (dk)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, Dh, n, scale, dp, nk, q, C, 1.0f, dk, C);
+    if (dq)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, Dh, nk, scale, dp, nk, k, C, 0.0f, dq, C);
+}
+
+void op_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                           const float *k, const float *v, int B, int Tq, int Tk, int NH, int Dh,
+                           int causal) {
+    LS_ASSERT(!causal || Tq == Tk);
+    int C = NH * Dh; /* row stride of every operand */
+    if (dk) memset(dk, 0, (size_t)B * Tk * C * sizeof(float)); /* dK, dV accumulate over query chunks */
+    if (dv) memset(dv, 0, (size_t)B * Tk * C * sizeof(float));
+    if (!dq && !dk && !dv) return;
+    float scale = 1.0f / sqrtf((float)Dh);
+    int rows = (int)LS_MAX((size_t)1, LS_MIN((size_t)Tq, ATTN_BWD_CHUNK / (size_t)Tk));
+    float *s = mallocCheck((size_t)rows * Tk * sizeof(float));  /* (rows, nk): scores, then P */
+    float *dp = mallocCheck((size_t)rows * Tk * sizeof(float)); /* (rows, nk): dO·Vᵀ, then dS */
+
+    for (int bi = 0; bi < B; bi++) {
+        for (int h = 0; h < NH; h++) {
+            /* head h of batch bi: queries (Tq, Dh) at qoff, keys (Tk, Dh) at koff, row stride C */
+            size_t qoff = (size_t)bi * Tq * C + (size_t)h * Dh, koff = (size_t)bi * Tk * C + (size_t)h * Dh;
+            for (int i0 = 0; i0 < Tq; i0 += rows) {
+                int n = LS_MIN(rows, Tq - i0);
+                int nk = causal ? i0 + n : Tk; /* causal: keys past the chunk's last row are masked */
+                size_t c0 = qoff + (size_t)i0 * C; /* the chunk's first query row */
+                chunk_backward(dq ? dq + c0 : NULL, dk ? dk + koff : NULL, dv ? dv + koff : NULL, s, dp,
+                               dout + c0, q + c0, k + koff, v + koff, n, nk, i0, Dh, C, scale, causal);
+            }
+        }
+    }
+    free(s);
+    free(dp);
+}

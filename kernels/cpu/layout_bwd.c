@@ -1,0 +1,54 @@
+/* layout_bwd.c — backward of the data-movement ops: each is the adjoint of a copy.
+ *
+ *   nearest resize: y[oh,ow] = x[src(oh), src(ow)]  ⇒  dx[ih,iw] = Σ dy over the outputs that copied it
+ *   channel concat: y = [a, b]                        ⇒  da, db = the two channel slices of dy
+ *   (B,C,T) ↔ (B,T,C): a transpose                    ⇒  the inverse transpose
+ */
+#include <math.h>
+#include <string.h>
+
+#include "common.h" // defines: mallocCheck
+#include "ops.h"    // defines: the layout backward prototypes
+
+/* Same source index as the forward (layout.c, ref.c): PyTorch's float-scale rule. */
+static int nearest_src(int dst, int in, int out) {
+    float scale = (float)in / (float)out;
+    int s = (int)floorf((float)dst * scale);
+    return s < in - 1 ? s : in - 1;
+}
+
+void op_upsample_nearest_backward(float *dx, const float *dy, int B, int C, int H, int W, int Ho, int Wo) {
+    int *src_w = mallocCheck((size_t)Wo * sizeof(int)); /* (Wo) source column of each output column */
+    for (int ow = 0; ow < Wo; ow++) src_w[ow] = nearest_src(ow, W, Wo);
+    /* threads over planes: a plane's sums stay in one thread, in output order */
+#pragma omp parallel for schedule(static)
+    for (int p = 0; p < B * C; p++) {
+        float *dxp = dx + (size_t)p * H * W;
+        const float *dyp = dy + (size_t)p * Ho * Wo;
+        memset(dxp, 0, (size_t)H * W * sizeof(float));
+        for (int oh = 0; oh < Ho; oh++) {
+            float *dxr = dxp + (size_t)nearest_src(oh, H, Ho) * W;
+            const float *dyr = dyp + (size_t)oh * Wo;
+            for (int ow = 0; ow < Wo; ow++) dxr[src_w[ow]] += dyr[ow];
+        }
+    }
+    free(src_w);
+}
+
+void op_concat_channels_backward(float *da, float *db, const float *dy, int B, int Ca, int Cb, int HW) {
+    size_t na = (size_t)Ca * HW, nb = (size_t)Cb * HW;
+    for (int bi = 0; bi < B; bi++) {
+        if (da) memcpy(da + bi * na, dy + bi * (na + nb), na * sizeof(float));
+        if (db) memcpy(db + bi * nb, dy + bi * (na + nb) + na, nb * sizeof(float));
+    }
+}
+
+/* forward (B,C,T) → (B,T,C); the gradient goes back (B,T,C) → (B,C,T) */
+void op_nchw_to_ntc_backward(float *dx, const float *dy, int B, int C, int T) {
+    op_ntc_to_nchw(dx, dy, B, C, T);
+}
+
+/* forward (B,T,C) → (B,C,T); the gradient goes back (B,C,T) → (B,T,C) */
+void op_ntc_to_nchw_backward(float *dx, const float *dy, int B, int C, int T) {
+    op_nchw_to_ntc(dx, dy, B, C, T);
+}

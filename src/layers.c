@@ -89,3 +89,76 @@ void conv_forward(const Conv2d *c, float *y, const float *x, int B, int H, int W
     if (Ho) *Ho = ho;
     if (Wo) *Wo = wo;
 }
+
+/* ---------------- backward (training) ---------------- */
+
+/* Does this hook take part in the backward's parameter gradients? */
+static int hook_trainable(const LoraHook *h) { return hook_live(h) && (h->ddown || h->dup); }
+
+int linear_needs_input(const Linear *l) {
+    if (l->dw) return 1;
+    for (const LoraHook *h = l->lora; h; h = h->next)
+        if (hook_trainable(h)) return 1;
+    return 0;
+}
+
+int conv_needs_input(const Conv2d *c) {
+    if (c->dw) return 1;
+    for (const LoraHook *h = c->lora; h; h = h->next)
+        if (hook_trainable(h)) return 1;
+    return 0;
+}
+
+void linear_backward(const Linear *l, float *dx, const float *dy, const float *x, int M) {
+    int K = l->in, N = l->out;
+    /* base: dx = dy·w (overwrites); dw, db only for full fine-tuning (NULL: frozen, skipped) */
+    op_linear_backward(dx, l->dw, l->db, dy, x, l->w, M, K, N);
+    for (const LoraHook *h = l->lora; h; h = h->next) {
+        if (!hook_live(h) || (!dx && !hook_trainable(h))) continue;
+        int r = h->rank;
+        float c = *h->strength * h->scale;
+        float *dt = fbuf((size_t)M * r);
+        op_gemm(dt, dy, h->up, M, r, N, 0, 0, c, 0.0f);             /* dt (M,r) = c·dy (M,N)·up (N,r) */
+        if (h->dup) {
+            float *t = fbuf((size_t)M * r);
+            op_linear(t, x, h->down, NULL, M, K, r);                  /* t (M,r) = x·downᵀ (recomputed) */
+            op_gemm(h->dup, dy, t, N, r, M, 1, 0, c, 1.0f);           /* dup (N,r) += c·dyᵀ·t */
+            free(t);
+        }
+        if (h->ddown) op_gemm(h->ddown, dt, x, r, K, M, 1, 0, 1.0f, 1.0f); /* ddown (r,K) += dtᵀ·x */
+        if (dx) op_gemm(dx, dt, h->down, M, K, r, 0, 0, 1.0f, 1.0f);       /* dx (M,K) += dt·down */
+        free(dt);
+    }
+}
+
+void conv_backward(const Conv2d *c, float *dx, const float *dy, const float *x, int B, int H, int W) {
+    int ho = op_conv2d_out(H, c->k, c->stride, c->pad0, c->pad1);
+    int wo = op_conv2d_out(W, c->k, c->stride, c->pad0, c->pad1);
+    size_t hw = (size_t)ho * wo, nx = (size_t)B * c->cin * H * W;
+    op_conv2d_backward(dx, c->dw, c->db, dy, x, c->w, B, c->cin, H, W, c->cout, c->k, c->stride, c->pad0,
+                       c->pad1);
+    for (const LoraHook *h = c->lora; h; h = h->next) {
+        if (!hook_live(h) || (!dx && !hook_trainable(h))) continue;
+        int r = h->rank;
+        float cs = *h->strength * h->scale;
+        float *dt = fbuf((size_t)B * r * hw); /* (B,r,Ho,Wo): gradient at the down conv's output */
+        for (int b = 0; b < B; b++) /* dt[b] (r,HW) = c · up (cout,r)ᵀ · dy[b] (cout,HW) */
+            op_gemm(dt + (size_t)b * r * hw, h->up, dy + (size_t)b * c->cout * hw, r, (int)hw, c->cout, 1,
+                    0, cs, 0.0f);
+        if (h->dup) {
+            float *t = fbuf((size_t)B * r * hw); /* t = down(x), recomputed */
+            op_conv2d(t, x, h->down, NULL, B, c->cin, H, W, r, c->k, c->stride, c->pad0, c->pad1);
+            for (int b = 0; b < B; b++) /* dup (cout,r) += c · dy[b] (cout,HW) · t[b] (r,HW)ᵀ */
+                op_gemm(h->dup, dy + (size_t)b * c->cout * hw, t + (size_t)b * r * hw, c->cout, r, (int)hw,
+                        0, 1, cs, 1.0f);
+            free(t);
+        }
+        /* through the k×k down conv: ddown += its weight gradient, dx += its input gradient */
+        float *dxl = dx ? fbuf(nx) : NULL;
+        op_conv2d_backward(dxl, h->ddown, NULL, dt, x, h->down, B, c->cin, H, W, r, c->k, c->stride,
+                           c->pad0, c->pad1);
+        if (dxl) op_add_inplace(dx, dxl, nx);
+        free(dxl);
+        free(dt);
+    }
+}

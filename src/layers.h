@@ -22,6 +22,9 @@ typedef struct LoraHook {
     int merged;
     float merged_strength;  /* strength baked into w when merged */
     struct LoraHook *next;
+    /* Training (lora_grads_alloc): gradients of the loss w.r.t. down and up, same shapes, accumulated by
+     * linear_backward / conv_backward. NULL: a frozen adapter (it still shapes the forward and dx). */
+    float *ddown, *dup;
 } LoraHook;
 
 typedef struct {
@@ -30,6 +33,8 @@ typedef struct {
     int in, out;
     LoraHook *lora;  /* attached adapters (NULL: none) */
     float *w_base;   /* original w while w is a merged copy (NULL: not merged) */
+    float *dw, *db;  /* full fine-tuning: gradients of w, b (same shapes), accumulated by linear_backward;
+                      * NULL (the default): the base weights are frozen and their gradient is skipped */
 } Linear;
 
 typedef struct {
@@ -38,6 +43,7 @@ typedef struct {
     int cin, cout, k, stride, pad0, pad1;
     LoraHook *lora;
     float *w_base;
+    float *dw, *db;  /* as Linear: NULL = frozen base weights */
 } Conv2d;
 
 typedef struct {
@@ -58,6 +64,24 @@ void norm_build(Norm *n, WeightTable *t, const char *prefix, int C, int groups, 
 void linear_forward(const Linear *l, float *y, const float *x, int M);
 /* x (B,cin,H,W) → y (B,cout,Ho,Wo); Ho and Wo receive the output size (may be NULL). */
 void conv_forward(const Conv2d *c, float *y, const float *x, int B, int H, int W, int *Ho, int *Wo);
+/* ---- backward (training) ----
+ * Conventions (kernels/ops.h): activation gradients (dx) are OVERWRITTEN, parameter gradients (LoRA
+ * ddown/dup, full fine-tuning dw/db) ACCUMULATE. dx may be NULL (not needed: e.g. the input is data).
+ * Base weights get no gradient unless the layer has dw/db buffers. Every live hook (unmerged, non-zero
+ * strength) adds its path to dx; a hook with gradient buffers also accumulates, c = strength·scale,
+ * t = down(x):   dup += c·dyᵀ·t,   dt = c·upᵀ·dy,   ddown += dtᵀ·x (conv: down's weight gradient),
+ *                dx += down_backward(dt).
+ * Merged hooks live inside w: they shape dx but get no gradient (train with unmerged adapters). */
+
+/* Does the backward read this layer's forward input x? (a live hook with gradient buffers, or dw) */
+int linear_needs_input(const Linear *l);
+int conv_needs_input(const Conv2d *c);
+
+/* dy (M,out), x (M,in) the forward's input (only read when linear_needs_input) → dx (M,in). */
+void linear_backward(const Linear *l, float *dx, const float *dy, const float *x, int M);
+/* dy (B,cout,Ho,Wo), x (B,cin,H,W) the forward's input (only read when conv_needs_input) → dx (B,cin,H,W). */
+void conv_backward(const Conv2d *c, float *dx, const float *dy, const float *x, int B, int H, int W);
+
 /* GroupNorm (+ fused silu) on x (B,C,HW). */
 static inline void groupnorm_forward(const Norm *n, float *y, const float *x, int B, int HW, int silu) {
     op_groupnorm(y, x, n->g, n->b, B, n->C, HW, n->groups, n->eps, silu);

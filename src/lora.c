@@ -281,6 +281,8 @@ void lora_free(Lora *a) {
         free(a->mods[i].module);
         free(a->mods[i].down);
         free(a->mods[i].up);
+        free(a->mods[i].ddown);
+        free(a->mods[i].dup);
     }
     free(a->mods);
     free(a->path);
@@ -360,7 +362,7 @@ int lora_attach(Lora *a, Model *m, int lenient) {
         lm->layer = s->layer;
         lm->kind = s->kind;
         lm->hook = (LoraHook){lm->down, lm->up, lm->rank, lm->alpha / (float)lm->rank,
-                              &a->strength[lm->component], 0, 0.0f, NULL};
+                              &a->strength[lm->component], 0, 0.0f, NULL, lm->ddown, lm->dup};
         LoraHook **head = hook_list(lm);
         lm->hook.next = *head;
         *head = &lm->hook;

@@ -26,6 +26,7 @@ typedef struct {
     int64_t in, out;
     float alpha;
     float *down, *up;  /* float32 copies: down (r, in·k·k), up (out, r) */
+    float *ddown, *dup; /* training gradients, same shapes (lora_grads_alloc), or NULL */
     void *layer;       /* Linear* or Conv2d* once attached */
     ModKind kind;
     LoraHook hook;
@@ -64,6 +65,16 @@ void lora_set_strength(Lora *a, float unet, float te);
  * weights, so the checkpoint mapping is never written); unmerge restores the original weights exactly. */
 void lora_merge(Lora *a);
 void lora_unmerge(Lora *a);
+
+/* ---- training (src/lora_train.c) ----
+ * Gradient buffers for every module's down and up (shapes as down/up), shared with the attached hooks so
+ * linear_backward / conv_backward accumulate into them. Call after lora_attach, on an unmerged adapter
+ * (LS_ERR otherwise). Only U-Net modules receive gradients so far (the text encoder has no backward yet:
+ * its modules' buffers stay zero). lora_free releases them. */
+int lora_grads_alloc(Lora *a);
+void lora_grads_zero(Lora *a);
+/* Sum of squares of every gradient (double), e.g. for clipping or logging. */
+double lora_grads_sumsq(const Lora *a);
 
 const char *lora_format_name(LoraFormat f);
 

@@ -1,0 +1,362 @@
+/* unet_train.c — see unet_train.h. unet_forward_train follows unet_forward (unet.c) block by block;
+ * unet_backward walks the same blocks in reverse: conv_out, the up path (last level first), the mid
+ * block, the down path, conv_in, and finally the time-embedding MLP whose gradient every resnet fed. */
+#include "unet_train.h"
+
+#include <string.h>
+
+/* A saved buffer of n floats, counted in acts->bytes. */
+static float *save_buf(UNetActs *acts, size_t n) {
+    acts->bytes += n * sizeof(float);
+    return fbuf(n);
+}
+
+static float *save_copy(UNetActs *acts, const float *x, size_t n) {
+    float *p = save_buf(acts, n);
+    memcpy(p, x, n * sizeof(float));
+    return p;
+}
+
+/* Output of block j of a level (the transformer's when the level has attention). */
+static float *block_out(const UNetLevelActs *l, int j) { return l->tr ? l->tr_out[j] : l->res_out[j]; }
+/* Output of a whole level: its sampler's, else its last block's. */
+static float *level_out(const UNetLevelActs *l) { return l->sampler_out ? l->sampler_out : block_out(l, l->n - 1); }
+
+static void level_alloc(UNetLevelActs *l, int n, int has_attn, int H, int W) {
+    l->n = n;
+    l->res = callocCheck((size_t)n, sizeof *l->res);
+    l->res_out = callocCheck((size_t)n, sizeof *l->res_out);
+    if (has_attn) {
+        l->tr = callocCheck((size_t)n, sizeof *l->tr);
+        l->tr_out = callocCheck((size_t)n, sizeof *l->tr_out);
+    }
+    l->H = l->Ho = H;
+    l->W = l->Wo = W;
+}
+
+static void level_free(UNetLevelActs *l) {
+    for (int j = 0; j < l->n; j++) {
+        resblock_acts_free(&l->res[j]);
+        free(l->res_out[j]);
+        if (l->tr) {
+            transformer2d_acts_free(&l->tr[j]);
+            free(l->tr_out[j]);
+        }
+    }
+    free(l->res);
+    free(l->res_out);
+    free(l->tr);
+    free(l->tr_out);
+    free(l->sampler_out);
+    memset(l, 0, sizeof *l);
+}
+
+void unet_acts_free(UNetActs *acts) {
+    free(acts->x), free(acts->ctx);
+    free(acts->sin_emb), free(acts->e1), free(acts->e1_silu), free(acts->emb), free(acts->emb_silu);
+    free(acts->h_in);
+    for (int i = 0; i < UNET_MAX_LEVELS; i++) {
+        level_free(&acts->down[i]);
+        level_free(&acts->up[i]);
+    }
+    resblock_acts_free(&acts->mid_res[0]);
+    resblock_acts_free(&acts->mid_res[1]);
+    transformer2d_acts_free(&acts->mid_tr);
+    for (int i = 0; i < 3; i++) free(acts->mid_out[i]);
+    free(acts->mean_out), free(acts->rstd_out);
+    memset(acts, 0, sizeof *acts);
+}
+
+/* The skip tensors in push order (== unet_forward's stack): conv_in's output, then per down level every
+ * block output and the downsampler output. Returns their count. */
+typedef struct {
+    const float *x;
+    int C, H, W;
+} Skip;
+
+static int collect_skips(const UNet *u, const UNetActs *acts, Skip *s) {
+    int ns = 0;
+    s[ns++] = (Skip){acts->h_in, u->cfg.block_out[0], acts->H, acts->W};
+    for (int i = 0; i < u->cfg.n_levels; i++) {
+        const UNetDown *d = &u->down[i];
+        const UNetLevelActs *l = &acts->down[i];
+        int C = d->resnets[0].cout;
+        for (int j = 0; j < d->n; j++) s[ns++] = (Skip){block_out(l, j), C, l->H, l->W};
+        if (d->has_down) s[ns++] = (Skip){l->sampler_out, C, l->Ho, l->Wo};
+    }
+    return ns;
+}
+
+#define MAX_SKIPS 64
+
+/* ---------------- forward ---------------- */
+
+void unet_forward_train(const UNet *u, UNetActs *acts, float *out, const float *x, const float *t,
+                        const float *ctx, int B, int H, int W, int Tc) {
+    const UNetConfig *c = &u->cfg;
+    int n = c->n_levels, C0 = c->block_out[0], temb = 4 * C0, Cc = c->cross_attention_dim;
+    unet_acts_free(acts);
+    acts->B = B, acts->H = H, acts->W = W, acts->Tc = Tc;
+    acts->x = save_copy(acts, x, (size_t)B * c->in_channels * H * W);
+    acts->ctx = save_copy(acts, ctx, (size_t)B * Tc * Cc);
+    ctx = acts->ctx;
+
+    /* time embedding: emb_silu = silu(linear_2(silu(linear_1(sinusoid(t))))) */
+    acts->sin_emb = save_buf(acts, (size_t)B * C0);
+    acts->e1 = save_buf(acts, (size_t)B * temb);
+    acts->emb = save_buf(acts, (size_t)B * temb);
+    op_timestep_embedding(acts->sin_emb, t, B, C0, c->freq_shift);
+    linear_forward(&u->time_1, acts->e1, acts->sin_emb, B);
+    acts->e1_silu = save_copy(acts, acts->e1, (size_t)B * temb);
+    op_silu_inplace(acts->e1_silu, (size_t)B * temb);
+    linear_forward(&u->time_2, acts->emb, acts->e1_silu, B);
+    acts->emb_silu = save_copy(acts, acts->emb, (size_t)B * temb);
+    op_silu_inplace(acts->emb_silu, (size_t)B * temb);
+    const float *emb = acts->emb_silu;
+
+    acts->h_in = save_buf(acts, (size_t)B * C0 * H * W);
+    conv_forward(&u->conv_in, acts->h_in, acts->x, B, H, W, NULL, NULL);
+    Skip skips[MAX_SKIPS];
+    int ns = 0;
+    skips[ns++] = (Skip){acts->h_in, C0, H, W};
+    const float *h = acts->h_in;
+    int C = C0;
+
+    /* down path: every block output and every downsample output is a skip */
+    for (int i = 0; i < n; i++) {
+        const UNetDown *d = &u->down[i];
+        UNetLevelActs *l = &acts->down[i];
+        level_alloc(l, d->n, d->attns != NULL, H, W);
+        for (int j = 0; j < d->n; j++) {
+            const ResBlock *r = &d->resnets[j];
+            C = r->cout;
+            l->res_out[j] = save_buf(acts, (size_t)B * C * H * W);
+            resblock_forward_train(r, &l->res[j], l->res_out[j], h, emb, B, H, W);
+            acts->bytes += l->res[j].bytes;
+            h = l->res_out[j];
+            if (d->attns) {
+                l->tr_out[j] = save_buf(acts, (size_t)B * C * H * W);
+                transformer2d_forward_train(&d->attns[j], &l->tr[j], l->tr_out[j], h, ctx, B, H, W, Tc);
+                acts->bytes += l->tr[j].bytes;
+                h = l->tr_out[j];
+            }
+            skips[ns++] = (Skip){h, C, H, W};
+        }
+        if (d->has_down) {
+            l->Ho = H = op_conv2d_out(H, 3, 2, 1, 1);
+            l->Wo = W = op_conv2d_out(W, 3, 2, 1, 1);
+            l->sampler_out = save_buf(acts, (size_t)B * C * H * W);
+            conv_forward(&d->down, l->sampler_out, h, B, l->H, l->W, NULL, NULL);
+            h = l->sampler_out;
+            skips[ns++] = (Skip){h, C, H, W};
+        }
+    }
+
+    /* mid: resnet, transformer, resnet */
+    size_t nm = (size_t)B * C * H * W;
+    for (int k = 0; k < 3; k++) acts->mid_out[k] = save_buf(acts, nm);
+    resblock_forward_train(&u->mid_res[0], &acts->mid_res[0], acts->mid_out[0], h, emb, B, H, W);
+    transformer2d_forward_train(&u->mid_attn, &acts->mid_tr, acts->mid_out[1], acts->mid_out[0], ctx, B, H,
+                                W, Tc);
+    resblock_forward_train(&u->mid_res[1], &acts->mid_res[1], acts->mid_out[2], acts->mid_out[1], emb, B, H,
+                           W);
+    acts->bytes += acts->mid_res[0].bytes + acts->mid_tr.bytes + acts->mid_res[1].bytes;
+    h = acts->mid_out[2];
+
+    /* up path: pop a skip (LIFO), resnet on [h, skip], transformer; upsample to the next skip's size */
+    for (int i = 0; i < n; i++) {
+        const UNetUp *b = &u->up[i];
+        UNetLevelActs *l = &acts->up[i];
+        level_alloc(l, b->n, b->attns != NULL, H, W);
+        for (int j = 0; j < b->n; j++) {
+            Skip s = skips[--ns];
+            LS_ASSERT(s.H == H && s.W == W);
+            const ResBlock *r = &b->resnets[j];
+            float *cat = fbuf((size_t)B * (C + s.C) * H * W); /* not saved: rebuilt by the backward */
+            op_concat_channels(cat, h, s.x, B, C, s.C, H * W);
+            C = r->cout;
+            l->res_out[j] = save_buf(acts, (size_t)B * C * H * W);
+            resblock_forward_train(r, &l->res[j], l->res_out[j], cat, emb, B, H, W);
+            acts->bytes += l->res[j].bytes;
+            free(cat);
+            h = l->res_out[j];
+            if (b->attns) {
+                l->tr_out[j] = save_buf(acts, (size_t)B * C * H * W);
+                transformer2d_forward_train(&b->attns[j], &l->tr[j], l->tr_out[j], h, ctx, B, H, W, Tc);
+                acts->bytes += l->tr[j].bytes;
+                h = l->tr_out[j];
+            }
+        }
+        if (b->has_up) {
+            l->Ho = skips[ns - 1].H, l->Wo = skips[ns - 1].W;
+            float *upx = fbuf((size_t)B * C * l->Ho * l->Wo); /* not saved: recomputed from h */
+            op_upsample_nearest(upx, h, B, C, H, W, l->Ho, l->Wo);
+            l->sampler_out = save_buf(acts, (size_t)B * C * l->Ho * l->Wo);
+            conv_forward(&b->up, l->sampler_out, upx, B, l->Ho, l->Wo, NULL, NULL);
+            free(upx);
+            h = l->sampler_out;
+            H = l->Ho, W = l->Wo;
+        }
+    }
+    LS_ASSERT(ns == 0);
+
+    /* out = conv_out(silu(conv_norm_out(h))) */
+    const Norm *no = &u->norm_out;
+    acts->mean_out = save_buf(acts, (size_t)B * no->groups);
+    acts->rstd_out = save_buf(acts, (size_t)B * no->groups);
+    float *a = fbuf((size_t)B * C * H * W);
+    op_groupnorm_fwd_stats(a, acts->mean_out, acts->rstd_out, h, no->g, no->b, B, C, H * W, no->groups,
+                           no->eps, 1);
+    conv_forward(&u->conv_out, out, a, B, H, W, NULL, NULL);
+    free(a);
+}
+
+/* ---------------- backward ---------------- */
+
+void unet_backward(const UNet *u, const UNetActs *acts, float *dctx, const float *dout) {
+    const UNetConfig *c = &u->cfg;
+    int n = c->n_levels, C0 = c->block_out[0], temb = 4 * C0;
+    int B = acts->B, H = acts->H, W = acts->W, Tc = acts->Tc;
+    const float *ctx = acts->ctx, *emb = acts->emb_silu;
+    if (dctx) memset(dctx, 0, (size_t)B * Tc * c->cross_attention_dim * sizeof(float));
+    /* the resnets' time-embedding gradients meet in demb (B,temb); needed only for LoRA on the MLP */
+    int temb_grad = linear_needs_input(&u->time_1) || linear_needs_input(&u->time_2);
+    float *demb = temb_grad ? callocCheck((size_t)B * temb, sizeof(float)) : NULL;
+
+    /* out = conv_out(silu(conv_norm_out(h))), h the last up level's output at full size */
+    const float *h = level_out(&acts->up[n - 1]);
+    size_t nh = (size_t)B * C0 * H * W;
+    float *a = fbuf(nh), *da = fbuf(nh), *dh = fbuf(nh);
+    const Norm *no = &u->norm_out;
+    if (conv_needs_input(&u->conv_out)) { /* recompute conv_out's input */
+        float *mean = fbuf((size_t)B * no->groups), *rstd = fbuf((size_t)B * no->groups);
+        op_groupnorm_fwd_stats(a, mean, rstd, h, no->g, no->b, B, C0, H * W, no->groups, no->eps, 1);
+        free(mean);
+        free(rstd);
+    }
+    conv_backward(&u->conv_out, da, dout, a, B, H, W);
+    op_groupnorm_backward(dh, NULL, NULL, da, acts->mean_out, acts->rstd_out, h, no->g, no->b, B, C0, H * W,
+                          no->groups, no->eps, 1);
+    free(a);
+    free(da);
+
+    Skip skips[MAX_SKIPS];
+    float *dskips[MAX_SKIPS] = {0}; /* gradient of each skip through the up path's concatenations */
+    int S = collect_skips(u, acts, skips), ns = 0;
+
+    /* up path in reverse; dh is the gradient of the current level's output */
+    for (int i = n - 1; i >= 0; i--) {
+        const UNetUp *b = &u->up[i];
+        const UNetLevelActs *l = &acts->up[i];
+        int HW = l->H * l->W;
+        int C = b->resnets[b->n - 1].cout;
+        if (b->has_up) { /* out = conv(upsample(block_out)) */
+            size_t nu = (size_t)B * C * l->Ho * l->Wo;
+            float *upx = fbuf(nu), *dupx = fbuf(nu);
+            if (conv_needs_input(&b->up))
+                op_upsample_nearest(upx, block_out(l, b->n - 1), B, C, l->H, l->W, l->Ho, l->Wo);
+            conv_backward(&b->up, dupx, dh, upx, B, l->Ho, l->Wo);
+            free(dh);
+            dh = fbuf((size_t)B * C * HW);
+            op_upsample_nearest_backward(dh, dupx, B, C, l->H, l->W, l->Ho, l->Wo);
+            free(upx);
+            free(dupx);
+        }
+        for (int j = b->n - 1; j >= 0; j--) {
+            const ResBlock *r = &b->resnets[j];
+            if (b->attns) {
+                float *d = fbuf((size_t)B * r->cout * HW);
+                transformer2d_backward(&b->attns[j], &l->tr[j], d, dctx, dh, l->res_out[j], ctx, B, l->H,
+                                       l->W, Tc);
+                free(dh);
+                dh = d;
+            }
+            /* the resnet's input was [hprev, skip]: rebuild it, backprop, split the gradient */
+            Skip s = skips[ns];
+            int Cprev = r->cin - s.C;
+            const float *hprev = j > 0 ? block_out(l, j - 1) : i > 0 ? level_out(&acts->up[i - 1]) : acts->mid_out[2];
+            float *cat = fbuf((size_t)B * r->cin * HW), *dcat = fbuf((size_t)B * r->cin * HW);
+            op_concat_channels(cat, hprev, s.x, B, Cprev, s.C, HW);
+            resblock_backward(r, &l->res[j], dcat, demb, dh, cat, emb, B, l->H, l->W);
+            free(dh);
+            dh = fbuf((size_t)B * Cprev * HW);
+            dskips[ns] = fbuf((size_t)B * s.C * HW);
+            op_concat_channels_backward(dh, dskips[ns], dcat, B, Cprev, s.C, HW);
+            ns++;
+            free(cat);
+            free(dcat);
+        }
+    }
+    LS_ASSERT(ns == S);
+
+    /* mid block in reverse: dh becomes the gradient of the mid input = the last skip */
+    {
+        int k = S - 1, Cm = skips[k].C, Hm = skips[k].H, Wm = skips[k].W;
+        float *d = fbuf((size_t)B * Cm * Hm * Wm);
+        resblock_backward(&u->mid_res[1], &acts->mid_res[1], d, demb, dh, acts->mid_out[1], emb, B, Hm, Wm);
+        transformer2d_backward(&u->mid_attn, &acts->mid_tr, dh, dctx, d, acts->mid_out[0], ctx, B, Hm, Wm, Tc);
+        resblock_backward(&u->mid_res[0], &acts->mid_res[0], d, demb, dh, skips[k].x, emb, B, Hm, Wm);
+        free(dh);
+        dh = d;
+    }
+
+    /* down path in reverse. Skip k = s_k feeds the block that made s_{k+1} and the up path, so its full
+     * gradient is dh (from the next block) + dskips[k]; then backprop through the block that made s_k. */
+    int k = S - 1;
+    for (int i = n - 1; i >= 0; i--) {
+        const UNetDown *d = &u->down[i];
+        const UNetLevelActs *l = &acts->down[i];
+        int C = d->resnets[0].cout, HW = l->H * l->W;
+        if (d->has_down) {
+            op_add_inplace(dh, dskips[k], (size_t)B * C * l->Ho * l->Wo);
+            k--;
+            float *dx = fbuf((size_t)B * C * HW);
+            conv_backward(&d->down, dx, dh, skips[k].x, B, l->H, l->W);
+            free(dh);
+            dh = dx;
+        }
+        for (int j = d->n - 1; j >= 0; j--) {
+            const ResBlock *r = &d->resnets[j];
+            op_add_inplace(dh, dskips[k], (size_t)B * C * HW);
+            k--;
+            if (d->attns) {
+                float *dx = fbuf((size_t)B * C * HW);
+                transformer2d_backward(&d->attns[j], &l->tr[j], dx, dctx, dh, l->res_out[j], ctx, B, l->H,
+                                       l->W, Tc);
+                free(dh);
+                dh = dx;
+            }
+            float *dx = fbuf((size_t)B * r->cin * HW);
+            resblock_backward(r, &l->res[j], dx, demb, dh, skips[k].x, emb, B, l->H, l->W);
+            free(dh);
+            dh = dx;
+        }
+    }
+    LS_ASSERT(k == 0);
+    op_add_inplace(dh, dskips[0], nh);
+    conv_backward(&u->conv_in, NULL, dh, acts->x, B, H, W); /* the latent is data: no dx */
+    free(dh);
+    for (int s = 0; s < S; s++) free(dskips[s]);
+
+    /* time embedding MLP, only when it carries trainable adapters:
+     * emb_silu = silu(linear_2(silu(linear_1(sin_emb)))) */
+    if (demb) {
+        float *de1 = fbuf((size_t)B * temb);
+        op_silu_backward(demb, demb, acts->emb, (size_t)B * temb);
+        linear_backward(&u->time_2, de1, demb, acts->e1_silu, B);
+        op_silu_backward(de1, de1, acts->e1, (size_t)B * temb);
+        linear_backward(&u->time_1, NULL, de1, acts->sin_emb, B);
+        free(de1);
+        free(demb);
+    }
+}
+
+double unet_mse_loss(float *dout, const float *out, const float *target, size_t n) {
+    double sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)out[i] - (double)target[i];
+        sum += d * d;
+        if (dout) dout[i] = (float)(2.0 * d / (double)n);
+    }
+    return sum / (double)n;
+}

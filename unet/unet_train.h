@@ -1,0 +1,74 @@
+/* unet_train.h — U-Net training forward (saves activations) and backward (LoRA gradients).
+ *
+ * One training step on a batch:
+ *     UNetActs acts = {0};
+ *     lora_grads_zero(&lora);                                   // gradients accumulate
+ *     unet_forward_train(&m.unet, &acts, out, x, t, ctx, B, H, W, Tc);
+ *     double loss = unet_mse_loss(dout, out, target, n);        // dout = ∂loss/∂out
+ *     unet_backward(&m.unet, &acts, NULL, dout);                // += into every hook's ddown/dup
+ *     ... optimizer step on the LoRA down/up ...
+ *     unet_acts_free(&acts);                                    // (or reuse: the next forward frees it)
+ *
+ * Gradients reach every live LoRA hook (unmerged, non-zero strength) that has gradient buffers
+ * (lora_grads_alloc), on any Linear/Conv2d of the U-Net, including conv_in/conv_out and the time-embedding
+ * MLP; base weights, norms and biases are frozen (no gradient work is done for them). Hooks without
+ * buffers (a second, frozen adapter) still act in the forward and in the input gradients.
+ *
+ * Saved activations (blocks_train.h for the blocks): the inputs (x, ctx copies), the time-embedding chain,
+ * and every block's output — the stream tensors, each of which is the next block's input and, on the down
+ * path, a skip — plus per-block norm statistics, attention q/k/v, transformer residual streams and
+ * ff_in outputs, resnet norm2 inputs. Concatenations, upsampled maps and norm outputs are recomputed.
+ * Dims: B batch, H/W latent size, Tc context tokens, C0 = block_out[0], temb = 4·C0. */
+#ifndef LS_UNET_TRAIN_H
+#define LS_UNET_TRAIN_H
+
+#include "blocks_train.h" // defines: ResActs, Tr2DActs
+#include "unet.h"         // defines: UNet, UNET_MAX_LEVELS
+
+/* Saved activations of one level of the down or up path. */
+typedef struct {
+    ResActs *res;        /* [n] */
+    float **res_out;     /* [n] (B,cout,H,W) resnet outputs (the transformers' inputs) */
+    Tr2DActs *tr;        /* [n], or NULL: no attention at this level */
+    float **tr_out;      /* [n] (B,cout,H,W) transformer outputs, or NULL */
+    float *sampler_out;  /* (B,cout,Ho,Wo) down/upsampler conv output, or NULL (no sampler) */
+    int n;               /* blocks (resnets) in the level; 0: not filled */
+    int H, W;            /* resolution of the level's resnets */
+    int Ho, Wo;          /* resolution after the sampler */
+} UNetLevelActs;
+
+typedef struct {
+    int B, H, W, Tc;
+    float *x;            /* (B,in,H,W) copy of the input latent (conv_in's input) */
+    float *ctx;          /* (B,Tc,Cc) copy of the text context */
+    float *sin_emb;      /* (B,C0) sinusoidal timestep embedding: time_embedding.linear_1's input */
+    float *e1;           /* (B,temb) linear_1 output (pre-silu) */
+    float *e1_silu;      /* (B,temb) silu(e1): linear_2's input */
+    float *emb;          /* (B,temb) linear_2 output (pre-silu) */
+    float *emb_silu;     /* (B,temb) silu(emb): every resnet's time_emb_proj input */
+    float *h_in;         /* (B,C0,H,W) conv_in output (the first skip) */
+    UNetLevelActs down[UNET_MAX_LEVELS], up[UNET_MAX_LEVELS];
+    ResActs mid_res[2];
+    Tr2DActs mid_tr;
+    float *mid_out[3];   /* (B,Cm,h,w) outputs of mid resnet 0, transformer, resnet 1 */
+    float *mean_out, *rstd_out; /* (B·G) conv_norm_out statistics of the last up level's output */
+    size_t bytes;        /* total bytes saved */
+} UNetActs;
+
+/* Same output as unet_forward (up to float rounding of the statistics), saving into acts what the backward
+ * reads. acts must be zero-initialised or from an earlier call (its buffers are freed and reallocated). */
+void unet_forward_train(const UNet *u, UNetActs *acts, float *out, const float *x, const float *t,
+                        const float *ctx, int B, int H, int W, int Tc);
+
+/* dout (B,out,H,W) = ∂loss/∂out for the forward that filled acts. ACCUMULATES every trainable LoRA hook's
+ * ddown/dup (and dw/db of layers that have them). dctx (B,Tc,Cc): the gradient w.r.t. the text context
+ * (overwritten; NULL: not needed — the text encoder is frozen). acts is not modified. */
+void unet_backward(const UNet *u, const UNetActs *acts, float *dctx, const float *dout);
+
+void unet_acts_free(UNetActs *acts);
+
+/* Mean squared error over n values, accumulated in double: returns mean((out − target)²) and writes
+ * dout = ∂loss/∂out = 2·(out − target)/n (dout may be NULL). == torch.nn.functional.mse_loss. */
+double unet_mse_loss(float *dout, const float *out, const float *target, size_t n);
+
+#endif

@@ -7,7 +7,7 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 PKGS="build-essential cmake pkg-config libpng-dev zlib1g-dev libstb-dev libcjson-dev libopenblas-openmp-dev"
 if [ "${1:-}" != "--minimal" ]; then
-  PKGS="$PKGS libsdl2-dev libsdl2-ttf-dev fonts-dejavu-core xvfb"
+  PKGS="$PKGS libsdl2-dev libsdl2-ttf-dev fonts-dejavu-core xvfb xauth"
 fi
 missing=""
 for p in $PKGS; do

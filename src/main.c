@@ -9,6 +9,18 @@
 #include "lora.h"   // defines: lora_load (info on adapters)
 #include "model.h"  // defines: Model, model_load, model_init_preset
 
+#ifdef LS_HAVE_GUI
+int cmd_view(int argc, char **argv); /* gui/view.c */
+#else
+static int cmd_view(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    ls_set_error("built without SDL2: `lorastyle view` is not available (apt-get install libsdl2-dev "
+                 "libsdl2-ttf-dev, then rebuild with -DLS_GUI=ON)");
+    return cli_fail();
+}
+#endif
+
 static int usage(FILE *f) {
     fprintf(f,
             "lorastyle — LoRA style adapters for Stable Diffusion 1.x, in C\n\n"
@@ -23,6 +35,8 @@ static int usage(FILE *f) {
             "  lorastyle sweep \"prompt\" --lora FILE [--lora B] [--scales 0,0.25,0.5,0.75,1,1.25]\n"
             "                     [--scales-b LIST] [--seeds 1,2,3] [--prompts FILE] [-o DIR] [generate options]\n"
             "  lorastyle merge MODEL --lora FILE[:SCALE]... -o OUT [--dtype f32|f16]\n"
+            "  lorastyle view [--model M] [--lora FILE]... [--prompt TEXT] [generate options]\n"
+            "                     [--script FILE] [--screenshot FILE.png]   (SDL2 window, live sliders)\n"
             "  lorastyle info FILE|DIR             (checkpoint, model folder or adapter)\n"
             "  lorastyle convert MODEL -o FILE.safetensors [--dtype f32|f16]  (single-file LDM layout)\n"
             "  lorastyle tokenizer --bpe bpe_simple_vocab_16e6.txt.gz -o DIR\n\n"
@@ -252,7 +266,8 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);
     if (!strcmp(cmd, "convert")) return cmd_convert(argc - 2, argv + 2);
     if (!strcmp(cmd, "tokenizer")) return cmd_tokenizer(argc - 2, argv + 2);
-    ls_set_error("unknown command '%s' (commands: init, generate, sweep, merge, info, convert, tokenizer; see lorastyle "
-                 "--help)", cmd);
+    if (!strcmp(cmd, "view")) return cmd_view(argc - 2, argv + 2);
+    ls_set_error("unknown command '%s' (commands: init, generate, sweep, merge, view, info, convert, tokenizer; see "
+                 "lorastyle --help)", cmd);
     return cli_fail();
 }

@@ -88,6 +88,33 @@ static int initial_noise(const GenParams *p, float *x, int B, int C, int h, int 
     return rc;
 }
 
+static int cancelled(void) {
+    ls_set_error("cancelled");
+    return LS_CANCELLED;
+}
+
+/* x̂0 of step i from the state x before the step and the (guided) model output mo — the same data
+ * prediction the samplers use internally: Euler family in VE space (x = x0 + σ·ε); DDIM and DPM++ in VP
+ * space (x = √ᾱ·x0 + √(1−ᾱ)·ε, DPM++ taking ᾱ from its sigma). */
+static void predict_x0(const Sampler *s, int i, float *x0, const float *x, const float *mo, size_t n) {
+    int v = s->cfg.prediction == PRED_V;
+    if (s->kind == SAMPLER_EULER || s->kind == SAMPLER_EULER_A) {
+        float sigma = s->sigmas[i], s2p1 = sigma * sigma + 1.0f, cv = -sigma / sqrtf(s2p1);
+        for (size_t j = 0; j < n; j++) x0[j] = v ? mo[j] * cv + x[j] / s2p1 : x[j] - sigma * mo[j];
+        return;
+    }
+    float a, sg; /* √ᾱ, √(1−ᾱ) */
+    if (s->kind == SAMPLER_DDIM) {
+        float ac = s->alphas_cumprod[(int)s->timesteps[i]];
+        a = sqrtf(ac);
+        sg = sqrtf(1.0f - ac);
+    } else {
+        a = 1.0f / sqrtf(s->sigmas[i] * s->sigmas[i] + 1.0f);
+        sg = s->sigmas[i] * a;
+    }
+    for (size_t j = 0; j < n; j++) x0[j] = v ? a * x[j] - sg * mo[j] : (x[j] - sg * mo[j]) / a;
+}
+
 int pipeline_generate(Model *m, const GenParams *p0, Image *images, float **latents_out) {
     GenParams p = *p0;
     LS_TRY(gen_params_check(m, &p));
@@ -123,11 +150,15 @@ int pipeline_generate(Model *m, const GenParams *p0, Image *images, float **late
         return LS_ERR;
     }
     float *x = fbuf((size_t)B * per), *xin = fbuf((size_t)nb * per), *eps = fbuf((size_t)nb * per);
-    float *tt = fbuf((size_t)nb), *noise = sampler_needs_noise(&s) ? fbuf((size_t)B * per) : NULL;
+    float *tt = fbuf((size_t)nb), *noise = sampler_needs_noise(&s) ? fbuf((size_t)B * per) : NULL, *x0 = NULL;
     int rc = initial_noise(&p, x, B, C, h, w);
     if (rc == 0) {
         for (size_t i = 0; i < (size_t)B * per; i++) x[i] *= s.init_noise_sigma;
         for (int i = 0; i < s.n; i++) {
+            if (p.cancel && p.cancel(p.user)) {
+                rc = cancelled();
+                break;
+            }
             sampler_scale_input(&s, i, xin, x, (size_t)B * per);
             if (guided) memcpy(xin + (size_t)B * per, xin, (size_t)B * per * sizeof(float));
             for (int b = 0; b < nb; b++) tt[b] = s.timesteps[i];
@@ -139,19 +170,19 @@ int pipeline_generate(Model *m, const GenParams *p0, Image *images, float **late
             if (noise) /* ancestral noise of image b: stream seed+b, after its initial noise */
                 for (int b = 0; b < B; b++)
                     rng_normal(noise + b * per, per, p.seed + (uint64_t)b, (uint64_t)(i + 1) * per);
+            int preview = p.on_latents && p.preview_every > 0 && (i + 1) % p.preview_every == 0 && i + 1 < s.n;
+            if (preview) {
+                if (!x0) x0 = fbuf(per);
+                predict_x0(&s, i, x0, x, eps, per); /* image 0; before the step overwrites x */
+            }
             sampler_step(&s, i, x, eps, (size_t)B * per, noise);
             if (p.on_step) p.on_step(i + 1, s.n, p.user);
+            if (preview) p.on_latents(i + 1, s.n, x0, C, h, w, p.user);
         }
-        /* decode: image = vae.decode(latents / scaling_factor) */
-        float *z = fbuf((size_t)B * per);
-        for (size_t j = 0; j < (size_t)B * per; j++) z[j] = x[j] / m->vae.cfg.scaling_factor;
-        int oc = m->vae.cfg.out_channels;
-        float *img = fbuf((size_t)B * oc * p.width * p.height);
-        vae_decode(&m->vae, img, z, B, h, w);
-        for (int b = 0; b < B; b++)
-            image_from_chw(&images[b], img + (size_t)b * oc * p.width * p.height, p.height, p.width);
-        free(img);
-        free(z);
+        if (rc == 0 && p.cancel && p.cancel(p.user)) rc = cancelled();
+    }
+    if (rc == 0) {
+        pipeline_decode(m, x, B, h, w, images);
         if (latents_out) {
             *latents_out = x;
             x = NULL;
@@ -163,8 +194,22 @@ int pipeline_generate(Model *m, const GenParams *p0, Image *images, float **late
     free(eps);
     free(tt);
     free(noise);
+    free(x0);
     free(ctx);
     return rc;
+}
+
+void pipeline_decode(Model *m, const float *latents, int B, int h, int w, Image *images) {
+    /* image = vae.decode(latents / scaling_factor) */
+    int f = vae_scale_factor(&m->vae.cfg), oc = m->vae.cfg.out_channels, H = h * f, W = w * f;
+    size_t n = (size_t)B * m->unet.cfg.in_channels * h * w;
+    float *z = fbuf(n);
+    for (size_t j = 0; j < n; j++) z[j] = latents[j] / m->vae.cfg.scaling_factor;
+    float *img = fbuf((size_t)B * oc * W * H);
+    vae_decode(&m->vae, img, z, B, h, w);
+    for (int b = 0; b < B; b++) image_from_chw(&images[b], img + (size_t)b * oc * W * H, H, W);
+    free(img);
+    free(z);
 }
 
 char *pipeline_parameters_text(Model *m, const GenParams *p, int b) {

@@ -25,7 +25,19 @@ typedef struct {
     /* progress callback, called after each step (may be NULL) */
     void (*on_step)(int step, int total, void *user);
     void *user;
+    /* Interactive hooks (the viewer, gui/): all optional, zero/NULL = off, and they never change the result.
+     * cancel: polled before every step and before the VAE decode; when it returns nonzero the run stops
+     *   and pipeline_generate returns LS_CANCELLED (error "cancelled"), writing no images.
+     * on_latents: after step k (k = preview_every, 2·preview_every, …, never after the last step), called
+     *   with x0, the sampler's current estimate of image 0's final latents (C, h, w), in the same space as
+     *   latents_out (model latents; pipeline_decode turns them into a preview image). preview_every ≤ 0:
+     *   never. The buffer is only valid during the call. Both get `user`. */
+    int (*cancel)(void *user);
+    int preview_every;
+    void (*on_latents)(int step, int total, const float *x0, int C, int h, int w, void *user);
 } GenParams;
+
+#define LS_CANCELLED (-2) /* pipeline_generate was stopped by GenParams.cancel */
 
 void gen_params_init(GenParams *p);
 
@@ -38,6 +50,10 @@ int pipeline_encode_prompt(Model *m, const char *text, int clip_skip, float *ctx
 /* Run the whole pipeline; images[0..batch-1] are allocated (image_free each). Optionally returns the final
  * latents (batch·C·h·w floats, malloc'd) in *latents_out. */
 int pipeline_generate(Model *m, const GenParams *p, Image *images, float **latents_out);
+
+/* VAE-decode B latents (B, C, h, w) in model-latent space (as latents_out / on_latents give them) into
+ * images[0..B-1] (allocated; image_free each). */
+void pipeline_decode(Model *m, const float *latents, int B, int h, int w, Image *images);
 
 /* A1111 "parameters" text for image b of the batch (malloc'd). */
 char *pipeline_parameters_text(Model *m, const GenParams *p, int b);

@@ -76,6 +76,22 @@ void lora_grads_zero(Lora *a);
 /* Sum of squares of every gradient (double), e.g. for clipping or logging. */
 double lora_grads_sumsq(const Lora *a);
 
+/* A new, untrained kohya-format adapter for m's U-Net (attached by the caller with lora_attach):
+ *  - LoRA (down (r,in), up (out,r)) on every Linear whose module path ends with one of `targets`
+ *    (comma-separated suffixes such as "attn1.to_q,attn2.to_out.0"; NULL or "attn": to_q, to_k, to_v,
+ *    to_out.0 of attn1 and attn2 — diffusers' LoRA script targets), rank `rank`, alpha `alpha`;
+ *  - with conv_rank > 0, LoCon on every resnet conv1/conv2 (k×k down with the conv's stride/padding, 1×1 up),
+ *    rank conv_rank, alpha conv_alpha. An alpha ≤ 0 means alpha = rank (scale 1).
+ * kohya's initialisation: down ~ U(±1/√(in·k·k)) from the portable RNG (one stream per module, keyed by
+ * seed and module index), up = 0 — so the attached adapter leaves the model's output unchanged.
+ * Module names are the kohya flat names (lora_unet_ prefix left off), path "(new adapter)". */
+int lora_create(Lora *a, Model *m, const char *targets, int rank, float alpha, int conv_rank, float conv_alpha,
+                uint64_t seed);
+/* Write a in kohya's format (lora_unet_<flat>.lora_down.weight / .lora_up.weight / .alpha, F32; conv
+ * modules as 4-d tensors) with __metadata__ pairs meta[2i] = key, meta[2i+1] = value; atomically
+ * (temporary file + rename). LS_ERR naming path. */
+int lora_save_kohya(const Lora *a, const char *path, const char *const *meta, int n_meta);
+
 const char *lora_format_name(LoraFormat f);
 
 /* Parse "FILE[:SCALE[:TE_SCALE]]" (TE_SCALE defaults to SCALE). LS_ERR on a malformed scale. */

@@ -1,8 +1,10 @@
 /* lora_train.c — LoRA gradient buffers (see lora.h, "training"). */
+#include <math.h>
 #include <string.h>
 
 #include "common.h" // defines: callocCheck, ls_set_error
 #include "lora.h"   // defines: Lora, LoraModule
+#include "rng.h"    // defines: rng_uniform
 
 static size_t down_numel(const LoraModule *m) { return (size_t)m->rank * m->in * m->k * m->k; }
 static size_t up_numel(const LoraModule *m) { return (size_t)m->out * m->rank; }
@@ -37,4 +39,134 @@ double lora_grads_sumsq(const Lora *a) {
         for (size_t j = 0; j < nu; j++) s += (double)m->dup[j] * m->dup[j];
     }
     return s;
+}
+
+/* ---------------- new adapters (lora_create) and kohya output (lora_save_kohya) ---------------- */
+
+/* Default U-Net targets: the attention projections of every transformer block (diffusers' LoRA script). */
+static const char *const k_attn_targets[] = {"attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0",
+                                             "attn2.to_q", "attn2.to_k", "attn2.to_v", "attn2.to_out.0"};
+
+static int ends_with_part(const char *name, const char *suffix) {
+    size_t n = strlen(name), s = strlen(suffix);
+    return n > s && name[n - s - 1] == '.' && !strcmp(name + n - s, suffix);
+}
+
+/* 1 if name is one of targets (comma-separated module-path suffixes; NULL/"attn": the default list). */
+static int is_target(const char *name, const char *targets) {
+    if (!targets || !strcmp(targets, "attn")) {
+        for (size_t i = 0; i < sizeof k_attn_targets / sizeof *k_attn_targets; i++)
+            if (ends_with_part(name, k_attn_targets[i])) return 1;
+        return 0;
+    }
+    const char *p = targets;
+    while (*p) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        char suf[128];
+        if (len > 0 && len < sizeof suf) {
+            memcpy(suf, p, len);
+            suf[len] = 0;
+            if (ends_with_part(name, suf)) return 1;
+        }
+        if (!e) break;
+        p = e + 1;
+    }
+    return 0;
+}
+
+/* LoCon targets: the two 3×3 convs of every U-Net resnet. */
+static int is_resnet_conv(const char *name) {
+    return strstr(name, ".resnets.") && (ends_with_part(name, "conv1") || ends_with_part(name, "conv2"));
+}
+
+static uint64_t mix64(uint64_t x) { /* splitmix64 finaliser */
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+int lora_create(Lora *a, Model *m, const char *targets, int rank, float alpha, int conv_rank, float conv_alpha,
+                uint64_t seed) {
+    memset(a, 0, sizeof *a);
+    a->strength[0] = a->strength[1] = 1.0f;
+    a->path = strdup("(new adapter)");
+    snprintf(a->name, sizeof a->name, "new");
+    a->format = LORA_KOHYA;
+    if (rank < 1) return ls_set_error("LoRA rank must be at least 1 (got %d)", rank);
+    if (conv_rank < 0) return ls_set_error("LoCon rank must be at least 0 (got %d)", conv_rank);
+    const WeightTable *t = &m->unet.wt;
+    int cap = 0;
+    for (int i = 0; i < t->n_mods; i++) {
+        const ModuleSpec *s = &t->mods[i];
+        int r;
+        float al;
+        LoraModule lm = {0};
+        if (s->kind == MOD_LINEAR && is_target(s->name, targets)) {
+            const Linear *l = s->layer;
+            r = rank, al = alpha;
+            lm.in = l->in, lm.out = l->out, lm.k = 1;
+        } else if (s->kind == MOD_CONV && conv_rank > 0 && is_resnet_conv(s->name)) {
+            const Conv2d *c = s->layer;
+            r = conv_rank, al = conv_alpha;
+            lm.in = c->cin, lm.out = c->cout, lm.k = c->k;
+        } else {
+            continue;
+        }
+        if (a->n_mods == cap) {
+            cap = cap ? 2 * cap : 64;
+            a->mods = realloc(a->mods, (size_t)cap * sizeof *a->mods);
+            LS_ASSERT(a->mods);
+        }
+        char flat[512];
+        snprintf(flat, sizeof flat, "%s", s->name);
+        for (char *p = flat; *p; p++)
+            if (*p == '.') *p = '_';
+        lm.module = strdup(flat);
+        lm.component = LORA_UNET;
+        lm.rank = r;
+        lm.alpha = al > 0 ? al : (float)r;
+        size_t nd = down_numel(&lm), nu = up_numel(&lm);
+        lm.down = mallocCheck(nd * sizeof(float));
+        lm.up = callocCheck(nu, sizeof(float)); /* kohya: up = 0, so the adapter starts as the identity */
+        /* kohya: kaiming_uniform(a=√5) = U(±1/√fan_in), fan_in = in·k·k; one RNG stream per module */
+        float bound = 1.0f / sqrtf((float)(lm.in * lm.k * lm.k));
+        rng_uniform(lm.down, nd, mix64(seed ^ mix64(0x4c6f5241ULL + (uint64_t)a->n_mods)), 0);
+        for (size_t j = 0; j < nd; j++) lm.down[j] = (2.0f * lm.down[j] - 1.0f) * bound;
+        a->n_params += (int64_t)(nd + nu);
+        a->n_unet++;
+        if (lm.k > 1) a->n_conv++;
+        a->mods[a->n_mods++] = lm;
+    }
+    if (a->n_mods == 0) {
+        lora_free(a);
+        return ls_set_error("no U-Net module matches the LoRA targets '%s'", targets ? targets : "attn");
+    }
+    return LS_OK;
+}
+
+int lora_save_kohya(const Lora *a, const char *path, const char *const *meta, int n_meta) {
+    StWriter w;
+    st_writer_init(&w);
+    float *alphas = mallocCheck((size_t)a->n_mods * sizeof(float));
+    char key[640];
+    for (int i = 0; i < a->n_mods; i++) {
+        const LoraModule *lm = &a->mods[i];
+        const char *pre = lm->component == LORA_UNET ? "lora_unet_" : "lora_te_";
+        int64_t ds[4] = {lm->rank, lm->in, lm->k, lm->k}, us[4] = {lm->out, lm->rank, 1, 1};
+        int conv = lm->kind == MOD_CONV || lm->k > 1;
+        snprintf(key, sizeof key, "%s%s.lora_down.weight", pre, lm->module);
+        st_writer_add(&w, key, ST_F32, conv ? 4 : 2, ds, lm->down);
+        snprintf(key, sizeof key, "%s%s.lora_up.weight", pre, lm->module);
+        st_writer_add(&w, key, ST_F32, conv ? 4 : 2, us, lm->up);
+        alphas[i] = lm->alpha;
+        snprintf(key, sizeof key, "%s%s.alpha", pre, lm->module);
+        st_writer_add(&w, key, ST_F32, 0, NULL, &alphas[i]);
+    }
+    for (int i = 0; i + 1 < 2 * n_meta; i += 2) st_writer_meta(&w, meta[i], meta[i + 1]);
+    int rc = st_writer_save(&w, path);
+    st_writer_free(&w);
+    free(alphas);
+    return rc;
 }

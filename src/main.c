@@ -8,6 +8,7 @@
 #include "common.h" // defines: ls_last_error, ls_time
 #include "lora.h"   // defines: lora_load (info on adapters)
 #include "model.h"  // defines: Model, model_load, model_init_preset
+#include "train.h"  // defines: cmd_train
 
 #ifdef LS_HAVE_GUI
 int cmd_view(int argc, char **argv); /* gui/view.c */
@@ -37,6 +38,7 @@ static int usage(FILE *f) {
             "  lorastyle merge MODEL --lora FILE[:SCALE]... -o OUT [--dtype f32|f16]\n"
             "  lorastyle view [--model M] [--lora FILE]... [--prompt TEXT] [generate options]\n"
             "                     [--script FILE] [--screenshot FILE.png]   (SDL2 window, live sliders)\n"
+            "  lorastyle train DIR [--model M] [-o OUT] [--steps N] [--rank R] [--lr X] ... (train --help)\n"
             "  lorastyle info FILE|DIR             (checkpoint, model folder or adapter)\n"
             "  lorastyle convert MODEL -o FILE.safetensors [--dtype f32|f16]  (single-file LDM layout)\n"
             "  lorastyle tokenizer --bpe bpe_simple_vocab_16e6.txt.gz -o DIR\n\n"
@@ -263,11 +265,12 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "generate")) return cmd_generate(argc - 2, argv + 2);
     if (!strcmp(cmd, "sweep")) return cmd_sweep(argc - 2, argv + 2);
     if (!strcmp(cmd, "merge")) return cmd_merge(argc - 2, argv + 2);
+    if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
     if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);
     if (!strcmp(cmd, "convert")) return cmd_convert(argc - 2, argv + 2);
     if (!strcmp(cmd, "tokenizer")) return cmd_tokenizer(argc - 2, argv + 2);
     if (!strcmp(cmd, "view")) return cmd_view(argc - 2, argv + 2);
-    ls_set_error("unknown command '%s' (commands: init, generate, sweep, merge, view, info, convert, tokenizer; see "
+    ls_set_error("unknown command '%s' (commands: init, generate, sweep, merge, train, view, info, convert, tokenizer; see "
                  "lorastyle --help)", cmd);
     return cli_fail();
 }

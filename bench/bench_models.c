@@ -1,6 +1,6 @@
 /* bench_models.c — seconds per U-Net call, VAE decode and text encode, and peak memory, for a model.
  *
- *   bench_models MODEL [--size PIXELS] [--batch B] [--reps N] [--only unet|vae|text]
+ *   bench_models MODEL [--size PIXELS] [--batch B] [--reps N] [--only unet|vae|text|load]
  *
  * Inputs are seeded random latents/ids (the weights do not affect the cost). Prints one line per call type
  * with the median of N timed repetitions after one warm-up, then the process's peak RSS. bench/peer.py runs
@@ -20,11 +20,12 @@ static int cmp_double(const void *a, const void *b) {
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: bench_models MODEL [--size PIXELS] [--batch B] [--reps N] [--only unet|vae|text]\n");
+        fprintf(stderr, "usage: bench_models MODEL [--size PIXELS] [--batch B] [--reps N] [--only unet|vae|text|load]\n");
         return 2;
     }
     int size = 0, B = 1, reps = 3;
-    const char *only = NULL; /* run just one call type (the SD1.5 VAE decode alone takes ~20 s a rep) */
+    /* run just one call type (the SD1.5 VAE decode alone takes ~20 s a rep); "load": none, load time only */
+    const char *only = NULL;
     for (int i = 2; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--size")) size = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--batch")) B = atoi(argv[i + 1]);

@@ -63,6 +63,19 @@ void wt_add(WeightTable *t, float **ptr, WInit init, int64_t fan_in, int ndim, c
     *ptr = NULL;
 }
 
+/* 1 if any of the n floats is Inf/NaN (all exponent bits set). Branch-free so that it vectorises, and
+ * threaded: a 3.4 GB f32 checkpoint is checked in place, value by value. */
+static int any_nonfinite(const float *p, int64_t n) {
+    int bad = 0;
+#pragma omp parallel for simd schedule(static) reduction(| : bad) if (n >= (1 << 16))
+    for (int64_t j = 0; j < n; j++) {
+        uint32_t u;
+        memcpy(&u, p + j, sizeof u);
+        bad |= (u & 0x7f800000u) == 0x7f800000u;
+    }
+    return bad;
+}
+
 /* Shape equality ignoring trailing size-1 dims ([C,C,1,1] conv == [C,C] linear). */
 static int shape_match(const WeightSpec *s, const StTensor *t) {
     int na = s->ndim, nb = t->ndim;
@@ -127,12 +140,10 @@ int wt_load(WeightTable *t, const StFile *f, KeyMapFn map, const void *map_ctx) 
         int in_place = st->dtype == ST_F32 && ((uintptr_t)st->data % sizeof(float)) == 0;
         if (in_place) {
             /* Check finiteness once at load so NaN weights are a clear error, not a black image. */
-            const float *p = st->data;
-            for (int64_t j = 0; j < s->numel; j++)
-                if (!isfinite(p[j])) {
-                    free(found);
-                    return ls_set_error("%s: tensor %s contains NaN/Inf", f->path, st->name);
-                }
+            if (any_nonfinite(st->data, s->numel)) {
+                free(found);
+                return ls_set_error("%s: tensor %s contains NaN/Inf", f->path, st->name);
+            }
             *s->ptr = (float *)st->data; /* read-only mmap: never written through */
         } else {
             if (st_to_f32(f, st, dst, 1) < 0) {

@@ -79,4 +79,36 @@ V8_INLINE v8f v8_exp_nonpos(v8f x) {
     return v8_select(tiny, v8_splat(0.0f), p * (v8f)e);
 }
 
+/* 1 / (1 + exp(-x)) with exp of -|x| only (never overflows): e = exp(-|x|) ∈ (0, 1],
+ * sigmoid = 1/(1+e) for x >= 0, e/(1+e) for x < 0 (the same value, without cancellation). */
+V8_INLINE v8f v8_sigmoid(v8f x) {
+    v8i neg = x < 0.0f;
+    v8f e = v8_exp_nonpos(v8_select(neg, x, -x));
+    v8f inv = 1.0f / (1.0f + e);
+    return v8_select(neg, e * inv, inv);
+}
+
+/* exact (erf) GELU, x·Φ(x), Φ(x) = ½ erfc(-x/√2). With a = |x|/√2, erfc(a) = e^(-a²) · t·P(t),
+ * t = 1/(1 + a/2), P a degree-9 polynomial fitted (relative-error minimax, IRLS, by us) to
+ * erfc(a)·e^(a²)/t on a ∈ [0, 9.3]; fit error 2e-8. Φ = 1 - ½erfc(a) for x >= 0, ½erfc(a) for x < 0, so
+ * the negative tail keeps its relative accuracy (libm's 0.5·x·(1 + erf) cancels there).
+ * Rounding a² costs ~a²·6e-8 relative in e^(-a²): ~1e-6 at x = -6 where gelu(x) is ~6e-9. */
+V8_INLINE v8f v8_gelu(v8f x) {
+    v8i neg = x < 0.0f;
+    v8f a = v8_select(neg, -x, x) * 0.70710678118654752f;
+    v8f t = 1.0f / (1.0f + 0.5f * a);
+    v8f p = v8_splat(1.451202296e-02f);
+    p = p * t - 1.351512522e-01f;
+    p = p * t + 4.563504457e-01f;
+    p = p * t - 7.057447433e-01f;
+    p = p * t + 4.501757622e-01f;
+    p = p * t - 1.133343354e-01f;
+    p = p * t + 2.305379957e-01f;
+    p = p * t + 2.376212925e-01f;
+    p = p * t + 2.829739153e-01f;
+    p = p * t + 2.820588350e-01f;
+    v8f half_erfc = 0.5f * t * p * v8_exp_nonpos(-(a * a));
+    return x * v8_select(neg, half_erfc, 1.0f - half_erfc);
+}
+
 #endif

@@ -15,19 +15,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-static int g_pass, g_fail;
-
-#define CHECK(cond, ...)                                           \
-    do {                                                           \
-        if (cond) {                                                \
-            g_pass++;                                              \
-        } else {                                                   \
-            g_fail++;                                              \
-            printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-            printf(__VA_ARGS__);                                   \
-            printf("\n");                                          \
-        }                                                          \
-    } while (0)
+#include "testutil.h" // defines: CHECK, g_pass, g_fail, test_summary
 
 static char g_tmp[256];
 

@@ -25,19 +25,7 @@
 #include "rng.h"       // defines: rng_normal, rng_uniform, rng_u32, rng_philox4x32_10
 #include "scheduler.h" // defines: Sampler, SchedConfig, sampler_*, sched_*
 
-static int g_pass, g_fail;
-
-#define CHECK(cond, ...)                                      \
-    do {                                                      \
-        if (cond) {                                           \
-            g_pass++;                                         \
-        } else {                                              \
-            g_fail++;                                         \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);       \
-            printf(__VA_ARGS__);                              \
-            printf("\n");                                     \
-        }                                                     \
-    } while (0)
+#include "testutil.h" // defines: CHECK, g_pass, g_fail, test_summary
 
 /* ------------------------------------------------------------------------------------------------------ */
 /* A tiny private safetensors reader (F32 only), enough for the fixture file. */
@@ -72,7 +60,7 @@ static void fixture_close(Fixture *f) {
 }
 
 /* malloc'd copy of F32 tensor `name` (NULL if absent or malformed); *numel set. */
-static float *fixture_get(const Fixture *f, const char *name, size_t *numel) {
+static float *fx_get(const Fixture *f, const char *name, size_t *numel) {
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(f->header, name);
     if (!e) return NULL;
     const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
@@ -279,7 +267,7 @@ static void test_alphas(const Fixture *f) {
             c.beta_end = 0.02f;
         }
         size_t n = 0;
-        float *ref = fixture_get(f, lin ? "alphas_cumprod.linear" : "alphas_cumprod", &n);
+        float *ref = fx_get(f, lin ? "alphas_cumprod.linear" : "alphas_cumprod", &n);
         CHECK(ref && n == 1000, "alphas_cumprod fixture missing");
         if (!ref) continue;
         sched_alphas_cumprod(&c, ac);
@@ -316,11 +304,11 @@ static void test_schedules(const Fixture *f) {
         }
         char key[160];
         size_t nt = 0, ns = 0, ni = 0;
-        float *ts = fixture_get(f, e->string, &nt);
+        float *ts = fx_get(f, e->string, &nt);
         snprintf(key, sizeof key, "sched.%s.%s.k%d.n%d.sigmas", samp, spacing, karras, n);
-        float *sig = fixture_get(f, key, &ns);
+        float *sig = fx_get(f, key, &ns);
         snprintf(key, sizeof key, "sched.%s.%s.k%d.n%d.init_noise_sigma", samp, spacing, karras, n);
-        float *init = fixture_get(f, key, &ni);
+        float *init = fx_get(f, key, &ni);
         CHECK(ts && nt == (size_t)n && init && ni == 1, "%s: fixture shape", e->string);
         if (ts && nt == (size_t)n) {
             int fractional = kind == SAMPLER_EULER || kind == SAMPLER_EULER_A;
@@ -382,17 +370,17 @@ static void test_trajectories(const Fixture *f) {
             continue;
         }
         size_t m = 0, nx = 0, nin = 0, nmo = 0, nz = 0;
-        float *x = fixture_get(f, e->string, &m);
+        float *x = fx_get(f, e->string, &m);
         const char *base_end = strrchr(e->string, '.');
         int bl = (int)(base_end - e->string);
         snprintf(key, sizeof key, "%.*s.x", bl, e->string);
-        float *xs = fixture_get(f, key, &nx);
+        float *xs = fx_get(f, key, &nx);
         snprintf(key, sizeof key, "%.*s.xin", bl, e->string);
-        float *xin_ref = fixture_get(f, key, &nin);
+        float *xin_ref = fx_get(f, key, &nin);
         snprintf(key, sizeof key, "%.*s.model_out", bl, e->string);
-        float *mo = fixture_get(f, key, &nmo);
+        float *mo = fx_get(f, key, &nmo);
         snprintf(key, sizeof key, "%.*s.noise", bl, e->string);
-        float *noise = fixture_get(f, key, &nz);
+        float *noise = fx_get(f, key, &nz);
         int ok = x && xs && xin_ref && mo && nx == m * n && nin == nx && nmo == nx &&
                  (!sampler_needs_noise(&s) || (noise && nz == nx));
         CHECK(ok, "%s: trajectory fixture incomplete", e->string);

@@ -19,7 +19,7 @@ static int g_pass, g_fail;
             g_pass++;                                      \
         } else {                                           \
             g_fail++;                                      \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);   \
+            printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
             printf(__VA_ARGS__);                           \
             printf("\n");                                  \
         }                                                  \

@@ -4,14 +4,34 @@
  *
  * Inputs are seeded random latents/ids (the weights do not affect the cost). Prints one line per call type
  * with the median of N timed repetitions after one warm-up, then the process's peak RSS. bench/peer.py runs
- * the same calls in PyTorch/diffusers for comparison. Not a test. */
+ * the same calls in PyTorch/diffusers for comparison. Not a test.
+ * The project's machine has 2 cores shared with other jobs: each line also gives the most CPU time other
+ * processes took during one repetition (Linux /proc/stat); a figure measured beside another job says so. */
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "common.h"
 #include "model.h"
 #include "ops.h"
 #include "rng.h"
+
+/* CPU seconds the whole machine has been busy (all processes), or -1 where /proc/stat is unreadable */
+static double machine_busy(void) {
+    unsigned long long u, n, sy, idle, io, irq, sirq, steal;
+    FILE *f = fopen("/proc/stat", "r");
+    int ok = f && fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &u, &n, &sy, &idle, &io, &irq, &sirq,
+                         &steal) == 8;
+    if (f) fclose(f);
+    return ok ? (double)(u + n + sy + irq + sirq + steal) / 100.0 : -1.0; /* USER_HZ: 100 on Linux */
+}
+
+/* CPU seconds used by this process */
+static double self_cpu(void) {
+    struct rusage r;
+    getrusage(RUSAGE_SELF, &r);
+    return (double)(r.ru_utime.tv_sec + r.ru_stime.tv_sec) + 1e-6 * (double)(r.ru_utime.tv_usec + r.ru_stime.tv_usec);
+}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -57,17 +77,21 @@ int main(int argc, char **argv) {
     const char *key[3] = {"unet", "vae", "text"};
     for (int k = 0; k < 3; k++) {
         if (only && strcmp(only, key[k])) continue;
-        double ts[100];
+        double ts[100], other = 0.0; /* most CPU-s other processes used during one repetition */
         for (int r = -1; r < reps; r++) {
-            double s = ls_time();
+            double s = ls_time(), busy0 = machine_busy(), self0 = self_cpu();
             if (k == 0) unet_forward(&m.unet, eps, x, t, ctx, B, h, h, L);
             else if (k == 1) vae_decode(&m.vae, img, x, B, h, h);
             else clip_forward(&m.clip, ctx, ids, B, L, 0);
-            if (r >= 0) ts[r] = ls_time() - s;
+            if (r >= 0) {
+                ts[r] = ls_time() - s;
+                double o = (machine_busy() - busy0) - (self_cpu() - self0);
+                if (busy0 >= 0 && o > other) other = o;
+            }
         }
         qsort(ts, (size_t)reps, sizeof ts[0], cmp_double);
-        printf("%-13s %dx%d batch %d: median %.4f s (min %.4f, %d reps)\n", what[k], size, size, B,
-               ts[reps / 2], ts[0], reps);
+        printf("%-13s %dx%d batch %d: median %.4f s (min %.4f, %d reps; other processes: up to %.1f CPU-s a rep)\n",
+               what[k], size, size, B, ts[reps / 2], ts[0], reps, other);
     }
     printf("peak RSS: %.1f MiB\n", (double)ls_peak_rss() / (1 << 20));
     free(x), free(eps), free(ctx), free(t), free(img), free(ids);

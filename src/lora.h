@@ -15,6 +15,7 @@
 #include "layers.h"      // defines: LoraHook
 #include "model.h"       // defines: Model
 #include "safetensors.h" // defines: StFile
+#include "trainset.h"    // defines: TrainSet
 
 typedef enum { LORA_KOHYA, LORA_PEFT, LORA_DIFFUSERS_OLD } LoraFormat;
 enum { LORA_UNET = 0, LORA_TE = 1 };
@@ -73,6 +74,8 @@ void lora_unmerge(Lora *a);
  * its modules' buffers stay zero). lora_free releases them. */
 int lora_grads_alloc(Lora *a);
 void lora_grads_zero(Lora *a);
+/* Append every module that has gradient buffers to ts (down, then up; names = the kohya keys). */
+void lora_trainset(Lora *a, TrainSet *ts);
 /* Sum of squares of every gradient (double), e.g. for clipping or logging. */
 double lora_grads_sumsq(const Lora *a);
 

@@ -170,3 +170,16 @@ int lora_save_kohya(const Lora *a, const char *path, const char *const *meta, in
     free(alphas);
     return rc;
 }
+
+void lora_trainset(Lora *a, TrainSet *ts) {
+    char key[640];
+    for (int i = 0; i < a->n_mods; i++) {
+        LoraModule *lm = &a->mods[i];
+        if (!lm->ddown) continue;
+        const char *pre = lm->component == LORA_UNET ? "lora_unet_" : "lora_te_";
+        snprintf(key, sizeof key, "%s%s.lora_down.weight", pre, lm->module);
+        trainset_add(ts, key, lm->down, lm->ddown, down_numel(lm));
+        snprintf(key, sizeof key, "%s%s.lora_up.weight", pre, lm->module);
+        trainset_add(ts, key, lm->up, lm->dup, up_numel(lm));
+    }
+}

@@ -187,21 +187,40 @@ static void cache_free(DataCache *c) {
 
 /* ---------------- optimizer ---------------- */
 
+/* AdamW state for every tensor of the TrainSet (same order): first and second moments, fp32. */
 typedef struct {
-    float *p, *g, *m, *v;
-    size_t n;
-} Param;
+    float **m, **v;
+    int n;
+} AdamState;
 
-static void adamw_step(Param *ps, int np, float lr, int t, float gscale) {
+static void adam_init(AdamState *st, const TrainSet *ts) {
+    st->n = ts->n;
+    st->m = callocCheck((size_t)ts->n, sizeof *st->m);
+    st->v = callocCheck((size_t)ts->n, sizeof *st->v);
+    for (int i = 0; i < ts->n; i++) {
+        st->m[i] = callocCheck(ts->t[i].n, sizeof(float));
+        st->v[i] = callocCheck(ts->t[i].n, sizeof(float));
+    }
+}
+
+static void adam_free(AdamState *st) {
+    for (int i = 0; i < st->n; i++) free(st->m[i]), free(st->v[i]);
+    free(st->m), free(st->v);
+    memset(st, 0, sizeof *st);
+}
+
+/* One AdamW step (t: 1-based step count) on gradients scaled by gscale (clipping). */
+static void adamw_step(const TrainSet *ts, AdamState *st, float lr, int t, float gscale) {
     double bc1 = 1.0 - pow(ADAM_B1, t), bc2 = 1.0 - pow(ADAM_B2, t);
-    for (int i = 0; i < np; i++) {
-        Param *q = &ps[i];
+    for (int i = 0; i < ts->n; i++) {
+        const TrainTensor *q = &ts->t[i];
+        float *mm = st->m[i], *vv = st->v[i];
 #pragma omp parallel for schedule(static) if (q->n > 65536)
         for (size_t j = 0; j < q->n; j++) {
             double g = (double)q->g[j] * gscale;
-            double m = ADAM_B1 * q->m[j] + (1.0 - ADAM_B1) * g;
-            double v = ADAM_B2 * q->v[j] + (1.0 - ADAM_B2) * g * g;
-            q->m[j] = (float)m, q->v[j] = (float)v;
+            double m = ADAM_B1 * mm[j] + (1.0 - ADAM_B1) * g;
+            double v = ADAM_B2 * vv[j] + (1.0 - ADAM_B2) * g * g;
+            mm[j] = (float)m, vv[j] = (float)v;
             double p = (double)q->p[j] * (1.0 - (double)lr * ADAM_WD); /* decoupled weight decay */
             p -= (double)lr * (m / bc1) / (sqrt(v / bc2) + ADAM_EPS);
             q->p[j] = (float)p;
@@ -388,8 +407,8 @@ int train_run(const TrainOptions *oin, TrainResult *res) {
     DataCache dc = {0};
     DatasetEpoch ep = {0};
     UNetActs acts = {0};
-    Param *ps = NULL;
-    int np = 0;
+    TrainSet ts = {0};
+    AdamState adam = {0};
     char *adapter = NULL, *csv_path = NULL;
     int saved = 0;
 
@@ -410,15 +429,9 @@ int train_run(const TrainOptions *oin, TrainResult *res) {
 
     if (lora_create(&lora, &m, NULL, o.rank, o.alpha, o.conv_rank, o.conv_alpha, o.seed) < 0) goto done;
     if (lora_attach(&lora, &m, 0) < 0 || lora_grads_alloc(&lora) < 0) goto done;
-    np = 2 * lora.n_mods;
-    ps = callocCheck((size_t)np, sizeof *ps);
-    for (int i = 0; i < lora.n_mods; i++) {
-        LoraModule *lm = &lora.mods[i];
-        size_t nd = (size_t)lm->rank * lm->in * lm->k * lm->k, nu = (size_t)lm->out * lm->rank;
-        ps[2 * i] = (Param){lm->down, lm->ddown, callocCheck(nd, 4), callocCheck(nd, 4), nd};
-        ps[2 * i + 1] = (Param){lm->up, lm->dup, callocCheck(nu, 4), callocCheck(nu, 4), nu};
-    }
-    r.trainable = lora.n_params;
+    lora_trainset(&lora, &ts);
+    adam_init(&adam, &ts);
+    r.trainable = ts.n_params;
     model_param_count(&m, &r.unet_params, NULL, NULL);
     r.unet_file_bytes = (int64_t)m.files[0].map_size;
 
@@ -510,7 +523,7 @@ int train_run(const TrainOptions *oin, TrainResult *res) {
         double loss = 0, gnorm = 0;
         float lr = train_lr_at(&o, s);
         if (!fail) {
-            lora_grads_zero(&lora);
+            trainset_zero_grads(&ts);
             unet_forward_train(&m.unet, &acts, out, xt, tf, ctx, B, h, w, dc.L);
             for (int k = 0; k < B; k++) {
                 double lk = unet_mse_loss(dout + k * n, out + k * n, target + k * n, n), wk = 1.0;
@@ -525,7 +538,7 @@ int train_run(const TrainOptions *oin, TrainResult *res) {
             }
             if (isfinite(loss)) {
                 unet_backward(&m.unet, &acts, NULL, dout);
-                gnorm = sqrt(lora_grads_sumsq(&lora));
+                gnorm = sqrt(trainset_grad_sumsq(&ts));
             }
         }
         free(x0), free(ctx), free(noise), free(xt), free(target), free(out), free(dout);
@@ -540,7 +553,7 @@ int train_run(const TrainOptions *oin, TrainResult *res) {
         }
         float gscale = 1.0f;
         if (o.max_grad_norm > 0 && gnorm > o.max_grad_norm) gscale = (float)(o.max_grad_norm / (gnorm + 1e-6));
-        adamw_step(ps, np, lr, s + 1, gscale);
+        adamw_step(&ts, &adam, lr, s + 1, gscale);
         double el = ls_time() - t_loop;
         fprintf(csv, "%d,%.6g,%.6g,%.6g,%.3f\n", s + 1, loss, (double)lr, gnorm, el);
         if (s == 0) r.first_loss = loss;
@@ -602,8 +615,8 @@ done:
     unet_acts_free(&acts);
     dataset_epoch_free(&ep);
     if (dc.d) cache_free(&dc);
-    for (int i = 0; i < np; i++) free(ps[i].m), free(ps[i].v);
-    free(ps);
+    adam_free(&adam);
+    trainset_free(&ts);
     lora_free(&lora);
     dataset_free(&d);
     model_free(&m);

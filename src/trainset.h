@@ -1,0 +1,30 @@
+/* trainset.h — the tensors a training run updates, whatever the method (LoRA, LoCon, text-encoder LoRA,
+ * full fine-tuning, bottleneck adapters): each is a value p and its gradient g (same length n, float32),
+ * with a stable name (checkpoints store optimizer state by name). The optimizer and the checkpoint code in
+ * src/train.c only see this list; each method fills it from its own structures:
+ *     lora_trainset(&lora, &ts)            (src/lora_train.c)
+ * Gradients ACCUMULATE (the backward passes add into g): zero them before each step. */
+#ifndef LS_TRAINSET_H
+#define LS_TRAINSET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    char *name;  /* owned copy, e.g. "lora_unet_mid_block_attentions_0_proj_in.lora_down.weight" */
+    float *p, *g; /* not owned: the method's value and gradient buffers */
+    size_t n;
+} TrainTensor;
+
+typedef struct {
+    TrainTensor *t;
+    int n, cap;
+    int64_t n_params; /* Σ n */
+} TrainSet;
+
+void trainset_add(TrainSet *s, const char *name, float *p, float *g, size_t n);
+void trainset_zero_grads(const TrainSet *s);
+double trainset_grad_sumsq(const TrainSet *s); /* Σ g² in double */
+void trainset_free(TrainSet *s);                /* frees the list and names, not the buffers */
+
+#endif

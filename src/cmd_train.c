@@ -1,19 +1,28 @@
-/* cmd_train.c — `lorastyle train DIR [options]`: parse the options into TrainOptions and run train_run. */
+/* cmd_train.c — `lorastyle train DIR [options]`: options from (lowest to highest priority) the defaults,
+ * OUT/config.json when resuming, a `--config FILE` JSON file, and the command line; then train_run. */
 #include <string.h>
 
-#include "cli.h"    // defines: cli_fail, cli_parse_int, cli_parse_float, cli_need_arg
-#include "common.h" // defines: ls_set_error
-#include "train.h"  // defines: TrainOptions, train_run
+#include "cli.h"    // defines: cli_fail, cli_need_arg, cli_is_help
+#include "common.h" // defines: ls_set_error, ls_path_join, ls_is_dir
+#include "train.h"  // defines: TrainOptions, train_option_set, train_options_load_json, train_run
 
 static int train_usage(void) {
-    printf("usage: lorastyle train DIR [--model M (models/tiny)] [-o OUT (output/NAME)] [--name NAME]\n"
-           "         [--steps N (500)] [--batch B (1)] [--lr X (1e-4)] [--rank R (4)] [--alpha A (= rank)]\n"
-           "         [--conv-rank R (0: off)] [--conv-alpha A (= conv rank)] [--resolution PX (model default)]\n"
-           "         [--seed N (0)] [--clip-skip N (1)] [--caption TEXT] [--trigger WORD] [--shuffle-tags]\n"
-           "         [--keep-tokens N] [--flip] [--lr-scheduler constant|cosine|linear] [--warmup N]\n"
-           "         [--min-snr-gamma G] [--noise-offset X] [--max-grad-norm X (1.0; 0: off)]\n"
-           "         [--save-every N] [--config DIR] [--tokenizer DIR] [--force] [--quiet]\n"
-           "Writes OUT/NAME.safetensors (kohya LoRA), OUT/loss.csv, OUT/config.json, OUT/report.txt.\n"
+    printf("usage: lorastyle train DIR [options]      (DIR: images + same-name .txt captions, N_name/ = N repeats)\n"
+           "  -o OUT (output/NAME)  --name NAME (DIR's name)  --model M (models/tiny)  --config FILE.json\n"
+           "  --resume (continue OUT's checkpoint)  --force (start OUT over)  --quiet\n"
+           "  --method lora|locon  --rank R (4)  --alpha A (= rank)  --conv-rank R (0; locon: = rank)\n"
+           "  --conv-alpha A (= conv rank)  --targets SUFFIXES (attn1/attn2 to_q,to_k,to_v,to_out.0)\n"
+           "  --steps N (500) | --epochs N  --batch B (1)  --grad-accum N (1)  --lr X (1e-4)\n"
+           "  --lr-scheduler constant|cosine|linear  --warmup N  --max-grad-norm X (1.0; 0: off)\n"
+           "  --min-snr-gamma G  --noise-offset X  --seed N (0)  --clip-skip N (1)\n"
+           "  --resolution PX (model default)  --buckets [--bucket-step 64 --min-bucket PX --max-bucket PX\n"
+           "  --bucket-no-upscale]  --caption TEXT  --trigger WORD  --shuffle-tags  --keep-tokens N  --flip\n"
+           "  --checkpoint-every N (100)  --save-every N  --sample-every N (0: at the end)  --no-samples\n"
+           "  --sample-prompts FILE (lines: prompt --n NEG --d SEED --s STEPS --l CFG)  --sample-steps N (20)\n"
+           "  --sample-strengths LIST (0,0.5,1)  --cache-dir DIR (OUT/cache)  --no-cache\n"
+           "  --model-config DIR  --tokenizer DIR (for single-file models)\n"
+           "Writes OUT/NAME.safetensors (kohya LoRA), checkpoint.safetensors, loss.csv, loss.png, samples/,\n"
+           "config.json (the keys --config reads) and report.txt. Ctrl-C saves a checkpoint and stops.\n"
            "alpha defaults to the rank (scale 1, as diffusers); pass --alpha 1 for kohya's default scale 1/rank.\n");
     return 0;
 }
@@ -21,77 +30,87 @@ static int train_usage(void) {
 int cmd_train(int argc, char **argv) {
     TrainOptions o;
     train_options_default(&o);
+    const char *config = NULL, *dir = NULL, *out = NULL, *name = NULL;
+    int resume = 0, rc = 0;
+    /* pass 1: where the options come from */
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is_help(a)) return train_usage();
-        if (!strcmp(a, "--shuffle-tags")) o.shuffle_tags = 1;
-        else if (!strcmp(a, "--flip")) o.flip = 1;
-        else if (!strcmp(a, "--force")) o.force = 1;
-        else if (!strcmp(a, "--quiet")) o.quiet = 1;
-        else if (a[0] == '-' && a[1]) {
-            static const char *const with_value[] = {
-                "--model", "-o", "--name", "--steps", "--batch", "--lr", "--rank", "--alpha", "--conv-rank",
-                "--conv-alpha", "--resolution", "--seed", "--clip-skip", "--caption", "--trigger",
-                "--keep-tokens", "--lr-scheduler", "--warmup", "--min-snr-gamma", "--noise-offset",
-                "--max-grad-norm", "--save-every", "--config", "--tokenizer", NULL};
-            int known = 0;
-            for (int k = 0; with_value[k]; k++) known |= !strcmp(a, with_value[k]);
-            if (!known) {
+        if (a[0] == '-' && a[1]) {
+            int takes = strcmp(a, "--config") ? train_option_takes_value(a) : 1;
+            if (takes < 0) {
                 ls_set_error("train: unknown option '%s' (see lorastyle train --help)", a);
                 return cli_fail();
             }
-            if (cli_need_arg(argc, argv, i) < 0) return cli_fail();
-            const char *v = argv[++i];
-            long n = 0;
-            int rc = 0;
-            if (!strcmp(a, "--model")) o.model = v;
-            else if (!strcmp(a, "-o")) o.out = v;
-            else if (!strcmp(a, "--name")) o.name = v;
-            else if (!strcmp(a, "--caption")) o.caption = v;
-            else if (!strcmp(a, "--trigger")) o.trigger = v;
-            else if (!strcmp(a, "--config")) o.config_dir = v;
-            else if (!strcmp(a, "--tokenizer")) o.tokenizer_dir = v;
-            else if (!strcmp(a, "--lr-scheduler")) rc = train_lr_schedule_from_name(v, &o.lr_schedule);
-            else if (!strcmp(a, "--lr")) rc = cli_parse_float(a, v, &o.lr);
-            else if (!strcmp(a, "--alpha")) rc = cli_parse_float(a, v, &o.alpha);
-            else if (!strcmp(a, "--conv-alpha")) rc = cli_parse_float(a, v, &o.conv_alpha);
-            else if (!strcmp(a, "--min-snr-gamma")) rc = cli_parse_float(a, v, &o.min_snr_gamma);
-            else if (!strcmp(a, "--noise-offset")) rc = cli_parse_float(a, v, &o.noise_offset);
-            else if (!strcmp(a, "--max-grad-norm")) rc = cli_parse_float(a, v, &o.max_grad_norm);
-            else if (!strcmp(a, "--seed")) {
-                rc = cli_parse_int(a, v, 0, 2147483647L, &n);
-                o.seed = (uint64_t)n;
-            } else {
-                long lo = 0, hi = 1000000000L;
-                if (!strcmp(a, "--steps") || !strcmp(a, "--batch") || !strcmp(a, "--rank") || !strcmp(a, "--clip-skip"))
-                    lo = 1;
-                if (!strcmp(a, "--batch")) hi = 1024;
-                if (!strcmp(a, "--rank") || !strcmp(a, "--conv-rank")) hi = 4096;
-                if (!strcmp(a, "--clip-skip")) hi = 12;
-                rc = cli_parse_int(a, v, lo, hi, &n);
-                int iv = (int)n;
-                if (!strcmp(a, "--steps")) o.steps = iv;
-                else if (!strcmp(a, "--batch")) o.batch = iv;
-                else if (!strcmp(a, "--rank")) o.rank = iv;
-                else if (!strcmp(a, "--conv-rank")) o.conv_rank = iv;
-                else if (!strcmp(a, "--resolution")) o.resolution = iv;
-                else if (!strcmp(a, "--clip-skip")) o.clip_skip = iv;
-                else if (!strcmp(a, "--keep-tokens")) o.keep_tokens = iv;
-                else if (!strcmp(a, "--warmup")) o.warmup = iv;
-                else if (!strcmp(a, "--save-every")) o.save_every = iv;
-            }
-            if (rc < 0) return cli_fail();
-        } else if (!o.data_dir) {
-            o.data_dir = a;
+            if (takes && cli_need_arg(argc, argv, i) < 0) return cli_fail();
+            if (!strcmp(a, "--config")) config = argv[i + 1];
+            else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out = argv[i + 1];
+            else if (!strcmp(a, "--name")) name = argv[i + 1];
+            else if (!strcmp(a, "--resume")) resume = 1;
+            i += takes;
+        } else if (!dir) {
+            dir = a;
         } else {
             ls_set_error("train: unexpected argument '%s' (one training folder only)", a);
             return cli_fail();
         }
     }
+    if (resume) { /* the resumed run's own options first */
+        char buf[1200];
+        if (!out) {
+            if (!name && !dir) {
+                ls_set_error("train: --resume needs the training folder or -o OUT");
+                return cli_fail();
+            }
+            const char *b = name;
+            if (!b) {
+                b = strrchr(dir, '/');
+                b = b && b[1] ? b + 1 : dir;
+            }
+            snprintf(buf, sizeof buf, "output/%s", b);
+            out = buf;
+        }
+        char *cj = ls_path_join(out, "config.json");
+        if (ls_file_exists(cj) && train_options_load_json(&o, cj) < 0) rc = -1;
+        free(cj);
+        if (rc < 0) goto fail;
+    }
+    if (config) {
+        if (ls_is_dir(config)) {
+            ls_set_error("--config %s: is a folder; --config takes a training JSON file (a single-file model's "
+                         "config folder is --model-config)", config);
+            goto fail;
+        }
+        if (train_options_load_json(&o, config) < 0) goto fail;
+    }
+    /* pass 2: the command line overrides */
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--config")) {
+            i++;
+            continue;
+        }
+        if (a[0] == '-' && a[1]) {
+            int used = 0;
+            const char *v = train_option_takes_value(a) ? argv[i + 1] : NULL;
+            if (train_option_set(&o, a, v, &used) < 0) goto fail;
+            i += used;
+        } else {
+            o.data_dir = a;
+        }
+    }
     if (!o.data_dir) {
         ls_set_error("train: usage: lorastyle train DIR [options] (see lorastyle train --help)");
-        return cli_fail();
+        goto fail;
     }
-    if (train_run(&o, NULL) < 0) return cli_fail();
-    return 0;
+    rc = train_run(&o, NULL);
+    train_options_free(&o);
+    if (rc == TRAIN_INTERRUPTED) {
+        fprintf(stderr, "lorastyle: %s\n", ls_last_error());
+        return 130;
+    }
+    return rc < 0 ? cli_fail() : 0;
+fail:
+    train_options_free(&o);
+    return cli_fail();
 }

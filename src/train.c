@@ -1,25 +1,27 @@
-/* train.c — the LoRA training loop (see train.h). */
+/* train.c — the training loop (see train.h): data, optimizer, checkpoints and resume, samples, report. */
 #include "train.h"
 
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
-
+#include "cli.h"        // defines: cli_parse_list
 #include "common.h"     // defines: ls_set_error, ls_time, ls_peak_rss, ls_path_join
-#include "dataset.h"    // defines: Dataset, dataset_scan, dataset_epoch, dataset_caption
-#include "jsonutil.h"   // defines: json_float
-#include "lora.h"       // defines: Lora, lora_create, lora_save_kohya
+#include "dataset.h"    // defines: Dataset, dataset_scan, dataset_epoch, dataset_caption, dataset_cache_*
+#include "grid.h"       // defines: grid_compose
+#include "lora.h"       // defines: Lora, lora_create, lora_save_kohya, lora_trainset
 #include "model.h"      // defines: Model, model_load, model_hash
-#include "pipeline.h"   // defines: pipeline_encode_prompt
+#include "pipeline.h"   // defines: pipeline_encode_prompt, pipeline_generate
 #include "rng.h"        // defines: rng_normal, rng_uniform
+#include "safetensors.h" // defines: StWriter, StFile
 #include "scheduler.h"  // defines: sched_alphas_cumprod
+#include "trainset.h"   // defines: TrainSet
 #include "unet_train.h" // defines: unet_forward_train, unet_backward, unet_mse_loss
 
-/* Purposes of the RNG streams (seed, step, purpose). */
+/* Purposes of the RNG streams (seed, micro-step, purpose). */
 enum { P_VAE = 1, P_TIMESTEP, P_NOISE, P_OFFSET };
 
 #define ADAM_B1 0.9
@@ -27,6 +29,18 @@ enum { P_VAE = 1, P_TIMESTEP, P_NOISE, P_OFFSET };
 #define ADAM_EPS 1e-8
 #define ADAM_WD 1e-2
 #define MAX_TEXT_CACHE 1024
+#define MAX_SAMPLE_PROMPTS 16
+#define MAX_STRENGTHS 16
+#define CKPT_FORMAT "lorastyle-train-checkpoint-v1"
+
+/* Set by SIGINT/SIGTERM while train_run runs; read at step boundaries and by the sampler's cancel hook.
+ * (A signal handler can only talk to the program through such a flag.) */
+static volatile sig_atomic_t g_interrupted;
+
+static void on_signal(int sig) {
+    (void)sig;
+    g_interrupted = 1;
+}
 
 static uint64_t mix64(uint64_t x) { /* splitmix64 finaliser */
     x += 0x9e3779b97f4a7c15ULL;
@@ -36,19 +50,6 @@ static uint64_t mix64(uint64_t x) { /* splitmix64 finaliser */
 }
 static uint64_t stream(uint64_t seed, uint64_t step, uint64_t purpose) {
     return mix64(mix64(seed) ^ mix64(step * 16 + purpose));
-}
-
-void train_options_default(TrainOptions *o) {
-    memset(o, 0, sizeof *o);
-    o->model = "models/tiny";
-    o->steps = 500;
-    o->batch = 1;
-    o->lr = 1e-4f;
-    o->rank = 4;
-    o->clip_skip = 1;
-    o->max_grad_norm = 1.0f;
-    o->lr_schedule = LR_CONSTANT;
-    o->fixed_t = -1;
 }
 
 int train_lr_schedule_from_name(const char *s, LrSchedule *out) {
@@ -84,15 +85,18 @@ static const char *base_name(const char *path, char *buf, int cap) {
     return b ? b + 1 : buf;
 }
 
-/* OUT must not exist (unless force) and must be creatable: checked before any work. */
-static int check_out(const char *out, int force) {
+/* OUT must not exist (unless force or resume) and must be creatable: checked before any work. */
+static int check_out(const char *out, int force, int resume) {
     struct stat st;
     if (stat(out, &st) == 0) {
         if (!S_ISDIR(st.st_mode)) return ls_set_error("%s: exists and is not a folder", out);
-        if (!force) return ls_set_error("%s: output folder already exists (use --force to overwrite)", out);
+        if (!force && !resume)
+            return ls_set_error("%s: output folder already exists (use --resume to continue its training, "
+                                "--force to start over)", out);
         if (access(out, W_OK) != 0) return ls_set_error("%s: output folder is not writable", out);
         return LS_OK;
     }
+    if (resume) return ls_set_error("%s: no such output folder to resume (run without --resume)", out);
     char anc[4096];
     snprintf(anc, sizeof anc, "%s", out);
     for (;;) {
@@ -121,44 +125,72 @@ typedef struct {
     Model *m;
     const Dataset *d;
     uint64_t seed;
-    float **lat; /* [n_items·2] (C, h, w) or NULL */
+    float **mom; /* [n_items·2] VAE moments (2C, h, w): mean then logvar, or NULL (not computed yet) */
     int *lh, *lw;
+    const char *cache_dir; /* on-disk cache of the moments, or NULL */
+    char model_hash[65];
+    int hits, misses;
     char **text; /* text-embedding cache: caption → (L, D) */
     float **ctx;
     int n_text;
     int clip_skip, L, D;
 } DataCache;
 
-/* x0 = (mean + exp(0.5·clamp(logvar, −30, 20))·ε)·scaling_factor: one VAE sample per item and flip. */
-static const float *get_latent(DataCache *c, int i, int flip, int *h, int *w) {
+/* The VAE moments of item i (flipped or not): from memory, the disk cache, or the encoder. */
+static const float *get_moments(DataCache *c, int i, int flip, int *h, int *w) {
     int j = 2 * i + flip;
-    if (!c->lat[j]) {
+    if (!c->mom[j]) {
         const DatasetItem *it = &c->d->items[i];
-        float *img = mallocCheck((size_t)3 * it->th * it->tw * sizeof(float));
-        if (dataset_load_item(c->d, i, img, flip) < 0) {
-            free(img);
-            return NULL;
-        }
         const Vae *v = &c->m->vae;
         int C = v->cfg.latent_channels, f = vae_scale_factor(&v->cfg);
-        size_t hw_max = (size_t)(it->th / f + 1) * (it->tw / f + 1);
-        float *mom = mallocCheck(2 * C * hw_max * sizeof(float));
-        int hh, ww;
-        vae_encode(v, mom, img, 1, it->th, it->tw, &hh, &ww);
-        size_t n = (size_t)C * hh * ww;
-        float *lat = mallocCheck(n * sizeof(float));
-        rng_normal(lat, n, stream(c->seed, (uint64_t)j, P_VAE), 0);
-        float sf = v->cfg.scaling_factor;
-        for (size_t k = 0; k < n; k++) {
-            float lv = mom[n + k] < -30.0f ? -30.0f : mom[n + k] > 20.0f ? 20.0f : mom[n + k];
-            lat[k] = (mom[k] + expf(0.5f * lv) * lat[k]) * sf;
+        int hh = it->th / f, ww = it->tw / f;
+        float *mom = mallocCheck((size_t)2 * C * hh * ww * sizeof(float));
+        char key[65], *path = NULL;
+        if (c->cache_dir && dataset_cache_key(c->d, i, flip, c->model_hash, key) == LS_OK) {
+            path = dataset_cache_path(c->cache_dir, key);
+            if (dataset_cache_read(path, key, mom, 2 * C, hh, ww) == 1) {
+                c->hits++;
+                c->mom[j] = mom, c->lh[j] = hh, c->lw[j] = ww;
+                free(path);
+                *h = hh, *w = ww;
+                return mom;
+            }
         }
+        float *img = mallocCheck((size_t)3 * it->th * it->tw * sizeof(float));
+        if (dataset_load_item(c->d, i, img, flip) < 0) {
+            free(img), free(mom), free(path);
+            return NULL;
+        }
+        int eh, ew;
+        vae_encode(v, mom, img, 1, it->th, it->tw, &eh, &ew);
         free(img);
-        free(mom);
-        c->lat[j] = lat, c->lh[j] = hh, c->lw[j] = ww;
+        LS_ASSERT(eh == hh && ew == ww);
+        c->misses++;
+        if (path && dataset_cache_write(path, key, it->path, mom, 2 * C, hh, ww) < 0) {
+            ls_warn("%s; the latent cache is off for the rest of this run", ls_last_error());
+            c->cache_dir = NULL;
+        }
+        free(path);
+        c->mom[j] = mom, c->lh[j] = hh, c->lw[j] = ww;
     }
     *h = c->lh[j], *w = c->lw[j];
-    return c->lat[j];
+    return c->mom[j];
+}
+
+/* x0 = (mean + exp(0.5·clamp(logvar, −30, 20))·ε)·scaling_factor, ε fixed per (seed, item, flip): the same
+ * latent sample whether the moments came from the encoder or the cache. lat: C·h·w floats. */
+static int get_latent(DataCache *c, int i, int flip, float *lat, int *h, int *w) {
+    const float *mom = get_moments(c, i, flip, h, w);
+    if (!mom) return LS_ERR;
+    const Vae *v = &c->m->vae;
+    size_t n = (size_t)v->cfg.latent_channels * *h * *w;
+    rng_normal(lat, n, stream(c->seed, (uint64_t)(2 * i + flip), P_VAE), 0);
+    float sf = v->cfg.scaling_factor;
+    for (size_t k = 0; k < n; k++) {
+        float lv = mom[n + k] < -30.0f ? -30.0f : mom[n + k] > 20.0f ? 20.0f : mom[n + k];
+        lat[k] = (mom[k] + expf(0.5f * lv) * lat[k]) * sf;
+    }
+    return LS_OK;
 }
 
 static int get_ctx(DataCache *c, const char *text, float *out) {
@@ -179,10 +211,10 @@ static int get_ctx(DataCache *c, const char *text, float *out) {
 }
 
 static void cache_free(DataCache *c) {
-    if (c->lat)
-        for (int j = 0; j < 2 * c->d->n_items; j++) free(c->lat[j]);
+    if (c->mom)
+        for (int j = 0; j < 2 * c->d->n_items; j++) free(c->mom[j]);
     for (int i = 0; i < c->n_text; i++) free(c->text[i]), free(c->ctx[i]);
-    free(c->lat), free(c->lh), free(c->lw), free(c->text), free(c->ctx);
+    free(c->mom), free(c->lh), free(c->lw), free(c->text), free(c->ctx);
 }
 
 /* ---------------- optimizer ---------------- */
@@ -228,7 +260,43 @@ static void adamw_step(const TrainSet *ts, AdamState *st, float lr, int t, float
     }
 }
 
-/* ---------------- outputs ---------------- */
+/* ---------------- the trainer ---------------- */
+
+typedef struct {
+    char *prompt, *negative;
+    uint64_t seed;
+    int steps;
+    float cfg;
+} SamplePrompt;
+
+typedef struct {
+    TrainOptions o; /* effective options (defaults resolved) */
+    Model m;
+    Dataset d;
+    Lora lora;
+    TrainSet ts;
+    AdamState adam;
+    DataCache dc;
+    DatasetEpoch ep;
+    int64_t ep_index; /* epoch `ep` holds (-1: none yet) */
+    int bi;           /* next batch of ep */
+    UNetActs acts;
+    float *acp;
+    int T, vpred, C, res;
+    char *adapter, *csv_path, *ckpt_path, *plot_path, *samples_dir;
+    FILE *csv;
+    float *hist; /* loss per optimizer step [steps] */
+    double ema, ema_w;
+    int step, start_step; /* optimizer steps done; where this run started */
+    int ckpt_step;        /* step of the last checkpoint written (0: none) */
+    char *captxt;
+    int capb;
+    SamplePrompt sp[MAX_SAMPLE_PROMPTS];
+    int n_sp;
+    float strengths[MAX_STRENGTHS];
+    int n_str;
+    int tty;
+} Trainer;
 
 static char *fmt(const char *f, double v) {
     char b[64];
@@ -236,30 +304,33 @@ static char *fmt(const char *f, double v) {
     return strdup(b);
 }
 
-static int save_adapter(const Lora *a, const TrainOptions *o, Model *m, const Dataset *d, int res, int steps_done,
-                        const char *path) {
-    const char *kv[64];
-    char *own[32];
+static int save_adapter(Trainer *T, int steps_done) {
+    const TrainOptions *o = &T->o;
+    const char *kv[80];
+    char *own[40];
     int n = 0, no = 0;
 #define KV(k, v) (kv[2 * n] = (k), kv[2 * n + 1] = (v), n++)
 #define KVF(k, f, x) (own[no] = fmt((f), (x)), KV((k), own[no]), no++)
     KV("ss_network_module", "networks.lora");
     KVF("ss_network_dim", "%.0f", (double)o->rank);
-    KVF("ss_network_alpha", "%g", (double)(o->alpha > 0 ? o->alpha : (float)o->rank));
+    KVF("ss_network_alpha", "%g", (double)o->alpha);
     char args[128];
     if (o->conv_rank > 0) {
         snprintf(args, sizeof args, "{\"conv_dim\": \"%d\", \"conv_alpha\": \"%g\"}", o->conv_rank,
-                 (double)(o->conv_alpha > 0 ? o->conv_alpha : (float)o->conv_rank));
+                 (double)o->conv_alpha);
         KV("ss_network_args", args);
     }
     KVF("ss_learning_rate", "%g", (double)o->lr);
     KVF("ss_unet_lr", "%g", (double)o->lr);
     KVF("ss_max_train_steps", "%.0f", (double)o->steps);
     KVF("ss_steps", "%.0f", (double)steps_done);
+    KVF("ss_epoch", "%.0f", (double)(T->ep_index < 0 ? 0 : T->ep_index + 1));
+    KVF("ss_gradient_accumulation_steps", "%.0f", (double)o->grad_accum);
     char resb[64];
-    snprintf(resb, sizeof resb, "(%d, %d)", res, res);
+    snprintf(resb, sizeof resb, "(%d, %d)", T->res, T->res);
     KV("ss_resolution", resb);
-    KVF("ss_num_train_images", "%.0f", (double)d->n_samples);
+    KV("ss_enable_bucket", o->buckets ? "True" : "False");
+    KVF("ss_num_train_images", "%.0f", (double)T->d.n_samples);
     KVF("ss_batch_size_per_device", "%.0f", (double)o->batch);
     char seedb[32];
     snprintf(seedb, sizeof seedb, "%llu", (unsigned long long)o->seed);
@@ -276,68 +347,359 @@ static int save_adapter(const Lora *a, const TrainOptions *o, Model *m, const Da
     KVF("ss_keep_tokens", "%.0f", (double)o->keep_tokens);
     KV("ss_v2", "False");
     KV("ss_base_model_version", "sd_v1");
-    KV("ss_sd_model_name", m->name);
-    KV("ss_sd_model_hash", model_hash(m));
-    char *tagf = dataset_tag_frequency_json(d);
+    KV("ss_sd_model_name", T->m.name);
+    KV("ss_sd_model_hash", model_hash(&T->m));
+    char *tagf = dataset_tag_frequency_json(&T->d);
     KV("ss_tag_frequency", tagf);
-    KV("ss_output_name", o->name ? o->name : "");
-    KV("lorastyle_method", "lora");
-    LS_ASSERT(n <= 32 && no <= 32);
+    KV("ss_output_name", o->name);
+    KV("lorastyle_method", o->conv_rank > 0 ? "locon" : "lora");
+    LS_ASSERT(n <= 40 && no <= 40);
 #undef KV
 #undef KVF
-    int rc = lora_save_kohya(a, path, kv, n);
+    int rc = lora_save_kohya(&T->lora, T->adapter, kv, n);
     free(tagf);
     for (int i = 0; i < no; i++) free(own[i]);
     return rc;
 }
 
-static int write_config(const TrainOptions *o, const char *out_dir, const char *model_path, int res) {
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "data_dir", o->data_dir);
-    cJSON_AddStringToObject(j, "model", model_path);
-    cJSON_AddStringToObject(j, "output", out_dir);
-    cJSON_AddStringToObject(j, "name", o->name);
-    cJSON_AddStringToObject(j, "method", "lora");
-    cJSON_AddNumberToObject(j, "steps", o->steps);
-    cJSON_AddNumberToObject(j, "batch", o->batch);
-    cJSON_AddNumberToObject(j, "lr", json_float(o->lr));
-    cJSON_AddStringToObject(j, "lr_scheduler", train_lr_schedule_name(o->lr_schedule));
-    cJSON_AddNumberToObject(j, "warmup", o->warmup);
-    cJSON_AddNumberToObject(j, "rank", o->rank);
-    cJSON_AddNumberToObject(j, "alpha", json_float(o->alpha > 0 ? o->alpha : (float)o->rank));
-    cJSON_AddNumberToObject(j, "conv_rank", o->conv_rank);
-    cJSON_AddNumberToObject(j, "conv_alpha",
-                            json_float(o->conv_rank ? (o->conv_alpha > 0 ? o->conv_alpha : (float)o->conv_rank) : 0));
-    cJSON_AddStringToObject(j, "targets", "attn1/attn2 to_q,to_k,to_v,to_out.0");
-    cJSON_AddNumberToObject(j, "resolution", res);
-    cJSON_AddNumberToObject(j, "seed", (double)o->seed);
-    cJSON_AddNumberToObject(j, "clip_skip", o->clip_skip);
-    if (o->caption) cJSON_AddStringToObject(j, "caption", o->caption);
-    if (o->trigger) cJSON_AddStringToObject(j, "trigger", o->trigger);
-    cJSON_AddBoolToObject(j, "shuffle_tags", o->shuffle_tags);
-    cJSON_AddNumberToObject(j, "keep_tokens", o->keep_tokens);
-    cJSON_AddBoolToObject(j, "flip", o->flip);
-    cJSON_AddNumberToObject(j, "min_snr_gamma", json_float(o->min_snr_gamma));
-    cJSON_AddNumberToObject(j, "noise_offset", json_float(o->noise_offset));
-    cJSON_AddNumberToObject(j, "max_grad_norm", json_float(o->max_grad_norm));
-    cJSON_AddStringToObject(j, "optimizer", "AdamW beta1=0.9 beta2=0.999 eps=1e-8 weight_decay=0.01 (fp32 state)");
-    cJSON_AddNumberToObject(j, "save_every", o->save_every);
-    char *s = cJSON_Print(j);
-    cJSON_Delete(j);
-    char *path = ls_path_join(out_dir, "config.json");
-    size_t len = strlen(s);
-    s = realloc(s, len + 2);
-    s[len] = '\n', s[len + 1] = 0;
-    int rc = ls_write_file_atomic(path, s, len + 1);
-    free(path);
-    free(s);
+/* Checkpoint: every trained tensor ("p.<name>") and its AdamW moments ("m.", "v."), the loss history, and in
+ * __metadata__ the step, the data position and the smoothed loss — everything else a resumed run needs is
+ * a pure function of the options. Written to a temporary file and renamed (st_writer_save). */
+static int ckpt_save(Trainer *T) {
+    StWriter w;
+    st_writer_init(&w);
+    char key[700], buf[64];
+    for (int i = 0; i < T->ts.n; i++) {
+        const TrainTensor *t = &T->ts.t[i];
+        int64_t sh[1] = {(int64_t)t->n};
+        snprintf(key, sizeof key, "p.%s", t->name);
+        st_writer_add(&w, key, ST_F32, 1, sh, t->p);
+        snprintf(key, sizeof key, "m.%s", t->name);
+        st_writer_add(&w, key, ST_F32, 1, sh, T->adam.m[i]);
+        snprintf(key, sizeof key, "v.%s", t->name);
+        st_writer_add(&w, key, ST_F32, 1, sh, T->adam.v[i]);
+    }
+    int64_t hs[1] = {T->step};
+    st_writer_add(&w, "loss_history", ST_F32, 1, hs, T->hist);
+    st_writer_meta(&w, "format", CKPT_FORMAT);
+#define META(k, f, v) (snprintf(buf, sizeof buf, f, v), st_writer_meta(&w, k, buf))
+    META("step", "%d", T->step);
+    META("epoch", "%lld", (long long)T->ep_index);
+    META("batch_index", "%d", T->bi);
+    META("ema", "%.17g", T->ema);
+    META("ema_w", "%.17g", T->ema_w);
+    META("seed", "%llu", (unsigned long long)T->o.seed);
+    META("max_train_steps", "%d", T->o.steps);
+#undef META
+    int rc = st_writer_save(&w, T->ckpt_path);
+    st_writer_free(&w);
+    if (rc < 0) {
+        if (T->ckpt_step > 0)
+            return ls_error_context("checkpoint at step %d not saved (the one from step %d is kept)", T->step,
+                                    T->ckpt_step);
+        return ls_error_context("checkpoint at step %d not saved", T->step);
+    }
+    T->ckpt_step = T->step;
+    return LS_OK;
+}
+
+static int meta_int(const StFile *f, const char *k, long long *out) {
+    const char *v = st_meta_get(f, k);
+    char *end;
+    if (!v) return ls_set_error("%s: not a lorastyle training checkpoint (no \"%s\")", f->path, k);
+    errno = 0;
+    *out = strtoll(v, &end, 10);
+    if (errno || *end || end == v) return ls_set_error("%s: bad \"%s\" value '%s'", f->path, k, v);
+    return LS_OK;
+}
+
+static int ckpt_tensor(const StFile *f, const char *pre, const TrainTensor *t, float *dst) {
+    char key[700];
+    snprintf(key, sizeof key, "%s%s", pre, t->name);
+    const StTensor *s = st_find(f, key);
+    if (!s)
+        return ls_set_error("%s: has no tensor %s (was it written with other --rank/--targets/--method?)", f->path,
+                            key);
+    if (s->numel != (int64_t)t->n)
+        return ls_set_error("%s: %s has %lld values, this run expects %zu (other --rank or --conv-rank?)", f->path,
+                            key, (long long)s->numel, t->n);
+    return st_to_f32(f, s, dst, 1);
+}
+
+static int ckpt_load(Trainer *T) {
+    StFile f;
+    LS_TRY(st_open(&f, T->ckpt_path));
+    int rc = LS_ERR;
+    long long step, epoch, bi;
+    const char *fmt_v = st_meta_get(&f, "format");
+    if (!fmt_v || strcmp(fmt_v, CKPT_FORMAT)) {
+        ls_set_error("%s: not a lorastyle training checkpoint (format %s)", f.path, fmt_v ? fmt_v : "missing");
+        goto out;
+    }
+    if (meta_int(&f, "step", &step) < 0 || meta_int(&f, "epoch", &epoch) < 0 ||
+        meta_int(&f, "batch_index", &bi) < 0)
+        goto out;
+    if (step < 1 || epoch < -1 || bi < 0) {
+        ls_set_error("%s: inconsistent step/epoch values", f.path);
+        goto out;
+    }
+    if (step >= T->o.steps) {
+        ls_set_error("%s: the checkpoint is at step %lld and --steps is %d: nothing left to train (raise --steps "
+                     "to continue)", f.path, step, T->o.steps);
+        goto out;
+    }
+    for (int i = 0; i < T->ts.n; i++)
+        if (ckpt_tensor(&f, "p.", &T->ts.t[i], T->ts.t[i].p) < 0 ||
+            ckpt_tensor(&f, "m.", &T->ts.t[i], T->adam.m[i]) < 0 ||
+            ckpt_tensor(&f, "v.", &T->ts.t[i], T->adam.v[i]) < 0)
+            goto out;
+    const StTensor *h = st_find(&f, "loss_history");
+    if (!h || h->numel != step) {
+        ls_set_error("%s: loss_history missing or not %lld long", f.path, step);
+        goto out;
+    }
+    if (st_to_f32(&f, h, T->hist, 0) < 0) goto out;
+    const char *e = st_meta_get(&f, "ema"), *ew = st_meta_get(&f, "ema_w");
+    T->ema = e ? strtod(e, NULL) : 0.0, T->ema_w = ew ? strtod(ew, NULL) : 0.0;
+    T->step = T->start_step = T->ckpt_step = (int)step;
+    T->ep_index = epoch, T->bi = (int)bi;
+    if (epoch >= 0 && dataset_epoch(&T->d, T->o.seed, (uint64_t)epoch, T->o.batch, &T->ep) < 0) goto out;
+    rc = LS_OK;
+out:
+    st_close(&f);
     return rc;
 }
 
-static void progress(int step, int total, double loss_ema, double t0, int tty, int quiet) {
-    if (quiet) return;
-    double el = ls_time() - t0, rate = step / (el > 0 ? el : 1e-9), eta = (total - step) / (rate > 0 ? rate : 1e-9);
-    if (tty) {
+/* On resume: keep the header and the rows of steps ≤ the checkpoint's step, drop what came after it. */
+static int csv_truncate(const char *path, int step) {
+    size_t len;
+    char *s = ls_read_file(path, &len);
+    if (!s) return ls_set_error("%s: cannot read to resume: %s", path, ls_last_error());
+    char *out = mallocCheck(len + 1);
+    size_t o = 0;
+    char *p = s;
+    int first = 1;
+    while (*p) {
+        char *nl = strchr(p, '\n');
+        size_t l = nl ? (size_t)(nl - p + 1) : strlen(p);
+        if (first || atoi(p) <= step) memcpy(out + o, p, l), o += l;
+        first = 0;
+        p += l;
+    }
+    int rc = ls_write_file_atomic(path, out, o);
+    free(s), free(out);
+    return rc;
+}
+
+static int write_plot(Trainer *T) {
+    char title[256];
+    snprintf(title, sizeof title, "%s - loss, %d steps", T->o.name, T->step);
+    return train_loss_plot(T->plot_path, T->hist, T->step, title);
+}
+
+/* ---------------- samples ---------------- */
+
+/* kohya's sample-prompt line: "prompt --n negative --d seed --s steps --l cfg" (other options ignored). */
+static int parse_sample_line(SamplePrompt *sp, char *line, uint64_t seed0, int steps0, const char *file, int ln) {
+    memset(sp, 0, sizeof *sp);
+    sp->seed = seed0, sp->steps = steps0, sp->cfg = 7.5f;
+    char *opt = strstr(line, " --");
+    char *rest = opt;
+    if (opt) *opt = 0;
+    sp->prompt = strdup(line);
+    while (rest) {
+        char *a = rest + 3; /* after " --" */
+        char *next = strstr(a, " --");
+        if (next) *next = 0;
+        char k = a[0];
+        const char *v = a[1] == ' ' ? a + 2 : "";
+        if (k == 'n') sp->negative = strdup(v);
+        else if (k == 'd') sp->seed = (uint64_t)strtoull(v, NULL, 10);
+        else if (k == 's') sp->steps = atoi(v);
+        else if (k == 'l') sp->cfg = (float)atof(v);
+        if ((k == 's' && (sp->steps < 1 || sp->steps > 1000)) || (k == 'l' && !(sp->cfg >= 0 && sp->cfg < 100)))
+            return ls_set_error("%s:%d: bad --%c value '%s'", file, ln, k, v);
+        rest = next;
+    }
+    return LS_OK;
+}
+
+static int load_sample_prompts(Trainer *T) {
+    const TrainOptions *o = &T->o;
+    T->n_str = cli_parse_list("--sample-strengths", o->sample_strengths, T->strengths, MAX_STRENGTHS);
+    if (T->n_str < 0) return LS_ERR;
+    if (!o->sample_prompts) return LS_OK; /* the default prompt comes from the data (trainer_setup) */
+    size_t len;
+    char *s = ls_read_file(o->sample_prompts, &len);
+    if (!s) return ls_error_context("--sample-prompts");
+    int ln = 0, rc = LS_OK;
+    for (char *p = s, *nl; p && *p && rc == LS_OK; p = nl ? nl + 1 : NULL) {
+        nl = strchr(p, '\n');
+        if (nl) *nl = 0;
+        ln++;
+        size_t l = strlen(p);
+        while (l && (p[l - 1] == '\r' || p[l - 1] == ' ')) p[--l] = 0;
+        if (!l || p[0] == '#') continue;
+        if (T->n_sp == MAX_SAMPLE_PROMPTS) {
+            ls_warn("%s: only the first %d prompts are sampled", o->sample_prompts, MAX_SAMPLE_PROMPTS);
+            break;
+        }
+        rc = parse_sample_line(&T->sp[T->n_sp], p, 1234 + (uint64_t)T->n_sp, o->sample_steps, o->sample_prompts, ln);
+        T->n_sp++;
+    }
+    free(s);
+    if (rc == LS_OK && T->n_sp == 0) rc = ls_set_error("%s: no prompts in the file", o->sample_prompts);
+    return rc;
+}
+
+static int sample_cancel(void *user) {
+    (void)user;
+    return g_interrupted != 0;
+}
+
+/* One grid: rows = adapter strengths, columns = prompts, at the training resolution. */
+static int write_samples(Trainer *T) {
+    int rows = T->n_str, cols = T->n_sp, rc = LS_OK;
+    Image *cells = callocCheck((size_t)rows * cols, sizeof *cells);
+    double t0 = ls_time();
+    if (!T->o.quiet) {
+        if (T->tty) fputc('\n', stderr);
+        fprintf(stderr, "lorastyle: sampling %d images at step %d...\n", rows * cols, T->step);
+    }
+    for (int r = 0; r < rows && rc == LS_OK; r++) {
+        lora_set_strength(&T->lora, T->strengths[r], T->strengths[r]);
+        for (int c = 0; c < cols && rc == LS_OK; c++) {
+            GenParams g;
+            gen_params_init(&g);
+            g.prompt = T->sp[c].prompt, g.negative = T->sp[c].negative, g.seed = T->sp[c].seed;
+            g.steps = T->sp[c].steps, g.cfg = T->sp[c].cfg, g.clip_skip = T->o.clip_skip;
+            g.width = g.height = T->res;
+            g.cancel = sample_cancel;
+            if (gen_params_check(&T->m, &g) < 0 || pipeline_generate(&T->m, &g, &cells[r * cols + c], NULL) < 0)
+                rc = LS_ERR;
+        }
+    }
+    lora_set_strength(&T->lora, 1.0f, 1.0f);
+    if (rc == LS_OK) {
+        char **rl = callocCheck((size_t)rows, sizeof *rl), title[256], fn[64];
+        const char **cl = callocCheck((size_t)cols, sizeof *cl);
+        for (int r = 0; r < rows; r++) rl[r] = fmt("strength %g", (double)T->strengths[r]);
+        for (int c = 0; c < cols; c++) cl[c] = T->sp[c].prompt;
+        snprintf(title, sizeof title, "%s - step %d", T->o.name, T->step);
+        Image grid = {0};
+        rc = grid_compose(&grid, cells, rows, cols, (const char *const *)rl, cl, title);
+        if (rc == LS_OK) {
+            snprintf(fn, sizeof fn, "step_%06d.png", T->step);
+            char *path = ls_path_join(T->samples_dir, fn);
+            const char *text[2] = {"lorastyle", title};
+            rc = ls_mkdir_p(T->samples_dir);
+            if (rc == LS_OK) rc = image_write_png(path, &grid, text, 1);
+            if (rc == LS_OK && !T->o.quiet)
+                fprintf(stderr, "lorastyle: wrote %s (%.1f s)\n", path, ls_time() - t0);
+            free(path);
+        }
+        image_free(&grid);
+        for (int r = 0; r < rows; r++) free(rl[r]);
+        free(rl), free(cl);
+    }
+    for (int i = 0; i < rows * cols; i++) image_free(&cells[i]);
+    free(cells);
+    return rc;
+}
+
+/* ---------------- one optimizer step ---------------- */
+
+/* The next batch of the epoch order (a new epoch when this one is used up). */
+static int next_batch(Trainer *T, int *b0, int *B) {
+    if (T->ep_index < 0 || T->bi >= T->ep.n_batches) {
+        dataset_epoch_free(&T->ep);
+        LS_TRY(dataset_epoch(&T->d, T->o.seed, (uint64_t)(T->ep_index + 1), T->o.batch, &T->ep));
+        T->ep_index++, T->bi = 0;
+    }
+    *b0 = T->ep.batch_start[T->bi], *B = T->ep.batch_start[T->bi + 1] - *b0;
+    T->bi++;
+    return LS_OK;
+}
+
+/* Forward + backward of micro-batch u (gradients accumulate, the loss is scaled by 1/grad_accum).
+ * *loss gets the micro-batch's (weighted) loss. */
+static int micro_step(Trainer *T, uint64_t u, double *loss) {
+    const TrainOptions *o = &T->o;
+    int b0, B;
+    LS_TRY(next_batch(T, &b0, &B));
+    const DatasetItem *first = &T->d.items[T->ep.items[b0]];
+    int f = vae_scale_factor(&T->m.vae.cfg), h = first->th / f, w = first->tw / f, C = T->C;
+    size_t n = (size_t)C * h * w, nctx = (size_t)T->dc.L * T->dc.D;
+    float *x0 = mallocCheck(B * n * sizeof(float)), *ctx = mallocCheck(B * nctx * sizeof(float));
+    float *noise = mallocCheck(B * n * sizeof(float)), *xt = mallocCheck(B * n * sizeof(float));
+    float *target = mallocCheck(B * n * sizeof(float)), *out = mallocCheck(B * n * sizeof(float));
+    float *dout = mallocCheck(B * n * sizeof(float)), *tf = mallocCheck((size_t)B * sizeof(float));
+    int *tt = mallocCheck((size_t)B * sizeof(int)), rc = LS_OK;
+    for (int k = 0; k < B && rc == LS_OK; k++) {
+        int item = T->ep.items[b0 + k], hh, ww;
+        rc = get_latent(&T->dc, item, T->ep.flip[b0 + k], x0 + k * n, &hh, &ww);
+        if (rc == LS_OK) {
+            LS_ASSERT(hh == h && ww == w); /* batches never mix buckets */
+            if (dataset_caption(&T->d, item, o->seed, u, T->captxt, T->capb + 1) < 0 ||
+                get_ctx(&T->dc, T->captxt, ctx + k * nctx) < 0)
+                rc = LS_ERR;
+        }
+    }
+    if (rc == LS_OK) {
+        uint64_t ns = o->fixed_noise ? 0 : u;
+        float *uu = mallocCheck((size_t)B * sizeof(float));
+        rng_uniform(uu, (size_t)B, stream(o->seed, ns, P_TIMESTEP), 0);
+        for (int k = 0; k < B; k++) {
+            int t = o->fixed_t >= 0 ? o->fixed_t : (int)(uu[k] * (float)T->T);
+            tt[k] = t < 0 ? 0 : t >= T->T ? T->T - 1 : t;
+            tf[k] = (float)tt[k];
+        }
+        free(uu);
+        rng_normal(noise, B * n, stream(o->seed, ns, P_NOISE), 0);
+        if (o->noise_offset != 0.0f) {
+            float *off = mallocCheck((size_t)B * C * sizeof(float));
+            rng_normal(off, (size_t)(B * C), stream(o->seed, ns, P_OFFSET), 0);
+            for (int k = 0; k < B; k++)
+                for (int c = 0; c < C; c++)
+                    for (int q = 0; q < h * w; q++) noise[k * n + (size_t)c * h * w + q] += o->noise_offset * off[k * C + c];
+            free(off);
+        }
+        for (int k = 0; k < B; k++) {
+            float a = sqrtf(T->acp[tt[k]]), sg = sqrtf(1.0f - T->acp[tt[k]]);
+            for (size_t q = 0; q < n; q++) {
+                size_t id = k * n + q;
+                xt[id] = a * x0[id] + sg * noise[id];
+                target[id] = T->vpred ? a * noise[id] - sg * x0[id] : noise[id];
+            }
+        }
+        unet_forward_train(&T->m.unet, &T->acts, out, xt, tf, ctx, B, h, w, T->dc.L);
+        double l = 0.0;
+        for (int k = 0; k < B; k++) {
+            double lk = unet_mse_loss(dout + k * n, out + k * n, target + k * n, n), wk = 1.0;
+            if (o->min_snr_gamma > 0) {
+                double snr = T->acp[tt[k]] / (1.0 - T->acp[tt[k]]);
+                double mn = snr < o->min_snr_gamma ? snr : o->min_snr_gamma;
+                wk = T->vpred ? mn / (snr + 1.0) : mn / snr;
+            }
+            l += wk * lk / B;
+            float sc = (float)(wk / B / o->grad_accum);
+            for (size_t q = 0; q < n; q++) dout[k * n + q] *= sc;
+        }
+        *loss = l;
+        if (isfinite(l)) unet_backward(&T->m.unet, &T->acts, NULL, dout);
+    }
+    free(x0), free(ctx), free(noise), free(xt), free(target), free(out), free(dout), free(tf), free(tt);
+    return rc;
+}
+
+/* ---------------- setup, loop, report ---------------- */
+
+static void progress(Trainer *T, double t0) {
+    if (T->o.quiet) return;
+    int step = T->step, total = T->o.steps, done = step - T->start_step;
+    double loss_ema = T->ema_w > 0 ? T->ema / T->ema_w : 0.0;
+    double el = ls_time() - t0, rate = done / (el > 0 ? el : 1e-9), eta = (total - step) / (rate > 0 ? rate : 1e-9);
+    if (T->tty) {
         int width = 30, fill = width * step / total;
         fprintf(stderr, "\r[%.*s%*s] step %d/%d  loss %.4f  %.2f it/s  ETA %.0fs ", fill,
                 "==============================", width - fill, "", step, total, loss_ema, rate, eta);
@@ -357,271 +719,301 @@ static void human_bytes(double b, char *out, int cap) {
     else snprintf(out, (size_t)cap, "%.1f KiB", b / 1024);
 }
 
-/* ---------------- the loop ---------------- */
+/* Resolve defaults that depend on each other or on the data (name, OUT, alphas, LoCon, epochs). */
+static void resolve_options(TrainOptions *o, char *nb, int nbcap, char *ob, int obcap) {
+    if (!o->name) o->name = base_name(o->data_dir, nb, nbcap);
+    if (!o->out) {
+        snprintf(ob, (size_t)obcap, "output/%s", o->name);
+        o->out = ob;
+    }
+    if (o->method == METHOD_LOCON && o->conv_rank == 0) o->conv_rank = o->rank;
+    if (!(o->alpha > 0)) o->alpha = (float)o->rank;
+    if (o->conv_rank > 0 && !(o->conv_alpha > 0)) o->conv_alpha = (float)o->conv_rank;
+    if (o->conv_rank == 0) o->conv_alpha = 0;
+}
+
+static int trainer_setup(Trainer *T) {
+    TrainOptions *o = &T->o;
+    ModelOpts mo = {o->config_dir, o->tokenizer_dir};
+    LS_TRY(model_load(&T->m, o->model, &mo));
+    int f = vae_scale_factor(&T->m.vae.cfg);
+    T->res = o->resolution ? o->resolution : T->m.unet.cfg.sample_size * f;
+    o->resolution = T->res;
+    int ufac = f << (T->m.unet.cfg.n_levels - 1);
+    if (T->res % ufac) return ls_set_error("--resolution %d: must be a multiple of %d for this model", T->res, ufac);
+    DatasetOptions dopt;
+    dataset_options_default(&dopt);
+    dopt.resolution = T->res;
+    dopt.buckets = o->buckets;
+    if (o->bucket_step) dopt.bucket_step = o->bucket_step;
+    if (o->min_bucket) dopt.min_bucket = o->min_bucket;
+    if (o->max_bucket) dopt.max_bucket = o->max_bucket;
+    dopt.bucket_no_upscale = o->bucket_no_upscale;
+    if (o->buckets && dopt.bucket_step % ufac)
+        return ls_set_error("--bucket-step %d: must be a multiple of %d for this model", dopt.bucket_step, ufac);
+    dopt.caption = o->caption, dopt.trigger = o->trigger;
+    dopt.shuffle_tags = o->shuffle_tags, dopt.keep_tokens = o->keep_tokens, dopt.flip = o->flip;
+    dopt.quiet = o->quiet;
+    LS_TRY(dataset_check_options(&dopt));
+    if (o->samples) LS_TRY(load_sample_prompts(T)); /* a bad prompt file fails before any work */
+    LS_TRY(dataset_scan(&T->d, o->data_dir, &dopt));
+    if (!o->quiet) dataset_report(&T->d, stderr);
+    if (o->epochs > 0) {
+        DatasetEpoch e0 = {0};
+        LS_TRY(dataset_epoch(&T->d, o->seed, 0, o->batch, &e0));
+        int64_t micro = (int64_t)o->epochs * e0.n_batches;
+        dataset_epoch_free(&e0);
+        int64_t steps = (micro + o->grad_accum - 1) / o->grad_accum;
+        if (steps > 100000000) return ls_set_error("--epochs %d: too many steps (%lld)", o->epochs, (long long)steps);
+        o->steps = (int)steps;
+    }
+    if (o->warmup > o->steps) return ls_set_error("--warmup %d: more than the %d training steps", o->warmup, o->steps);
+    T->capb = dataset_caption_bound(&T->d, 0);
+    for (int i = 1; i < T->d.n_items; i++) T->capb = LS_MAX(T->capb, dataset_caption_bound(&T->d, i));
+    T->captxt = mallocCheck((size_t)T->capb + 1);
+    if (o->samples && T->n_sp == 0) { /* the first image's caption, as training sees it at step 0 */
+        char *cap = mallocCheck((size_t)T->capb + 1);
+        dataset_caption(&T->d, 0, o->seed, 0, cap, T->capb + 1);
+        T->sp[0] = (SamplePrompt){cap, NULL, 1234, o->sample_steps, 7.5f};
+        T->n_sp = 1;
+    }
+
+    LS_TRY(lora_create(&T->lora, &T->m, o->targets, o->rank, o->alpha, o->conv_rank, o->conv_alpha, o->seed));
+    LS_TRY(lora_attach(&T->lora, &T->m, 0));
+    LS_TRY(lora_grads_alloc(&T->lora));
+    lora_trainset(&T->lora, &T->ts);
+    adam_init(&T->adam, &T->ts);
+
+    DataCache *dc = &T->dc;
+    dc->m = &T->m, dc->d = &T->d, dc->seed = o->seed, dc->clip_skip = o->clip_skip;
+    dc->L = tokenizer_max_length(T->m.tok), dc->D = T->m.clip.cfg.hidden;
+    dc->mom = callocCheck((size_t)2 * T->d.n_items, sizeof *dc->mom);
+    dc->lh = callocCheck((size_t)2 * T->d.n_items, sizeof(int));
+    dc->lw = callocCheck((size_t)2 * T->d.n_items, sizeof(int));
+    dc->text = callocCheck(MAX_TEXT_CACHE, sizeof *dc->text);
+    dc->ctx = callocCheck(MAX_TEXT_CACHE, sizeof *dc->ctx);
+    snprintf(dc->model_hash, sizeof dc->model_hash, "%s", model_hash(&T->m));
+    if (o->cache) dc->cache_dir = o->cache_dir;
+
+    T->T = T->m.sched.num_train_timesteps;
+    T->acp = mallocCheck((size_t)T->T * sizeof(float));
+    sched_alphas_cumprod(&T->m.sched, T->acp);
+    T->vpred = T->m.sched.prediction == PRED_V;
+    T->C = T->m.vae.cfg.latent_channels;
+    T->hist = callocCheck((size_t)o->steps, sizeof(float));
+    T->ep_index = -1;
+    return LS_OK;
+}
+
+static void trainer_free(Trainer *T) {
+    if (T->csv) fclose(T->csv);
+    unet_acts_free(&T->acts);
+    dataset_epoch_free(&T->ep);
+    if (T->dc.d) cache_free(&T->dc);
+    adam_free(&T->adam);
+    trainset_free(&T->ts);
+    lora_free(&T->lora);
+    dataset_free(&T->d);
+    model_free(&T->m);
+    for (int i = 0; i < T->n_sp; i++) free(T->sp[i].prompt), free(T->sp[i].negative);
+    free(T->adapter), free(T->csv_path), free(T->ckpt_path), free(T->plot_path), free(T->samples_dir);
+    free(T->captxt), free(T->acp), free(T->hist);
+}
+
+static int write_report(Trainer *T, TrainResult *r) {
+    const TrainOptions *o = &T->o;
+    char ab[32], ub[32], pk[32], rep[4096], resumed[96] = "";
+    human_bytes((double)r->adapter_bytes, ab, sizeof ab);
+    human_bytes((double)r->unet_file_bytes, ub, sizeof ub);
+    human_bytes((double)r->peak_rss, pk, sizeof pk);
+    if (T->start_step > 0) snprintf(resumed, sizeof resumed, ", resumed at step %d", T->start_step);
+    snprintf(rep, sizeof rep,
+             "lorastyle train report\n"
+             "adapter:              %s\n"
+             "method:               %s rank %d alpha %g on %d modules (%d LoCon), kohya format\n"
+             "trainable parameters: %lld (%.4f%% of the U-Net's %lld)\n"
+             "adapter file:         %s (%lld bytes) vs the U-Net checkpoint %s (%lld bytes, %s)\n"
+             "peak memory (RSS):    %s (saved activations %.1f MiB)\n"
+             "steps:                %d (batch %d x %d accumulated, resolution %d%s, %lld samples per epoch%s)\n"
+             "latent cache:         %d hits, %d encoded%s%s\n"
+             "loss:                 first %.5f, mean of first 10 %.5f, mean of last 10 %.5f, last %.5f\n"
+             "wall time:            %.2f s (%.1f ms per step in this run)\n",
+             T->adapter, o->conv_rank > 0 ? "LoCon" : "LoRA", o->rank, (double)o->alpha, T->lora.n_mods,
+             T->lora.n_conv, (long long)r->trainable, 100.0 * (double)r->trainable / (double)r->unet_params,
+             (long long)r->unet_params, ab, (long long)r->adapter_bytes, ub, (long long)r->unet_file_bytes,
+             T->m.files[0].path, pk, (double)T->acts.bytes / (1 << 20), o->steps, o->batch, o->grad_accum, T->res,
+             o->buckets ? " buckets" : "", (long long)T->d.n_samples, resumed, T->dc.hits, T->dc.misses,
+             T->dc.cache_dir ? " in " : " (no disk cache)", T->dc.cache_dir ? T->dc.cache_dir : "", r->first_loss,
+             r->mean_loss_first10, r->mean_loss_last10, r->last_loss, r->wall_s, 1000.0 * r->step_s);
+    char *rp = ls_path_join(o->out, "report.txt");
+    int rc = ls_write_file_atomic(rp, rep, strlen(rep));
+    free(rp);
+    if (rc == LS_OK && !o->quiet) fputs(rep, stdout);
+    return rc;
+}
 
 int train_run(const TrainOptions *oin, TrainResult *res) {
-    TrainOptions o = *oin;
+    Trainer *T = callocCheck(1, sizeof *T);
     TrainResult r;
     memset(&r, 0, sizeof r);
     double t_start = ls_time();
-    if (!o.data_dir) return ls_set_error("train: no training folder given");
-    if (o.steps < 1) return ls_set_error("--steps must be at least 1");
-    if (o.batch < 1 || o.batch > 1024) return ls_set_error("--batch must be in [1, 1024]");
-    if (!(o.lr > 0) || !isfinite(o.lr)) return ls_set_error("--lr must be a positive number");
-    if (o.warmup < 0 || o.warmup > o.steps) return ls_set_error("--warmup must be in [0, --steps]");
+    T->o = *oin;
+    TrainOptions *o = &T->o;
+    o->n_owned = 0; /* the caller owns the strings */
     char nb[1024], ob[1200];
-    if (!o.name) o.name = base_name(o.data_dir, nb, sizeof nb);
-    if (!o.out) {
-        snprintf(ob, sizeof ob, "output/%s", o.name);
-        o.out = ob;
-    }
-    LS_TRY(check_out(o.out, o.force));
-
-    Model m;
-    ModelOpts mo = {o.config_dir, o.tokenizer_dir};
-    if (model_load(&m, o.model, &mo) < 0) return LS_ERR;
-    int f = vae_scale_factor(&m.vae.cfg);
-    int resolution = o.resolution ? o.resolution : m.unet.cfg.sample_size * f;
-    int ufac = f << (m.unet.cfg.n_levels - 1);
-    if (resolution % ufac) {
-        model_free(&m);
-        return ls_set_error("--resolution %d: must be a multiple of %d for this model", resolution, ufac);
-    }
-
-    Dataset d;
-    DatasetOptions dopt;
-    dataset_options_default(&dopt);
-    dopt.resolution = resolution;
-    dopt.caption = o.caption, dopt.trigger = o.trigger;
-    dopt.shuffle_tags = o.shuffle_tags, dopt.keep_tokens = o.keep_tokens, dopt.flip = o.flip;
-    dopt.quiet = o.quiet;
-    if (dataset_scan(&d, o.data_dir, &dopt) < 0) {
-        model_free(&m);
-        return LS_ERR;
-    }
-    if (!o.quiet) dataset_report(&d, stderr);
     int rc = LS_ERR;
-    Lora lora;
-    memset(&lora, 0, sizeof lora);
-    FILE *csv = NULL;
-    DataCache dc = {0};
-    DatasetEpoch ep = {0};
-    UNetActs acts = {0};
-    TrainSet ts = {0};
-    AdamState adam = {0};
-    char *adapter = NULL, *csv_path = NULL;
-    int saved = 0;
-
-    if (ls_mkdir_p(o.out) < 0) goto done;
+    if (!o->data_dir) {
+        rc = ls_set_error("train: no training folder given");
+        goto out;
+    }
+    if (o->steps < 1 || o->batch < 1 || o->batch > 1024 || o->grad_accum < 1 || !(o->lr > 0) || !isfinite(o->lr) ||
+        o->warmup < 0) {
+        rc = ls_set_error("train: --steps, --batch, --grad-accum and --lr must be positive (--batch ≤ 1024)");
+        goto out;
+    }
+    resolve_options(o, nb, sizeof nb, ob, sizeof ob);
+    if (check_out(o->out, o->force, o->resume) < 0) goto out;
+    T->ckpt_path = ls_path_join(o->out, "checkpoint.safetensors");
+    if (o->resume && !ls_file_exists(T->ckpt_path)) {
+        ls_set_error("%s: no checkpoint to resume from (run without --resume)", T->ckpt_path);
+        goto out;
+    }
+    char *cache_default = NULL;
+    if (!o->cache_dir) o->cache_dir = cache_default = ls_path_join(o->out, "cache");
+    if (trainer_setup(T) < 0) goto out_cd;
     {
         char fn[1100];
-        snprintf(fn, sizeof fn, "%s.safetensors", o.name);
-        adapter = ls_path_join(o.out, fn);
+        snprintf(fn, sizeof fn, "%s.safetensors", o->name);
+        T->adapter = ls_path_join(o->out, fn);
     }
-    csv_path = ls_path_join(o.out, "loss.csv");
-    csv = fopen(csv_path, "w");
-    if (!csv) {
-        ls_set_error("%s: cannot write: %s", csv_path, strerror(errno));
-        goto done;
+    T->csv_path = ls_path_join(o->out, "loss.csv");
+    T->plot_path = ls_path_join(o->out, "loss.png");
+    T->samples_dir = ls_path_join(o->out, "samples");
+    if (o->resume && ckpt_load(T) < 0) goto out_cd;
+    if (ls_mkdir_p(o->out) < 0) goto out_cd;
+    if (!o->resume && ls_file_exists(T->ckpt_path) && unlink(T->ckpt_path) != 0) { /* --force: start over */
+        ls_set_error("%s: cannot remove the old checkpoint: %s", T->ckpt_path, strerror(errno));
+        goto out_cd;
     }
-    fprintf(csv, "step,loss,lr,grad_norm,seconds\n");
-    if (write_config(&o, o.out, o.model, resolution) < 0) goto done;
+    if (o->resume && ls_file_exists(T->csv_path) && csv_truncate(T->csv_path, T->step) < 0) goto out_cd;
+    T->csv = fopen(T->csv_path, o->resume ? "a" : "w");
+    if (!T->csv) {
+        ls_set_error("%s: cannot write: %s", T->csv_path, strerror(errno));
+        goto out_cd;
+    }
+    if (!o->resume) fprintf(T->csv, "step,loss,lr,grad_norm,seconds\n");
+    {
+        char *js = train_options_to_json(o, T->res), *cp = ls_path_join(o->out, "config.json");
+        int wrc = ls_write_file_atomic(cp, js, strlen(js));
+        free(js), free(cp);
+        if (wrc < 0) goto out_cd;
+    }
+    r.trainable = T->ts.n_params;
+    model_param_count(&T->m, &r.unet_params, NULL, NULL);
+    r.unet_file_bytes = (int64_t)T->m.files[0].map_size;
+    r.start_step = T->start_step;
+    T->tty = isatty(2) && !o->quiet;
+    if (!o->quiet)
+        fprintf(stderr, "lorastyle: training %d modules (%lld parameters, rank %d, alpha %g%s) for %d steps%s\n",
+                T->lora.n_mods, (long long)T->ts.n_params, o->rank, (double)o->alpha, o->conv_rank ? ", + LoCon" : "",
+                o->steps, T->start_step ? " (resumed)" : "");
 
-    if (lora_create(&lora, &m, NULL, o.rank, o.alpha, o.conv_rank, o.conv_alpha, o.seed) < 0) goto done;
-    if (lora_attach(&lora, &m, 0) < 0 || lora_grads_alloc(&lora) < 0) goto done;
-    lora_trainset(&lora, &ts);
-    adam_init(&adam, &ts);
-    r.trainable = ts.n_params;
-    model_param_count(&m, &r.unet_params, NULL, NULL);
-    r.unet_file_bytes = (int64_t)m.files[0].map_size;
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C ends the process at once */
+    sigemptyset(&sa.sa_mask);
+    g_interrupted = 0;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
 
-    dc.m = &m, dc.d = &d, dc.seed = o.seed, dc.clip_skip = o.clip_skip;
-    dc.L = tokenizer_max_length(m.tok), dc.D = m.clip.cfg.hidden;
-    dc.lat = callocCheck((size_t)2 * d.n_items, sizeof *dc.lat);
-    dc.lh = callocCheck((size_t)2 * d.n_items, sizeof(int));
-    dc.lw = callocCheck((size_t)2 * d.n_items, sizeof(int));
-    dc.text = callocCheck(MAX_TEXT_CACHE, sizeof *dc.text);
-    dc.ctx = callocCheck(MAX_TEXT_CACHE, sizeof *dc.ctx);
-
-    int T = m.sched.num_train_timesteps;
-    float *acp = mallocCheck((size_t)T * sizeof(float));
-    sched_alphas_cumprod(&m.sched, acp);
-    int vpred = m.sched.prediction == PRED_V;
-    int C = m.vae.cfg.latent_channels;
-    uint64_t epoch = 0;
-    int bi = 0;
-    double ema = 0, ema_w = 0, loss_sum_first = 0, loss_sum_last = 0;
-    int tty = isatty(2) && !o.quiet;
     double t_loop = ls_time();
-    int capb = dataset_caption_bound(&d, 0);
-    for (int i = 1; i < d.n_items; i++) capb = LS_MAX(capb, dataset_caption_bound(&d, i));
-    char *captxt = mallocCheck((size_t)capb + 1);
-    if (!o.quiet)
-        fprintf(stderr, "lorastyle: training %d modules (%lld parameters, rank %d, alpha %g%s) for %d steps\n",
-                lora.n_mods, (long long)lora.n_params, o.rank, (double)(o.alpha > 0 ? o.alpha : (float)o.rank),
-                o.conv_rank ? ", + LoCon" : "", o.steps);
-
-    for (int s = 0; s < o.steps; s++) {
-        if (bi >= ep.n_batches) {
-            dataset_epoch_free(&ep);
-            if (dataset_epoch(&d, o.seed, epoch++, o.batch, &ep) < 0) goto loop_fail;
-            bi = 0;
-        }
-        int b0 = ep.batch_start[bi], B = ep.batch_start[bi + 1] - b0;
-        bi++;
-        int h = 0, w = 0;
-        const float *l0 = get_latent(&dc, ep.items[b0], ep.flip[b0], &h, &w);
-        if (!l0) goto loop_fail;
-        size_t n = (size_t)C * h * w, nctx = (size_t)dc.L * dc.D;
-        float *x0 = mallocCheck(B * n * sizeof(float)), *ctx = mallocCheck(B * nctx * sizeof(float));
-        float *noise = mallocCheck(B * n * sizeof(float)), *xt = mallocCheck(B * n * sizeof(float));
-        float *target = mallocCheck(B * n * sizeof(float)), *out = mallocCheck(B * n * sizeof(float));
-        float *dout = mallocCheck(B * n * sizeof(float));
-        float tf[1024];
+    int stopped = 0;
+    while (T->step < o->steps) {
+        int s = T->step;
+        double loss = 0.0, gnorm = 0.0;
+        float lr = train_lr_at(o, s);
+        trainset_zero_grads(&T->ts);
         int fail = 0;
-        LS_ASSERT(B <= 1024);
-        for (int k = 0; k < B && !fail; k++) {
-            int item = ep.items[b0 + k], hh, ww;
-            const float *lat = get_latent(&dc, item, ep.flip[b0 + k], &hh, &ww);
-            if (!lat) fail = 1;
-            else {
-                LS_ASSERT(hh == h && ww == w); /* batches never mix buckets */
-                memcpy(x0 + k * n, lat, n * sizeof(float));
-                if (dataset_caption(&d, item, o.seed, (uint64_t)s, captxt, capb + 1) < 0 ||
-                    get_ctx(&dc, captxt, ctx + k * nctx) < 0)
-                    fail = 1;
-            }
+        for (int a = 0; a < o->grad_accum && !fail; a++) {
+            double l;
+            if (micro_step(T, (uint64_t)s * o->grad_accum + a, &l) < 0) fail = 1;
+            else loss += l / o->grad_accum;
         }
-        uint64_t ns = o.fixed_noise ? 0 : (uint64_t)s;
-        int tt[1024];
-        if (!fail) {
-            float u[1024];
-            rng_uniform(u, (size_t)B, stream(o.seed, ns, P_TIMESTEP), 0);
-            for (int k = 0; k < B; k++) {
-                int t = o.fixed_t >= 0 ? o.fixed_t : (int)(u[k] * (float)T);
-                tt[k] = t < 0 ? 0 : t >= T ? T - 1 : t;
-                tf[k] = (float)tt[k];
-            }
-            rng_normal(noise, B * n, stream(o.seed, ns, P_NOISE), 0);
-            if (o.noise_offset != 0.0f) {
-                float off[1024 * 8];
-                LS_ASSERT(B * C <= 1024 * 8);
-                rng_normal(off, (size_t)(B * C), stream(o.seed, ns, P_OFFSET), 0);
-                for (int k = 0; k < B; k++)
-                    for (int c = 0; c < C; c++)
-                        for (int q = 0; q < h * w; q++) noise[k * n + (size_t)c * h * w + q] += o.noise_offset * off[k * C + c];
-            }
-            for (int k = 0; k < B; k++) {
-                float a = sqrtf(acp[tt[k]]), sg = sqrtf(1.0f - acp[tt[k]]);
-                for (size_t q = 0; q < n; q++) {
-                    size_t id = k * n + q;
-                    xt[id] = a * x0[id] + sg * noise[id];
-                    target[id] = vpred ? a * noise[id] - sg * x0[id] : noise[id];
-                }
-            }
-        }
-        double loss = 0, gnorm = 0;
-        float lr = train_lr_at(&o, s);
-        if (!fail) {
-            trainset_zero_grads(&ts);
-            unet_forward_train(&m.unet, &acts, out, xt, tf, ctx, B, h, w, dc.L);
-            for (int k = 0; k < B; k++) {
-                double lk = unet_mse_loss(dout + k * n, out + k * n, target + k * n, n), wk = 1.0;
-                if (o.min_snr_gamma > 0) {
-                    double snr = acp[tt[k]] / (1.0 - acp[tt[k]]);
-                    double mn = snr < o.min_snr_gamma ? snr : o.min_snr_gamma;
-                    wk = vpred ? mn / (snr + 1.0) : mn / snr;
-                }
-                loss += wk * lk / B;
-                float sc = (float)(wk / B);
-                for (size_t q = 0; q < n; q++) dout[k * n + q] *= sc;
-            }
-            if (isfinite(loss)) {
-                unet_backward(&m.unet, &acts, NULL, dout);
-                gnorm = sqrt(trainset_grad_sumsq(&ts));
-            }
-        }
-        free(x0), free(ctx), free(noise), free(xt), free(target), free(out), free(dout);
-        if (fail) goto loop_fail;
+        if (fail) goto loop_out;
+        if (isfinite(loss)) gnorm = sqrt(trainset_grad_sumsq(&T->ts));
         if (!isfinite(loss) || !isfinite(gnorm)) {
-            if (tty) fputc('\n', stderr);
+            if (T->tty) fputc('\n', stderr);
             ls_set_error("training stopped at step %d: the %s is %s (learning rate %g too high?); %s%s", s + 1,
-                         isfinite(loss) ? "gradient norm" : "loss", isnan(isfinite(loss) ? gnorm : loss) ? "NaN" : "infinite",
-                         (double)lr, saved ? "the last adapter written is kept: " : "no adapter was written",
-                         saved ? adapter : "");
-            goto loop_fail;
+                         isfinite(loss) ? "gradient norm" : "loss",
+                         isnan(isfinite(loss) ? gnorm : loss) ? "NaN" : "infinite", (double)lr,
+                         T->ckpt_step ? "the last good checkpoint is kept: " : "no checkpoint was written",
+                         T->ckpt_step ? T->ckpt_path : "");
+            goto loop_out;
         }
         float gscale = 1.0f;
-        if (o.max_grad_norm > 0 && gnorm > o.max_grad_norm) gscale = (float)(o.max_grad_norm / (gnorm + 1e-6));
-        adamw_step(&ts, &adam, lr, s + 1, gscale);
-        double el = ls_time() - t_loop;
-        fprintf(csv, "%d,%.6g,%.6g,%.6g,%.3f\n", s + 1, loss, (double)lr, gnorm, el);
-        if (s == 0) r.first_loss = loss;
-        r.last_loss = loss;
-        if (s < 10) loss_sum_first += loss;
-        if (s >= o.steps - 10) loss_sum_last += loss;
-        ema = 0.9 * ema + 0.1 * loss, ema_w = 0.9 * ema_w + 0.1;
-        r.steps_done = s + 1;
-        progress(s + 1, o.steps, ema / ema_w, t_loop, tty, o.quiet);
-        if (o.save_every > 0 && (s + 1) % o.save_every == 0 && s + 1 < o.steps) {
-            if (save_adapter(&lora, &o, &m, &d, resolution, s + 1, adapter) < 0) goto loop_fail;
-            saved = 1;
+        if (o->max_grad_norm > 0 && gnorm > o->max_grad_norm) gscale = (float)(o->max_grad_norm / (gnorm + 1e-6));
+        adamw_step(&T->ts, &T->adam, lr, s + 1, gscale);
+        fprintf(T->csv, "%d,%.6g,%.6g,%.6g,%.3f\n", s + 1, loss, (double)lr, gnorm, ls_time() - t_loop);
+        fflush(T->csv); /* readable while training (tail -f, plots) */
+        T->hist[s] = (float)loss;
+        T->ema = 0.9 * T->ema + 0.1 * loss, T->ema_w = 0.9 * T->ema_w + 0.1;
+        T->step = s + 1;
+        progress(T, t_loop);
+        int last = T->step == o->steps;
+        if (!last && o->save_every > 0 && T->step % o->save_every == 0 && save_adapter(T, T->step) < 0) goto loop_out;
+        if (!last && o->checkpoint_every > 0 && T->step % o->checkpoint_every == 0) {
+            fflush(T->csv);
+            if (ckpt_save(T) < 0 || write_plot(T) < 0) goto loop_out;
+        }
+        if (!last && o->samples && o->sample_every > 0 && T->step % o->sample_every == 0 && write_samples(T) < 0 &&
+            !g_interrupted)
+            goto loop_out;
+        if (!last && (g_interrupted || (o->stop_after > 0 && T->step - T->start_step >= o->stop_after))) {
+            stopped = 1;
+            break;
         }
     }
-    r.mean_loss_first10 = loss_sum_first / LS_MIN(10, o.steps);
-    r.mean_loss_last10 = loss_sum_last / LS_MIN(10, o.steps);
-    r.step_s = (ls_time() - t_loop) / o.steps;
-    if (save_adapter(&lora, &o, &m, &d, resolution, o.steps, adapter) < 0) goto loop_fail;
-    saved = 1;
-    {
-        struct stat st;
-        if (stat(adapter, &st) == 0) r.adapter_bytes = st.st_size;
+    r.step_s = (ls_time() - t_loop) / LS_MAX(1, T->step - T->start_step);
+    fflush(T->csv);
+    if (stopped) {
+        if (T->tty) fputc('\n', stderr);
+        if (ckpt_save(T) < 0 || save_adapter(T, T->step) < 0 || write_plot(T) < 0) goto loop_out;
+        ls_set_error("interrupted at step %d of %d: checkpoint saved to %s; continue with: lorastyle train %s -o %s "
+                     "--resume", T->step, o->steps, T->ckpt_path, o->data_dir, o->out);
+        rc = TRAIN_INTERRUPTED;
+        goto loop_out;
     }
-    snprintf(r.adapter_path, sizeof r.adapter_path, "%s", adapter);
+    /* the adapter first (the product), then the checkpoint (to extend the run), plot, samples, report */
+    if (save_adapter(T, T->step) < 0 || ckpt_save(T) < 0 || write_plot(T) < 0) goto loop_out;
+    if (o->samples && write_samples(T) < 0) {
+        if (!g_interrupted) goto loop_out;
+        ls_warn("samples skipped (interrupted); the adapter is saved");
+    }
+    {
+        double sf = 0, sl = 0;
+        int n10 = LS_MIN(10, T->step);
+        for (int i = 0; i < n10; i++) sf += T->hist[i], sl += T->hist[T->step - 1 - i];
+        r.first_loss = T->hist[0], r.last_loss = T->hist[T->step - 1];
+        r.mean_loss_first10 = sf / n10, r.mean_loss_last10 = sl / n10;
+        struct stat st;
+        if (stat(T->adapter, &st) == 0) r.adapter_bytes = st.st_size;
+    }
+    snprintf(r.adapter_path, sizeof r.adapter_path, "%s", T->adapter);
     r.peak_rss = ls_peak_rss();
     r.wall_s = ls_time() - t_start;
-    {
-        char ab[32], ub[32], pk[32], rep[2048];
-        human_bytes((double)r.adapter_bytes, ab, sizeof ab);
-        human_bytes((double)r.unet_file_bytes, ub, sizeof ub);
-        human_bytes((double)r.peak_rss, pk, sizeof pk);
-        snprintf(rep, sizeof rep,
-                 "lorastyle train report\n"
-                 "adapter:              %s\n"
-                 "method:               LoRA rank %d alpha %g on %d modules (%d LoCon), kohya format\n"
-                 "trainable parameters: %lld (%.4f%% of the U-Net's %lld)\n"
-                 "adapter file:         %s (%lld bytes) vs the U-Net checkpoint %s (%lld bytes, %s)\n"
-                 "peak memory (RSS):    %s\n"
-                 "steps:                %d (batch %d, resolution %d, %lld samples per epoch)\n"
-                 "loss:                 first %.5f, mean of first 10 %.5f, mean of last 10 %.5f, last %.5f\n"
-                 "wall time:            %.2f s (%.1f ms per step)\n",
-                 adapter, o.rank, (double)(o.alpha > 0 ? o.alpha : (float)o.rank), lora.n_mods, lora.n_conv,
-                 (long long)r.trainable, 100.0 * (double)r.trainable / (double)r.unet_params, (long long)r.unet_params,
-                 ab, (long long)r.adapter_bytes, ub, (long long)r.unet_file_bytes, m.files[0].path, pk, o.steps,
-                 o.batch, resolution, (long long)d.n_samples, r.first_loss, r.mean_loss_first10, r.mean_loss_last10,
-                 r.last_loss, r.wall_s, 1000.0 * r.step_s);
-        char *rp = ls_path_join(o.out, "report.txt");
-        int wrc = ls_write_file_atomic(rp, rep, strlen(rep));
-        free(rp);
-        if (wrc < 0) goto loop_fail;
-        if (!o.quiet) fputs(rep, stdout);
-    }
+    if (write_report(T, &r) < 0) goto loop_out;
     rc = LS_OK;
-loop_fail:
-    free(captxt);
-    free(acp);
-done:
-    if (csv) fclose(csv);
-    unet_acts_free(&acts);
-    dataset_epoch_free(&ep);
-    if (dc.d) cache_free(&dc);
-    adam_free(&adam);
-    trainset_free(&ts);
-    lora_free(&lora);
-    dataset_free(&d);
-    model_free(&m);
-    free(adapter);
-    free(csv_path);
+loop_out:
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+out_cd:
+    r.steps_done = T->step;
+    r.cache_hits = T->dc.hits, r.cache_misses = T->dc.misses;
+    free(cache_default);
+out:
+    trainer_free(T);
+    free(T);
     if (res) *res = r;
     return rc;
 }

@@ -1,13 +1,22 @@
-/* train.h — the LoRA training loop (`lorastyle train`): a new kohya-initialised adapter on the U-Net's
- * attention projections (+ LoCon on resnet convs), trained with the DDPM noise-prediction loss and AdamW,
- * written as a kohya-format .safetensors that A1111, ComfyUI and `lorastyle generate --lora` load.
+/* train.h — the training loop (`lorastyle train`): a new kohya-initialised adapter on the U-Net's attention
+ * projections (+ LoCon on resnet convs), trained with the DDPM noise-prediction loss and AdamW, written as a
+ * kohya-format .safetensors that A1111, ComfyUI and `lorastyle generate --lora` load.
  *
  * Every random draw (VAE latent sample, timesteps, noise, noise offset, caption shuffle, epoch order, flips,
- * the adapter's init) comes from the portable Philox RNG on a stream keyed by (seed, step, purpose), so two
- * runs with the same options write bit-identical adapters (given the same thread count for BLAS/OpenMP).
+ * the adapter's init) comes from the portable Philox RNG on a stream keyed by (seed, micro-step, purpose), so
+ * two runs with the same options write bit-identical adapters (given the same thread count for BLAS/OpenMP),
+ * and a run resumed from a checkpoint continues exactly as the uninterrupted run.
  *
- * Output folder OUT: NAME.safetensors (the adapter), loss.csv (step,loss,lr,grad_norm,seconds),
- * config.json (the effective options), report.txt (parameters, memory, sizes, time). */
+ * Output folder OUT:
+ *   NAME.safetensors         the adapter (also rewritten every --save-every steps)
+ *   checkpoint.safetensors   trained tensors + AdamW moments + step, data position, loss history (every
+ *                            --checkpoint-every steps, on Ctrl-C and at the end; temp file + rename, so the
+ *                            last good one survives a crash or a full disk); `--resume` continues from it
+ *   loss.csv, loss.png       step,loss,lr,grad_norm,seconds and its curve (raw + smoothed)
+ *   samples/step_NNNNNN.png  sample grids: rows = adapter strengths, columns = sample prompts
+ *   config.json              the effective options (the same keys `--config FILE` reads)
+ *   report.txt               parameters, memory, sizes, time
+ *   cache/                   VAE latent moments per (image, crop, flip, model) — reused by later runs */
 #ifndef LS_TRAIN_H
 #define LS_TRAIN_H
 
@@ -15,21 +24,30 @@
 #include <stdint.h>
 
 typedef enum { LR_CONSTANT, LR_COSINE, LR_LINEAR } LrSchedule;
+typedef enum { METHOD_LORA, METHOD_LOCON } TrainMethod;
+
+#define TRAIN_MAX_OWNED 32
 
 typedef struct {
     const char *data_dir;    /* training folder (kohya N_name layout, datasets/README.md) */
     const char *model;       /* model folder or single file (default models/tiny) */
     const char *config_dir, *tokenizer_dir; /* single-file model options (may be NULL) */
-    const char *out;         /* output folder (default output/<basename of data_dir>) */
+    const char *out;         /* output folder (default output/<name>) */
     const char *name;        /* adapter file name without extension (default basename of data_dir) */
-    int steps;               /* optimizer steps (default 500) */
+    TrainMethod method;      /* lora (default) | locon (= lora + conv_rank defaulting to rank) */
+    int steps;               /* optimizer steps (default 500; --epochs overrides) */
+    int epochs;              /* > 0: steps = ceil(epochs · batches per epoch / grad_accum) */
     int batch;               /* batch size (default 1) */
+    int grad_accum;          /* micro-batches per optimizer step (default 1) */
     float lr;                /* peak learning rate (default 1e-4) */
     int rank;                /* LoRA rank (default 4) */
     float alpha;             /* LoRA alpha; ≤ 0: = rank (scale 1, diffusers' convention; default) */
     int conv_rank;           /* LoCon rank on resnet convs (0: off) */
     float conv_alpha;        /* ≤ 0: = conv_rank */
-    int resolution;          /* square side; 0: the model's default image size */
+    const char *targets;     /* LoRA target module suffixes (lora_create); NULL: attention q/k/v/out */
+    int resolution;          /* square side / bucket area side; 0: the model's default image size */
+    int buckets;             /* aspect-ratio buckets (datasets/README.md) */
+    int bucket_step, min_bucket, max_bucket, bucket_no_upscale; /* 0: dataset defaults */
     uint64_t seed;           /* default 0 */
     int clip_skip;           /* A1111 numbering, default 1 */
     const char *caption, *trigger; /* dataset options (datasets/README.md) */
@@ -40,27 +58,54 @@ typedef struct {
     float noise_offset;      /* 0: off */
     float max_grad_norm;     /* ≤ 0: no clipping (default 1.0) */
     int save_every;          /* also write the adapter every N steps (0: only at the end) */
+    int checkpoint_every;    /* checkpoint every N steps (default 100; 0: only on Ctrl-C and at the end) */
+    int samples;             /* sample grids (default 1: at the end, and every sample_every steps) */
+    int sample_every;        /* 0: only at the end */
+    const char *sample_prompts; /* file: one prompt per line, kohya options --n NEG --d SEED --s STEPS --l CFG */
+    int sample_steps;        /* sampler steps per sample image (default 20) */
+    const char *sample_strengths; /* comma list (default "0,0.5,1") */
+    int cache;               /* on-disk latent cache (default 1) */
+    const char *cache_dir;   /* default OUT/cache */
     int force;               /* overwrite an existing OUT */
+    int resume;              /* continue from OUT/checkpoint.safetensors */
     int quiet;               /* no progress output (tests) */
     /* test hooks (not CLI options): fixed_t ≥ 0 uses that timestep for every sample; fixed_noise = 1 draws
-     * the same noise at every step (the step-0 stream). Default -1 / 0. */
-    int fixed_t, fixed_noise;
+     * the same noise at every step (the step-0 stream); stop_after > 0 acts as if Ctrl-C arrived after that
+     * many steps of this run. Default -1 / 0 / 0. */
+    int fixed_t, fixed_noise, stop_after;
+    char *owned[TRAIN_MAX_OWNED]; /* strings read from JSON files (train_options_free) */
+    int n_owned;
 } TrainOptions;
 
 typedef struct {
     char adapter_path[1024];
-    int steps_done;
+    int steps_done, start_step; /* start_step > 0: resumed */
     double first_loss, last_loss, mean_loss_first10, mean_loss_last10;
     int64_t trainable, unet_params;
     size_t peak_rss;
     int64_t adapter_bytes, unet_file_bytes;
     double wall_s, step_s;
+    int cache_hits, cache_misses;
 } TrainResult;
 
+#define TRAIN_INTERRUPTED (-3) /* train_run stopped by Ctrl-C (or stop_after) after saving a checkpoint */
+
 void train_options_default(TrainOptions *o);
+void train_options_free(TrainOptions *o); /* the owned strings */
+
+/* Set one option by its command-line flag ("--lr") or its config.json key ("lr"); value is the text form
+ * (NULL for a flag without value). LS_ERR naming the option. *consumed: whether value was used. */
+int train_option_set(TrainOptions *o, const char *flag_or_key, const char *value, int *consumed);
+/* Is `flag` a train option taking a value? (-1: unknown flag) */
+int train_option_takes_value(const char *flag);
+/* Read a JSON object of config.json keys into o (unknown keys and bad values: LS_ERR naming file and key). */
+int train_options_load_json(TrainOptions *o, const char *path);
+/* The effective options as JSON text (malloc'd), the keys train_options_load_json reads. */
+char *train_options_to_json(const TrainOptions *o, int resolution);
+
 /* Run a whole training. LS_ERR with a one-line message (naming the file/folder/option) on bad input,
- * before any work where possible; on a non-finite loss the run stops (the last adapter written, if any,
- * is kept). r may be NULL. */
+ * before any work where possible; TRAIN_INTERRUPTED after Ctrl-C (a checkpoint was saved); on a
+ * non-finite loss the run stops (the last checkpoint written, if any, is kept). r may be NULL. */
 int train_run(const TrainOptions *o, TrainResult *r);
 
 /* "constant" | "cosine" | "linear" → LrSchedule; LS_ERR listing the names. */
@@ -68,6 +113,10 @@ int train_lr_schedule_from_name(const char *s, LrSchedule *out);
 const char *train_lr_schedule_name(LrSchedule s);
 /* Learning rate at 0-based step s of n (warmup, then the schedule). */
 float train_lr_at(const TrainOptions *o, int s);
+
+/* Write a loss-curve PNG (raw losses as dots, their moving average as a line, labelled axes) of n ≥ 1
+ * values, atomically. LS_ERR naming path. (src/lossplot.c) */
+int train_loss_plot(const char *path, const float *loss, int n, const char *title);
 
 /* The sub-command (src/cmd_train.c). */
 int cmd_train(int argc, char **argv);

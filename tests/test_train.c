@@ -35,6 +35,7 @@ static void base_opts(TrainOptions *o, const char *out) {
     o->name = "style";
     o->resolution = 64;
     o->quiet = 1;
+    o->samples = 0; /* sample grids: tests/test_train_state.c */
 }
 
 static void test_run_and_load(void) {
@@ -96,7 +97,7 @@ static void test_run_and_load(void) {
     mv = st_meta_get(&a.file, "ss_tag_frequency");
     CHECK(mv && strstr(mv, "10_pastelshapes"), "ss_tag_frequency");
     mv = st_meta_get(&a.file, "lorastyle_method");
-    CHECK(mv && !strcmp(mv, "lora"), "lorastyle_method");
+    CHECK(mv && !strcmp(mv, "locon"), "lorastyle_method (a conv rank makes it LoCon)");
     mv = st_meta_get(&a.file, "ss_sd_model_hash");
     CHECK(mv && !strcmp(mv, model_hash(&m)), "ss_sd_model_hash");
     lora_free(&a);

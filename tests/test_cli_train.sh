@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# test_cli_train.sh — `lorastyle train` from the command line: a real Ctrl-C (SIGINT) saves a checkpoint
+# and exits 130, `--resume` finishes the run with an adapter byte-identical to an uninterrupted run;
+# `--config FILE` with command-line overrides; the output files; bad options and files.
+#
+# usage: bash tests/test_cli_train.sh path/to/lorastyle [fixtures_dir]
+# Uses a fresh tiny model (`lorastyle init --preset tiny`) and datasets/sample_style at 64×64.
+set -u
+
+LS=${1:?usage: test_cli_train.sh path/to/lorastyle [fixtures_dir]}
+LS=$(cd "$(dirname "$LS")" && pwd)/$(basename "$LS")
+HERE=$(cd "$(dirname "$0")" && pwd)
+DATA=$HERE/../datasets/sample_style
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/lorastyle-cli-train.XXXXXX")
+cleanup() { rm -rf "$T"; }
+trap cleanup EXIT
+cd "$T" || exit 1
+. "$HERE/cli_lib.sh"
+
+run "$LS" init --preset tiny --seed 1 -o "$T/m"
+[ "$rc" -eq 0 ] || { echo "init failed"; cat "$T/stderr"; exit 1; }
+COMMON=(--model "$T/m" --resolution 64 --seed 3 --lr 1e-3 --batch 2 --flip --no-samples --quiet)
+
+# ---- Ctrl-C and --resume ----
+STEPS=400
+run "$LS" train "$DATA" "${COMMON[@]}" --steps $STEPS -o "$T/full"
+[ "$rc" -eq 0 ] && ok "uninterrupted run" || bad "uninterrupted run" "status $rc"
+
+"$LS" train "$DATA" "${COMMON[@]}" --steps $STEPS -o "$T/int" >"$T/stdout" 2>"$T/stderr" &
+pid=$!
+for _ in $(seq 1 600); do # wait (up to 60 s) until a few steps are logged
+    [ "$(cat "$T/int/loss.csv" 2>/dev/null | wc -l)" -ge 6 ] && break
+    sleep 0.1
+done
+kill -INT "$pid"
+wait "$pid"
+rc=$?
+done_steps=$(($(wc -l <"$T/int/loss.csv") - 1))
+if [ "$rc" -eq 130 ] && grep -q "interrupted at step $done_steps of $STEPS" "$T/stderr" &&
+    grep -q -- "--resume" "$T/stderr" && [ -f "$T/int/checkpoint.safetensors" ]; then
+    ok "Ctrl-C at step $done_steps: exit 130, checkpoint saved, resume hint"
+else
+    bad "Ctrl-C" "status $rc, $(cat "$T/stderr")"
+fi
+if [ "$done_steps" -ge $STEPS ]; then
+    skipped "resume after Ctrl-C" "the run finished before the signal arrived"
+else
+    run "$LS" train "$DATA" "${COMMON[@]}" --steps $STEPS -o "$T/int" --resume
+    if [ "$rc" -eq 0 ] && cmp -s "$T/full/sample_style.safetensors" "$T/int/sample_style.safetensors"; then
+        ok "--resume after Ctrl-C: adapter byte-identical to the uninterrupted run"
+    else
+        bad "--resume after Ctrl-C" "status $rc or adapters differ"
+    fi
+    cut -d, -f1-4 "$T/full/loss.csv" >"$T/a.csv"
+    cut -d, -f1-4 "$T/int/loss.csv" >"$T/b.csv"
+    cmp -s "$T/a.csv" "$T/b.csv" && ok "loss.csv rows identical after resume" || bad "loss.csv" "rows differ"
+fi
+for f in sample_style.safetensors checkpoint.safetensors loss.csv loss.png config.json report.txt; do
+    [ -s "$T/full/$f" ] || bad "output files" "missing $f"
+done
+ok "output files present"
+
+# ---- --config FILE, overridden by the command line ----
+cat >"$T/train.json" <<JSON
+{"steps": 5, "rank": 2, "resolution": 64, "seed": 9, "samples": false}
+JSON
+run "$LS" train "$DATA" --model "$T/m" --config "$T/train.json" --steps 3 -o "$T/cfg" --quiet
+if [ "$rc" -eq 0 ] && grep -Eq '"steps":[[:space:]]*3,' "$T/cfg/config.json" &&
+    grep -Eq '"rank":[[:space:]]*2,' "$T/cfg/config.json" &&
+    [ "$(($(wc -l <"$T/cfg/loss.csv") - 1))" -eq 3 ]; then
+    ok "--config FILE with a command-line override"
+else
+    bad "--config" "status $rc"
+fi
+# the effective config.json is itself a valid --config
+run "$LS" train "$DATA" --config "$T/cfg/config.json" -o "$T/cfg2" --quiet
+if [ "$rc" -eq 0 ] && cmp -s "$T/cfg/sample_style.safetensors" "$T/cfg2/sample_style.safetensors"; then
+    ok "config.json reproduces the run"
+else
+    bad "config.json reproduces the run" "status $rc or adapters differ"
+fi
+
+# ---- bad input: one error line, nothing trained ----
+echo '{"stepz": 1}' >"$T/bad.json"
+outdir
+expect_fail "unknown config key" "$o" "bad.json|stepz" "$LS" train "$DATA" --model "$T/m" --config "$T/bad.json" -o "$o/x"
+outdir
+expect_fail "--config on a folder" "$o" "--model-config" "$LS" train "$DATA" --model "$T/m" --config "$T/m" -o "$o/x"
+outdir
+expect_fail "--resume without a run" "$o" "$o/x|--resume" "$LS" train "$DATA" --model "$T/m" -o "$o/x" --resume
+expect_fail "existing OUT" "" "$T/full|--resume|--force" "$LS" train "$DATA" "${COMMON[@]}" --steps 2 -o "$T/full"
+outdir
+expect_fail "unknown option" "$o" "--stepz" "$LS" train "$DATA" --stepz 3 -o "$o/x"
+outdir
+expect_fail "bad method" "$o" "--method|dreambooth" "$LS" train "$DATA" --method dreambooth -o "$o/x"
+outdir
+expect_fail "missing sample prompts" "$o" "nope.txt" "$LS" train "$DATA" --model "$T/m" --resolution 64 --sample-prompts "$T/nope.txt" -o "$o/x"
+outdir
+expect_fail "bad strengths" "$o" "--sample-strengths" "$LS" train "$DATA" --sample-strengths "0,,1" -o "$o/x"
+
+summary

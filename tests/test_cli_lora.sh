@@ -12,6 +12,7 @@
 # LS_TEST_VERBOSE=1 prints every error line; LS_TEST_LIMIT=N changes the per-command time limit (60 s).
 # Needs bash, coreutils and python3 (standard library only).
 set -u
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 LS=${1:?usage: test_cli_lora.sh path/to/lorastyle [fixtures_dir]}
 LS=$(cd "$(dirname "$LS")" && pwd)/$(basename "$LS")
@@ -26,60 +27,7 @@ cleanup() { rm -rf "$T"; }
 trap cleanup EXIT
 cd "$T" || exit 1
 
-pass=0 fail=0
-ok() {
-    pass=$((pass + 1))
-    echo "ok   $1"
-    [ -n "${LS_TEST_VERBOSE:-}" ] && [ -s "$T/stderr" ] && sed 's/^/       /' "$T/stderr"
-    return 0
-}
-bad() {
-    fail=$((fail + 1))
-    echo "FAIL $1: $2"
-    [ -s "$T/stderr" ] && sed 's/^/       stderr: /' "$T/stderr" | head -5
-}
-
-LIMIT=${LS_TEST_LIMIT:-60}
-run() { # sets rc; stdout in $T/stdout, stderr in $T/stderr
-    timeout "$LIMIT" "$@" >"$T/stdout" 2>"$T/stderr"
-    rc=$?
-}
-
-# expect_fail NAME OUTDIR "needle1|needle2|..." CMD...  (OUTDIR must stay empty; "" = no check)
-expect_fail() {
-    local name=$1 outdir=$2 needles=$3
-    shift 3
-    run "$@"
-    if [ "$rc" -eq 0 ]; then bad "$name" "exit status 0, expected an error"; return; fi
-    if [ "$rc" -eq 124 ]; then bad "$name" "no answer within ${LIMIT}s (hang)"; return; fi
-    if [ "$rc" -ge 128 ]; then bad "$name" "killed by signal $((rc - 128))"; return; fi
-    local lines
-    lines=$(grep -v '^lorastyle: warning:' "$T/stderr" | grep -v '^lorastyle: adapter ')
-    if [ "$(printf '%s\n' "$lines" | grep -c .)" -ne 1 ]; then bad "$name" "expected exactly one error line"; return; fi
-    case $lines in
-    "lorastyle: error: "*) ;;
-    *) bad "$name" "error line does not start with 'lorastyle: error: '"; return ;;
-    esac
-    local IFS='|' n
-    for n in $needles; do
-        case $lines in
-        *"$n"*) ;;
-        *) bad "$name" "error line does not mention '$n'"; return ;;
-        esac
-    done
-    if [ -n "$outdir" ] && [ -n "$(ls -A "$outdir" 2>/dev/null)" ]; then
-        bad "$name" "left files behind: $(ls -A "$outdir" | tr '\n' ' ')"
-        return
-    fi
-    ok "$name"
-}
-
-n_out=0
-outdir() { # sets o to a fresh, empty folder
-    n_out=$((n_out + 1))
-    o=$T/out/$n_out
-    mkdir -p "$o"
-}
+. "$HERE/cli_lib.sh" # ok, bad, skipped, run, expect_fail, outdir, summary
 
 # ---- python3 helpers (standard library only) ----
 cat >"$T/lt.py" <<'EOF'
@@ -374,6 +322,4 @@ done
 if grep -q '^metadata: ss_network_dim = 4' <("$LS" info "$KOHYA"); then ok "info prints the kohya metadata"
 else bad "info metadata" "no 'metadata: ss_network_dim = 4'"; fi
 
-echo
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary

@@ -99,4 +99,24 @@ expect_fail "missing sample prompts" "$o" "nope.txt" "$LS" train "$DATA" --model
 outdir
 expect_fail "bad strengths" "$o" "--sample-strengths" "$LS" train "$DATA" --sample-strengths "0,,1" -o "$o/x"
 
+# ---- a diverging run stops with a message and keeps the last checkpoint ----
+outdir
+expect_fail "NaN loss" "" "step 2|the last good checkpoint is kept" "$LS" train "$DATA" "${COMMON[@]}" --lr 1e30 \
+    --max-grad-norm 0 --steps 20 --checkpoint-every 1 -o "$o/x"
+[ -f "$o/x/checkpoint.safetensors" ] && ok "NaN: checkpoint of step 1 kept" || bad "NaN" "no checkpoint kept"
+
+# ---- a full disk (file-size limit) while checkpointing: an error, the previous checkpoint untouched ----
+run "$LS" train "$DATA" "${COMMON[@]}" --steps 4 --checkpoint-every 2 -o "$T/disk"
+cp "$T/disk/checkpoint.safetensors" "$T/ckpt.before"
+# loss.csv and cache files still fit under a 100 KiB limit; the checkpoint (~210 KiB) does not
+outdir
+expect_fail "full disk on checkpoint" "" "checkpoint|not saved|kept" bash -c \
+    "trap '' XFSZ; ulimit -f 100; exec \"\$0\" \"\$@\"" "$LS" train "$DATA" "${COMMON[@]}" --steps 8 \
+    --checkpoint-every 2 -o "$T/disk" --resume
+if cmp -s "$T/ckpt.before" "$T/disk/checkpoint.safetensors" && [ -z "$(ls "$T/disk" | grep '\.tmp')" ]; then
+    ok "full disk: previous checkpoint byte-identical, no temporary file left"
+else
+    bad "full disk" "checkpoint changed or a temporary file was left: $(ls "$T/disk")"
+fi
+
 summary

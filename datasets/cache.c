@@ -49,6 +49,22 @@ int dataset_cache_key(const Dataset *d, int i, int flip, const char *model_hash,
     return LS_OK;
 }
 
+int dataset_text_cache_key(const char *model_hash, int clip_skip, const char *text, char key[65]) {
+    char num[32];
+    Sha256 s;
+    sha256_init(&s);
+    key_field(&s, "format", "lorastyle text-v1", strlen("lorastyle text-v1"));
+    const char *mh = model_hash ? model_hash : "";
+    key_field(&s, "model", mh, strlen(mh));
+    snprintf(num, sizeof num, "%d", clip_skip);
+    key_field(&s, "clip_skip", num, strlen(num));
+    key_field(&s, "text", text, strlen(text));
+    uint8_t dg[32];
+    sha256_final(&s, dg);
+    sha256_hex(dg, key);
+    return LS_OK;
+}
+
 char *dataset_cache_path(const char *cache_dir, const char key[65]) {
     size_t n = strlen(cache_dir) + 64 + 16;
     char *p = mallocCheck(n);
@@ -57,7 +73,7 @@ char *dataset_cache_path(const char *cache_dir, const char key[65]) {
     return p;
 }
 
-int dataset_cache_write(const char *path, const char *key, const char *image_path, const float *latent, int c,
+int dataset_cache_write(const char *path, const char *key, const char *source, const float *latent, int c,
                         int h, int w) {
     if (c < 1 || h < 1 || w < 1) return ls_set_error("%s: bad latent shape %dx%dx%d", path, c, h, w);
     const char *slash = strrchr(path, '/'); /* create the cache folder on first use */
@@ -77,7 +93,7 @@ int dataset_cache_write(const char *path, const char *key, const char *image_pat
     st_writer_add(&wr, "latent", ST_F32, 3, shape, latent);
     st_writer_meta(&wr, "lorastyle_cache", CACHE_FORMAT);
     st_writer_meta(&wr, "key", key);
-    st_writer_meta(&wr, "image", image_path ? image_path : "");
+    st_writer_meta(&wr, "image", source ? source : "");
     st_writer_meta(&wr, "size", size);
     int rc = st_writer_save(&wr, path);
     st_writer_free(&wr);

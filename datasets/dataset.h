@@ -166,11 +166,15 @@ void dataset_epoch_free(DatasetEpoch *e);
  * Key: hex SHA-256 of (format version, crop rule version, image file bytes' SHA-256, caption, target
  * size, flip, model hash). The image's path is not part of it, so moving a folder keeps its cache. */
 int dataset_cache_key(const Dataset *d, int i, int flip, const char *model_hash, char key[65]);
+/* Key of a text embedding (pipeline_encode_prompt's output) of caption `text`: SHA-256 of (format, model
+ * hash, clip skip, text). Stored with dataset_cache_write as a 1 × L × D "latent", source = the text. */
+int dataset_text_cache_key(const char *model_hash, int clip_skip, const char *text, char key[65]);
 /* "<cache_dir>/<key>.safetensors", malloc'd. */
 char *dataset_cache_path(const char *cache_dir, const char key[65]);
 /* Write one latent (c × h × w floats, F32) to path atomically, with __metadata__ {"lorastyle_cache":
- * "latent-v1", "key": key, "image": image_path, "size": "WxH"}. LS_ERR + message naming path. */
-int dataset_cache_write(const char *path, const char *key, const char *image_path, const float *latent, int c,
+ * "latent-v1", "key": key, "image": source (the image path, or a text embedding's caption), "size": "WxH"}.
+ * LS_ERR + message naming path. (The trainer stores VAE moments, c = 2·latent channels.) */
+int dataset_cache_write(const char *path, const char *key, const char *source, const float *latent, int c,
                         int h, int w);
 /* Read the latent back if path exists, is a valid cache file, holds `key` and has shape c × h × w:
  * returns 1 (hit, latent filled), 0 (miss: absent, another key or shape; a corrupt file is a miss with a

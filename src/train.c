@@ -130,13 +130,15 @@ typedef struct {
     const char *cache_dir; /* on-disk cache of the moments, or NULL */
     char model_hash[65];
     int hits, misses;
+    int text_disk; /* also keep text embeddings in cache_dir (off when captions change every step) */
     char **text; /* text-embedding cache: caption → (L, D) */
     float **ctx;
     int n_text;
     int clip_skip, L, D;
 } DataCache;
 
-/* The VAE moments of item i (flipped or not): from memory, the disk cache, or the encoder. */
+/* The VAE moments of item i (flipped or not): from memory, the disk cache, or the encoder. hits/misses
+ * count disk-cache lookups of latents and text embeddings together. */
 static const float *get_moments(DataCache *c, int i, int flip, int *h, int *w) {
     int j = 2 * i + flip;
     if (!c->mom[j]) {
@@ -200,7 +202,25 @@ static int get_ctx(DataCache *c, const char *text, float *out) {
             memcpy(out, c->ctx[i], n * sizeof(float));
             return LS_OK;
         }
-    LS_TRY(pipeline_encode_prompt(c->m, text, c->clip_skip, out));
+    char key[65], *path = NULL;
+    if (c->cache_dir && c->text_disk) {
+        dataset_text_cache_key(c->model_hash, c->clip_skip, text, key);
+        path = dataset_cache_path(c->cache_dir, key);
+    }
+    if (path && dataset_cache_read(path, key, out, 1, c->L, c->D) == 1) {
+        c->hits++;
+    } else {
+        if (path) c->misses++;
+        if (pipeline_encode_prompt(c->m, text, c->clip_skip, out) < 0) {
+            free(path);
+            return LS_ERR;
+        }
+        if (path && dataset_cache_write(path, key, text, out, 1, c->L, c->D) < 0) {
+            ls_warn("%s; the text-embedding cache is off for the rest of this run", ls_last_error());
+            c->text_disk = 0;
+        }
+    }
+    free(path);
     if (c->n_text < MAX_TEXT_CACHE) {
         c->text[c->n_text] = strdup(text);
         c->ctx[c->n_text] = mallocCheck(n * sizeof(float));
@@ -794,6 +814,7 @@ static int trainer_setup(Trainer *T) {
     dc->ctx = callocCheck(MAX_TEXT_CACHE, sizeof *dc->ctx);
     snprintf(dc->model_hash, sizeof dc->model_hash, "%s", model_hash(&T->m));
     if (o->cache) dc->cache_dir = o->cache_dir;
+    dc->text_disk = !o->shuffle_tags; /* shuffled captions differ at every step: memory only */
 
     T->T = T->m.sched.num_train_timesteps;
     T->acp = mallocCheck((size_t)T->T * sizeof(float));
@@ -835,7 +856,7 @@ static int write_report(Trainer *T, TrainResult *r) {
              "adapter file:         %s (%lld bytes) vs the U-Net checkpoint %s (%lld bytes, %s)\n"
              "peak memory (RSS):    %s (saved activations %.1f MiB)\n"
              "steps:                %d (batch %d x %d accumulated, resolution %d%s, %lld samples per epoch%s)\n"
-             "latent cache:         %d hits, %d encoded%s%s\n"
+             "disk cache:           %d hits, %d computed (latents + text embeddings)%s%s\n"
              "loss:                 first %.5f, mean of first 10 %.5f, mean of last 10 %.5f, last %.5f\n"
              "wall time:            %.2f s (%.1f ms per step in this run)\n",
              T->adapter, o->conv_rank > 0 ? "LoCon" : "LoRA", o->rank, (double)o->alpha, T->lora.n_mods,

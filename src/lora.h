@@ -70,8 +70,9 @@ void lora_unmerge(Lora *a);
 /* ---- training (src/lora_train.c) ----
  * Gradient buffers for every module's down and up (shapes as down/up), shared with the attached hooks so
  * linear_backward / conv_backward accumulate into them. Call after lora_attach, on an unmerged adapter
- * (LS_ERR otherwise). Only U-Net modules receive gradients so far (the text encoder has no backward yet:
- * its modules' buffers stay zero). lora_free releases them. */
+ * (LS_ERR otherwise). Every module gets buffers: U-Net modules receive gradients from unet_backward,
+ * text-encoder modules from clip_backward (textenc/clip_train.h; without it their buffers stay zero).
+ * lora_free releases them. */
 int lora_grads_alloc(Lora *a);
 void lora_grads_zero(Lora *a);
 /* Append every module that has gradient buffers to ts (down, then up; names = the kohya keys). */
@@ -90,9 +91,15 @@ double lora_grads_sumsq(const Lora *a);
  * Module names are the kohya flat names (lora_unet_ prefix left off), path "(new adapter)". */
 int lora_create(Lora *a, Model *m, const char *targets, int rank, float alpha, int conv_rank, float conv_alpha,
                 uint64_t seed);
-/* Write a in kohya's format (lora_unet_<flat>.lora_down.weight / .lora_up.weight / .alpha, F32; conv
- * modules as 4-d tensors) with __metadata__ pairs meta[2i] = key, meta[2i+1] = value; atomically
- * (temporary file + rename). LS_ERR naming path. */
+/* Add text-encoder LoRA modules (kohya --train-text-encoder targets: self_attn.q_proj/k_proj/v_proj/
+ * out_proj and mlp.fc1/fc2 of every CLIP encoder layer; 6·layers modules, component LORA_TE, kohya names
+ * lora_te_text_model_encoder_layers_<i>_self_attn_q_proj ...) to a new adapter from lora_create, before
+ * lora_attach. Rank, alpha (≤ 0: alpha = rank) and kohya's initialisation as lora_create (RNG streams
+ * continue the module index, so U-Net modules are unchanged by adding these). */
+int lora_add_te(Lora *a, Model *m, int rank, float alpha, uint64_t seed);
+/* Write a in kohya's format (lora_unet_<flat> / lora_te_<flat> + .lora_down.weight / .lora_up.weight /
+ * .alpha, F32; conv modules as 4-d tensors) with __metadata__ pairs meta[2i] = key, meta[2i+1] = value;
+ * atomically (temporary file + rename). LS_ERR naming path. */
 int lora_save_kohya(const Lora *a, const char *path, const char *const *meta, int n_meta);
 
 const char *lora_format_name(LoraFormat f);

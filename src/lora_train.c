@@ -87,6 +87,18 @@ static uint64_t mix64(uint64_t x) { /* splitmix64 finaliser */
     return x ^ (x >> 31);
 }
 
+/* kohya's initialisation of a new module: down ~ U(±1/√fan_in) (kaiming_uniform(a=√5), fan_in = in·k·k)
+ * from the portable RNG, one stream per module keyed by seed and its index; up = 0, so the attached
+ * adapter starts as the identity. */
+static void lora_init_module(LoraModule *lm, uint64_t seed, int index) {
+    size_t nd = down_numel(lm), nu = up_numel(lm);
+    lm->down = mallocCheck(nd * sizeof(float));
+    lm->up = callocCheck(nu, sizeof(float));
+    float bound = 1.0f / sqrtf((float)(lm->in * lm->k * lm->k));
+    rng_uniform(lm->down, nd, mix64(seed ^ mix64(0x4c6f5241ULL + (uint64_t)index)), 0);
+    for (size_t j = 0; j < nd; j++) lm->down[j] = (2.0f * lm->down[j] - 1.0f) * bound;
+}
+
 int lora_create(Lora *a, Model *m, const char *targets, int rank, float alpha, int conv_rank, float conv_alpha,
                 uint64_t seed) {
     memset(a, 0, sizeof *a);
@@ -128,12 +140,7 @@ int lora_create(Lora *a, Model *m, const char *targets, int rank, float alpha, i
         lm.rank = r;
         lm.alpha = al > 0 ? al : (float)r;
         size_t nd = down_numel(&lm), nu = up_numel(&lm);
-        lm.down = mallocCheck(nd * sizeof(float));
-        lm.up = callocCheck(nu, sizeof(float)); /* kohya: up = 0, so the adapter starts as the identity */
-        /* kohya: kaiming_uniform(a=√5) = U(±1/√fan_in), fan_in = in·k·k; one RNG stream per module */
-        float bound = 1.0f / sqrtf((float)(lm.in * lm.k * lm.k));
-        rng_uniform(lm.down, nd, mix64(seed ^ mix64(0x4c6f5241ULL + (uint64_t)a->n_mods)), 0);
-        for (size_t j = 0; j < nd; j++) lm.down[j] = (2.0f * lm.down[j] - 1.0f) * bound;
+        lora_init_module(&lm, seed, a->n_mods);
         a->n_params += (int64_t)(nd + nu);
         a->n_unet++;
         if (lm.k > 1) a->n_conv++;
@@ -142,6 +149,51 @@ int lora_create(Lora *a, Model *m, const char *targets, int rank, float alpha, i
     if (a->n_mods == 0) {
         lora_free(a);
         return ls_set_error("no U-Net module matches the LoRA targets '%s'", targets ? targets : "attn");
+    }
+    return LS_OK;
+}
+
+/* kohya's text-encoder targets (CLIPAttention / CLIPMLP Linear children) */
+static const char *const k_te_targets[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                                           "self_attn.out_proj", "mlp.fc1", "mlp.fc2"};
+
+int lora_add_te(Lora *a, Model *m, int rank, float alpha, uint64_t seed) {
+    if (a->attached) return ls_set_error("%s: add text-encoder modules before attaching", a->path);
+    if (rank < 1) return ls_set_error("LoRA rank must be at least 1 (got %d)", rank);
+    const WeightTable *t = &m->clip.wt;
+    int n = 0;
+    for (int pass = 0; pass < 2; pass++) { /* pass 0 counts, pass 1 fills */
+        for (int i = 0; i < t->n_mods; i++) {
+            const ModuleSpec *s = &t->mods[i];
+            int hit = 0;
+            for (size_t j = 0; j < sizeof k_te_targets / sizeof *k_te_targets; j++)
+                hit |= s->kind == MOD_LINEAR && ends_with_part(s->name, k_te_targets[j]);
+            if (!hit) continue;
+            if (pass == 0) {
+                n++;
+                continue;
+            }
+            const Linear *l = s->layer;
+            LoraModule lm = {0};
+            lm.in = l->in, lm.out = l->out, lm.k = 1;
+            lm.module = strdup(s->name); /* kohya flat name: text_model_encoder_layers_0_self_attn_q_proj */
+            for (char *p = lm.module; *p; p++)
+                if (*p == '.') *p = '_';
+            lm.component = LORA_TE;
+            lm.rank = rank;
+            lm.alpha = alpha > 0 ? alpha : (float)rank;
+            lora_init_module(&lm, seed, a->n_mods);
+            a->n_params += (int64_t)(down_numel(&lm) + up_numel(&lm));
+            a->n_te++;
+            a->mods[a->n_mods++] = lm;
+        }
+        if (pass == 0) {
+            if (n == 0) return ls_set_error("the text encoder has no q/k/v/out_proj or fc1/fc2 Linear layers");
+            LoraModule *mods = callocCheck((size_t)(a->n_mods + n), sizeof *mods);
+            if (a->n_mods) memcpy(mods, a->mods, (size_t)a->n_mods * sizeof *mods);
+            free(a->mods);
+            a->mods = mods;
+        }
     }
     return LS_OK;
 }

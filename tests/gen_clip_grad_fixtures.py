@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""Reference text-encoder LoRA gradients for tests/test_clip_grad.c, computed by PyTorch autograd through
+transformers' CLIPTextModel with the LoRA loaded by diffusers (PEFT).
+
+Never run in CI (CI compares against the committed file). Regenerate with
+
+    cmake --build build && python3 tests/gen_clip_grad_fixtures.py --lorastyle build/lorastyle
+
+It makes the tiny preset model (`lorastyle init --preset tiny --seed 1`, as the C test does), loads the
+committed kohya adapter tests/fixtures/lora_kohya.safetensors (its lora_te_ modules: q/k/v/out_proj and
+fc1/fc2 of the 3 CLIP layers, rank 4, alpha 2) with `pipe.load_lora_weights` + `set_adapters(weights=0.7)`,
+and for a fixed batch of 2 token sequences computes, for clip skip 1 (last layer) and 2 (penultimate,
+A1111 numbering; the final LayerNorm is applied to it, as diffusers' clip_skip does),
+
+    out = final_layer_norm(hidden_states[-skip]),   loss = sum(out * R),   loss.backward()
+
+with a fixed random R (B, 77, D), and saves the gradient of every text-encoder LoRA down/up matrix under
+the adapter's kohya key names (`<prefix>lora_te_<module>.lora_down.weight`, prefix "" for clip skip 1,
+"skip2." for clip skip 2; layer 2's modules get no gradient there and are left out). A third pass with
+every up matrix zeroed (kohya's initialisation) stores the up gradients under "zero_up." (clip skip 1).
+File: tests/fixtures/clip_grad.safetensors (float32): ids (as floats), R, out, out_skip2, the gradients.
+"""
+import argparse, os, subprocess, sys, tempfile
+
+import torch
+from safetensors.torch import load_file, save_file
+
+STRENGTH = 0.7
+ADAPTER = "k"
+
+
+def lora_layers(te):
+    """(kohya key, PEFT LoRA layer) for every text-encoder module carrying the adapter."""
+    for name, mod in te.named_modules():
+        if hasattr(mod, "lora_A") and ADAPTER in getattr(mod, "lora_A", {}):
+            full = name if name.startswith("text_model.") else "text_model." + name  # transformers >= 5.6
+            yield "lora_te_" + full.replace(".", "_"), mod
+
+
+def grads(te, kohya, ids, R, skip):
+    """out and {kohya key: gradient} of loss = sum(out * R) at A1111 clip skip `skip`."""
+    for _, mod in lora_layers(te):
+        for p in (mod.lora_A[ADAPTER].weight, mod.lora_B[ADAPTER].weight):
+            p.grad = None
+    r = te(ids, output_hidden_states=True)
+    out = getattr(te, "text_model", te).final_layer_norm(r.hidden_states[-skip])
+    (out * R).sum().backward()
+    res = {}
+    for key, mod in lora_layers(te):
+        for part, p in (("lora_down", mod.lora_A[ADAPTER].weight), ("lora_up", mod.lora_B[ADAPTER].weight)):
+            if p.grad is None:  # a layer after the clip-skip output
+                continue
+            k = f"{key}.{part}.weight"
+            assert k in kohya, f"{k}: no kohya counterpart"
+            res[k] = p.grad.detach().reshape(kohya[k].shape).float().contiguous().clone()
+    return out.detach(), res
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lorastyle", default="build/lorastyle")
+    ap.add_argument("--adapter", default="tests/fixtures/lora_kohya.safetensors")
+    ap.add_argument("--out", default="tests/fixtures/clip_grad.safetensors")
+    a = ap.parse_args()
+
+    import diffusers, transformers
+    from diffusers import StableDiffusionPipeline
+
+    model = tempfile.mkdtemp(prefix="ls_cgrad_fixture_")
+    subprocess.run([a.lorastyle, "init", "--preset", "tiny", "--seed", "1", "-o", model], check=True)
+    pipe = StableDiffusionPipeline.from_pretrained(model, safety_checker=None, requires_safety_checker=False)
+    te = pipe.text_encoder
+    pipe.load_lora_weights(a.adapter, adapter_name=ADAPTER)
+    pipe.set_adapters([ADAPTER], adapter_weights=[STRENGTH])
+    te.requires_grad_(False)
+    kohya = load_file(a.adapter)
+
+    n_mod = 0
+    for key, mod in lora_layers(te):  # PEFT's A/B must be kohya's down/up, unscaled
+        down, up = kohya[key + ".lora_down.weight"], kohya[key + ".lora_up.weight"]
+        assert torch.equal(mod.lora_A[ADAPTER].weight.reshape(down.shape), down), f"{key}: A != down"
+        assert torch.equal(mod.lora_B[ADAPTER].weight.reshape(up.shape), up), f"{key}: B != up"
+        want = STRENGTH * kohya[key + ".alpha"].item() / down.shape[0]
+        assert abs(mod.scaling[ADAPTER] - want) < 1e-6, f"{key}: scaling {mod.scaling[ADAPTER]} != {want}"
+        mod.lora_A[ADAPTER].weight.requires_grad_(True)
+        mod.lora_B[ADAPTER].weight.requires_grad_(True)
+        n_mod += 1
+    n_te = sum(1 for k in kohya if k.startswith("lora_te_") and k.endswith(".alpha"))
+    assert n_mod == n_te == 18, f"{n_mod} PEFT layers but {n_te} text-encoder modules in the adapter"
+
+    cfg = te.config
+    g = torch.Generator().manual_seed(77)
+    L = cfg.max_position_embeddings
+    ids = torch.full((2, L), cfg.eos_token_id, dtype=torch.long)  # padding = EOS (SD1.x)
+    for b, n in enumerate((9, 40)):  # BOS, n tokens, EOS, padding
+        ids[b, 0] = cfg.bos_token_id
+        ids[b, 1:n + 1] = torch.randint(0, cfg.vocab_size - 2, (n,), generator=g)
+    R = torch.randn(2, L, cfg.hidden_size, generator=g)
+
+    out, gr = grads(te, kohya, ids, R, 1)
+    out2, gr2 = grads(te, kohya, ids, R, 2)
+    assert len(gr2) == 2 * (n_mod - 6), "clip skip 2: the last layer's modules must get no gradient"
+    with torch.no_grad():  # kohya's initialisation: up = 0
+        for _, mod in lora_layers(te):
+            mod.lora_B[ADAPTER].weight.zero_()
+    _, gr0 = grads(te, kohya, ids, R, 1)
+    assert all(v.abs().max() == 0 for k, v in gr0.items() if "lora_down" in k), "zero-up: down grads != 0"
+
+    ref = {"ids": ids.float(), "R": R, "out": out, "out_skip2": out2}
+    ref.update(gr)
+    ref.update({"skip2." + k: v for k, v in gr2.items()})
+    ref.update({"zero_up." + k: v for k, v in gr0.items() if "lora_up" in k})
+    save_file({k: v.detach().float().contiguous().clone() for k, v in ref.items()}, a.out,
+              metadata={"strength": str(STRENGTH), "adapter": os.path.basename(a.adapter),
+                        "diffusers": diffusers.__version__, "transformers": transformers.__version__,
+                        "torch": torch.__version__, "modules": str(n_mod)})
+    gn = torch.sqrt(sum((v.double() ** 2).sum() for v in gr.values())).item()
+    print(f"wrote {a.out} ({os.path.getsize(a.out)} bytes): {n_mod} modules, grad norm {gn:.4g}, "
+          f"torch {torch.__version__}, transformers {transformers.__version__}, diffusers {diffusers.__version__}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

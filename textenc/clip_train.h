@@ -1,0 +1,67 @@
+/* clip_train.h — CLIP text-encoder training forward (saves activations) and backward (LoRA gradients):
+ * kohya's --train-text-encoder. The base weights, embeddings and norms stay frozen; only LoRA hooks with
+ * gradient buffers (lora_grads_alloc) on the encoder layers' Linear layers (self_attn q/k/v/out_proj,
+ * mlp fc1/fc2) receive gradients.
+ *
+ * One training step with text-encoder LoRA (train.c; captions[B], U-Net context (B, L, D)):
+ *     ClipActs cacts = {0};   UNetActs uacts = {0};
+ *     lora_grads_zero(&lora);                                          // every gradient accumulates
+ *     clip_encode_train(&m.clip, m.tok, &cacts, ctx, captions, B, clip_skip);   // ctx (B,L,D)
+ *     unet_forward_train(&m.unet, &uacts, out, xt, t, ctx, B, h, w, L);
+ *     double loss = unet_mse_loss(dout, out, target, n);
+ *     unet_backward(&m.unet, &uacts, dctx, dout);                      // dctx (B,L,D) = ∂loss/∂ctx
+ *     clip_backward(&m.clip, &cacts, dctx);                            // += into the TE hooks' ddown/dup
+ *     ... clip / AdamW over lora_trainset (U-Net and TE modules alike) ...
+ *     clip_acts_free(&cacts);  unet_acts_free(&uacts);                 // (or reuse: forwards free them)
+ * The context must come from clip_encode_train every step (not the cached pipeline_encode_prompt
+ * embeddings: they change as the TE LoRA trains). Caption dropout / shuffling happen before, on the text.
+ *
+ * Saved activations per layer (the rest is recomputed: norms' outputs and the MLP activation):
+ *   the layer's input stream (the previous layer's output), LayerNorm mean/rstd, q/k/v (never the L×L
+ *   scores: the causal attention backward recomputes them), the attention output only when out_proj
+ *   needs its input, the stream after attention (ln2's input) and fc1's output (pre-activation).
+ * Dims: B captions, L tokens (77), N = B·L, D hidden, I intermediate, NH heads. */
+#ifndef LS_CLIP_TRAIN_H
+#define LS_CLIP_TRAIN_H
+
+#include "clip.h"      // defines: Clip, ClipLayer
+#include "tokenizer.h" // defines: Tokenizer
+
+typedef struct {
+    float *mean1, *rstd1; /* (N) layer_norm1 statistics of the layer input */
+    float *q, *k, *v;     /* (N,D) projections (attention inputs) */
+    float *o;             /* (N,D) attention output = out_proj's input; NULL unless out_proj needs it */
+    float *h1;            /* (N,D) stream after self-attention: layer_norm2's input */
+    float *mean2, *rstd2; /* (N) layer_norm2 statistics of h1 */
+    float *f;             /* (N,I) fc1 output, the activation's input */
+} ClipLayerActs;
+
+typedef struct {
+    int B, L, n;          /* n = layers run = layers − skip */
+    float **hs;           /* [n+1] (N,D) stream: hs[0] = embeddings, hs[i+1] = layer i's output;
+                           * hs[n] is final_layer_norm's input */
+    ClipLayerActs *layer; /* [n] */
+    float *mean_f, *rstd_f; /* (N) final_layer_norm statistics of hs[n] */
+    size_t bytes;         /* total bytes saved */
+} ClipActs;
+
+/* Same output as clip_forward (up to the rounding of the norm statistics) and the same checks (LS_ERR on
+ * bad ids, L or skip), saving into acts what clip_backward reads. acts must be zero-initialised or from
+ * an earlier call (its buffers are freed and reallocated). skip as clip_forward (0 = last layer). */
+int clip_forward_train(const Clip *m, ClipActs *acts, float *out, const int *ids, int B, int L, int skip);
+
+/* dout (B,L,D) = ∂loss/∂out for the forward that filled acts. ACCUMULATES ddown/dup of every live LoRA hook
+ * with gradient buffers on the layers that ran; nothing else gets a gradient (the token ids are discrete).
+ * Layers below the lowest trainable one are not visited. acts is not modified. */
+void clip_backward(const Clip *m, const ClipActs *acts, const float *dout);
+
+void clip_acts_free(ClipActs *acts);
+
+/* Encode B captions exactly as pipeline_encode_prompt does one (tokenizer_encode: BOS, truncation to
+ * model_max_length − 2 tokens with a warning, EOS, padding; clip_skip in A1111 numbering, 1 = last
+ * layer), but through clip_forward_train: ctx (B, L, D) with L = tokenizer_max_length(tok), acts filled
+ * for clip_backward. LS_ERR (acts freed) on a tokenizer or encoder error. */
+int clip_encode_train(const Clip *m, const Tokenizer *tok, ClipActs *acts, float *ctx,
+                      const char *const *texts, int B, int clip_skip);
+
+#endif

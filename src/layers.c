@@ -19,8 +19,12 @@ void linear_build(Linear *l, WeightTable *t, const char *prefix, int in, int out
     l->out = out;
     int64_t ws[2] = {out, in}, bs[1] = {out};
     wt_add(t, &l->w, WINIT_UNIFORM_FANIN, in, 2, ws, prefix, "weight");
+    wt_set_grad(t, &l->dw);
     l->b = NULL;
-    if (bias) wt_add(t, &l->b, WINIT_UNIFORM_FANIN, in, 1, bs, prefix, "bias");
+    if (bias) {
+        wt_add(t, &l->b, WINIT_UNIFORM_FANIN, in, 1, bs, prefix, "bias");
+        wt_set_grad(t, &l->db);
+    }
 }
 
 void linear_build_conv1x1(Linear *l, WeightTable *t, const char *prefix, int in, int out) {
@@ -30,7 +34,9 @@ void linear_build_conv1x1(Linear *l, WeightTable *t, const char *prefix, int in,
     l->out = out;
     int64_t ws[4] = {out, in, 1, 1}, bs[1] = {out};
     wt_add(t, &l->w, WINIT_UNIFORM_FANIN, in, 4, ws, prefix, "weight");
+    wt_set_grad(t, &l->dw);
     wt_add(t, &l->b, WINIT_UNIFORM_FANIN, in, 1, bs, prefix, "bias");
+    wt_set_grad(t, &l->db);
 }
 
 void conv_build(Conv2d *c, WeightTable *t, const char *prefix, int cin, int cout, int k, int stride,
@@ -46,7 +52,9 @@ void conv_build(Conv2d *c, WeightTable *t, const char *prefix, int cin, int cout
     int64_t ws[4] = {cout, cin, k, k}, bs[1] = {cout};
     int64_t fan_in = (int64_t)cin * k * k;
     wt_add(t, &c->w, WINIT_UNIFORM_FANIN, fan_in, 4, ws, prefix, "weight");
+    wt_set_grad(t, &c->dw);
     wt_add(t, &c->b, WINIT_UNIFORM_FANIN, fan_in, 1, bs, prefix, "bias");
+    wt_set_grad(t, &c->db);
 }
 
 void norm_build(Norm *n, WeightTable *t, const char *prefix, int C, int groups, float eps) {
@@ -55,7 +63,9 @@ void norm_build(Norm *n, WeightTable *t, const char *prefix, int C, int groups, 
     n->eps = eps;
     int64_t s[1] = {C};
     wt_add(t, &n->g, WINIT_ONES, 0, 1, s, prefix, "weight");
+    wt_set_grad(t, &n->dg);
     wt_add(t, &n->b, WINIT_ZEROS, 0, 1, s, prefix, "bias");
+    wt_set_grad(t, &n->db);
 }
 
 /* Is this hook applied at run time? (unmerged and non-zero strength: strength 0 is exactly the base) */

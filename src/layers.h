@@ -50,6 +50,8 @@ typedef struct {
     float *g, *b; /* (C) scale and shift */
     int C, groups; /* groups: GroupNorm only */
     float eps;
+    float *dg, *db; /* full fine-tuning: gradients of g, b (C), accumulated by the norm backwards in
+                     * unet/blocks_train.c; NULL (the default): frozen */
 } Norm;
 
 /* prefix e.g. "down_blocks.0.resnets.0.conv1"; registers prefix.weight (+ prefix.bias). */

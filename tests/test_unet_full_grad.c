@@ -292,6 +292,19 @@ int main(int argc, char **argv) {
         }
     }
 
+    /* --- an F16 checkpoint is converted at load: already private, nothing to copy --- */
+    {
+        char hdir[200];
+        snprintf(hdir, sizeof hdir, "%s/tiny16", tmp);
+        Model h;
+        CHECK(model_init_preset("tiny", hdir, 1, ST_F16, NULL) == 0 && model_load(&h, hdir, NULL) == 0,
+              "f16 model: %s", ls_last_error());
+        if (!g_fail) {
+            CHECK(wt_make_writable(&h.unet.wt) == 0, "an F16 model's weights were copied again");
+            model_free(&h);
+        }
+    }
+
     free(pristine), free(out), free(out_frozen), free(ref_out), free(ref_loss);
     free(g_x), free(g_t), free(g_ctx), free(g_target);
     st_close(&ref);

@@ -121,7 +121,7 @@ void genopts_init(GenOptions *o, const char *default_out) {
     o->model = DEFAULT_MODEL;
     o->seed = -1;
     o->out = default_out;
-    o->merge = 1;
+    o->merge = -1; /* merged where possible */
     o->dtype = ST_DTYPE_COUNT;
 }
 
@@ -215,6 +215,10 @@ static int add_adapter(GenSession *s, const GenOptions *o, const char *path, flo
     s->n_lora++;
     if (lora_attach(a, &s->m, o->lenient) < 0) return LS_ERR;
     lora_set_strength(a, unet, te);
+    if (o->merge == 1 && !lora_is_mergeable(a))
+        return ls_set_error("%s: a bottleneck adapter (lorastyle_method adapter) is a nonlinear function of each "
+                            "layer's output and cannot be merged into weights (generate with --lora-mode unmerged)",
+                            path);
     if (unet == te)
         fprintf(stderr, "lorastyle: adapter %s: %s, %d U-Net + %d text-encoder modules, strength %g\n", a->name,
                 lora_format_name(a->format), a->n_unet, a->n_te, (double)unet);

@@ -44,7 +44,9 @@ typedef struct {
     int n_lora;
     const char *lora_dir;          /* where <lora:NAME:...> prompt tags are looked up */
     int lenient;                   /* skip adapter modules that match nothing (with a warning) */
-    int merge;                     /* 1: merge adapters into the weights (zero per-step cost), 0: run time */
+    int merge;                     /* 1: merge adapters into the weights (zero per-step cost), 0: run time;
+                                    * -1 (the default): merge where possible — bottleneck adapters, which
+                                    * cannot be merged, then run live instead of being refused */
     StDtype dtype;                 /* merge/convert output dtype; ST_DTYPE_COUNT = like the input */
     /* sweep */
     const char *scales, *scales_b, *seeds, *prompts_file;

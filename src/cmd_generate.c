@@ -299,57 +299,6 @@ int cmd_sweep(int argc, char **argv) {
 
 /* ---------------- merge ---------------- */
 
-static int copy_file(const char *src, const char *dst) {
-    size_t n;
-    char *d = ls_read_file(src, &n);
-    if (!d) return LS_ERR;
-    int rc = ls_write_file_atomic(dst, d, n);
-    free(d);
-    return rc;
-}
-
-static int write_folder(GenSession *s, const char *src, const char *out, StDtype dt) {
-    static const char *const copies[] = {"model_index.json",          "scheduler/scheduler_config.json",
-                                         "tokenizer/vocab.json",      "tokenizer/merges.txt",
-                                         "tokenizer/tokenizer_config.json",
-                                         "tokenizer/special_tokens_map.json", NULL};
-    static const char *const subs[] = {"unet", "vae", "text_encoder", "scheduler", "tokenizer", NULL};
-    for (int i = 0; subs[i]; i++) {
-        char *d = ls_path_join(out, subs[i]);
-        int rc = ls_mkdir_p(d);
-        free(d);
-        LS_TRY(rc);
-    }
-    for (int i = 0; copies[i]; i++) {
-        char *a = ls_path_join(src, copies[i]), *b = ls_path_join(out, copies[i]);
-        int rc = ls_file_exists(a) ? copy_file(a, b) : 0;
-        free(a);
-        free(b);
-        LS_TRY(rc);
-    }
-    struct {
-        const char *cfg;
-        char *json;
-        const WeightTable *wt;
-        const char *weights;
-    } parts[3] = {{"unet/config.json", unet_config_to_json(&s->m.unet.cfg), &s->m.unet.wt,
-                   "unet/diffusion_pytorch_model.safetensors"},
-                  {"vae/config.json", vae_config_to_json(&s->m.vae.cfg), &s->m.vae.wt,
-                   "vae/diffusion_pytorch_model.safetensors"},
-                  {"text_encoder/config.json", clip_config_to_json(&s->m.clip.cfg), &s->m.clip.wt,
-                   "text_encoder/model.safetensors"}};
-    int rc = 0;
-    for (int i = 0; i < 3; i++) {
-        char *c = ls_path_join(out, parts[i].cfg), *w = ls_path_join(out, parts[i].weights);
-        if (rc == 0) rc = ls_write_file_atomic(c, parts[i].json, strlen(parts[i].json));
-        if (rc == 0) rc = wt_save(parts[i].wt, w, dt);
-        free(c);
-        free(w);
-        free(parts[i].json);
-    }
-    return rc;
-}
-
 int cmd_merge(int argc, char **argv) {
     GenOptions o;
     genopts_init(&o, NULL);
@@ -383,12 +332,7 @@ int cmd_merge(int argc, char **argv) {
         dt = (in == ST_F16 || in == ST_BF16) ? in : ST_F32;
     }
     double t0 = ls_time();
-    int rc;
-    if (s.m.single_file) {
-        rc = model_save_single_file(&s.m, o.out, dt);
-    } else {
-        rc = write_folder(&s, o.model, o.out, dt);
-    }
+    int rc = model_save(&s.m, o.out, dt);
     if (rc == 0) {
         printf("%s\n", o.out);
         fprintf(stderr, "lorastyle: merged %d adapter%s into %s (%s, %s) in %.1f s\n", s.n_lora,

@@ -19,8 +19,12 @@ void linear_build(Linear *l, WeightTable *t, const char *prefix, int in, int out
     l->out = out;
     int64_t ws[2] = {out, in}, bs[1] = {out};
     wt_add(t, &l->w, WINIT_UNIFORM_FANIN, in, 2, ws, prefix, "weight");
+    wt_set_grad(t, &l->dw);
     l->b = NULL;
-    if (bias) wt_add(t, &l->b, WINIT_UNIFORM_FANIN, in, 1, bs, prefix, "bias");
+    if (bias) {
+        wt_add(t, &l->b, WINIT_UNIFORM_FANIN, in, 1, bs, prefix, "bias");
+        wt_set_grad(t, &l->db);
+    }
 }
 
 void linear_build_conv1x1(Linear *l, WeightTable *t, const char *prefix, int in, int out) {
@@ -30,7 +34,9 @@ void linear_build_conv1x1(Linear *l, WeightTable *t, const char *prefix, int in,
     l->out = out;
     int64_t ws[4] = {out, in, 1, 1}, bs[1] = {out};
     wt_add(t, &l->w, WINIT_UNIFORM_FANIN, in, 4, ws, prefix, "weight");
+    wt_set_grad(t, &l->dw);
     wt_add(t, &l->b, WINIT_UNIFORM_FANIN, in, 1, bs, prefix, "bias");
+    wt_set_grad(t, &l->db);
 }
 
 void conv_build(Conv2d *c, WeightTable *t, const char *prefix, int cin, int cout, int k, int stride,
@@ -46,7 +52,9 @@ void conv_build(Conv2d *c, WeightTable *t, const char *prefix, int cin, int cout
     int64_t ws[4] = {cout, cin, k, k}, bs[1] = {cout};
     int64_t fan_in = (int64_t)cin * k * k;
     wt_add(t, &c->w, WINIT_UNIFORM_FANIN, fan_in, 4, ws, prefix, "weight");
+    wt_set_grad(t, &c->dw);
     wt_add(t, &c->b, WINIT_UNIFORM_FANIN, fan_in, 1, bs, prefix, "bias");
+    wt_set_grad(t, &c->db);
 }
 
 void norm_build(Norm *n, WeightTable *t, const char *prefix, int C, int groups, float eps) {
@@ -55,13 +63,25 @@ void norm_build(Norm *n, WeightTable *t, const char *prefix, int C, int groups, 
     n->eps = eps;
     int64_t s[1] = {C};
     wt_add(t, &n->g, WINIT_ONES, 0, 1, s, prefix, "weight");
+    wt_set_grad(t, &n->dg);
     wt_add(t, &n->b, WINIT_ZEROS, 0, 1, s, prefix, "bias");
+    wt_set_grad(t, &n->db);
 }
 
 /* Is this hook applied at run time? (unmerged and non-zero strength: strength 0 is exactly the base) */
 static int hook_live(const LoraHook *h) { return !h->merged && *h->strength != 0.0f; }
 
-void linear_forward(const Linear *l, float *y, const float *x, int M) {
+/* y (M,N) ← y + c·up(gelu(down(y))) for one bottleneck adapter */
+static void adapter_apply(const LoraHook *h, float *y, int M, int N) {
+    float *t = fbuf((size_t)M * h->rank);
+    op_linear(t, y, h->down, NULL, M, N, h->rank);                           /* t = y·downᵀ  (M,r) */
+    op_gelu_inplace(t, (size_t)M * h->rank);
+    op_gemm(y, t, h->up, M, N, h->rank, 0, 1, *h->strength * h->scale, 1.0f); /* y += c·t·upᵀ */
+    free(t);
+}
+
+/* base output + LoRA updates, without the bottleneck adapters */
+static void linear_forward_base(const Linear *l, float *y, const float *x, int M) {
     op_linear(y, x, l->w, l->b, M, l->in, l->out);
     for (const LoraHook *h = l->lora; h; h = h->next) {
         if (!hook_live(h)) continue;
@@ -70,6 +90,12 @@ void linear_forward(const Linear *l, float *y, const float *x, int M) {
         op_gemm(y, t, h->up, M, l->out, h->rank, 0, 1, *h->strength * h->scale, 1.0f); /* y += c·t·upᵀ */
         free(t);
     }
+}
+
+void linear_forward(const Linear *l, float *y, const float *x, int M) {
+    linear_forward_base(l, y, x, M);
+    for (const LoraHook *h = l->adapter; h; h = h->next)
+        if (hook_live(h)) adapter_apply(h, y, M, l->out);
 }
 
 void conv_forward(const Conv2d *c, float *y, const float *x, int B, int H, int W, int *Ho, int *Wo) {
@@ -97,6 +123,8 @@ static int hook_trainable(const LoraHook *h) { return hook_live(h) && (h->ddown 
 
 int linear_needs_input(const Linear *l) {
     if (l->dw) return 1;
+    for (const LoraHook *h = l->adapter; h; h = h->next)
+        if (hook_live(h)) return 1;
     for (const LoraHook *h = l->lora; h; h = h->next)
         if (hook_trainable(h)) return 1;
     return 0;
@@ -109,8 +137,59 @@ int conv_needs_input(const Conv2d *c) {
     return 0;
 }
 
-void linear_backward(const Linear *l, float *dx, const float *dy, const float *x, int M) {
+/* One bottleneck adapter's backward (layers.h): y (M,N) its input, g (M,N) on entry ∂loss/∂(its output),
+ * on return ∂loss/∂y; ddown/dup += when present. */
+static void adapter_backward(const LoraHook *h, float *g, const float *y, int M, int N) {
+    int r = h->rank;
+    float c = *h->strength * h->scale;
+    float *t = fbuf((size_t)M * r), *a = fbuf((size_t)M * r), *dt = fbuf((size_t)M * r);
+    op_linear(t, y, h->down, NULL, M, N, r);                           /* t (M,r) = y·downᵀ */
+    memcpy(a, t, (size_t)M * r * sizeof(float));
+    op_gelu_inplace(a, (size_t)M * r);                                 /* a = gelu(t) */
+    if (h->dup) op_gemm(h->dup, g, a, N, r, M, 1, 0, c, 1.0f);         /* dup (N,r) += c·gᵀ·a */
+    op_gemm(a, g, h->up, M, r, N, 0, 0, c, 0.0f);                      /* da (M,r) = c·g·up (into a) */
+    op_gelu_backward(dt, a, t, (size_t)M * r);                         /* dt = gelu'(t) ⊙ da */
+    if (h->ddown) op_gemm(h->ddown, dt, y, r, N, M, 1, 0, 1.0f, 1.0f); /* ddown (r,N) += dtᵀ·y */
+    op_gemm(g, dt, h->down, M, N, r, 0, 0, 1.0f, 1.0f);                /* g += dt·down */
+    free(t);
+    free(a);
+    free(dt);
+}
+
+/* The gradient at the base+LoRA output: dy itself without live bottleneck adapters, else a new buffer
+ * (the adapters' backwards, last first, on outputs recomputed from x). */
+static float *adapters_backward(const Linear *l, const float *dy, const float *x, int M) {
+    int n = 0, N = l->out;
+    for (const LoraHook *h = l->adapter; h; h = h->next) n += hook_live(h);
+    if (n == 0) return (float *)dy;
+    const LoraHook **hs = mallocCheck((size_t)n * sizeof *hs);
+    float **ys = mallocCheck((size_t)n * sizeof *ys); /* ys[k] = the input of live adapter k */
+    n = 0;
+    for (const LoraHook *h = l->adapter; h; h = h->next)
+        if (hook_live(h)) hs[n++] = h;
+    size_t ny = (size_t)M * N;
+    ys[0] = fbuf(ny);
+    linear_forward_base(l, ys[0], x, M);
+    for (int k = 1; k < n; k++) {
+        ys[k] = fbuf(ny);
+        memcpy(ys[k], ys[k - 1], ny * sizeof(float));
+        adapter_apply(hs[k - 1], ys[k], M, N);
+    }
+    float *g = fbuf(ny);
+    memcpy(g, dy, ny * sizeof(float));
+    for (int k = n - 1; k >= 0; k--) {
+        adapter_backward(hs[k], g, ys[k], M, N);
+        free(ys[k]);
+    }
+    free(hs);
+    free(ys);
+    return g;
+}
+
+void linear_backward(const Linear *l, float *dx, const float *dy_out, const float *x, int M) {
     int K = l->in, N = l->out;
+    float *dyb = adapters_backward(l, dy_out, x, M);
+    const float *dy = dyb;
     /* base: dx = dy·w (overwrites); dw, db only for full fine-tuning (NULL: frozen, skipped) */
     op_linear_backward(dx, l->dw, l->db, dy, x, l->w, M, K, N);
     for (const LoraHook *h = l->lora; h; h = h->next) {
@@ -129,6 +208,7 @@ void linear_backward(const Linear *l, float *dx, const float *dy, const float *x
         if (dx) op_gemm(dx, dt, h->down, M, K, r, 0, 0, 1.0f, 1.0f);       /* dx (M,K) += dt·down */
         free(dt);
     }
+    if (dyb != dy_out) free(dyb);
 }
 
 void conv_backward(const Conv2d *c, float *dx, const float *dy, const float *x, int B, int H, int W) {

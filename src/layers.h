@@ -27,11 +27,18 @@ typedef struct LoraHook {
     float *ddown, *dup;
 } LoraHook;
 
+/* A bottleneck (Houlsby) adapter on a Linear's OUTPUT uses the same struct, in the layer's `adapter` list:
+ *   y ← y + strength · scale · up(gelu(down(y))),   down (r, out), up (out, r), gelu exact (erf),
+ * applied after the base output and its LoRA updates, hook after hook in list order. It is nonlinear in y,
+ * so it is never merged (merged, merged_strength unused) and always runs at run time; strength 0 skips it
+ * (the output is then exactly the base's). Its backward recomputes y from the layer's input x (one extra
+ * Linear forward per adapted layer) rather than saving it. */
 typedef struct {
     float *w; /* (out, in) */
     float *b; /* (out) or NULL */
     int in, out;
     LoraHook *lora;  /* attached adapters (NULL: none) */
+    LoraHook *adapter; /* bottleneck adapters on the output (NULL: none) */
     float *w_base;   /* original w while w is a merged copy (NULL: not merged) */
     float *dw, *db;  /* full fine-tuning: gradients of w, b (same shapes), accumulated by linear_backward;
                       * NULL (the default): the base weights are frozen and their gradient is skipped */
@@ -50,6 +57,8 @@ typedef struct {
     float *g, *b; /* (C) scale and shift */
     int C, groups; /* groups: GroupNorm only */
     float eps;
+    float *dg, *db; /* full fine-tuning: gradients of g, b (C), accumulated by the norm backwards in
+                     * unet/blocks_train.c; NULL (the default): frozen */
 } Norm;
 
 /* prefix e.g. "down_blocks.0.resnets.0.conv1"; registers prefix.weight (+ prefix.bias). */
@@ -60,7 +69,7 @@ void conv_build(Conv2d *c, WeightTable *t, const char *prefix, int cin, int cout
                 int pad0, int pad1);
 void norm_build(Norm *n, WeightTable *t, const char *prefix, int C, int groups, float eps);
 
-/* y (M,out) = x (M,in) · wᵀ + b  (+ unmerged LoRA updates) */
+/* y (M,out) = x (M,in) · wᵀ + b  (+ unmerged LoRA updates, then the bottleneck adapters) */
 void linear_forward(const Linear *l, float *y, const float *x, int M);
 /* x (B,cin,H,W) → y (B,cout,Ho,Wo); Ho and Wo receive the output size (may be NULL). */
 void conv_forward(const Conv2d *c, float *y, const float *x, int B, int H, int W, int *Ho, int *Wo);
@@ -71,9 +80,13 @@ void conv_forward(const Conv2d *c, float *y, const float *x, int B, int H, int W
  * strength) adds its path to dx; a hook with gradient buffers also accumulates, c = strength·scale,
  * t = down(x):   dup += c·dyᵀ·t,   dt = c·upᵀ·dy,   ddown += dtᵀ·x (conv: down's weight gradient),
  *                dx += down_backward(dt).
- * Merged hooks live inside w: they shape dx but get no gradient (train with unmerged adapters). */
+ * Merged hooks live inside w: they shape dx but get no gradient (train with unmerged adapters).
+ * Bottleneck adapters (Linear only), last first, with y their input, t = down(y), a = gelu(t), c as above:
+ *   dup += c·dyᵀ·a,   dt = gelu'(t) ⊙ (c·dy·up),   ddown += dtᵀ·y,   dy ← dy + dt·down,
+ * and the layer's own backward then runs on that dy. */
 
-/* Does the backward read this layer's forward input x? (a live hook with gradient buffers, or dw) */
+/* Does the backward read this layer's forward input x? (a live hook with gradient buffers, dw, or any live
+ * bottleneck adapter: its backward recomputes the layer's output from x) */
 int linear_needs_input(const Linear *l);
 int conv_needs_input(const Conv2d *c);
 

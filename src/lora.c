@@ -16,6 +16,7 @@ const char *lora_format_name(LoraFormat f) {
     case LORA_KOHYA: return "kohya/A1111 (lora_down/lora_up/alpha)";
     case LORA_PEFT: return "diffusers/PEFT (lora_A/lora_B)";
     case LORA_DIFFUSERS_OLD: return "diffusers attention processors (old format)";
+    case LORA_ADAPTER: return "lorastyle bottleneck adapter (adapter_down/adapter_up/alpha)";
     }
     return "?";
 }
@@ -49,6 +50,18 @@ static int classify(const char *key, LoraFormat *fmt, int *comp, char *mod, int 
         else if (!strcmp(suf, "dora_scale"))
             return ls_set_error("key %s: DoRA adapters are not supported yet", key);
         else return ls_set_error("key %s: unsupported adapter tensor '%s'", key, suf);
+        return 1;
+    }
+    /* lorastyle bottleneck adapter: adapter_unet_<flat>.{adapter_down.weight, adapter_up.weight, alpha} */
+    if (!strncmp(key, "adapter_unet_", 13) && dot) {
+        *fmt = LORA_ADAPTER;
+        *comp = LORA_UNET;
+        snprintf(mod, (size_t)cap, "%.*s", (int)(dot - (key + 13)), key + 13);
+        const char *suf = dot + 1;
+        if (!strcmp(suf, "adapter_down.weight")) *part = PART_DOWN;
+        else if (!strcmp(suf, "adapter_up.weight")) *part = PART_UP;
+        else if (!strcmp(suf, "alpha")) *part = PART_ALPHA;
+        else return ls_set_error("key %s: unsupported bottleneck-adapter tensor '%s'", key, suf);
         return 1;
     }
     /* PEFT: <unet|text_encoder>.<module>.lora_<A|B>.weight */
@@ -236,6 +249,13 @@ int lora_load(Lora *a, const char *path) {
             break;
         }
         const StTensor *d = down[i], *u = up[i];
+        if (a->format == LORA_ADAPTER &&
+            (d->ndim != 2 || u->ndim != 2 || d->shape[1] != u->shape[0] || d->shape[0] != u->shape[1])) {
+            rc = ls_set_error("%s: bottleneck module %s: down %s / up %s are not a (r, C) / (C, r) pair", path,
+                              m->module, d->name, u->name);
+            break;
+        }
+        m->bottleneck = a->format == LORA_ADAPTER;
         int conv = d->ndim == 4;
         int ok = (d->ndim == 2 || (conv && d->shape[2] == d->shape[3])) &&
                  (u->ndim == 2 || (u->ndim == 4 && u->shape[2] == 1 && u->shape[3] == 1)) &&
@@ -301,7 +321,7 @@ static void flatten(const char *path, char *out, int cap) {
 
 static const ModuleSpec *resolve(const Lora *a, const LoraModule *lm, const Model *m) {
     const WeightTable *t = lm->component == LORA_UNET ? &m->unet.wt : &m->clip.wt;
-    if (a->format == LORA_KOHYA) {
+    if (a->format == LORA_KOHYA || a->format == LORA_ADAPTER) {
         char flat[512];
         for (int i = 0; i < t->n_mods; i++) {
             flatten(t->mods[i].name, flat, sizeof flat);
@@ -319,6 +339,7 @@ static const ModuleSpec *resolve(const Lora *a, const LoraModule *lm, const Mode
 }
 
 static LoraHook **hook_list(LoraModule *lm) {
+    if (lm->bottleneck) return &((Linear *)lm->layer)->adapter;
     return lm->kind == MOD_LINEAR ? &((Linear *)lm->layer)->lora : &((Conv2d *)lm->layer)->lora;
 }
 
@@ -331,7 +352,13 @@ int lora_attach(Lora *a, Model *m, int lenient) {
         const ModuleSpec *s = resolve(a, lm, m);
         char why[256] = "";
         if (!s) snprintf(why, sizeof why, "matches no module of the model");
-        else if (s->kind == MOD_LINEAR) {
+        else if (lm->bottleneck) {
+            const Linear *l = s->layer;
+            if (s->kind != MOD_LINEAR) snprintf(why, sizeof why, "is a bottleneck adapter but %s is a conv", s->name);
+            else if (lm->in != l->out)
+                snprintf(why, sizeof why, "is a %lld-wide bottleneck adapter but %s outputs %d", (long long)lm->in,
+                         s->name, l->out);
+        } else if (s->kind == MOD_LINEAR) {
             const Linear *l = s->layer;
             if (lm->k != 1 || lm->in != l->in || lm->out != l->out)
                 snprintf(why, sizeof why, "is %lld→%lld (k=%d) but %s is Linear %d→%d", (long long)lm->in,
@@ -394,7 +421,7 @@ void lora_merge(Lora *a) {
     if (!a->attached || a->merged) return;
     for (int i = 0; i < a->n_mods; i++) {
         LoraModule *lm = &a->mods[i];
-        if (!lm->layer) continue;
+        if (!lm->layer || lm->bottleneck) continue; /* nonlinear: stays live */
         float **base, **w = layer_w(lm, &base);
         if (!*base) { /* first merge into this layer: work on a private copy of its weights */
             size_t n = (size_t)lm->out * lm->in * lm->k * lm->k;
@@ -414,7 +441,7 @@ void lora_unmerge(Lora *a) {
     if (!a->merged) return;
     for (int i = 0; i < a->n_mods; i++) {
         LoraModule *lm = &a->mods[i];
-        if (!lm->layer) continue;
+        if (!lm->layer || lm->bottleneck) continue;
         lm->hook.merged = 0;
         /* restore exactly when no other adapter is still merged into this layer */
         int others = 0;
@@ -429,6 +456,12 @@ void lora_unmerge(Lora *a) {
         }
     }
     a->merged = 0;
+}
+
+int lora_is_mergeable(const Lora *a) {
+    for (int i = 0; i < a->n_mods; i++)
+        if (a->mods[i].bottleneck) return 0;
+    return 1;
 }
 
 void lora_detach(Lora *a) {
@@ -451,7 +484,7 @@ void lora_set_strength(Lora *a, float unet, float te) {
     if (!a->merged) return; /* unmerged: the hooks read the new value on the next call */
     for (int i = 0; i < a->n_mods; i++) {
         LoraModule *lm = &a->mods[i];
-        if (!lm->layer) continue;
+        if (!lm->layer || lm->bottleneck) continue;
         float s = a->strength[lm->component], d = s - lm->hook.merged_strength;
         if (d != 0.0f) add_delta(lm, d * lm->hook.scale);
         lm->hook.merged_strength = s;

@@ -8,6 +8,13 @@
  *    __metadata__["lora_adapter_metadata"] (<component>.lora_alpha) when present, else alpha = rank.
  *  - old diffusers attention-processor keys (…attn1.processor.to_q_lora.down.weight, …).
  *  LyCORIS LoHa/LoKr (hada_*, lokr_*) and DoRA are refused with a clear "unsupported" message.
+ *  - lorastyle bottleneck adapters (`train --method adapter`; Houlsby-style, layers.h): a nonlinear
+ *    y ← y + s·up(gelu(down(y))) on the OUTPUT of every transformer block's attn1.to_out.0, attn2.to_out.0
+ *    and ff.net.2, s = strength·alpha/r. Keys adapter_unet_<flat module path>.adapter_down.weight (r, C),
+ *    .adapter_up.weight (C, r) and .alpha (scalar; missing or 0 = rank), float32, __metadata__
+ *    {"lorastyle_method": "adapter", ...}. Loaded with --lora like LoRA files and run unmerged whatever
+ *    the mode (a nonlinear update cannot be baked into a weight: lora_merge leaves such modules live, and
+ *    the CLI refuses an explicit --lora-mode merged and `merge`). Other tools do not read this format.
  * Module names are matched exactly against the model's module table (never parsed back from '_'). */
 #ifndef LS_LORA_H
 #define LS_LORA_H
@@ -17,7 +24,7 @@
 #include "safetensors.h" // defines: StFile
 #include "trainset.h"    // defines: TrainSet
 
-typedef enum { LORA_KOHYA, LORA_PEFT, LORA_DIFFUSERS_OLD } LoraFormat;
+typedef enum { LORA_KOHYA, LORA_PEFT, LORA_DIFFUSERS_OLD, LORA_ADAPTER } LoraFormat;
 enum { LORA_UNET = 0, LORA_TE = 1 };
 
 typedef struct {
@@ -28,6 +35,7 @@ typedef struct {
     float alpha;
     float *down, *up;  /* float32 copies: down (r, in·k·k), up (out, r) */
     float *ddown, *dup; /* training gradients, same shapes (lora_grads_alloc), or NULL */
+    int bottleneck;    /* 1: a bottleneck adapter on the layer's output (LORA_ADAPTER): in == out == C */
     void *layer;       /* Linear* or Conv2d* once attached */
     ModKind kind;
     LoraHook hook;
@@ -62,10 +70,13 @@ void lora_detach(Lora *a);
  * GEMM each, no reload). */
 void lora_set_strength(Lora *a, float unet, float te);
 
-/* Bake the adapter into the weights at its current strength (the first merge into a layer copies its
+/* Bake the adapter into the weights at its current strength (bottleneck modules cannot be merged: they
+ * stay live, reading the strength at run time; lora_is_mergeable says whether all of a can be) (the first merge into a layer copies its
  * weights, so the checkpoint mapping is never written); unmerge restores the original weights exactly. */
 void lora_merge(Lora *a);
 void lora_unmerge(Lora *a);
+/* 1 unless a holds bottleneck modules (nonlinear: no weight can hold them). */
+int lora_is_mergeable(const Lora *a);
 
 /* ---- training (src/lora_train.c) ----
  * Gradient buffers for every module's down and up (shapes as down/up), shared with the attached hooks so
@@ -97,9 +108,17 @@ int lora_create(Lora *a, Model *m, const char *targets, int rank, float alpha, i
  * lora_attach. Rank, alpha (≤ 0: alpha = rank) and kohya's initialisation as lora_create (RNG streams
  * continue the module index, so U-Net modules are unchanged by adding these). */
 int lora_add_te(Lora *a, Model *m, int rank, float alpha, uint64_t seed);
-/* Write a in kohya's format (lora_unet_<flat> / lora_te_<flat> + .lora_down.weight / .lora_up.weight /
- * .alpha, F32; conv modules as 4-d tensors) with __metadata__ pairs meta[2i] = key, meta[2i+1] = value;
- * atomically (temporary file + rename). LS_ERR naming path. */
+/* A new, untrained bottleneck adapter (train --method adapter) for m's U-Net: a module (down (r, C),
+ * up (C, r), alpha, format LORA_ADAPTER) on the output of every transformer block's attn1.to_out.0,
+ * attn2.to_out.0 and ff.net.2, C = that layer's output width. alpha ≤ 0 means alpha = rank. Initialised as
+ * lora_create (down ~ U(±1/√C) from the portable RNG, one stream per module; up = 0), so the attached
+ * adapter leaves the output unchanged. Attach it with lora_attach; train, list and save it as a LoRA. */
+int lora_create_bottleneck(Lora *a, Model *m, int rank, float alpha, uint64_t seed);
+
+/* Write a in kohya's format (lora_unet_<flat>.lora_down.weight / .lora_up.weight / .alpha, F32; conv
+ * modules as 4-d tensors; a bottleneck adapter under its adapter_unet_ keys, with "lorastyle_method":
+ * "adapter" added unless meta sets it) with __metadata__ pairs meta[2i] = key, meta[2i+1] = value; atomically
+ * (temporary file + rename). LS_ERR naming path. */
 int lora_save_kohya(const Lora *a, const char *path, const char *const *meta, int n_meta);
 
 const char *lora_format_name(LoraFormat f);

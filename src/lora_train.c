@@ -1,4 +1,5 @@
-/* lora_train.c — LoRA gradient buffers (see lora.h, "training"). */
+/* lora_train.c — LoRA and bottleneck-adapter training: gradient buffers, new adapters, saving (see lora.h,
+ * "training"). */
 #include <math.h>
 #include <string.h>
 
@@ -8,6 +9,15 @@
 
 static size_t down_numel(const LoraModule *m) { return (size_t)m->rank * m->in * m->k * m->k; }
 static size_t up_numel(const LoraModule *m) { return (size_t)m->out * m->rank; }
+
+/* The file key of a module's down (part 0), up (1) or alpha (2): kohya's lora_unet_/lora_te_ names, or
+ * adapter_unet_ names for a bottleneck module. */
+static void module_key(const LoraModule *lm, int part, char *key, int cap) {
+    static const char *const lora_parts[3] = {"lora_down.weight", "lora_up.weight", "alpha"};
+    static const char *const adapter_parts[3] = {"adapter_down.weight", "adapter_up.weight", "alpha"};
+    const char *pre = lm->bottleneck ? "adapter_unet_" : lm->component == LORA_UNET ? "lora_unet_" : "lora_te_";
+    snprintf(key, (size_t)cap, "%s%s.%s", pre, lm->module, (lm->bottleneck ? adapter_parts : lora_parts)[part]);
+}
 
 int lora_grads_alloc(Lora *a) {
     if (!a->attached) return ls_set_error("%s: attach the adapter before allocating gradients", a->path);
@@ -99,6 +109,30 @@ static void lora_init_module(LoraModule *lm, uint64_t seed, int index) {
     for (size_t j = 0; j < nd; j++) lm->down[j] = (2.0f * lm->down[j] - 1.0f) * bound;
 }
 
+/* Append a new U-Net module lm (in, out, k, bottleneck set) for the model module `path`: kohya flat name,
+ * rank r, alpha al (≤ 0: r), down initialised, up = 0. */
+static void push_module(Lora *a, int *cap, const char *path, LoraModule lm, int r, float al, uint64_t seed) {
+    if (a->n_mods == *cap) {
+        *cap = *cap ? 2 * *cap : 64;
+        a->mods = realloc(a->mods, (size_t)*cap * sizeof *a->mods);
+        LS_ASSERT(a->mods);
+    }
+    char flat[512];
+    snprintf(flat, sizeof flat, "%s", path);
+    for (char *p = flat; *p; p++)
+        if (*p == '.') *p = '_';
+    lm.module = strdup(flat);
+    lm.component = LORA_UNET;
+    lm.rank = r;
+    lm.alpha = al > 0 ? al : (float)r;
+    size_t nd = down_numel(&lm), nu = up_numel(&lm);
+    lora_init_module(&lm, seed, a->n_mods);
+    a->n_params += (int64_t)(nd + nu);
+    a->n_unet++;
+    if (lm.k > 1) a->n_conv++;
+    a->mods[a->n_mods++] = lm;
+}
+
 int lora_create(Lora *a, Model *m, const char *targets, int rank, float alpha, int conv_rank, float conv_alpha,
                 uint64_t seed) {
     memset(a, 0, sizeof *a);
@@ -126,25 +160,7 @@ int lora_create(Lora *a, Model *m, const char *targets, int rank, float alpha, i
         } else {
             continue;
         }
-        if (a->n_mods == cap) {
-            cap = cap ? 2 * cap : 64;
-            a->mods = realloc(a->mods, (size_t)cap * sizeof *a->mods);
-            LS_ASSERT(a->mods);
-        }
-        char flat[512];
-        snprintf(flat, sizeof flat, "%s", s->name);
-        for (char *p = flat; *p; p++)
-            if (*p == '.') *p = '_';
-        lm.module = strdup(flat);
-        lm.component = LORA_UNET;
-        lm.rank = r;
-        lm.alpha = al > 0 ? al : (float)r;
-        size_t nd = down_numel(&lm), nu = up_numel(&lm);
-        lora_init_module(&lm, seed, a->n_mods);
-        a->n_params += (int64_t)(nd + nu);
-        a->n_unet++;
-        if (lm.k > 1) a->n_conv++;
-        a->mods[a->n_mods++] = lm;
+        push_module(a, &cap, s->name, lm, r, al, seed);
     }
     if (a->n_mods == 0) {
         lora_free(a);
@@ -198,25 +214,58 @@ int lora_add_te(Lora *a, Model *m, int rank, float alpha, uint64_t seed) {
     return LS_OK;
 }
 
+int lora_create_bottleneck(Lora *a, Model *m, int rank, float alpha, uint64_t seed) {
+    memset(a, 0, sizeof *a);
+    a->strength[0] = a->strength[1] = 1.0f;
+    a->path = strdup("(new adapter)");
+    snprintf(a->name, sizeof a->name, "new");
+    a->format = LORA_ADAPTER;
+    if (rank < 1) return ls_set_error("adapter rank must be at least 1 (got %d)", rank);
+    const WeightTable *t = &m->unet.wt;
+    int cap = 0;
+    for (int i = 0; i < t->n_mods; i++) {
+        const ModuleSpec *s = &t->mods[i];
+        if (s->kind != MOD_LINEAR || !(ends_with_part(s->name, "attn1.to_out.0") ||
+                                       ends_with_part(s->name, "attn2.to_out.0") || ends_with_part(s->name, "ff.net.2")))
+            continue;
+        const Linear *l = s->layer;
+        LoraModule lm = {0};
+        lm.in = lm.out = l->out; /* down (r, C), up (C, r) on the output */
+        lm.k = 1;
+        lm.bottleneck = 1;
+        push_module(a, &cap, s->name, lm, rank, alpha, seed);
+    }
+    if (a->n_mods == 0) {
+        lora_free(a);
+        return ls_set_error("the U-Net has no transformer blocks for bottleneck adapters");
+    }
+    return LS_OK;
+}
+
 int lora_save_kohya(const Lora *a, const char *path, const char *const *meta, int n_meta) {
     StWriter w;
     st_writer_init(&w);
     float *alphas = mallocCheck((size_t)a->n_mods * sizeof(float));
     char key[640];
+    int bottleneck = 0, has_method = 0;
     for (int i = 0; i < a->n_mods; i++) {
         const LoraModule *lm = &a->mods[i];
-        const char *pre = lm->component == LORA_UNET ? "lora_unet_" : "lora_te_";
         int64_t ds[4] = {lm->rank, lm->in, lm->k, lm->k}, us[4] = {lm->out, lm->rank, 1, 1};
-        int conv = lm->kind == MOD_CONV || lm->k > 1;
-        snprintf(key, sizeof key, "%s%s.lora_down.weight", pre, lm->module);
+        int conv = !lm->bottleneck && (lm->kind == MOD_CONV || lm->k > 1);
+        bottleneck |= lm->bottleneck;
+        module_key(lm, 0, key, sizeof key);
         st_writer_add(&w, key, ST_F32, conv ? 4 : 2, ds, lm->down);
-        snprintf(key, sizeof key, "%s%s.lora_up.weight", pre, lm->module);
+        module_key(lm, 1, key, sizeof key);
         st_writer_add(&w, key, ST_F32, conv ? 4 : 2, us, lm->up);
         alphas[i] = lm->alpha;
-        snprintf(key, sizeof key, "%s%s.alpha", pre, lm->module);
+        module_key(lm, 2, key, sizeof key);
         st_writer_add(&w, key, ST_F32, 0, NULL, &alphas[i]);
     }
-    for (int i = 0; i + 1 < 2 * n_meta; i += 2) st_writer_meta(&w, meta[i], meta[i + 1]);
+    for (int i = 0; i + 1 < 2 * n_meta; i += 2) {
+        st_writer_meta(&w, meta[i], meta[i + 1]);
+        has_method |= !strcmp(meta[i], "lorastyle_method");
+    }
+    if (bottleneck && !has_method) st_writer_meta(&w, "lorastyle_method", "adapter");
     int rc = st_writer_save(&w, path);
     st_writer_free(&w);
     free(alphas);
@@ -228,10 +277,9 @@ void lora_trainset(Lora *a, TrainSet *ts) {
     for (int i = 0; i < a->n_mods; i++) {
         LoraModule *lm = &a->mods[i];
         if (!lm->ddown) continue;
-        const char *pre = lm->component == LORA_UNET ? "lora_unet_" : "lora_te_";
-        snprintf(key, sizeof key, "%s%s.lora_down.weight", pre, lm->module);
+        module_key(lm, 0, key, sizeof key);
         trainset_add(ts, key, lm->down, lm->ddown, down_numel(lm));
-        snprintf(key, sizeof key, "%s%s.lora_up.weight", pre, lm->module);
+        module_key(lm, 1, key, sizeof key);
         trainset_add(ts, key, lm->up, lm->dup, up_numel(lm));
     }
 }

@@ -156,7 +156,7 @@ static int info_file(const char *path) {
         if (!strncmp(t->name, "model.diffusion_model.", 22)) unet++;
         else if (!strncmp(t->name, "first_stage_model.", 18)) vae++;
         else if (!strncmp(t->name, "cond_stage_model.", 17)) te++;
-        if (strstr(t->name, "lora")) lora++;
+        if (strstr(t->name, "lora") || !strncmp(t->name, "adapter_unet_", 13)) lora++;
     }
     if (lora && !unet) {
         st_close(&f);

@@ -371,7 +371,62 @@ int model_init_preset(const char *preset, const char *dir, uint64_t seed, StDtyp
     return rc;
 }
 
-/* ---------------- single-file export ---------------- */
+/* ---------------- diffusers-folder and single-file export ---------------- */
+
+static int copy_file(const char *src, const char *dst) {
+    size_t n;
+    char *d = ls_read_file(src, &n);
+    if (!d) return LS_ERR;
+    int rc = ls_write_file_atomic(dst, d, n);
+    free(d);
+    return rc;
+}
+
+int model_save_folder(Model *m, const char *out, StDtype dt) {
+    if (m->single_file)
+        return ls_set_error("%s: a single-file model has no tokenizer or configs to copy into a diffusers "
+                            "folder; save it as one file", m->path);
+    const char *src = m->path;
+    static const char *const copies[] = {"model_index.json",          "scheduler/scheduler_config.json",
+                                         "tokenizer/vocab.json",      "tokenizer/merges.txt",
+                                         "tokenizer/tokenizer_config.json",
+                                         "tokenizer/special_tokens_map.json", NULL};
+    static const char *const subs[] = {"unet", "vae", "text_encoder", "scheduler", "tokenizer", NULL};
+    for (int i = 0; subs[i]; i++) {
+        char *d = ls_path_join(out, subs[i]);
+        int rc = ls_mkdir_p(d);
+        free(d);
+        LS_TRY(rc);
+    }
+    for (int i = 0; copies[i]; i++) {
+        char *a = ls_path_join(src, copies[i]), *b = ls_path_join(out, copies[i]);
+        int rc = ls_file_exists(a) ? copy_file(a, b) : 0;
+        free(a);
+        free(b);
+        LS_TRY(rc);
+    }
+    struct {
+        const char *cfg;
+        char *json;
+        const WeightTable *wt;
+        const char *weights;
+    } parts[3] = {{"unet/config.json", unet_config_to_json(&m->unet.cfg), &m->unet.wt,
+                   "unet/diffusion_pytorch_model.safetensors"},
+                  {"vae/config.json", vae_config_to_json(&m->vae.cfg), &m->vae.wt,
+                   "vae/diffusion_pytorch_model.safetensors"},
+                  {"text_encoder/config.json", clip_config_to_json(&m->clip.cfg), &m->clip.wt,
+                   "text_encoder/model.safetensors"}};
+    int rc = 0;
+    for (int i = 0; i < 3; i++) {
+        char *c = ls_path_join(out, parts[i].cfg), *w = ls_path_join(out, parts[i].weights);
+        if (rc == 0) rc = ls_write_file_atomic(c, parts[i].json, strlen(parts[i].json));
+        if (rc == 0) rc = wt_save(parts[i].wt, w, dt);
+        free(c);
+        free(w);
+        free(parts[i].json);
+    }
+    return rc;
+}
 
 static void add_mapped(StWriter *w, const WeightTable *t, KeyMapFn map, const void *ctx, StDtype dt) {
     char key[512];
@@ -392,4 +447,8 @@ int model_save_single_file(Model *m, const char *path, StDtype dtype) {
     int rc = st_writer_save(&w, path);
     st_writer_free(&w);
     return rc;
+}
+
+int model_save(Model *m, const char *out, StDtype dtype) {
+    return m->single_file ? model_save_single_file(m, out, dtype) : model_save_folder(m, out, dtype);
 }

@@ -48,6 +48,12 @@ int model_init_preset(const char *preset, const char *dir, uint64_t seed, StDtyp
 
 /* Write the loaded model as one LDM-layout .safetensors file (what A1111/ComfyUI load). */
 int model_save_single_file(Model *m, const char *path, StDtype dtype);
+/* Write the loaded model (its current weights: merged adapters, fine-tuned values) as a diffusers folder
+ * out/ (created): configs and weights from memory, model_index.json, scheduler and tokenizer files copied
+ * from the source folder. The source must be a diffusers folder (LS_ERR otherwise). dtype ST_F32/F16/BF16. */
+int model_save_folder(Model *m, const char *out, StDtype dtype);
+/* In the input's layout: a single file for a single-file model, else a diffusers folder. */
+int model_save(Model *m, const char *out, StDtype dtype);
 
 /* Total parameters of each component. */
 int64_t model_param_count(const Model *m, int64_t *unet, int64_t *vae, int64_t *clip);

@@ -34,7 +34,14 @@ void wt_free(WeightTable *t) {
     for (int i = 0; i < t->n; i++) free(t->v[i].name);
     free(t->v);
     free(t->owned);
+    free(t->grads); /* the layers' gradient fields may already be gone: not reset */
     memset(t, 0, sizeof *t);
+}
+
+void wt_set_grad(WeightTable *t, float **gptr) {
+    LS_ASSERT(t->n > 0);
+    t->v[t->n - 1].gptr = gptr;
+    *gptr = NULL;
 }
 
 void wt_add(WeightTable *t, float **ptr, WInit init, int64_t fan_in, int ndim, const int64_t *shape,
@@ -133,6 +140,7 @@ int wt_load(WeightTable *t, const StFile *f, KeyMapFn map, const void *map_ctx) 
     }
     free(t->owned);
     t->owned = convert_numel ? mallocCheck((size_t)convert_numel * sizeof(float)) : NULL;
+    t->owned_numel = convert_numel;
     float *dst = t->owned;
     for (int i = 0; i < t->n; i++) {
         const WeightSpec *s = &t->v[i];
@@ -161,6 +169,7 @@ int wt_load(WeightTable *t, const StFile *f, KeyMapFn map, const void *map_ctx) 
 void wt_init_random(WeightTable *t, uint64_t seed) {
     free(t->owned);
     t->owned = mallocCheck((size_t)t->numel * sizeof(float));
+    t->owned_numel = t->numel;
     float *p = t->owned;
     uint64_t offset = 0;
     for (int i = 0; i < t->n; i++) {
@@ -188,6 +197,51 @@ void wt_init_random(WeightTable *t, uint64_t seed) {
         *s->ptr = p;
         p += n;
     }
+}
+
+/* ---------------- full fine-tuning ---------------- */
+
+int64_t wt_make_writable(WeightTable *t) {
+    int all_owned = 1;
+    for (int i = 0; i < t->n && all_owned; i++) {
+        const float *p = *t->v[i].ptr;
+        all_owned = t->owned && p >= t->owned && p + t->v[i].numel <= t->owned + t->owned_numel;
+    }
+    if (all_owned) return 0;
+    /* one new arena for every tensor (simplest; the mixed case, some F32 tensors mmapped and others
+     * converted, only happens for odd files) */
+    float *arena = mallocCheck((size_t)t->numel * sizeof(float)), *dst = arena;
+    for (int i = 0; i < t->n; i++) {
+        const WeightSpec *s = &t->v[i];
+        memcpy(dst, *s->ptr, (size_t)s->numel * sizeof(float));
+        *s->ptr = dst;
+        dst += s->numel;
+    }
+    free(t->owned);
+    t->owned = arena;
+    t->owned_numel = t->numel;
+    return t->numel * (int64_t)sizeof(float);
+}
+
+int wt_grads_alloc(WeightTable *t) {
+    for (int i = 0; i < t->n; i++)
+        if (!t->v[i].gptr) return ls_set_error("tensor %s has no gradient field (it cannot be trained)", t->v[i].name);
+    wt_grads_free(t);
+    t->grads = callocCheck((size_t)t->numel, sizeof(float));
+    float *g = t->grads;
+    for (int i = 0; i < t->n; i++) {
+        *t->v[i].gptr = g;
+        g += t->v[i].numel;
+    }
+    return LS_OK;
+}
+
+void wt_grads_free(WeightTable *t) {
+    if (!t->grads) return;
+    for (int i = 0; i < t->n; i++)
+        if (t->v[i].gptr) *t->v[i].gptr = NULL;
+    free(t->grads);
+    t->grads = NULL;
 }
 
 int wt_save(const WeightTable *t, const char *path, StDtype dtype) {

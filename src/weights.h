@@ -28,6 +28,8 @@ typedef struct {
     int64_t shape[4];
     int64_t numel;
     float **ptr;        /* field that receives the data pointer */
+    float **gptr;       /* field that receives the gradient pointer (full fine-tuning), or NULL: the
+                         * tensor has no gradient field (embeddings of the text encoder) */
     WInit init;
     int64_t fan_in;     /* for WINIT_UNIFORM_FANIN */
 } WeightSpec;
@@ -47,6 +49,8 @@ typedef struct {
     ModuleSpec *mods;   /* every Linear/Conv2d, in build order */
     int n_mods, cap_mods;
     float *owned;       /* float32 storage for tensors that needed conversion (or init) */
+    int64_t owned_numel; /* floats in owned */
+    float *grads;       /* gradient arena of wt_grads_alloc (NULL: none) */
     int64_t numel;      /* total parameters */
 } WeightTable;
 
@@ -55,6 +59,10 @@ void wt_free(WeightTable *t);
 /* Register a tensor: name = printf(fmt, ...) appended to prefix ("" allowed). */
 void wt_add(WeightTable *t, float **ptr, WInit init, int64_t fan_in, int ndim, const int64_t *shape,
             const char *prefix, const char *suffix);
+
+/* Name the gradient field of the tensor registered last (layers.c builders: Linear dw/db, Conv2d dw/db,
+ * Norm dg/db); it stays NULL until wt_grads_alloc. */
+void wt_set_grad(WeightTable *t, float **gptr);
 
 /* Register a layer under its module path (called by the layer builders). */
 void wt_add_module(WeightTable *t, const char *name, ModKind kind, void *layer);
@@ -72,6 +80,18 @@ int wt_load(WeightTable *t, const StFile *f, KeyMapFn map, const void *map_ctx);
 
 /* Fill every tensor from the portable RNG (stream `seed`, each tensor at its own offset). */
 void wt_init_random(WeightTable *t, uint64_t seed);
+
+/* Full fine-tuning: make every tensor a private, writable float32 copy. Tensors used in place from a
+ * read-only mmap (aligned F32 files) are copied into one new arena (the table's numel floats; the mmap
+ * itself is then no longer read); when everything is already private (F16/BF16 files converted at load,
+ * or wt_init_random) nothing is done. Returns the bytes newly allocated. */
+int64_t wt_make_writable(WeightTable *t);
+
+/* Full fine-tuning: one zeroed float32 gradient arena (numel floats) pointed into by every tensor's
+ * gradient field. LS_ERR naming the first tensor that has no gradient field. */
+int wt_grads_alloc(WeightTable *t);
+/* Free the arena and set every gradient field back to NULL (frozen again). */
+void wt_grads_free(WeightTable *t);
 
 /* Write all tensors to path (dtype ST_F32/ST_F16/ST_BF16), atomically. */
 int wt_save(const WeightTable *t, const char *path, StDtype dtype);

@@ -27,11 +27,18 @@ static void layernorm_recompute(const Norm *n, float *y, const float *x, int N) 
     free(rstd);
 }
 
-/* Backward of a frozen GroupNorm (+ silu): dx (B,C,HW) from dy, its input x and saved statistics. */
+/* Backward of a GroupNorm (+ silu): dx (B,C,HW) from dy, its input x and saved statistics; the norm's
+ * dg/db += when it has them (full fine-tuning), else it is frozen and they are skipped. */
 static void groupnorm_backward(const Norm *n, float *dx, const float *dy, const float *mean,
                                const float *rstd, const float *x, int B, int HW, int silu) {
-    op_groupnorm_backward(dx, NULL, NULL, dy, mean, rstd, x, n->g, n->b, B, n->C, HW, n->groups, n->eps,
+    op_groupnorm_backward(dx, n->dg, n->db, dy, mean, rstd, x, n->g, n->b, B, n->C, HW, n->groups, n->eps,
                           silu);
+}
+
+/* LayerNorm backward on x (N,C), the same way. */
+static void layernorm_backward(const Norm *n, float *dx, const float *dy, const float *mean,
+                               const float *rstd, const float *x, int N) {
+    op_layernorm_backward(dx, n->dg, n->db, dy, mean, rstd, x, n->g, N, n->C, n->eps);
 }
 
 /* ---------------- ResnetBlock2D ---------------- */
@@ -232,8 +239,7 @@ static void tblock_backward(const TBlock *b, const TBlockActs *acts, float *dh, 
     op_geglu_backward(dff, dg, acts->ff, N, 4 * C);
     if (linear_needs_input(&b->ff_in)) layernorm_recompute(&b->norm3, a, acts->h2, N);
     linear_backward(&b->ff_in, da, dff, a, N);
-    op_layernorm_backward(dn, NULL, NULL, da, acts->mean3, acts->rstd3, acts->h2, b->norm3.g, N, C,
-                          b->norm3.eps);
+    layernorm_backward(&b->norm3, dn, da, acts->mean3, acts->rstd3, acts->h2, N);
     op_add_inplace(dh, dn, n);
     free(g);
     free(dg);
@@ -242,14 +248,13 @@ static void tblock_backward(const TBlock *b, const TBlockActs *acts, float *dh, 
     /* cross-attention: h2 = h1 + attn2(norm2 h1, ctx) */
     if (attn_needs_x(&b->attn2, 0)) layernorm_recompute(&b->norm2, a, acts->h1, N);
     attn_backward(&b->attn2, &acts->attn2, da, dctx, dh, a, ctx, B, T, Tc);
-    op_layernorm_backward(dn, NULL, NULL, da, acts->mean2, acts->rstd2, acts->h1, b->norm2.g, N, C,
-                          b->norm2.eps);
+    layernorm_backward(&b->norm2, dn, da, acts->mean2, acts->rstd2, acts->h1, N);
     op_add_inplace(dh, dn, n);
 
     /* self-attention: h1 = x + attn1(norm1 x) */
     if (attn_needs_x(&b->attn1, 1)) layernorm_recompute(&b->norm1, a, x, N);
     attn_backward(&b->attn1, &acts->attn1, da, NULL, dh, a, NULL, B, T, 0);
-    op_layernorm_backward(dn, NULL, NULL, da, acts->mean1, acts->rstd1, x, b->norm1.g, N, C, b->norm1.eps);
+    layernorm_backward(&b->norm1, dn, da, acts->mean1, acts->rstd1, x, N);
     op_add_inplace(dh, dn, n);
     free(a);
     free(da);

@@ -18,8 +18,8 @@
  *
  * Gradient conventions (kernels/ops.h, layers.h): dx outputs are OVERWRITTEN; parameter gradients (LoRA
  * ddown/dup) ACCUMULATE; gradients of inputs shared by many blocks — the time embedding (demb_silu) and
- * the text context (dctx) — ACCUMULATE too, so the caller zeroes them once per backward. Frozen norms
- * (gamma/beta) get no gradient. Dims: B batch, C channels, H/W spatial, T = H·W, Tc context tokens. */
+ * the text context (dctx) — ACCUMULATE too, so the caller zeroes them once per backward. Norms get
+ * gamma/beta gradients (+=) only when they have dg/db buffers (full fine-tuning); else none is computed. Dims: B batch, C channels, H/W spatial, T = H·W, Tc context tokens. */
 #ifndef LS_BLOCKS_TRAIN_H
 #define LS_BLOCKS_TRAIN_H
 

@@ -11,8 +11,10 @@
  *
  * Gradients reach every live LoRA hook (unmerged, non-zero strength) that has gradient buffers
  * (lora_grads_alloc), on any Linear/Conv2d of the U-Net, including conv_in/conv_out and the time-embedding
- * MLP; base weights, norms and biases are frozen (no gradient work is done for them). Hooks without
- * buffers (a second, frozen adapter) still act in the forward and in the input gradients.
+ * MLP. Base weights, norms and biases are frozen (no gradient work is done for them) unless
+ * unet_full_grads_alloc gave them gradient buffers (full fine-tuning: every tensor of the U-Net then gets
+ * its gradient). Hooks without buffers (a second, frozen adapter) still act in the forward and in the
+ * input gradients.
  *
  * Saved activations (blocks_train.h for the blocks): the inputs (x, ctx copies), the time-embedding chain,
  * and every block's output — the stream tensors, each of which is the next block's input and, on the down
@@ -23,6 +25,7 @@
 #define LS_UNET_TRAIN_H
 
 #include "blocks_train.h" // defines: ResActs, Tr2DActs
+#include "trainset.h"     // defines: TrainSet
 #include "unet.h"         // defines: UNet, UNET_MAX_LEVELS
 
 /* Saved activations of one level of the down or up path. */
@@ -66,6 +69,17 @@ void unet_forward_train(const UNet *u, UNetActs *acts, float *out, const float *
 void unet_backward(const UNet *u, const UNetActs *acts, float *dctx, const float *dout);
 
 void unet_acts_free(UNetActs *acts);
+
+/* Full fine-tuning (--method full): make every U-Net weight a private writable float32 copy
+ * (wt_make_writable: costs one U-Net of float32 memory, 3.4 GB for SD1.5, when the checkpoint was an
+ * mmapped F32 file; nothing when it was F16/BF16, already converted at load), give every Linear, Conv2d
+ * and Norm gradient buffers (one zeroed arena of the U-Net's size: another 3.4 GB for SD1.5) and append
+ * every tensor to ts under its checkpoint key ("down_blocks.0.resnets.0.conv1.weight", ...), value = the
+ * weight the forward reads, so the optimizer updates the model in place. The U-Net must not have merged
+ * adapters (LS_ERR). unet_backward then accumulates every tensor's gradient. */
+int unet_full_grads_alloc(UNet *u, TrainSet *ts);
+/* Free the gradient arena: the U-Net is frozen again (its weights keep their trained values). */
+void unet_full_grads_free(UNet *u);
 
 /* Mean squared error over n values, accumulated in double: returns mean((out − target)²) and writes
  * dout = ∂loss/∂out = 2·(out − target)/n (dout may be NULL). == torch.nn.functional.mse_loss. */

@@ -8,16 +8,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "benchutil.h" // defines: cmp_double, machine_busy, self_cpu
 #include "common.h"
 #include "lora.h"
 #include "model.h"
 #include "ops.h"
 #include "rng.h"
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 typedef struct {
     const UNet *u;

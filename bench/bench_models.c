@@ -11,32 +11,11 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "benchutil.h" // defines: cmp_double, machine_busy, self_cpu
 #include "common.h"
 #include "model.h"
 #include "ops.h"
 #include "rng.h"
-
-/* CPU seconds the whole machine has been busy (all processes), or -1 where /proc/stat is unreadable */
-static double machine_busy(void) {
-    unsigned long long u, n, sy, idle, io, irq, sirq, steal;
-    FILE *f = fopen("/proc/stat", "r");
-    int ok = f && fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &u, &n, &sy, &idle, &io, &irq, &sirq,
-                         &steal) == 8;
-    if (f) fclose(f);
-    return ok ? (double)(u + n + sy + irq + sirq + steal) / 100.0 : -1.0; /* USER_HZ: 100 on Linux */
-}
-
-/* CPU seconds used by this process */
-static double self_cpu(void) {
-    struct rusage r;
-    getrusage(RUSAGE_SELF, &r);
-    return (double)(r.ru_utime.tv_sec + r.ru_stime.tv_sec) + 1e-6 * (double)(r.ru_utime.tv_usec + r.ru_stime.tv_usec);
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 int main(int argc, char **argv) {
     if (argc < 2) {

@@ -26,6 +26,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "benchutil.h" // defines: cmp_double, machine_busy, self_cpu
 #include "common.h"
 #include "lora.h"
 #include "model.h"
@@ -42,23 +43,6 @@
 #endif
 
 #define MAXREP 64
-
-/* CPU seconds the whole machine has been busy (all processes), or -1 where /proc/stat is unreadable */
-static double machine_busy(void) {
-    unsigned long long u, n, sy, idle, io, irq, sirq, steal;
-    FILE *f = fopen("/proc/stat", "r");
-    int ok = f && fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &u, &n, &sy, &idle, &io, &irq, &sirq,
-                         &steal) == 8;
-    if (f) fclose(f);
-    return ok ? (double)(u + n + sy + irq + sirq + steal) / 100.0 : -1.0; /* USER_HZ: 100 on Linux */
-}
-
-/* CPU seconds used by this process */
-static double self_cpu(void) {
-    struct rusage r;
-    getrusage(RUSAGE_SELF, &r);
-    return (double)(r.ru_utime.tv_sec + r.ru_stime.tv_sec) + 1e-6 * (double)(r.ru_utime.tv_usec + r.ru_stime.tv_usec);
-}
 
 /* System CPU seconds of this process and its minor page faults so far */
 static void sys_faults(double *sys, double *minflt) {
@@ -77,11 +61,6 @@ static double rss_now(void) {
         fclose(f);
     }
     return (double)res * (double)sysconf(_SC_PAGESIZE);
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 static double median(const double *v, int n) {

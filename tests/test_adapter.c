@@ -19,6 +19,7 @@
 #include "model.h"
 #include "rng.h"
 #include "testutil.h"
+#include "unet_case.h"
 #include "unet_train.h"
 
 #define TOL 1e-4
@@ -26,32 +27,12 @@
 #define FD_RTOL 2e-2
 
 static Model g_m;
-static float *g_x, *g_t, *g_ctx, *g_target;
-static int g_B, g_H, g_W, g_Tc;
-static size_t g_nout;
+static UNetCase g_c; /* the fixture's inputs and target */
 
-static double loss_eval(float *out_copy) {
-    float *out = fbuf(g_nout);
-    unet_forward(&g_m.unet, out, g_x, g_t, g_ctx, g_B, g_H, g_W, g_Tc);
-    double l = unet_mse_loss(NULL, out, g_target, g_nout);
-    if (out_copy) memcpy(out_copy, out, g_nout * sizeof(float));
-    free(out);
-    return l;
-}
+static double loss_eval(float *out_copy) { return unet_case_loss(&g_m.unet, &g_c, out_copy); }
 
 /* forward_train + backward (gradients accumulate); returns the loss */
-static double loss_grad(float *out_copy) {
-    UNetActs acts = {0};
-    float *out = fbuf(g_nout), *dout = fbuf(g_nout);
-    unet_forward_train(&g_m.unet, &acts, out, g_x, g_t, g_ctx, g_B, g_H, g_W, g_Tc);
-    double l = unet_mse_loss(dout, out, g_target, g_nout);
-    unet_backward(&g_m.unet, &acts, NULL, dout);
-    if (out_copy) memcpy(out_copy, out, g_nout * sizeof(float));
-    unet_acts_free(&acts);
-    free(out);
-    free(dout);
-    return l;
-}
+static double loss_grad(float *out_copy) { return unet_case_loss_grad(&g_m.unet, &g_c, out_copy, NULL); }
 
 static size_t numel_down(const LoraModule *m) { return (size_t)m->rank * m->in * m->k * m->k; }
 static size_t numel_up(const LoraModule *m) { return (size_t)m->out * m->rank; }
@@ -104,19 +85,14 @@ int main(int argc, char **argv) {
         printf("FAIL: %s\n", ls_last_error());
         return 1;
     }
-    const StTensor *xm, *cm;
-    g_x = fixture_get(&ref, "x", &g_nout, &xm);
-    g_t = fixture_get(&ref, "t", NULL, NULL);
-    g_ctx = fixture_get(&ref, "ctx", NULL, &cm);
-    g_target = fixture_get(&ref, "target", NULL, NULL);
+    unet_case_load(&g_c, &ref);
     float *ref_out = fixture_get(&ref, "out", NULL, NULL), *ref_base = fixture_get(&ref, "base_out", NULL, NULL);
     float *ref_loss = fixture_get(&ref, "loss", NULL, NULL);
-    g_B = (int)xm->shape[0], g_H = (int)xm->shape[2], g_W = (int)xm->shape[3], g_Tc = (int)cm->shape[1];
     float s = (float)atof(st_meta_get(&ref, "strength"));
 
-    float *base = fbuf(g_nout), *out = fbuf(g_nout), *out2 = fbuf(g_nout), *out_inf = fbuf(g_nout);
+    float *base = fbuf(g_c.nout), *out = fbuf(g_c.nout), *out2 = fbuf(g_c.nout), *out_inf = fbuf(g_c.nout);
     loss_eval(base);
-    CHECK(rel_l2(base, ref_base, g_nout) < TOL, "base output vs diffusers rel L2 %.3g", rel_l2(base, ref_base, g_nout));
+    CHECK(rel_l2(base, ref_base, g_c.nout) < TOL, "base output vs diffusers rel L2 %.3g", rel_l2(base, ref_base, g_c.nout));
 
     /* --- the fixture adapter: forward, loss and every gradient against PyTorch --- */
     Lora a;
@@ -130,12 +106,12 @@ int main(int argc, char **argv) {
     double loss_inf = loss_eval(out_inf);
     lora_grads_zero(&a);
     double loss = loss_grad(out);
-    double e = rel_l2(out, out_inf, g_nout), eo = rel_l2(out, ref_out, g_nout);
+    double e = rel_l2(out, out_inf, g_c.nout), eo = rel_l2(out, ref_out, g_c.nout);
     CHECK(e < 1e-6, "forward_train vs forward rel L2 %.3g", e);
     CHECK(eo < TOL, "output vs PyTorch rel L2 %.3g", eo);
     CHECK(fabs(loss - ref_loss[0]) / ref_loss[0] < 1e-5 && fabs(loss_inf - loss) < 1e-6, "loss %.8f vs PyTorch %.8f",
           loss, (double)ref_loss[0]);
-    CHECK(rel_l2(out, base, g_nout) > 1e-3, "the adapter does not change the output");
+    CHECK(rel_l2(out, base, g_c.nout) > 1e-3, "the adapter does not change the output");
     printf("adapter %s: %d modules at strength %.2f: output vs PyTorch rel L2 %.2g, loss %.6f (PyTorch %.6f)\n",
            a.name, a.n_mods, (double)s, eo, loss, (double)ref_loss[0]);
     {
@@ -167,11 +143,11 @@ int main(int argc, char **argv) {
     /* --- strength 0 is exactly the base; lora_merge leaves a bottleneck adapter live --- */
     lora_set_strength(&a, 0, 0);
     loss_eval(out2);
-    CHECK(memcmp(out2, base, g_nout * sizeof(float)) == 0, "strength 0 differs from the base model");
+    CHECK(memcmp(out2, base, g_c.nout * sizeof(float)) == 0, "strength 0 differs from the base model");
     lora_set_strength(&a, s, s);
     lora_merge(&a);
     loss_eval(out2);
-    CHECK(memcmp(out2, out_inf, g_nout * sizeof(float)) == 0, "after lora_merge the adapter no longer acts the same");
+    CHECK(memcmp(out2, out_inf, g_c.nout * sizeof(float)) == 0, "after lora_merge the adapter no longer acts the same");
     lora_set_strength(&a, 0.3f, 0.3f); /* live strength change while 'merged' */
     double l03 = loss_eval(NULL);
     lora_unmerge(&a);
@@ -198,7 +174,7 @@ int main(int argc, char **argv) {
     }
     lora_free(&a);
     loss_eval(out2);
-    CHECK(memcmp(out2, base, g_nout * sizeof(float)) == 0, "detaching did not restore the base model");
+    CHECK(memcmp(out2, base, g_c.nout * sizeof(float)) == 0, "detaching did not restore the base model");
 
     /* --- a new adapter: identity at start, TrainSet names, save → load round trip --- */
     {
@@ -207,7 +183,7 @@ int main(int argc, char **argv) {
         CHECK(b.n_mods == 18 && b.format == LORA_ADAPTER && b.mods[0].alpha == 4.0f, "%d modules", b.n_mods);
         CHECK(lora_attach(&b, &g_m, 0) == 0 && lora_grads_alloc(&b) == 0, "attach new: %s", ls_last_error());
         loss_eval(out2);
-        CHECK(memcmp(out2, base, g_nout * sizeof(float)) == 0, "a new adapter (up = 0) changes the output");
+        CHECK(memcmp(out2, base, g_c.nout * sizeof(float)) == 0, "a new adapter (up = 0) changes the output");
         lora_grads_zero(&b);
         loss_grad(NULL);
         double down2 = 0, up2 = 0;
@@ -237,7 +213,7 @@ int main(int argc, char **argv) {
         CHECK(mm && !strcmp(mm, "adapter"), "metadata lorastyle_method = %s", mm ? mm : "(none)");
         CHECK(lora_attach(&c, &g_m, 0) == 0, "attach reloaded: %s", ls_last_error());
         loss_eval(out2);
-        CHECK(memcmp(out2, out, g_nout * sizeof(float)) == 0, "reloaded adapter gives another output");
+        CHECK(memcmp(out2, out, g_c.nout * sizeof(float)) == 0, "reloaded adapter gives another output");
         lora_free(&c);
         printf("new adapter: identity at start, save → load round trip exact (%s)\n", path);
     }
@@ -261,7 +237,7 @@ int main(int argc, char **argv) {
     }
 
     free(base), free(out), free(out2), free(out_inf), free(ref_out), free(ref_base), free(ref_loss);
-    free(g_x), free(g_t), free(g_ctx), free(g_target);
+    unet_case_free(&g_c);
     st_close(&ref);
     model_free(&g_m);
     char cmd[200];

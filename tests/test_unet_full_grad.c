@@ -19,6 +19,7 @@
 #include "model.h"
 #include "rng.h"
 #include "testutil.h"
+#include "unet_case.h"
 #include "trainset.h"
 #include "unet_train.h"
 
@@ -27,31 +28,12 @@
 #define FD_RTOL 2e-2  /* |fd − g| ≤ FD_RTOL·|g| + atol, atol = the float32 noise floor of the loss over the step */
 
 static Model g_m;
-static float *g_x, *g_t, *g_ctx, *g_target;
-static int g_B, g_H, g_W, g_Tc;
-static size_t g_nout;
+static UNetCase g_c; /* the fixture's inputs and target */
 
-static double loss_eval(void) {
-    float *out = fbuf(g_nout);
-    unet_forward(&g_m.unet, out, g_x, g_t, g_ctx, g_B, g_H, g_W, g_Tc);
-    double l = unet_mse_loss(NULL, out, g_target, g_nout);
-    free(out);
-    return l;
-}
+static double loss_eval(void) { return unet_case_loss(&g_m.unet, &g_c, NULL); }
 
 /* forward_train + backward (gradients accumulate: the caller zeroes them); returns the loss */
-static double loss_grad(float *out_copy) {
-    UNetActs acts = {0};
-    float *out = fbuf(g_nout), *dout = fbuf(g_nout);
-    unet_forward_train(&g_m.unet, &acts, out, g_x, g_t, g_ctx, g_B, g_H, g_W, g_Tc);
-    double l = unet_mse_loss(dout, out, g_target, g_nout);
-    unet_backward(&g_m.unet, &acts, NULL, dout);
-    if (out_copy) memcpy(out_copy, out, g_nout * sizeof(float));
-    unet_acts_free(&acts);
-    free(out);
-    free(dout);
-    return l;
-}
+static double loss_grad(float *out_copy) { return unet_case_loss_grad(&g_m.unet, &g_c, out_copy, NULL); }
 
 static const TrainTensor *find_tensor(const TrainSet *ts, const char *name) {
     for (int i = 0; i < ts->n; i++)
@@ -137,17 +119,12 @@ int main(int argc, char **argv) {
         printf("FAIL: %s\n", ls_last_error());
         return 1;
     }
-    const StTensor *xm, *cm;
-    g_x = fixture_get(&ref, "x", &g_nout, &xm);
-    g_t = fixture_get(&ref, "t", NULL, NULL);
-    g_ctx = fixture_get(&ref, "ctx", NULL, &cm);
-    g_target = fixture_get(&ref, "target", NULL, NULL);
+    unet_case_load(&g_c, &ref);
     float *ref_out = fixture_get(&ref, "out", NULL, NULL), *ref_loss = fixture_get(&ref, "loss", NULL, NULL);
-    g_B = (int)xm->shape[0], g_H = (int)xm->shape[2], g_W = (int)xm->shape[3], g_Tc = (int)cm->shape[1];
 
     /* --- frozen: the time of one LoRA-free training step (nothing to train: only the activations' path) --- */
     WeightTable *wt = &g_m.unet.wt;
-    float *out = fbuf(g_nout), *out_frozen = fbuf(g_nout);
+    float *out = fbuf(g_c.nout), *out_frozen = fbuf(g_c.nout);
     double t0 = ls_time();
     loss_grad(out_frozen);
     double t_frozen = ls_time() - t0;
@@ -178,8 +155,8 @@ int main(int argc, char **argv) {
     t0 = ls_time();
     double loss = loss_grad(out);
     double t_full = ls_time() - t0;
-    CHECK(memcmp(out, out_frozen, g_nout * sizeof(float)) == 0, "output changed with gradient buffers");
-    double eo = rel_l2(out, ref_out, g_nout);
+    CHECK(memcmp(out, out_frozen, g_c.nout * sizeof(float)) == 0, "output changed with gradient buffers");
+    double eo = rel_l2(out, ref_out, g_c.nout);
     CHECK(eo < TOL, "output vs diffusers rel L2 %.3g", eo);
     CHECK(fabs(loss - ref_loss[0]) / ref_loss[0] < 1e-5, "loss %.8f vs PyTorch %.8f", loss, (double)ref_loss[0]);
     printf("output vs diffusers rel L2 %.2g; loss %.6f (PyTorch %.6f)\n", eo, loss, (double)ref_loss[0]);
@@ -306,7 +283,7 @@ int main(int argc, char **argv) {
     }
 
     free(pristine), free(out), free(out_frozen), free(ref_out), free(ref_loss);
-    free(g_x), free(g_t), free(g_ctx), free(g_target);
+    unet_case_free(&g_c);
     st_close(&ref);
     model_free(&g_m);
     char cmd[200];

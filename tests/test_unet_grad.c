@@ -24,6 +24,7 @@
 #include "model.h"
 #include "rng.h"
 #include "testutil.h"
+#include "unet_case.h"
 #include "unet_train.h"
 
 #define TOL 1e-4      /* relative L2 against PyTorch */
@@ -34,34 +35,17 @@
 static Model g_m;
 static Lora g_a;     /* the kohya fixture adapter */
 static Lora *g_extra; /* a second adapter (conv_in, conv_out, time-embedding MLP) when attached */
-static float *g_x, *g_t, *g_ctx, *g_target;
-static int g_B, g_H, g_W, g_Tc, g_Cc;
-static size_t g_nout;
+static UNetCase g_c; /* the fixture's inputs and target */
 
 /* loss of the inference forward (what finite differences perturb) */
-static double loss_eval(void) {
-    float *out = fbuf(g_nout);
-    unet_forward(&g_m.unet, out, g_x, g_t, g_ctx, g_B, g_H, g_W, g_Tc);
-    double l = unet_mse_loss(NULL, out, g_target, g_nout);
-    free(out);
-    return l;
-}
+static double loss_eval(void) { return unet_case_loss(&g_m.unet, &g_c, NULL); }
 
 /* Zero the gradients, forward_train + backward; returns the loss. out_copy (optional) gets the output,
  * dctx (optional) the context gradient. */
 static double loss_grad(float *out_copy, float *dctx) {
-    UNetActs acts = {0};
-    float *out = fbuf(g_nout), *dout = fbuf(g_nout);
     lora_grads_zero(&g_a);
     if (g_extra) lora_grads_zero(g_extra);
-    unet_forward_train(&g_m.unet, &acts, out, g_x, g_t, g_ctx, g_B, g_H, g_W, g_Tc);
-    double l = unet_mse_loss(dout, out, g_target, g_nout);
-    unet_backward(&g_m.unet, &acts, dctx, dout);
-    if (out_copy) memcpy(out_copy, out, g_nout * sizeof(float));
-    unet_acts_free(&acts);
-    free(out);
-    free(dout);
-    return l;
+    return unet_case_loss_grad(&g_m.unet, &g_c, out_copy, dctx);
 }
 
 /* module type, for spreading the finite-difference checks */
@@ -247,16 +231,10 @@ int main(int argc, char **argv) {
         printf("FAIL: %s\n", ls_last_error());
         return 1;
     }
-    const StTensor *xm, *cm;
-    g_x = fixture_get(&ref, "x", &g_nout, &xm);
-    g_t = fixture_get(&ref, "t", NULL, NULL);
-    g_ctx = fixture_get(&ref, "ctx", NULL, &cm);
-    g_target = fixture_get(&ref, "target", NULL, NULL);
+    unet_case_load(&g_c, &ref);
     float *ref_out = fixture_get(&ref, "out", NULL, NULL);
     float *ref_loss = fixture_get(&ref, "loss", NULL, NULL);
     float *ref_loss0 = fixture_get(&ref, "zero_up.loss", NULL, NULL);
-    g_B = (int)xm->shape[0], g_H = (int)xm->shape[2], g_W = (int)xm->shape[3];
-    g_Tc = (int)cm->shape[1], g_Cc = (int)cm->shape[2];
     float s = (float)atof(st_meta_get(&ref, "strength"));
 
     CHECK(lora_load(&g_a, fk) == 0, "load %s: %s", fk, ls_last_error());
@@ -265,25 +243,25 @@ int main(int argc, char **argv) {
     if (g_fail) return test_summary();
     lora_set_strength(&g_a, s, s);
     printf("%s: %d U-Net modules (%d conv), strength %.2f; batch %d, latent %dx%d, %d context tokens\n",
-           g_a.name, g_a.n_unet, g_a.n_conv, (double)s, g_B, g_H, g_W, g_Tc);
+           g_a.name, g_a.n_unet, g_a.n_conv, (double)s, g_c.B, g_c.H, g_c.W, g_c.Tc);
 
     /* --- training forward == inference forward == diffusers; loss; timing and memory --- */
-    float *out = fbuf(g_nout), *out_inf = fbuf(g_nout);
-    size_t nctx = (size_t)g_B * g_Tc * g_Cc;
+    float *out = fbuf(g_c.nout), *out_inf = fbuf(g_c.nout);
+    size_t nctx = (size_t)g_c.B * g_c.Tc * g_c.Cc;
     float *dctx = fbuf(nctx);
     /* timings: best of 3 (informational; the machine may be busy) */
     double t_f = 1e30, t_fb = 1e30, loss = 0;
     for (int rep = 0; rep < 3; rep++) {
         double t0 = ls_time();
-        unet_forward(&g_m.unet, out_inf, g_x, g_t, g_ctx, g_B, g_H, g_W, g_Tc);
+        unet_forward(&g_m.unet, out_inf, g_c.x, g_c.t, g_c.ctx, g_c.B, g_c.H, g_c.W, g_c.Tc);
         double t1 = ls_time();
         loss = loss_grad(out, dctx);
         t_f = fmin(t_f, t1 - t0);
         t_fb = fmin(t_fb, ls_time() - t1);
     }
-    double e = rel_l2(out, out_inf, g_nout);
+    double e = rel_l2(out, out_inf, g_c.nout);
     CHECK(e < 1e-6, "forward_train vs forward rel L2 %.3g", e);
-    double eo = rel_l2(out, ref_out, g_nout);
+    double eo = rel_l2(out, ref_out, g_c.nout);
     CHECK(eo < TOL, "output vs diffusers rel L2 %.3g", eo);
     double el = fabs(loss - ref_loss[0]) / ref_loss[0];
     CHECK(el < 1e-5, "loss %.8f vs diffusers %.8f", loss, (double)ref_loss[0]);
@@ -291,7 +269,7 @@ int main(int argc, char **argv) {
            loss, (double)ref_loss[0]);
     {
         UNetActs acts = {0};
-        unet_forward_train(&g_m.unet, &acts, out, g_x, g_t, g_ctx, g_B, g_H, g_W, g_Tc);
+        unet_forward_train(&g_m.unet, &acts, out, g_c.x, g_c.t, g_c.ctx, g_c.B, g_c.H, g_c.W, g_c.Tc);
         printf("saved activations: %.2f MiB\n", (double)acts.bytes / (1 << 20));
         unet_acts_free(&acts);
     }
@@ -316,7 +294,7 @@ int main(int argc, char **argv) {
             }
             char what[64];
             snprintf(what, sizeof what, "ctx[%zu]", best);
-            fd_check(&sc, what, &g_ctx[best], dctx[best], FD_STEP, FD_RTOL, fd_atol);
+            fd_check(&sc, what, &g_c.ctx[best], dctx[best], FD_STEP, FD_RTOL, fd_atol);
         }
         printf("finite differences: %d context values, worst %.2f of tolerance: %s\n", sc.n, sc.worst, sc.where);
     }
@@ -327,9 +305,9 @@ int main(int argc, char **argv) {
         float *g1 = fbuf(nd);
         memcpy(g1, g_a.mods[0].ddown, nd * sizeof(float));
         UNetActs acts = {0};
-        float *dout = fbuf(g_nout);
-        unet_forward_train(&g_m.unet, &acts, out, g_x, g_t, g_ctx, g_B, g_H, g_W, g_Tc);
-        unet_mse_loss(dout, out, g_target, g_nout);
+        float *dout = fbuf(g_c.nout);
+        unet_forward_train(&g_m.unet, &acts, out, g_c.x, g_c.t, g_c.ctx, g_c.B, g_c.H, g_c.W, g_c.Tc);
+        unet_mse_loss(dout, out, g_c.target, g_c.nout);
         unet_backward(&g_m.unet, &acts, NULL, dout);
         unet_acts_free(&acts);
         double ea = 0;
@@ -387,11 +365,11 @@ int main(int argc, char **argv) {
            s0.where);
 
     printf("time (batch %d, %dx%d, %d threads, best of 3): forward_train+backward %.3f s, inference forward "
-           "%.3f s; peak RSS %.1f MiB\n", g_B, g_H, g_W, op_num_threads(), t_fb, t_f,
+           "%.3f s; peak RSS %.1f MiB\n", g_c.B, g_c.H, g_c.W, op_num_threads(), t_fb, t_f,
            (double)ls_peak_rss() / (1 << 20));
 
     free(out), free(out_inf), free(dctx), free(ref_out), free(ref_loss), free(ref_loss0);
-    free(g_x), free(g_t), free(g_ctx), free(g_target);
+    unet_case_free(&g_c);
     lora_free(&g_a);
     st_close(&ref);
     model_free(&g_m);

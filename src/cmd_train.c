@@ -62,13 +62,7 @@ int cmd_train(int argc, char **argv) {
                 ls_set_error("train: --resume needs the training folder or -o OUT");
                 return cli_fail();
             }
-            const char *b = name;
-            if (!b) {
-                b = strrchr(dir, '/');
-                b = b && b[1] ? b + 1 : dir;
-            }
-            snprintf(buf, sizeof buf, "output/%s", b);
-            out = buf;
+            out = train_default_out(dir, name, buf, sizeof buf);
         }
         char *cj = ls_path_join(out, "config.json");
         if (ls_file_exists(cj) && train_options_load_json(&o, cj) < 0) rc = -1;

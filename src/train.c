@@ -77,12 +77,19 @@ float train_lr_at(const TrainOptions *o, int s) {
 
 /* ---------------- output folder ---------------- */
 
-static const char *base_name(const char *path, char *buf, int cap) {
-    snprintf(buf, (size_t)cap, "%s", path);
+static const char *base_name(const char *path, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s", path);
     size_t n = strlen(buf);
     while (n > 1 && buf[n - 1] == '/') buf[--n] = 0;
     const char *b = strrchr(buf, '/');
     return b ? b + 1 : buf;
+}
+
+const char *train_default_out(const char *data_dir, const char *name, char *buf, size_t cap) {
+    char nb[1024];
+    if (!name) name = base_name(data_dir, nb, sizeof nb);
+    snprintf(buf, cap, "output/%s", name);
+    return buf;
 }
 
 /* OUT must not exist (unless force or resume) and must be creatable: checked before any work. */
@@ -740,12 +747,9 @@ static void human_bytes(double b, char *out, int cap) {
 }
 
 /* Resolve defaults that depend on each other or on the data (name, OUT, alphas, LoCon, epochs). */
-static void resolve_options(TrainOptions *o, char *nb, int nbcap, char *ob, int obcap) {
+static void resolve_options(TrainOptions *o, char *nb, size_t nbcap, char *ob, size_t obcap) {
     if (!o->name) o->name = base_name(o->data_dir, nb, nbcap);
-    if (!o->out) {
-        snprintf(ob, (size_t)obcap, "output/%s", o->name);
-        o->out = ob;
-    }
+    if (!o->out) o->out = train_default_out(o->data_dir, o->name, ob, obcap);
     if (o->method == METHOD_LOCON && o->conv_rank == 0) o->conv_rank = o->rank;
     if (!(o->alpha > 0)) o->alpha = (float)o->rank;
     if (o->conv_rank > 0 && !(o->conv_alpha > 0)) o->conv_alpha = (float)o->conv_rank;

@@ -103,6 +103,9 @@ int train_options_load_json(TrainOptions *o, const char *path);
 /* The effective options as JSON text (malloc'd), the keys train_options_load_json reads. */
 char *train_options_to_json(const TrainOptions *o, int resolution);
 
+/* The default output folder: output/<name>, name defaulting to data_dir's last component. Returns buf. */
+const char *train_default_out(const char *data_dir, const char *name, char *buf, size_t cap);
+
 /* Run a whole training. LS_ERR with a one-line message (naming the file/folder/option) on bad input,
  * before any work where possible; TRAIN_INTERRUPTED after Ctrl-C (a checkpoint was saved); on a
  * non-finite loss the run stops (the last checkpoint written, if any, is kept). r may be NULL. */

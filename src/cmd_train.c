@@ -10,8 +10,9 @@ static int train_usage(void) {
     printf("usage: lorastyle train DIR [options]      (DIR: images + same-name .txt captions, N_name/ = N repeats)\n"
            "  -o OUT (output/NAME)  --name NAME (DIR's name)  --model M (models/tiny)  --config FILE.json\n"
            "  --resume (continue OUT's checkpoint)  --force (start OUT over)  --quiet\n"
-           "  --method lora|locon  --rank R (4)  --alpha A (= rank)  --conv-rank R (0; locon: = rank)\n"
+           "  --method lora|locon|full|adapter  --rank R (4)  --alpha A (= rank)  --conv-rank R (0; locon: = rank)\n"
            "  --conv-alpha A (= conv rank)  --targets SUFFIXES (attn1/attn2 to_q,to_k,to_v,to_out.0)\n"
+           "  --train-text-encoder [--text-encoder-lr X (= --lr)]  --save-precision fp32|fp16|bf16 (full; fp32)\n"
            "  --steps N (500) | --epochs N  --batch B (1)  --grad-accum N (1)  --lr X (1e-4)\n"
            "  --lr-scheduler constant|cosine|linear  --warmup N  --max-grad-norm X (1.0; 0: off)\n"
            "  --min-snr-gamma G  --noise-offset X  --seed N (0)  --clip-skip N (1)\n"
@@ -21,7 +22,8 @@ static int train_usage(void) {
            "  --sample-prompts FILE (lines: prompt --n NEG --d SEED --s STEPS --l CFG)  --sample-steps N (20)\n"
            "  --sample-strengths LIST (0,0.5,1)  --cache-dir DIR (OUT/cache)  --no-cache\n"
            "  --model-config DIR  --tokenizer DIR (for single-file models)\n"
-           "Writes OUT/NAME.safetensors (kohya LoRA), checkpoint.safetensors, loss.csv, loss.png, samples/,\n"
+           "Writes OUT/NAME.safetensors (kohya LoRA; --method full: the whole model, OUT/NAME/ for a diffusers\n"
+           "folder), checkpoint.safetensors, loss.csv, loss.png, samples/,\n"
            "config.json (the keys --config reads) and report.txt. Ctrl-C saves a checkpoint and stops.\n"
            "alpha defaults to the rank (scale 1, as diffusers); pass --alpha 1 for kohya's default scale 1/rank.\n");
     return 0;

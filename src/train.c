@@ -1,6 +1,7 @@
 /* train.c — the training loop (see train.h): data, optimizer, checkpoints and resume, samples, report. */
 #include "train.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -9,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli.h"        // defines: cli_parse_list
+#include "clip_train.h" // defines: ClipActs, clip_encode_train, clip_backward
 #include "common.h"     // defines: ls_set_error, ls_time, ls_peak_rss, ls_path_join
 #include "dataset.h"    // defines: Dataset, dataset_scan, dataset_epoch, dataset_caption, dataset_cache_*
 #include "grid.h"       // defines: grid_compose
@@ -269,10 +271,11 @@ static void adam_free(AdamState *st) {
 }
 
 /* One AdamW step (t: 1-based step count) on gradients scaled by gscale (clipping). */
-static void adamw_step(const TrainSet *ts, AdamState *st, float lr, int t, float gscale) {
+static void adamw_step(const TrainSet *ts, AdamState *st, float lr0, int t, float gscale) {
     double bc1 = 1.0 - pow(ADAM_B1, t), bc2 = 1.0 - pow(ADAM_B2, t);
     for (int i = 0; i < ts->n; i++) {
         const TrainTensor *q = &ts->t[i];
+        float lr = lr0 * q->lr_mul;
         float *mm = st->m[i], *vv = st->v[i];
 #pragma omp parallel for schedule(static) if (q->n > 65536)
         for (size_t j = 0; j < q->n; j++) {
@@ -308,6 +311,8 @@ typedef struct {
     int64_t ep_index; /* epoch `ep` holds (-1: none yet) */
     int bi;           /* next batch of ep */
     UNetActs acts;
+    ClipActs cacts;  /* --train-text-encoder: the text encoder's saved activations */
+    char **capv;     /* --train-text-encoder: the batch's captions [batch] */
     float *acp;
     int T, vpred, C, res;
     char *adapter, *csv_path, *ckpt_path, *plot_path, *samples_dir;
@@ -333,12 +338,16 @@ static char *fmt(const char *f, double v) {
 
 static int save_adapter(Trainer *T, int steps_done) {
     const TrainOptions *o = &T->o;
+    if (o->method == METHOD_FULL) { /* the whole model, in the input's layout */
+        static const StDtype dt[] = {ST_F32, ST_F16, ST_BF16};
+        return model_save(&T->m, T->adapter, dt[o->save_precision]);
+    }
     const char *kv[80];
     char *own[40];
     int n = 0, no = 0;
 #define KV(k, v) (kv[2 * n] = (k), kv[2 * n + 1] = (v), n++)
 #define KVF(k, f, x) (own[no] = fmt((f), (x)), KV((k), own[no]), no++)
-    KV("ss_network_module", "networks.lora");
+    KV("ss_network_module", o->method == METHOD_ADAPTER ? "lorastyle.adapter" : "networks.lora");
     KVF("ss_network_dim", "%.0f", (double)o->rank);
     KVF("ss_network_alpha", "%g", (double)o->alpha);
     char args[128];
@@ -349,6 +358,8 @@ static int save_adapter(Trainer *T, int steps_done) {
     }
     KVF("ss_learning_rate", "%g", (double)o->lr);
     KVF("ss_unet_lr", "%g", (double)o->lr);
+    if (o->train_text_encoder) KVF("ss_text_encoder_lr", "%g", (double)(o->text_encoder_lr > 0 ? o->text_encoder_lr : o->lr));
+    KV("ss_network_train_unet_only", o->train_text_encoder ? "False" : "True");
     KVF("ss_max_train_steps", "%.0f", (double)o->steps);
     KVF("ss_steps", "%.0f", (double)steps_done);
     KVF("ss_epoch", "%.0f", (double)(T->ep_index < 0 ? 0 : T->ep_index + 1));
@@ -379,7 +390,7 @@ static int save_adapter(Trainer *T, int steps_done) {
     char *tagf = dataset_tag_frequency_json(&T->d);
     KV("ss_tag_frequency", tagf);
     KV("ss_output_name", o->name);
-    KV("lorastyle_method", o->conv_rank > 0 ? "locon" : "lora");
+    KV("lorastyle_method", o->method == METHOD_ADAPTER ? "adapter" : o->conv_rank > 0 ? "locon" : "lora");
     LS_ASSERT(n <= 40 && no <= 40);
 #undef KV
 #undef KVF
@@ -555,6 +566,7 @@ static int load_sample_prompts(Trainer *T) {
     const TrainOptions *o = &T->o;
     T->n_str = cli_parse_list("--sample-strengths", o->sample_strengths, T->strengths, MAX_STRENGTHS);
     if (T->n_str < 0) return LS_ERR;
+    if (o->method == METHOD_FULL) T->strengths[0] = 1.0f, T->n_str = 1; /* no adapter to scale: one row */
     if (!o->sample_prompts) return LS_OK; /* the default prompt comes from the data (trainer_setup) */
     size_t len;
     char *s = ls_read_file(o->sample_prompts, &len);
@@ -594,7 +606,7 @@ static int write_samples(Trainer *T) {
         fprintf(stderr, "lorastyle: sampling %d images at step %d...\n", rows * cols, T->step);
     }
     for (int r = 0; r < rows && rc == LS_OK; r++) {
-        lora_set_strength(&T->lora, T->strengths[r], T->strengths[r]);
+        if (T->lora.n_mods) lora_set_strength(&T->lora, T->strengths[r], T->strengths[r]);
         for (int c = 0; c < cols && rc == LS_OK; c++) {
             GenParams g;
             gen_params_init(&g);
@@ -606,11 +618,12 @@ static int write_samples(Trainer *T) {
                 rc = LS_ERR;
         }
     }
-    lora_set_strength(&T->lora, 1.0f, 1.0f);
+    if (T->lora.n_mods) lora_set_strength(&T->lora, 1.0f, 1.0f);
     if (rc == LS_OK) {
         char **rl = callocCheck((size_t)rows, sizeof *rl), title[256], fn[64];
         const char **cl = callocCheck((size_t)cols, sizeof *cl);
-        for (int r = 0; r < rows; r++) rl[r] = fmt("strength %g", (double)T->strengths[r]);
+        for (int r = 0; r < rows; r++)
+            rl[r] = T->o.method == METHOD_FULL ? strdup("fine-tuned") : fmt("strength %g", (double)T->strengths[r]);
         for (int c = 0; c < cols; c++) cl[c] = T->sp[c].prompt;
         snprintf(title, sizeof title, "%s - step %d", T->o.name, T->step);
         Image grid = {0};
@@ -667,11 +680,15 @@ static int micro_step(Trainer *T, uint64_t u, double *loss) {
         rc = get_latent(&T->dc, item, T->ep.flip[b0 + k], x0 + k * n, &hh, &ww);
         if (rc == LS_OK) {
             LS_ASSERT(hh == h && ww == w); /* batches never mix buckets */
-            if (dataset_caption(&T->d, item, o->seed, u, T->captxt, T->capb + 1) < 0 ||
-                get_ctx(&T->dc, T->captxt, ctx + k * nctx) < 0)
+            char *cap = T->capv ? T->capv[k] : T->captxt;
+            if (dataset_caption(&T->d, item, o->seed, u, cap, T->capb + 1) < 0 ||
+                (!T->capv && get_ctx(&T->dc, cap, ctx + k * nctx) < 0))
                 rc = LS_ERR;
         }
     }
+    if (rc == LS_OK && T->capv) /* the text encoder trains: encode every step, keeping its activations */
+        rc = clip_encode_train(&T->m.clip, T->m.tok, &T->cacts, ctx, (const char *const *)T->capv, B,
+                               o->clip_skip);
     if (rc == LS_OK) {
         uint64_t ns = o->fixed_noise ? 0 : u;
         float *uu = mallocCheck((size_t)B * sizeof(float));
@@ -713,7 +730,11 @@ static int micro_step(Trainer *T, uint64_t u, double *loss) {
             for (size_t q = 0; q < n; q++) dout[k * n + q] *= sc;
         }
         *loss = l;
-        if (isfinite(l)) unet_backward(&T->m.unet, &T->acts, NULL, dout);
+        if (isfinite(l)) {
+            /* ∂loss/∂context (reusing ctx's buffer) only when the text encoder trains */
+            unet_backward(&T->m.unet, &T->acts, T->capv ? ctx : NULL, dout);
+            if (T->capv) clip_backward(&T->m.clip, &T->cacts, ctx);
+        }
     }
     free(x0), free(ctx), free(noise), free(xt), free(target), free(out), free(dout), free(tf), free(tt);
     return rc;
@@ -744,6 +765,23 @@ static void human_bytes(double b, char *out, int cap) {
     if (b >= 1 << 30) snprintf(out, (size_t)cap, "%.2f GiB", b / (1 << 30));
     else if (b >= 1 << 20) snprintf(out, (size_t)cap, "%.2f MiB", b / (1 << 20));
     else snprintf(out, (size_t)cap, "%.1f KiB", b / 1024);
+}
+
+/* Options that only make sense with some methods: a clear error instead of silently ignoring them. */
+static int check_method_options(const TrainOptions *o) {
+    const char *m = train_method_name(o->method);
+    if (o->method == METHOD_FULL || o->method == METHOD_ADAPTER) {
+        if (o->conv_rank > 0)
+            return ls_set_error("--conv-rank: LoCon modules go with --method lora/locon, not --method %s", m);
+        if (o->targets) return ls_set_error("--targets: LoRA target modules go with --method lora/locon, not %s", m);
+        if (o->train_text_encoder)
+            return ls_set_error("--train-text-encoder: text-encoder LoRA goes with --method lora/locon, not %s", m);
+    }
+    if (o->text_encoder_lr > 0 && !o->train_text_encoder)
+        return ls_set_error("--text-encoder-lr: only used with --train-text-encoder");
+    if (o->save_precision != SAVE_FP32 && o->method != METHOD_FULL)
+        return ls_set_error("--save-precision: only for --method full (adapters are saved in float32)");
+    return LS_OK;
 }
 
 /* Resolve defaults that depend on each other or on the data (name, OUT, alphas, LoCon, epochs). */
@@ -802,10 +840,24 @@ static int trainer_setup(Trainer *T) {
         T->n_sp = 1;
     }
 
-    LS_TRY(lora_create(&T->lora, &T->m, o->targets, o->rank, o->alpha, o->conv_rank, o->conv_alpha, o->seed));
-    LS_TRY(lora_attach(&T->lora, &T->m, 0));
-    LS_TRY(lora_grads_alloc(&T->lora));
-    lora_trainset(&T->lora, &T->ts);
+    if (o->method == METHOD_FULL) {
+        LS_TRY(unet_full_grads_alloc(&T->m.unet, &T->ts));
+    } else {
+        if (o->method == METHOD_ADAPTER) LS_TRY(lora_create_bottleneck(&T->lora, &T->m, o->rank, o->alpha, o->seed));
+        else
+            LS_TRY(lora_create(&T->lora, &T->m, o->targets, o->rank, o->alpha, o->conv_rank, o->conv_alpha, o->seed));
+        if (o->train_text_encoder) LS_TRY(lora_add_te(&T->lora, &T->m, o->rank, o->alpha, o->seed));
+        LS_TRY(lora_attach(&T->lora, &T->m, 0));
+        LS_TRY(lora_grads_alloc(&T->lora));
+        lora_trainset(&T->lora, &T->ts);
+    }
+    if (o->train_text_encoder) {
+        float mul = o->text_encoder_lr > 0 ? o->text_encoder_lr / o->lr : 1.0f;
+        for (int i = 0; i < T->ts.n; i++)
+            if (!strncmp(T->ts.t[i].name, "lora_te_", 8)) T->ts.t[i].lr_mul = mul;
+        T->capv = callocCheck((size_t)o->batch, sizeof *T->capv);
+        for (int k = 0; k < o->batch; k++) T->capv[k] = mallocCheck((size_t)T->capb + 1);
+    }
     adam_init(&T->adam, &T->ts);
 
     DataCache *dc = &T->dc;
@@ -819,6 +871,7 @@ static int trainer_setup(Trainer *T) {
     snprintf(dc->model_hash, sizeof dc->model_hash, "%s", model_hash(&T->m));
     if (o->cache) dc->cache_dir = o->cache_dir;
     dc->text_disk = !o->shuffle_tags; /* shuffled captions differ at every step: memory only */
+    /* (with --train-text-encoder the context is encoded every step: the text cache is not used) */
 
     T->T = T->m.sched.num_train_timesteps;
     T->acp = mallocCheck((size_t)T->T * sizeof(float));
@@ -833,6 +886,10 @@ static int trainer_setup(Trainer *T) {
 static void trainer_free(Trainer *T) {
     if (T->csv) fclose(T->csv);
     unet_acts_free(&T->acts);
+    clip_acts_free(&T->cacts);
+    if (T->capv)
+        for (int k = 0; k < T->o.batch; k++) free(T->capv[k]);
+    free(T->capv);
     dataset_epoch_free(&T->ep);
     if (T->dc.d) cache_free(&T->dc);
     adam_free(&T->adam);
@@ -845,29 +902,69 @@ static void trainer_free(Trainer *T) {
     free(T->captxt), free(T->acp), free(T->hist);
 }
 
+/* Bytes of a file, or of every file under a folder (a full fine-tune's diffusers output). */
+static int64_t path_bytes(const char *path) {
+    struct stat st;
+    if (stat(path, &st) != 0) return 0;
+    if (!S_ISDIR(st.st_mode)) return (int64_t)st.st_size;
+    int64_t sum = 0;
+    DIR *d = opendir(path);
+    if (!d) return 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.') continue;
+        char *sub = ls_path_join(path, e->d_name);
+        sum += path_bytes(sub);
+        free(sub);
+    }
+    closedir(d);
+    return sum;
+}
+
+/* What was trained, in words: "LoRA rank 4 alpha 4 on 32 modules (...)" */
+static void describe_method(const Trainer *T, char *out, size_t cap) {
+    const TrainOptions *o = &T->o;
+    const Lora *l = &T->lora;
+    if (o->method == METHOD_FULL)
+        snprintf(out, cap, "full fine-tuning of the U-Net (%d tensors, saved as %s)", T->ts.n,
+                 o->save_precision == SAVE_FP16 ? "fp16" : o->save_precision == SAVE_BF16 ? "bf16" : "fp32");
+    else if (o->method == METHOD_ADAPTER)
+        snprintf(out, cap, "bottleneck adapters rank %d alpha %g on %d transformer layers (lorastyle format)", o->rank,
+                 (double)o->alpha, l->n_mods);
+    else
+        snprintf(out, cap, "%s rank %d alpha %g on %d modules (%d U-Net, %d LoCon, %d text encoder), kohya format",
+                 o->conv_rank > 0 ? "LoCon" : "LoRA", o->rank, (double)o->alpha, l->n_mods, l->n_unet, l->n_conv,
+                 l->n_te);
+}
+
 static int write_report(Trainer *T, TrainResult *r) {
     const TrainOptions *o = &T->o;
-    char ab[32], ub[32], pk[32], rep[4096], resumed[96] = "";
+    char ab[32], ub[32], pk[32], sb[32], rep[4096], resumed[96] = "", meth[256];
     human_bytes((double)r->adapter_bytes, ab, sizeof ab);
     human_bytes((double)r->unet_file_bytes, ub, sizeof ub);
     human_bytes((double)r->peak_rss, pk, sizeof pk);
+    human_bytes(3.0 * 4.0 * (double)r->trainable, sb, sizeof sb); /* gradient + AdamW m and v, float32 */
+    describe_method(T, meth, sizeof meth);
     if (T->start_step > 0) snprintf(resumed, sizeof resumed, ", resumed at step %d", T->start_step);
+    int64_t unet_p, clip_p, base = 0;
+    model_param_count(&T->m, &unet_p, NULL, &clip_p);
+    base = unet_p + (T->lora.n_te ? clip_p : 0);
     snprintf(rep, sizeof rep,
              "lorastyle train report\n"
-             "adapter:              %s\n"
-             "method:               %s rank %d alpha %g on %d modules (%d LoCon), kohya format\n"
-             "trainable parameters: %lld (%.4f%% of the U-Net's %lld)\n"
-             "adapter file:         %s (%lld bytes) vs the U-Net checkpoint %s (%lld bytes, %s)\n"
-             "peak memory (RSS):    %s (saved activations %.1f MiB)\n"
+             "output:               %s\n"
+             "method:               %s\n"
+             "trainable parameters: %lld (%.4f%% of the %s's %lld)\n"
+             "output size:          %s (%lld bytes) vs the base U-Net checkpoint %s (%lld bytes, %s)\n"
+             "peak memory (RSS):    %s (saved activations %.1f MiB; gradients + AdamW state %s)\n"
              "steps:                %d (batch %d x %d accumulated, resolution %d%s, %lld samples per epoch%s)\n"
-             "disk cache:           %d hits, %d computed (latents + text embeddings)%s%s\n"
+             "disk cache:           %d hits, %d computed (latents%s)%s%s\n"
              "loss:                 first %.5f, mean of first 10 %.5f, mean of last 10 %.5f, last %.5f\n"
              "wall time:            %.2f s (%.1f ms per step in this run)\n",
-             T->adapter, o->conv_rank > 0 ? "LoCon" : "LoRA", o->rank, (double)o->alpha, T->lora.n_mods,
-             T->lora.n_conv, (long long)r->trainable, 100.0 * (double)r->trainable / (double)r->unet_params,
-             (long long)r->unet_params, ab, (long long)r->adapter_bytes, ub, (long long)r->unet_file_bytes,
-             T->m.files[0].path, pk, (double)T->acts.bytes / (1 << 20), o->steps, o->batch, o->grad_accum, T->res,
+             T->adapter, meth, (long long)r->trainable, 100.0 * (double)r->trainable / (double)base,
+             T->lora.n_te ? "U-Net + text encoder" : "U-Net", (long long)base, ab, (long long)r->adapter_bytes, ub,
+             (long long)r->unet_file_bytes, T->m.files[0].path, pk,
+             (double)(T->acts.bytes + T->cacts.bytes) / (1 << 20), sb, o->steps, o->batch, o->grad_accum, T->res,
              o->buckets ? " buckets" : "", (long long)T->d.n_samples, resumed, T->dc.hits, T->dc.misses,
+             T->capv ? "; text embeddings: encoded every step" : " + text embeddings",
              T->dc.cache_dir ? " in " : " (no disk cache)", T->dc.cache_dir ? T->dc.cache_dir : "", r->first_loss,
              r->mean_loss_first10, r->mean_loss_last10, r->last_loss, r->wall_s, 1000.0 * r->step_s);
     char *rp = ls_path_join(o->out, "report.txt");
@@ -896,6 +993,7 @@ int train_run(const TrainOptions *oin, TrainResult *res) {
         rc = ls_set_error("train: --steps, --batch, --grad-accum and --lr must be positive (--batch ≤ 1024)");
         goto out;
     }
+    if (check_method_options(o) < 0) goto out;
     resolve_options(o, nb, sizeof nb, ob, sizeof ob);
     if (check_out(o->out, o->force, o->resume) < 0) goto out;
     T->ckpt_path = ls_path_join(o->out, "checkpoint.safetensors");
@@ -906,9 +1004,10 @@ int train_run(const TrainOptions *oin, TrainResult *res) {
     char *cache_default = NULL;
     if (!o->cache_dir) o->cache_dir = cache_default = ls_path_join(o->out, "cache");
     if (trainer_setup(T) < 0) goto out_cd;
-    {
+    {   /* full fine-tuning writes a model in the input's layout: a diffusers folder or one file */
         char fn[1100];
-        snprintf(fn, sizeof fn, "%s.safetensors", o->name);
+        int folder = o->method == METHOD_FULL && !T->m.single_file;
+        snprintf(fn, sizeof fn, folder ? "%s" : "%s.safetensors", o->name);
         T->adapter = ls_path_join(o->out, fn);
     }
     T->csv_path = ls_path_join(o->out, "loss.csv");
@@ -938,10 +1037,12 @@ int train_run(const TrainOptions *oin, TrainResult *res) {
     r.unet_file_bytes = (int64_t)T->m.files[0].map_size;
     r.start_step = T->start_step;
     T->tty = isatty(2) && !o->quiet;
-    if (!o->quiet)
-        fprintf(stderr, "lorastyle: training %d modules (%lld parameters, rank %d, alpha %g%s) for %d steps%s\n",
-                T->lora.n_mods, (long long)T->ts.n_params, o->rank, (double)o->alpha, o->conv_rank ? ", + LoCon" : "",
+    if (!o->quiet) {
+        char meth[256];
+        describe_method(T, meth, sizeof meth);
+        fprintf(stderr, "lorastyle: training %s: %lld parameters, %d steps%s\n", meth, (long long)T->ts.n_params,
                 o->steps, T->start_step ? " (resumed)" : "");
+    }
 
     struct sigaction sa, old_int, old_term;
     memset(&sa, 0, sizeof sa);
@@ -961,7 +1062,7 @@ int train_run(const TrainOptions *oin, TrainResult *res) {
         trainset_zero_grads(&T->ts);
         int fail = 0;
         for (int a = 0; a < o->grad_accum && !fail; a++) {
-            double l;
+            double l = 0.0;
             if (micro_step(T, (uint64_t)s * o->grad_accum + a, &l) < 0) fail = 1;
             else loss += l / o->grad_accum;
         }
@@ -1021,8 +1122,7 @@ int train_run(const TrainOptions *oin, TrainResult *res) {
         for (int i = 0; i < n10; i++) sf += T->hist[i], sl += T->hist[T->step - 1 - i];
         r.first_loss = T->hist[0], r.last_loss = T->hist[T->step - 1];
         r.mean_loss_first10 = sf / n10, r.mean_loss_last10 = sl / n10;
-        struct stat st;
-        if (stat(T->adapter, &st) == 0) r.adapter_bytes = st.st_size;
+        r.adapter_bytes = path_bytes(T->adapter);
     }
     snprintf(r.adapter_path, sizeof r.adapter_path, "%s", T->adapter);
     r.peak_rss = ls_peak_rss();

@@ -24,7 +24,11 @@
 #include <stdint.h>
 
 typedef enum { LR_CONSTANT, LR_COSINE, LR_LINEAR } LrSchedule;
-typedef enum { METHOD_LORA, METHOD_LOCON } TrainMethod;
+/* lora: LoRA on the attention projections (+ LoCon with conv_rank); locon: lora with conv_rank = rank;
+ * full: every U-Net tensor (full fine-tuning; writes a model, not an adapter); adapter: bottleneck adapters
+ * after attention and feed-forward (lora.h, LORA_ADAPTER). */
+typedef enum { METHOD_LORA, METHOD_LOCON, METHOD_FULL, METHOD_ADAPTER } TrainMethod;
+typedef enum { SAVE_FP32, SAVE_FP16, SAVE_BF16 } SavePrecision;
 
 #define TRAIN_MAX_OWNED 32
 
@@ -34,7 +38,10 @@ typedef struct {
     const char *config_dir, *tokenizer_dir; /* single-file model options (may be NULL) */
     const char *out;         /* output folder (default output/<name>) */
     const char *name;        /* adapter file name without extension (default basename of data_dir) */
-    TrainMethod method;      /* lora (default) | locon (= lora + conv_rank defaulting to rank) */
+    TrainMethod method;      /* lora (default) | locon (= lora + conv_rank defaulting to rank) | full | adapter */
+    int train_text_encoder;  /* also LoRA on the CLIP text encoder (lora/locon only) */
+    float text_encoder_lr;   /* its learning rate; ≤ 0: = lr */
+    SavePrecision save_precision; /* --method full: dtype of the written model (default fp32) */
     int steps;               /* optimizer steps (default 500; --epochs overrides) */
     int epochs;              /* > 0: steps = ceil(epochs · batches per epoch / grad_accum) */
     int batch;               /* batch size (default 1) */
@@ -114,6 +121,7 @@ int train_run(const TrainOptions *o, TrainResult *r);
 /* "constant" | "cosine" | "linear" → LrSchedule; LS_ERR listing the names. */
 int train_lr_schedule_from_name(const char *s, LrSchedule *out);
 const char *train_lr_schedule_name(LrSchedule s);
+const char *train_method_name(TrainMethod m); /* "lora", "locon", "full", "adapter" */
 /* Learning rate at 0-based step s of n (warmup, then the schedule). */
 float train_lr_at(const TrainOptions *o, int s);
 

@@ -12,7 +12,7 @@
 #include "jsonutil.h" // defines: json_load_file, json_float
 #include "train.h"
 
-typedef enum { K_STR, K_INT, K_FLOAT, K_BOOL, K_NOBOOL, K_SEED, K_SCHED, K_METHOD, K_LIST } Kind;
+typedef enum { K_STR, K_INT, K_FLOAT, K_BOOL, K_NOBOOL, K_SEED, K_SCHED, K_METHOD, K_PREC, K_LIST } Kind;
 
 typedef struct {
     const char *key;  /* config.json key (NULL: command line only) */
@@ -31,6 +31,9 @@ static const Field FIELDS[] = {
     F("output", "-o", K_STR, out, 0, 0),
     F("name", "--name", K_STR, name, 0, 0),
     F("method", "--method", K_METHOD, method, 0, 0),
+    F("train_text_encoder", "--train-text-encoder", K_BOOL, train_text_encoder, 0, 0),
+    F("text_encoder_lr", "--text-encoder-lr", K_FLOAT, text_encoder_lr, 0, 0),
+    F("save_precision", "--save-precision", K_PREC, save_precision, 0, 0),
     F("steps", "--steps", K_INT, steps, 1, 100000000),
     F("epochs", "--epochs", K_INT, epochs, 0, 1000000),
     F("batch", "--batch", K_INT, batch, 1, 1024),
@@ -108,7 +111,10 @@ static const Field *find_field(const char *s) {
     return NULL;
 }
 
-static const char *method_name(TrainMethod m) { return m == METHOD_LOCON ? "locon" : "lora"; }
+static const char *const METHODS[] = {"lora", "locon", "full", "adapter"}; /* TrainMethod order */
+static const char *const PRECISIONS[] = {"fp32", "fp16", "bf16"};         /* SavePrecision order */
+
+const char *train_method_name(TrainMethod m) { return METHODS[m]; }
 
 int train_option_takes_value(const char *flag) {
     const Field *f = find_field(flag);
@@ -172,12 +178,19 @@ static int set_field(TrainOptions *o, const Field *f, const char *name, const ch
         return LS_OK;
     }
     case K_METHOD:
-        if (!strcmp(v, "lora")) *(TrainMethod *)p = METHOD_LORA;
-        else if (!strcmp(v, "locon")) *(TrainMethod *)p = METHOD_LOCON;
-        else if (!strcmp(v, "full") || !strcmp(v, "adapter"))
-            return ls_set_error("%s: method '%s' is not available in this build yet (lora, locon)", name, v);
-        else return ls_set_error("%s: unknown method '%s' (lora, locon)", name, v);
-        return LS_OK;
+        for (int i = 0; i < 4; i++)
+            if (!strcmp(v, METHODS[i])) {
+                *(TrainMethod *)p = (TrainMethod)i;
+                return LS_OK;
+            }
+        return ls_set_error("%s: unknown method '%s' (lora, locon, full, adapter)", name, v);
+    case K_PREC:
+        for (int i = 0; i < 3; i++)
+            if (!strcmp(v, PRECISIONS[i]) || (i == 0 && (!strcmp(v, "float") || !strcmp(v, "fp32")))) {
+                *(SavePrecision *)p = (SavePrecision)i;
+                return LS_OK;
+            }
+        return ls_set_error("%s: unknown precision '%s' (fp32, fp16, bf16)", name, v);
     default: return ls_set_error("%s: internal: bad option kind", name);
     }
 }
@@ -264,7 +277,8 @@ char *train_options_to_json(const TrainOptions *o, int resolution) {
         case K_BOOL:
         case K_NOBOOL: cJSON_AddBoolToObject(j, f->key, *(const int *)p); break;
         case K_SCHED: cJSON_AddStringToObject(j, f->key, train_lr_schedule_name(*(const LrSchedule *)p)); break;
-        case K_METHOD: cJSON_AddStringToObject(j, f->key, method_name(*(const TrainMethod *)p)); break;
+        case K_METHOD: cJSON_AddStringToObject(j, f->key, METHODS[*(const TrainMethod *)p]); break;
+        case K_PREC: cJSON_AddStringToObject(j, f->key, PRECISIONS[*(const SavePrecision *)p]); break;
         }
     }
     cJSON_AddStringToObject(j, "optimizer", "AdamW beta1=0.9 beta2=0.999 eps=1e-8 weight_decay=0.01 (fp32 state)");

@@ -3,6 +3,7 @@
  * with a stable name (checkpoints store optimizer state by name). The optimizer and the checkpoint code in
  * src/train.c only see this list; each method fills it from its own structures:
  *     lora_trainset(&lora, &ts)            (src/lora_train.c)
+ *     unet_full_grads_alloc(&unet, &ts)    (unet/unet_train.c)
  * Gradients ACCUMULATE (the backward passes add into g): zero them before each step. */
 #ifndef LS_TRAINSET_H
 #define LS_TRAINSET_H
@@ -14,6 +15,7 @@ typedef struct {
     char *name;  /* owned copy, e.g. "lora_unet_mid_block_attentions_0_proj_in.lora_down.weight" */
     float *p, *g; /* not owned: the method's value and gradient buffers */
     size_t n;
+    float lr_mul; /* learning-rate multiplier (1 unless the method sets it, e.g. the text encoder's lr) */
 } TrainTensor;
 
 typedef struct {

@@ -98,6 +98,27 @@ outdir
 expect_fail "missing sample prompts" "$o" "nope.txt" "$LS" train "$DATA" --model "$T/m" --resolution 64 --sample-prompts "$T/nope.txt" -o "$o/x"
 outdir
 expect_fail "bad strengths" "$o" "--sample-strengths" "$LS" train "$DATA" --sample-strengths "0,,1" -o "$o/x"
+outdir
+expect_fail "LoCon with adapters" "$o" "--conv-rank|adapter" "$LS" train "$DATA" --method adapter --conv-rank 2 -o "$o/x"
+outdir
+expect_fail "bad save precision" "$o" "--save-precision|fp8" "$LS" train "$DATA" --method full --save-precision fp8 -o "$o/x"
+
+# ---- the other methods: their outputs work in generate ----
+run "$LS" train "$DATA" "${COMMON[@]}" --steps 3 --method full --save-precision fp16 -o "$T/mfull"
+run2_rc=$rc
+run "$LS" generate "a photo" --model "$T/mfull/sample_style" --steps 2 --width 64 --height 64 -o "$T/mfull.png"
+[ "$run2_rc" -eq 0 ] && [ "$rc" -eq 0 ] && [ -s "$T/mfull.png" ] && grep -q "full fine-tuning" "$T/mfull/report.txt" \
+    && ok "--method full: a model folder that generate loads" || bad "--method full" "$(cat "$T/stderr")"
+for m in "--method adapter" "--train-text-encoder"; do
+    # shellcheck disable=SC2086
+    run "$LS" train "$DATA" "${COMMON[@]}" --steps 3 $m -o "$T/m2"
+    run2_rc=$rc
+    run "$LS" generate "a photo" --model "$T/m" --lora "$T/m2/sample_style.safetensors:0.8" --steps 2 --width 64 \
+        --height 64 -o "$T/m2.png"
+    [ "$run2_rc" -eq 0 ] && [ "$rc" -eq 0 ] && [ -s "$T/m2.png" ] && ok "$m: an adapter that generate loads" \
+        || bad "$m" "$(cat "$T/stderr")"
+    rm -rf "$T/m2"
+done
 
 # ---- a diverging run stops with a message and keeps the last checkpoint ----
 outdir

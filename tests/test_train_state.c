@@ -124,13 +124,15 @@ static void test_options_json(void) {
     snprintf(path, sizeof path, "%s/train.json", g_tmp);
     write_text(path, "{\"steps\": 7, \"rank\": 2, \"lr\": 0.001, \"flip\": true, \"lr_scheduler\": \"cosine\",\n"
                      " \"method\": \"locon\", \"seed\": 11, \"samples\": false, \"sample_strengths\": \"0,1\",\n"
-                     " \"trigger\": \"sks\", \"min_snr_gamma\": 5, \"model_config\": null}\n");
+                     " \"trigger\": \"sks\", \"min_snr_gamma\": 5, \"model_config\": null,\n"
+                     " \"train_text_encoder\": true, \"text_encoder_lr\": 0.0005, \"save_precision\": \"bf16\"}\n");
     TrainOptions o;
     train_options_default(&o);
     CHECK(train_options_load_json(&o, path) == LS_OK, "load: %s", ls_last_error());
     CHECK(o.steps == 7 && o.rank == 2 && fabsf(o.lr - 1e-3f) < 1e-9f && o.flip == 1 && o.lr_schedule == LR_COSINE &&
               o.method == METHOD_LOCON && o.seed == 11 && o.samples == 0 && !strcmp(o.sample_strengths, "0,1") &&
-              !strcmp(o.trigger, "sks") && o.min_snr_gamma == 5.0f && !o.config_dir,
+              !strcmp(o.trigger, "sks") && o.min_snr_gamma == 5.0f && !o.config_dir && o.train_text_encoder == 1 &&
+              fabsf(o.text_encoder_lr - 5e-4f) < 1e-9f && o.save_precision == SAVE_BF16,
           "values read");
     int used;
     CHECK(train_option_set(&o, "--steps", "9", &used) == LS_OK && used && o.steps == 9, "CLI override");
@@ -151,9 +153,10 @@ static void test_options_json(void) {
                             {"{\"lr\": -1}", "lr"},
                             {"{\"flip\": 3}", "flip"},
                             {"{\"method\": \"dreambooth\"}", "method"},
+                            {"{\"save_precision\": \"fp8\"}", "save_precision"},
                             {"[1, 2]", "JSON object"},
                             {"{\"steps\": 3", "train.json"}};
-    for (int i = 0; i < 9; i++) {
+    for (int i = 0; i < (int)(sizeof bad / sizeof bad[0]); i++) {
         write_text(path, bad[i][0]);
         train_options_default(&o);
         int rc = train_options_load_json(&o, path);

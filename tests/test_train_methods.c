@@ -1,0 +1,288 @@
+/* test_train_methods.c — `lorastyle train` beyond U-Net LoRA (src/train.c), on a fresh tiny model and
+ * datasets/sample_style at 64×64:
+ *  1. --train-text-encoder: the file holds the 6·layers text-encoder modules besides the U-Net's; after ONE
+ *     AdamW step (no clipping) every up matrix moved by its own learning rate (Adam's first step moves each
+ *     weight with a non-zero gradient by lr·g/(|g|+eps) ≈ lr): --lr 1e-3 for the U-Net, --text-encoder-lr
+ *     1e-4 for the text encoder — so gradients reach the encoder and each part gets its rate; a run stopped
+ *     and resumed writes the byte-identical adapter;
+ *  2. --method full: overfits one image (fixed t and noise) faster than LoRA; writes a diffusers folder
+ *     that model_load reads, whose U-Net equals the checkpoint's trained tensors exactly and differs from
+ *     the base while its VAE and text encoder are the base's, bit for bit; --save-precision fp16 writes F16
+ *     tensors; stop + resume gives the byte-identical U-Net file;
+ *  3. --method adapter: a bottleneck-adapter file (3 per transformer block, lorastyle_method "adapter")
+ *     that lora_load and lora_attach accept, with trained (non-zero) up matrices;
+ *  4. options that do not fit the method are refused by name.
+ * Usage: test_train_methods FIXTURE_DIR */
+#include <math.h>
+#include <unistd.h>
+
+#include "lora.h"
+#include "model.h"
+#include "safetensors.h"
+#include "testutil.h"
+#include "train.h"
+
+static char g_tmp[] = "/tmp/lorastyle-trainm.XXXXXX";
+static char g_model[512], g_data[1024];
+
+static void base_opts(TrainOptions *o, const char *out) {
+    train_options_default(o);
+    o->data_dir = g_data;
+    o->model = g_model;
+    o->out = out;
+    o->name = "style";
+    o->resolution = 64;
+    o->quiet = 1;
+    o->samples = 0;
+}
+
+static int same_file(const char *a, const char *b) {
+    size_t na = 0, nb = 0;
+    char *x = ls_read_file(a, &na), *y = ls_read_file(b, &nb);
+    int same = x && y && na == nb && memcmp(x, y, na) == 0;
+    free(x), free(y);
+    return same;
+}
+
+static float max_abs(const float *x, size_t n) {
+    float m = 0;
+    for (size_t i = 0; i < n; i++) m = fmaxf(m, fabsf(x[i]));
+    return m;
+}
+
+/* Run o twice: straight through, and stopped after `stop` steps then resumed; the file `rel` under each
+ * OUT must be byte-identical. */
+static void check_resume(TrainOptions *o, const char *tag, int stop, const char *rel) {
+    char a[700], b[700], pa[900], pb[900];
+    snprintf(a, sizeof a, "%s/%s_full", g_tmp, tag);
+    snprintf(b, sizeof b, "%s/%s_stopped", g_tmp, tag);
+    TrainResult r;
+    o->out = a;
+    CHECK(train_run(o, &r) == LS_OK, "%s uninterrupted: %s", tag, ls_last_error());
+    o->out = b, o->stop_after = stop;
+    CHECK(train_run(o, &r) == TRAIN_INTERRUPTED && r.steps_done == stop, "%s stopped: %s", tag, ls_last_error());
+    o->stop_after = 0, o->resume = 1;
+    CHECK(train_run(o, &r) == LS_OK && r.start_step == stop, "%s resumed: %s", tag, ls_last_error());
+    o->resume = 0;
+    snprintf(pa, sizeof pa, "%s/%s", a, rel);
+    snprintf(pb, sizeof pb, "%s/%s", b, rel);
+    CHECK(same_file(pa, pb), "%s: resumed %s is byte-identical to the uninterrupted run's", tag, rel);
+}
+
+static void test_text_encoder(void) {
+    char out[600];
+    snprintf(out, sizeof out, "%s/te1", g_tmp);
+    TrainOptions o;
+    base_opts(&o, out);
+    o.train_text_encoder = 1, o.steps = 1, o.lr = 1e-3f, o.text_encoder_lr = 1e-4f, o.max_grad_norm = 0;
+    TrainResult r;
+    CHECK(train_run(&o, &r) == LS_OK, "TE run: %s", ls_last_error());
+    Lora a;
+    if (lora_load(&a, r.adapter_path) != LS_OK) {
+        CHECK(0, "lora_load: %s", ls_last_error());
+        return;
+    }
+    Model m;
+    CHECK(model_load(&m, g_model, NULL) == LS_OK, "model_load: %s", ls_last_error());
+    CHECK(a.n_te == 6 * m.clip.cfg.layers && a.n_unet > 0, "%d text-encoder modules for %d layers, %d U-Net", a.n_te,
+          m.clip.cfg.layers, a.n_unet);
+    const char *tlr = st_meta_get(&a.file, "ss_text_encoder_lr");
+    CHECK(tlr && fabs(atof(tlr) - 1e-4) < 1e-9, "ss_text_encoder_lr %s", tlr ? tlr : "(missing)");
+    int bad = 0;
+    float lo[2] = {1, 1}, hi[2] = {0, 0};
+    for (int i = 0; i < a.n_mods; i++) {
+        const LoraModule *lm = &a.mods[i];
+        int c = lm->component;
+        float mx = max_abs(lm->up, (size_t)(lm->out * lm->rank)), lr = c == LORA_TE ? 1e-4f : 1e-3f;
+        lo[c] = fminf(lo[c], mx), hi[c] = fmaxf(hi[c], mx);
+        if (!(mx > 0.9f * lr && mx <= lr * 1.0001f)) bad++;
+    }
+    CHECK(bad == 0, "%d modules whose first step is not ≈ their lr: U-Net max|up| %g..%g, text encoder %g..%g", bad,
+          (double)lo[0], (double)hi[0], (double)lo[1], (double)hi[1]);
+    CHECK(lora_attach(&a, &m, 0) == LS_OK, "attach: %s", ls_last_error());
+    lora_free(&a);
+    model_free(&m);
+
+    base_opts(&o, NULL);
+    o.train_text_encoder = 1, o.steps = 6, o.lr = 1e-3f, o.batch = 2, o.shuffle_tags = 1, o.checkpoint_every = 2;
+    check_resume(&o, "te", 3, "style.safetensors");
+}
+
+static int load_ckpt_param(const StFile *f, const char *name, float *dst) {
+    char key[700];
+    snprintf(key, sizeof key, "p.%s", name);
+    const StTensor *t = st_find(f, key);
+    return t ? st_to_f32(f, t, dst, 1) : LS_ERR;
+}
+
+static void test_full(void) {
+    /* overfitting: full fine-tuning against LoRA on the same single-image, fixed-noise problem */
+    char data1[700], out[700], cmd[4096];
+    snprintf(data1, sizeof data1, "%s/one", g_tmp);
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s/10_pastelshapes/fish.png' '%s/10_pastelshapes/fish.txt' '%s/'",
+             data1, g_data, g_data, data1);
+    CHECK(system(cmd) == 0, "%s", cmd);
+    double ratio[2];
+    for (int full = 0; full < 2; full++) {
+        snprintf(out, sizeof out, "%s/overfit%d", g_tmp, full);
+        TrainOptions o;
+        base_opts(&o, out);
+        o.data_dir = data1, o.method = full ? METHOD_FULL : METHOD_LORA, o.steps = 20, o.lr = 1e-3f;
+        o.fixed_t = 500, o.fixed_noise = 1;
+        TrainResult r;
+        CHECK(train_run(&o, &r) == LS_OK, "overfit %d: %s", full, ls_last_error());
+        ratio[full] = r.last_loss / r.first_loss;
+        if (full) CHECK(r.trainable == r.unet_params, "full: %lld trainable of %lld", (long long)r.trainable,
+                        (long long)r.unet_params);
+    }
+    printf("overfit 20 steps: loss ratio LoRA %.3f, full %.3f\n", ratio[0], ratio[1]);
+    CHECK(ratio[1] < 0.5 && ratio[1] < ratio[0], "full fine-tuning overfits (%.3f) faster than LoRA (%.3f)", ratio[1],
+          ratio[0]);
+
+    /* the written model */
+    snprintf(out, sizeof out, "%s/full1", g_tmp);
+    TrainOptions o;
+    base_opts(&o, out);
+    o.method = METHOD_FULL, o.steps = 4, o.lr = 1e-3f, o.samples = 1, o.sample_steps = 2;
+    TrainResult r;
+    CHECK(train_run(&o, &r) == LS_OK, "full run: %s", ls_last_error());
+    Model base, tuned;
+    char mp[800], ck[800], grid[800];
+    snprintf(mp, sizeof mp, "%s/style", out);
+    snprintf(ck, sizeof ck, "%s/checkpoint.safetensors", out);
+    snprintf(grid, sizeof grid, "%s/samples/step_000004.png", out);
+    CHECK(ls_is_dir(mp) && !strcmp(r.adapter_path, mp), "output folder %s (%s)", mp, r.adapter_path);
+    CHECK(ls_file_exists(grid), "sample grid %s", grid);
+    if (model_load(&base, g_model, NULL) != LS_OK || model_load(&tuned, mp, NULL) != LS_OK) {
+        CHECK(0, "model_load: %s", ls_last_error());
+        return;
+    }
+    StFile f;
+    CHECK(st_open(&f, ck) == LS_OK, "checkpoint: %s", ls_last_error());
+    int same_ck = 1, changed = 0;
+    for (int i = 0; i < tuned.unet.wt.n; i++) {
+        const WeightSpec *s = &tuned.unet.wt.v[i];
+        float *p = malloc((size_t)s->numel * sizeof(float));
+        if (load_ckpt_param(&f, s->name, p) < 0 || memcmp(p, *s->ptr, (size_t)s->numel * sizeof(float)))
+            same_ck = 0;
+        if (memcmp(*base.unet.wt.v[i].ptr, *s->ptr, (size_t)s->numel * sizeof(float))) changed++;
+        free(p);
+    }
+    st_close(&f);
+    CHECK(same_ck, "the saved U-Net equals the checkpoint's trained tensors");
+    CHECK(changed > tuned.unet.wt.n / 2, "%d of %d U-Net tensors changed", changed, tuned.unet.wt.n);
+    int frozen = 1;
+    for (int i = 0; i < base.vae.wt.n; i++)
+        frozen &= !memcmp(*base.vae.wt.v[i].ptr, *tuned.vae.wt.v[i].ptr, (size_t)base.vae.wt.v[i].numel * 4);
+    for (int i = 0; i < base.clip.wt.n; i++)
+        frozen &= !memcmp(*base.clip.wt.v[i].ptr, *tuned.clip.wt.v[i].ptr, (size_t)base.clip.wt.v[i].numel * 4);
+    CHECK(frozen, "VAE and text encoder are the base's");
+    model_free(&base), model_free(&tuned);
+
+    snprintf(out, sizeof out, "%s/full16", g_tmp);
+    base_opts(&o, out);
+    o.method = METHOD_FULL, o.steps = 1, o.save_precision = SAVE_FP16;
+    CHECK(train_run(&o, &r) == LS_OK, "fp16 run: %s", ls_last_error());
+    snprintf(mp, sizeof mp, "%s/style/unet/diffusion_pytorch_model.safetensors", out);
+    if (st_open(&f, mp) == LS_OK) {
+        int f16 = f.n_tensors > 0;
+        for (int i = 0; i < f.n_tensors; i++) f16 &= f.tensors[i].dtype == ST_F16;
+        CHECK(f16, "--save-precision fp16: every U-Net tensor is F16");
+        st_close(&f);
+    } else CHECK(0, "open %s: %s", mp, ls_last_error());
+
+    base_opts(&o, NULL);
+    o.method = METHOD_FULL, o.steps = 5, o.lr = 1e-3f, o.checkpoint_every = 2, o.noise_offset = 0.05f;
+    check_resume(&o, "full", 3, "style/unet/diffusion_pytorch_model.safetensors");
+}
+
+static void test_adapter_method(void) {
+    char out[600];
+    snprintf(out, sizeof out, "%s/adapter", g_tmp);
+    TrainOptions o;
+    base_opts(&o, out);
+    o.method = METHOD_ADAPTER, o.steps = 6, o.lr = 1e-3f, o.rank = 8;
+    TrainResult r;
+    CHECK(train_run(&o, &r) == LS_OK, "adapter run: %s", ls_last_error());
+    Lora a;
+    if (lora_load(&a, r.adapter_path) != LS_OK) {
+        CHECK(0, "lora_load: %s", ls_last_error());
+        return;
+    }
+    Model m;
+    CHECK(model_load(&m, g_model, NULL) == LS_OK, "model_load: %s", ls_last_error());
+    int blocks = 0;
+    for (int i = 0; i < m.unet.wt.n_mods; i++)
+        if (strstr(m.unet.wt.mods[i].name, "attn2.to_out.0")) blocks++;
+    const char *meth = st_meta_get(&a.file, "lorastyle_method");
+    CHECK(a.format == LORA_ADAPTER && a.n_mods == 3 * blocks && meth && !strcmp(meth, "adapter"),
+          "format %s, %d modules for %d transformer blocks, method %s", lora_format_name(a.format), a.n_mods, blocks,
+          meth ? meth : "(none)");
+    int zero_up = 0;
+    for (int i = 0; i < a.n_mods; i++) zero_up += max_abs(a.mods[i].up, (size_t)(a.mods[i].out * a.mods[i].rank)) == 0;
+    CHECK(zero_up == 0 && a.mods[0].rank == 8, "%d modules still have up = 0 (rank %d)", zero_up, a.mods[0].rank);
+    CHECK(r.trainable == a.n_params, "reported %lld trainable, file %lld", (long long)r.trainable,
+          (long long)a.n_params);
+    CHECK(lora_attach(&a, &m, 0) == LS_OK, "attach: %s", ls_last_error());
+    lora_free(&a);
+    model_free(&m);
+}
+
+static void test_refused(void) {
+    struct {
+        TrainMethod method;
+        int conv_rank, te, prec;
+        const char *targets;
+        float te_lr;
+        const char *want;
+    } cases[] = {
+        {METHOD_FULL, 4, 0, 0, NULL, 0, "--conv-rank"},
+        {METHOD_FULL, 0, 1, 0, NULL, 0, "--train-text-encoder"},
+        {METHOD_ADAPTER, 0, 0, 0, "attn1.to_q", 0, "--targets"},
+        {METHOD_ADAPTER, 0, 1, 0, NULL, 0, "--train-text-encoder"},
+        {METHOD_LORA, 0, 0, 0, NULL, 1e-4f, "--text-encoder-lr"},
+        {METHOD_LORA, 0, 0, SAVE_FP16, NULL, 0, "--save-precision"},
+    };
+    for (int i = 0; i < (int)(sizeof cases / sizeof cases[0]); i++) {
+        char out[600];
+        snprintf(out, sizeof out, "%s/refused%d", g_tmp, i);
+        TrainOptions o;
+        base_opts(&o, out);
+        o.method = cases[i].method, o.conv_rank = cases[i].conv_rank, o.train_text_encoder = cases[i].te;
+        o.save_precision = (SavePrecision)cases[i].prec, o.targets = cases[i].targets;
+        o.text_encoder_lr = cases[i].te_lr;
+        int rc = train_run(&o, NULL);
+        CHECK(rc == LS_ERR && strstr(ls_last_error(), cases[i].want) && !ls_file_exists(out), "case %d: %s", i,
+              ls_last_error());
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: test_train_methods FIXTURE_DIR\n");
+        return 2;
+    }
+    snprintf(g_data, sizeof g_data, "%s/../../datasets/sample_style", argv[1]);
+    if (!mkdtemp(g_tmp)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    snprintf(g_model, sizeof g_model, "%s/model", g_tmp);
+    if (model_init_preset("tiny", g_model, 1, ST_F32, NULL) < 0) {
+        printf("FAIL: init: %s\n", ls_last_error());
+        return 1;
+    }
+    double t0 = ls_time();
+    test_text_encoder();
+    printf("[%.1f s] text encoder\n", ls_time() - t0);
+    test_full();
+    printf("[%.1f s] full\n", ls_time() - t0);
+    test_adapter_method();
+    printf("[%.1f s] adapter\n", ls_time() - t0);
+    test_refused();
+    printf("[%.1f s] refused\n", ls_time() - t0);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_tmp);
+    return test_summary();
+}

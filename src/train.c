@@ -953,14 +953,15 @@ static int write_report(Trainer *T, TrainResult *r) {
              "output:               %s\n"
              "method:               %s\n"
              "trainable parameters: %lld (%.4f%% of the %s's %lld)\n"
-             "output size:          %s (%lld bytes) vs the base U-Net checkpoint %s (%lld bytes, %s)\n"
+             "output size:          %s (%lld bytes%s) vs the base U-Net checkpoint %s (%lld bytes, %s)\n"
              "peak memory (RSS):    %s (saved activations %.1f MiB; gradients + AdamW state %s)\n"
              "steps:                %d (batch %d x %d accumulated, resolution %d%s, %lld samples per epoch%s)\n"
              "disk cache:           %d hits, %d computed (latents%s)%s%s\n"
              "loss:                 first %.5f, mean of first 10 %.5f, mean of last 10 %.5f, last %.5f\n"
              "wall time:            %.2f s (%.1f ms per step in this run)\n",
              T->adapter, meth, (long long)r->trainable, 100.0 * (double)r->trainable / (double)base,
-             T->lora.n_te ? "U-Net + text encoder" : "U-Net", (long long)base, ab, (long long)r->adapter_bytes, ub,
+             T->lora.n_te ? "U-Net + text encoder" : "U-Net", (long long)base, ab, (long long)r->adapter_bytes,
+             o->method == METHOD_FULL ? "; the whole model: U-Net, VAE, text encoder" : "", ub,
              (long long)r->unet_file_bytes, T->m.files[0].path, pk,
              (double)(T->acts.bytes + T->cacts.bytes) / (1 << 20), sb, o->steps, o->batch, o->grad_accum, T->res,
              o->buckets ? " buckets" : "", (long long)T->d.n_samples, resumed, T->dc.hits, T->dc.misses,

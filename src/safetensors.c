@@ -423,6 +423,13 @@ static int f16_to_f32_block(float *dst, const unsigned char *src, size_t n) {
 
 #define ST_CONVERT_BLOCK ((size_t)1 << 16) /* values per OpenMP work item */
 
+void st_release_pages(const void *data, size_t nbytes) {
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)data + page - 1) & ~(page - 1);
+    uintptr_t b = ((uintptr_t)data + nbytes) & ~(page - 1);
+    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED); /* advisory: a failure only costs memory */
+}
+
 int st_to_f32(const StFile *f, const StTensor *t, float *dst, int check_finite) {
     const char *path = f && f->path ? f->path : "(safetensors)";
     const unsigned char *src = t->data; /* may be unaligned: every load goes through memcpy */

@@ -60,6 +60,10 @@ const char *st_meta_get(const StFile *f, const char *key); /* NULL if absent */
 /* Convert a floating tensor (F32/F16/BF16/F64) to float32 into dst (numel floats).
  * LS_ERR (naming file and tensor) for non-float dtypes or NaN/Inf when check_finite != 0. */
 int st_to_f32(const StFile *f, const StTensor *t, float *dst, int check_finite);
+/* Tell the kernel that the whole mapped pages inside [data, data + nbytes) of an open file (a tensor's
+ * data) are not needed now (madvise MADV_DONTNEED): once converted or copied to float32 they would
+ * otherwise stay resident until st_close. Reading them again stays valid (they come back from the file). */
+void st_release_pages(const void *data, size_t nbytes);
 
 /* Half-precision conversions (round-to-nearest-even). */
 float st_f16_to_f32(uint16_t h);

@@ -158,6 +158,7 @@ int wt_load(WeightTable *t, const StFile *f, KeyMapFn map, const void *map_ctx) 
                 free(found);
                 return LS_ERR;
             }
+            st_release_pages(st->data, st->nbytes); /* the float16 source is not read again */
             *s->ptr = dst;
             dst += s->numel;
         }
@@ -213,7 +214,11 @@ int64_t wt_make_writable(WeightTable *t) {
     float *arena = mallocCheck((size_t)t->numel * sizeof(float)), *dst = arena;
     for (int i = 0; i < t->n; i++) {
         const WeightSpec *s = &t->v[i];
-        memcpy(dst, *s->ptr, (size_t)s->numel * sizeof(float));
+        const float *p = *s->ptr;
+        size_t nb = (size_t)s->numel * sizeof(float);
+        memcpy(dst, p, nb);
+        if (!(t->owned && p >= t->owned && p < t->owned + t->owned_numel))
+            st_release_pages(p, nb); /* a mapped float32 tensor: the file's copy is not read again */
         *s->ptr = dst;
         dst += s->numel;
     }

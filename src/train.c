@@ -968,10 +968,19 @@ static int write_report(Trainer *T, TrainResult *r) {
              T->capv ? "; text embeddings: encoded every step" : " + text embeddings",
              T->dc.cache_dir ? " in " : " (no disk cache)", T->dc.cache_dir ? T->dc.cache_dir : "", r->first_loss,
              r->mean_loss_first10, r->mean_loss_last10, r->last_loss, r->wall_s, 1000.0 * r->step_s);
+    /* then the data: images used, skipped (with reasons), caption fallbacks, buckets */
+    char *data = NULL;
+    size_t dlen = 0;
+    FILE *mf = open_memstream(&data, &dlen);
+    LS_ASSERT(mf);
+    fputs(rep, mf);
+    dataset_report(&T->d, mf);
+    fclose(mf);
     char *rp = ls_path_join(o->out, "report.txt");
-    int rc = ls_write_file_atomic(rp, rep, strlen(rep));
+    int rc = ls_write_file_atomic(rp, data, dlen);
     free(rp);
     if (rc == LS_OK && !o->quiet) fputs(rep, stdout);
+    free(data);
     return rc;
 }
 

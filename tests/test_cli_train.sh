@@ -103,6 +103,19 @@ expect_fail "LoCon with adapters" "$o" "--conv-rank|adapter" "$LS" train "$DATA"
 outdir
 expect_fail "bad save precision" "$o" "--save-precision|fp8" "$LS" train "$DATA" --method full --save-precision fp8 -o "$o/x"
 
+# ---- a corrupt and a truncated image are skipped, counted and named in report.txt ----
+mkdir -p "$T/bad/2_style"
+cp "$DATA"/*/*.png "$DATA"/*/*.txt "$T/bad/2_style/"
+printf 'not a png at all' >"$T/bad/2_style/zz_corrupt.png"
+f=$(ls "$DATA"/*/*.png | head -1)
+head -c 200 "$f" >"$T/bad/2_style/zz_trunc.png"
+run "$LS" train "$T/bad" "${COMMON[@]}" --steps 2 -o "$T/badout"
+if [ "$rc" -eq 0 ] && grep -q "2 skipped" "$T/badout/report.txt" && grep -q "zz_trunc.png.*truncated" "$T/badout/report.txt"; then
+    ok "bad images skipped, counted and named in report.txt"
+else
+    bad "bad images" "status $rc: $(cat "$T/stderr") / $(cat "$T/badout/report.txt" 2>/dev/null)"
+fi
+
 # ---- the other methods: their outputs work in generate ----
 run "$LS" train "$DATA" "${COMMON[@]}" --steps 3 --method full --save-precision fp16 -o "$T/mfull"
 run2_rc=$rc

@@ -1,14 +1,16 @@
 /* bench_train.c — seconds per LoRA training step and its memory, for a model.
  *
  *   bench_train MODEL [--size PIXELS] [--batch B] [--rank R] [--conv-rank R] [--reps N] [--max-other F]
- *                     [--inner K] [--no-infer]
+ *                     [--inner K] [--no-infer] [--method lora|full|adapter]
  *
  * One step is exactly the work `lorastyle train` does per step once its data is cached (src/train.c):
  * zero the gradients, U-Net training forward (saving activations) + MSE loss, backward (LoRA gradients
  * only), gradient norm + clipping at 1.0, AdamW (lr 1e-4, betas 0.9/0.999, eps 1e-8, weight decay 1e-2).
  * The adapter is a new kohya-initialised one from lora_create (rank R, alpha = R, attn1/attn2 to_q, to_k,
  * to_v, to_out.0; --conv-rank adds LoCon on the resnet convs). Inputs are seeded random latents, timesteps,
- * text context and noise target (the weights and data do not change the cost).
+ * text context and noise target (the weights and data do not change the cost). --method full trains every
+ * U-Net tensor instead (unet_full_grads_alloc: gradients for all weights, AdamW over all of them), --method
+ * adapter bottleneck adapters of rank R (lora_create_bottleneck) — the trade-off of the design notes.
  *
  * Prints the median and min seconds per step over N timed repetitions after one warm-up step (a repetition
  * is the mean of as many steps as make it last ≥ 0.5 s: one step on the tiny preset), the split
@@ -111,10 +113,11 @@ typedef struct {
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: bench_train MODEL [--size PIXELS] [--batch B] [--rank R] [--conv-rank R] "
-                        "[--reps N] [--max-other F] [--inner K] [--no-infer]\n");
+                        "[--reps N] [--max-other F] [--inner K] [--no-infer] [--method lora|full|adapter]\n");
         return 2;
     }
     int size = 0, B = 1, reps = 3, rank = 4, conv_rank = 0, infer = 1, inner_opt = 0;
+    const char *method = "lora";
     double max_other = 0.10;
     for (int i = 2; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : "0";
@@ -124,6 +127,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--reps")) reps = atoi(v), i++;
         else if (!strcmp(argv[i], "--rank")) rank = atoi(v), i++;
         else if (!strcmp(argv[i], "--conv-rank")) conv_rank = atoi(v), i++;
+        else if (!strcmp(argv[i], "--method")) method = v, i++;
         else if (!strcmp(argv[i], "--max-other")) max_other = atof(v), i++;
         else if (!strcmp(argv[i], "--inner")) inner_opt = atoi(v), i++;
         else {
@@ -143,13 +147,20 @@ int main(int argc, char **argv) {
         return 1;
     }
     double t_load = ls_time() - t0, rss_model = rss_now();
-    if (lora_create(&lora, &m, NULL, rank, 0.0f, conv_rank, 0.0f, 1) < 0 || lora_attach(&lora, &m, 0) < 0 ||
-        lora_grads_alloc(&lora) < 0) {
+    TrainSet ts = {0};
+    int rc;
+    if (!strcmp(method, "full")) rc = unet_full_grads_alloc(&m.unet, &ts);
+    else if (!strcmp(method, "adapter"))
+        rc = lora_create_bottleneck(&lora, &m, rank, 0.0f, 1);
+    else if (!strcmp(method, "lora")) rc = lora_create(&lora, &m, NULL, rank, 0.0f, conv_rank, 0.0f, 1);
+    else rc = ls_set_error("--method %s: lora, full or adapter", method);
+    if (rc == LS_OK && strcmp(method, "full"))
+        rc = lora_attach(&lora, &m, 0) < 0 || lora_grads_alloc(&lora) < 0 ? LS_ERR : LS_OK;
+    if (rc < 0) {
         fprintf(stderr, "bench_train: %s\n", ls_last_error());
         return 1;
     }
-    TrainSet ts = {0};
-    lora_trainset(&lora, &ts);
+    if (strcmp(method, "full")) lora_trainset(&lora, &ts);
 #ifdef LS_PROFILE_OPS
     prof_lora_w = callocCheck((size_t)ts.n, sizeof *prof_lora_w);
     for (int i = 0; i < ts.n; i++) prof_lora_w[prof_nl++] = ts.t[i].p;
@@ -172,8 +183,8 @@ int main(int argc, char **argv) {
     for (int b = 0; b < B; b++) t[b] = (float)(rng_u32(3, (uint64_t)b) % 1000u);
     printf("model %s: unet %lld params, %d threads, load %.2f s, RSS after load %.1f MiB\n", argv[1],
            (long long)m.unet.wt.numel, op_num_threads(), t_load, rss_model / (1 << 20));
-    printf("adapter: %d modules (%d LoCon), rank %d, conv rank %d, %lld trainable parameters\n", lora.n_mods,
-           lora.n_conv, rank, conv_rank, (long long)ts.n_params);
+    printf("method %s: %d modules (%d LoCon), rank %d, conv rank %d, %lld trainable parameters (%d tensors)\n",
+           method, lora.n_mods, lora.n_conv, rank, conv_rank, (long long)ts.n_params, ts.n);
 
     /* One repetition = `inner` steps (their mean), so that it lasts ≥ 0.5 s: /proc/stat counts in 10 ms
      * ticks, too coarse to see other processes' load during one 10-ms tiny-preset step. */

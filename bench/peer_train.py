@@ -13,7 +13,9 @@ Like bench_train, every repetition measures the CPU time other processes used me
 one where they used more than --max-other of the machine is repeated (at most N times).
 
     python3 bench/peer_train.py MODEL_DIR [--size PIXELS] [--batch B] [--rank R] [--reps N] [--threads 2]
-                                [--max-other F] [--no-infer]
+                                [--max-other F] [--no-infer] [--method lora|full]
+--method full trains every U-Net parameter instead (AdamW over all of them, as diffusers'
+train_text_to_image.py), for the LoRA-vs-full comparison.
 """
 import argparse, math, os, resource, statistics, time
 
@@ -80,6 +82,8 @@ def main():
     ap.add_argument("--max-other", type=float, default=0.10)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-infer", action="store_true")
+    ap.add_argument("--method", choices=["lora", "full"], default="lora",
+                    help="full: every U-Net parameter trains (diffusers' train_text_to_image.py)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     from diffusers import UNet2DConditionModel
@@ -90,9 +94,10 @@ def main():
     unet = UNet2DConditionModel.from_pretrained(a.model, subfolder="unet", torch_dtype=torch.float32)
     t_load = time.perf_counter() - t0
     rss_model = rss_now()
-    unet.requires_grad_(False)
-    unet.add_adapter(LoraConfig(r=a.rank, lora_alpha=a.rank, init_lora_weights="gaussian",
-                                target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    unet.requires_grad_(a.method == "full")
+    if a.method == "lora":
+        unet.add_adapter(LoraConfig(r=a.rank, lora_alpha=a.rank, init_lora_weights="gaussian",
+                                    target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
     params = [p for p in unet.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2)
     unet.train()
@@ -105,7 +110,8 @@ def main():
     n_mods = sum(1 for n, m in unet.named_modules() if n.endswith(".lora_A.default"))
     print(f"torch {torch.__version__}, diffusers {diffusers.__version__}, peft {peft.__version__}, "
           f"{torch.get_num_threads()} threads, load {t_load:.2f} s, RSS after load {rss_model / 2**20:.1f} MiB")
-    print(f"adapter: {n_mods} modules, rank {a.rank}, {sum(p.numel() for p in params)} trainable parameters")
+    print(f"method {a.method}: {n_mods} LoRA modules, rank {a.rank}, {sum(p.numel() for p in params)} trainable "
+          f"parameters")
     g = torch.Generator().manual_seed(0)
     x = torch.randn(B, unet.config.in_channels, h, h, generator=g)
     target = torch.randn(B, unet.config.out_channels, h, h, generator=g)

@@ -336,12 +336,32 @@ static char *fmt(const char *f, double v) {
     return strdup(b);
 }
 
+static int save_lora(Trainer *T, const char *path, int steps_done);
+
+/* The output (adapter, or the model for --method full) at T->adapter; an intermediate save (--save-every,
+ * not the last step) goes next to it under kohya's name NAME-step00000100(.safetensors) instead. */
 static int save_adapter(Trainer *T, int steps_done) {
     const TrainOptions *o = &T->o;
+    char *path = T->adapter;
+    if (steps_done < o->steps) {
+        const char *ext = strstr(T->adapter, ".safetensors");
+        size_t stem = ext ? (size_t)(ext - T->adapter) : strlen(T->adapter);
+        path = mallocCheck(stem + 40);
+        snprintf(path, stem + 40, "%.*s-step%08d%s", (int)stem, T->adapter, steps_done, ext ? ext : "");
+    }
+    int rc;
     if (o->method == METHOD_FULL) { /* the whole model, in the input's layout */
         static const StDtype dt[] = {ST_F32, ST_F16, ST_BF16};
-        return model_save(&T->m, T->adapter, dt[o->save_precision]);
+        rc = model_save(&T->m, path, dt[o->save_precision]);
+    } else {
+        rc = save_lora(T, path, steps_done);
     }
+    if (path != T->adapter) free(path);
+    return rc;
+}
+
+static int save_lora(Trainer *T, const char *path, int steps_done) {
+    const TrainOptions *o = &T->o;
     const char *kv[80];
     char *own[40];
     int n = 0, no = 0;
@@ -394,7 +414,7 @@ static int save_adapter(Trainer *T, int steps_done) {
     LS_ASSERT(n <= 40 && no <= 40);
 #undef KV
 #undef KVF
-    int rc = lora_save_kohya(&T->lora, T->adapter, kv, n);
+    int rc = lora_save_kohya(&T->lora, path, kv, n);
     free(tagf);
     for (int i = 0; i < no; i++) free(own[i]);
     return rc;

@@ -8,7 +8,8 @@
  * and a run resumed from a checkpoint continues exactly as the uninterrupted run.
  *
  * Output folder OUT:
- *   NAME.safetensors         the adapter (also rewritten every --save-every steps)
+ *   NAME.safetensors         the adapter (--method full: the model, NAME/ for a diffusers folder)
+ *   NAME-stepNNNNNNNN.safetensors  the adapter every --save-every steps (kohya's name)
  *   checkpoint.safetensors   trained tensors + AdamW moments + step, data position, loss history (every
  *                            --checkpoint-every steps, on Ctrl-C and at the end; temp file + rename, so the
  *                            last good one survives a crash or a full disk); `--resume` continues from it
@@ -64,7 +65,7 @@ typedef struct {
     float min_snr_gamma;     /* 0: off */
     float noise_offset;      /* 0: off */
     float max_grad_norm;     /* ≤ 0: no clipping (default 1.0) */
-    int save_every;          /* also write the adapter every N steps (0: only at the end) */
+    int save_every;          /* also write NAME-step%08d.safetensors every N steps, kohya's name (0: off) */
     int checkpoint_every;    /* checkpoint every N steps (default 100; 0: only on Ctrl-C and at the end) */
     int samples;             /* sample grids (default 1: at the end, and every sample_every steps) */
     int sample_every;        /* 0: only at the end */

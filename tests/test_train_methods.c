@@ -10,7 +10,8 @@
  *     the base while its VAE and text encoder are the base's, bit for bit; --save-precision fp16 writes F16
  *     tensors; stop + resume gives the byte-identical U-Net file;
  *  3. --method adapter: a bottleneck-adapter file (3 per transformer block, lorastyle_method "adapter")
- *     that lora_load and lora_attach accept, with trained (non-zero) up matrices;
+ *     that lora_load and lora_attach accept, with trained (non-zero) up matrices; --save-every writes
+ *     kohya-named NAME-step00000003.safetensors files besides the final NAME.safetensors;
  *  4. options that do not fit the method are refused by name.
  * Usage: test_train_methods FIXTURE_DIR */
 #include <math.h>
@@ -201,9 +202,16 @@ static void test_adapter_method(void) {
     snprintf(out, sizeof out, "%s/adapter", g_tmp);
     TrainOptions o;
     base_opts(&o, out);
-    o.method = METHOD_ADAPTER, o.steps = 6, o.lr = 1e-3f, o.rank = 8;
+    o.method = METHOD_ADAPTER, o.steps = 6, o.lr = 1e-3f, o.rank = 8, o.save_every = 3;
     TrainResult r;
     CHECK(train_run(&o, &r) == LS_OK, "adapter run: %s", ls_last_error());
+    char mid[700], last[700];
+    snprintf(mid, sizeof mid, "%s/style-step00000003.safetensors", out);
+    snprintf(last, sizeof last, "%s/style-step00000006.safetensors", out);
+    Lora a3;
+    CHECK(lora_load(&a3, mid) == LS_OK && !ls_file_exists(last), "--save-every 3: %s loads, no copy of the final: %s",
+          mid, ls_last_error());
+    lora_free(&a3);
     Lora a;
     if (lora_load(&a, r.adapter_path) != LS_OK) {
         CHECK(0, "lora_load: %s", ls_last_error());

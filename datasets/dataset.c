@@ -908,7 +908,7 @@ static uint64_t mix64(uint64_t x) {
 }
 
 /* A Philox stream seed for (seed, a, b) in a named role, so different uses never share numbers. */
-enum { ROLE_CAPTION = 1, ROLE_BUCKET = 2, ROLE_BATCHES = 3, ROLE_FLIP = 4 };
+enum { ROLE_CAPTION = 1, ROLE_BUCKET = 2, ROLE_BATCHES = 3, ROLE_FLIP = 4, ROLE_HOLDOUT = 5 };
 static uint64_t stream(uint64_t seed, uint64_t a, uint64_t b, int role) {
     return mix64(seed ^ mix64(a ^ mix64(b ^ mix64((uint64_t)role))));
 }
@@ -1007,6 +1007,34 @@ int dataset_epoch(const Dataset *d, uint64_t seed, uint64_t epoch, int batch_siz
     return LS_OK;
 }
 
+static int cmp_int(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+int dataset_hold_out(Dataset *d, double frac, uint64_t seed, int **items, int *n) {
+    *items = NULL, *n = 0;
+    if (!(frac > 0.0 && frac < 1.0)) return ls_set_error("%s: validation split %g must be in (0, 1)", d->dir, frac);
+    int k = (int)lround(frac * d->n_items);
+    if (k < 1) k = 1;
+    if (k >= d->n_items)
+        return ls_set_error("%s: a validation split of %g leaves no training image (%d image%s)", d->dir, frac,
+                            d->n_items, d->n_items == 1 ? "" : "s");
+    int *order = mallocCheck((size_t)d->n_items * sizeof(int));
+    for (int i = 0; i < d->n_items; i++) order[i] = i;
+    shuffle_ints(order, d->n_items, stream(seed, 0, 0, ROLE_HOLDOUT));
+    qsort(order, (size_t)k, sizeof(int), cmp_int); /* the held-out items, in path order */
+    for (int j = 0; j < k; j++) {
+        d->n_samples -= d->items[order[j]].repeats;
+        d->items[order[j]].repeats = 0; /* never in an epoch */
+    }
+    *items = realloc(order, (size_t)k * sizeof(int));
+    LS_ASSERT(*items);
+    *n = k;
+    d->n_held_out = k;
+    return LS_OK;
+}
+
 void dataset_epoch_free(DatasetEpoch *e) {
     free(e->items), free(e->flip), free(e->batch_start);
     memset(e, 0, sizeof *e);
@@ -1019,6 +1047,9 @@ void dataset_epoch_free(DatasetEpoch *e) {
 void dataset_report(const Dataset *d, FILE *fp) {
     fprintf(fp, "dataset %s: %d image%s used (%lld samples per epoch), %d skipped\n", d->dir, d->n_items,
             d->n_items == 1 ? "" : "s", (long long)d->n_samples, d->n_skipped);
+    if (d->n_held_out)
+        fprintf(fp, "  %d image%s held out for the validation loss (not trained on)\n", d->n_held_out,
+                d->n_held_out == 1 ? "" : "s");
     for (int s = 0; s < d->n_subsets; s++)
         fprintf(fp, "  %s: %d image%s x %d repeats, %d distinct tags\n", d->subsets[s].name,
                 d->subsets[s].n_images, d->subsets[s].n_images == 1 ? "" : "s", d->subsets[s].repeats,

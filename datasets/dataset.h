@@ -111,6 +111,7 @@ typedef struct {
     int n_bad_utf8;         /* caption files with invalid UTF-8 (repaired) */
     int n_ignored_dirs;     /* subfolders that are not N_name (or have N < 1) */
     int64_t n_samples;      /* Σ repeats: samples per epoch */
+    int n_held_out;         /* items set aside by dataset_hold_out (repeats 0: in no epoch) */
 } Dataset;
 
 /* Scan dir: image files directly in it (repeats from dir's own name if it is N_name, else 1) and in its
@@ -161,6 +162,12 @@ typedef struct {
 
 int dataset_epoch(const Dataset *d, uint64_t seed, uint64_t epoch, int batch_size, DatasetEpoch *e);
 void dataset_epoch_free(DatasetEpoch *e);
+
+/* Set aside round(frac · n_items) items (at least 1, leaving at least 1) chosen by seed, for a validation
+ * loss: their repeats become 0, so no epoch holds them (n_samples drops accordingly). *items (malloc'd,
+ * ascending indices) and *n get them. LS_ERR naming the folder when frac is outside (0, 1) or nothing would
+ * be left to train on. */
+int dataset_hold_out(Dataset *d, double frac, uint64_t seed, int **items, int *n);
 
 /* ---- latent cache (cache.c) ----
  * Key: hex SHA-256 of (format version, crop rule version, image file bytes' SHA-256, caption, target

@@ -19,11 +19,12 @@ static int train_usage(void) {
            "  --resolution PX (model default)  --buckets [--bucket-step 64 --min-bucket PX --max-bucket PX\n"
            "  --bucket-no-upscale]  --caption TEXT  --trigger WORD  --shuffle-tags  --keep-tokens N  --flip\n"
            "  --checkpoint-every N (100)  --save-every N  --sample-every N (0: at the end)  --no-samples\n"
+           "  --validation-split F (hold out a fraction for a validation loss)  --validate-every N (= checkpoint)\n"
            "  --sample-prompts FILE (lines: prompt --n NEG --d SEED --s STEPS --l CFG)  --sample-steps N (20)\n"
            "  --sample-strengths LIST (0,0.5,1)  --cache-dir DIR (OUT/cache)  --no-cache\n"
            "  --model-config DIR  --tokenizer DIR (for single-file models)\n"
            "Writes OUT/NAME.safetensors (kohya LoRA; --method full: the whole model, OUT/NAME/ for a diffusers\n"
-           "folder), checkpoint.safetensors, loss.csv, loss.png, samples/,\n"
+           "folder), checkpoint.safetensors, loss.csv, loss.png, validation.csv, samples/,\n"
            "config.json (the keys --config reads) and report.txt. Ctrl-C saves a checkpoint and stops.\n"
            "alpha defaults to the rank (scale 1, as diffusers); pass --alpha 1 for kohya's default scale 1/rank.\n");
     return 0;

@@ -1,6 +1,7 @@
 /* lossplot.c — the loss curve as a PNG (train_loss_plot in train.h): raw per-step losses as light dots, a
- * centred moving average as a dark line, y axis from the smallest loss to the 99th percentile (so a few
- * early spikes do not flatten the curve), tick labels in the built-in font. */
+ * centred moving average as a dark line, the validation loss (when there is one) as a red line with
+ * markers, y axis from the smallest loss to the 99th percentile of the training losses (so a few early
+ * spikes do not flatten the curve), tick labels in the built-in font. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +15,7 @@
 #define PH 400
 #define ML 72 /* margins: left, right, top, bottom */
 #define MR 20
-#define MT 34
+#define MT 46
 #define MB 40
 
 static void put(Image *im, int x, int y, uint8_t r, uint8_t g, uint8_t b) {
@@ -40,7 +41,8 @@ static int cmp_float(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-int train_loss_plot(const char *path, const float *loss, int n, const char *title) {
+int train_loss_plot(const char *path, const float *loss, int n, const int *vstep, const float *vloss, int nv,
+                    const char *title) {
     if (n < 1) return ls_set_error("%s: no losses to plot", path);
     float *sorted = mallocCheck((size_t)n * sizeof(float)), *avg = mallocCheck((size_t)n * sizeof(float));
     int m = 0;
@@ -51,6 +53,8 @@ int train_loss_plot(const char *path, const float *loss, int n, const char *titl
         qsort(sorted, (size_t)m, sizeof(float), cmp_float);
         lo = sorted[0], hi = sorted[(int)floor(0.99 * (m - 1))];
     }
+    for (int i = 0; i < nv; i++) /* the validation curve always fits */
+        if (isfinite(vloss[i])) lo = fminf(lo, vloss[i]), hi = fmaxf(hi, vloss[i]);
     if (!(hi > lo)) hi = lo + (lo != 0.0f ? fabsf(lo) * 0.1f : 1.0f);
     float pad = 0.05f * (hi - lo);
     lo -= pad, hi += pad;
@@ -66,8 +70,9 @@ int train_loss_plot(const char *path, const float *loss, int n, const char *titl
     memset(im.data, 255, (size_t)PW * PH * 3);
     int x0 = ML, x1 = PW - MR, y0 = MT, y1 = PH - MB;
 #define X(i) (x0 + (int)lround((double)(x1 - x0) * ((n > 1) ? (double)(i) / (n - 1) : 0.5)))
+#define XS(s) (x0 + (int)lround((double)(x1 - x0) * (double)(s) / n)) /* step s in 0..n (validation) */
 #define Y(v) (y1 - (int)lround((double)(y1 - y0) * (((v) - lo) / (hi - lo))))
-    char lab[64];
+    char lab[96];
     for (int t = 0; t <= 4; t++) { /* horizontal grid lines with loss labels */
         float v = lo + (hi - lo) * (float)t / 4.0f;
         int y = Y(v);
@@ -100,11 +105,22 @@ int train_loss_plot(const char *path, const float *loss, int n, const char *titl
         else put(&im, x, y, 20, 60, 160);
         px = x, py = y;
     }
+    px = -1;
+    for (int i = 0; i < nv; i++) { /* validation loss: red line, 5×5 markers */
+        if (!isfinite(vloss[i])) continue;
+        int x = XS(vstep[i]), y = Y(vloss[i]);
+        if (px >= 0) line(&im, px, py, x, y, 200, 30, 30);
+        for (int dy = -2; dy <= 2; dy++)
+            for (int dx = -2; dx <= 2; dx++) put(&im, x + dx, y + dy, 200, 30, 30);
+        px = x, py = y;
+    }
 #undef X
+#undef XS
 #undef Y
     font_draw_text(&im, x0, 10, title ? title : "loss", 2, 0, 0, 0);
-    snprintf(lab, sizeof lab, "dots: loss per step; line: moving average (%d steps)", 2 * win + 1);
-    font_draw_text(&im, x1 - font_text_width(lab, 1), 14, lab, 1, 90, 90, 90);
+    snprintf(lab, sizeof lab, "dots: loss per step; line: moving average (%d steps)%s", 2 * win + 1,
+             nv ? "; red: validation" : "");
+    font_draw_text(&im, x1 - font_text_width(lab, 1), 32, lab, 1, 90, 90, 90);
     int rc = image_write_png(path, &im, NULL, 0);
     free(im.data), free(sorted), free(avg);
     return rc;

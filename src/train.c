@@ -24,7 +24,7 @@
 #include "unet_train.h" // defines: unet_forward_train, unet_backward, unet_mse_loss
 
 /* Purposes of the RNG streams (seed, micro-step, purpose). */
-enum { P_VAE = 1, P_TIMESTEP, P_NOISE, P_OFFSET };
+enum { P_VAE = 1, P_TIMESTEP, P_NOISE, P_OFFSET, P_VAL };
 
 #define ADAM_B1 0.9
 #define ADAM_B2 0.999
@@ -33,6 +33,7 @@ enum { P_VAE = 1, P_TIMESTEP, P_NOISE, P_OFFSET };
 #define MAX_TEXT_CACHE 1024
 #define MAX_SAMPLE_PROMPTS 16
 #define MAX_STRENGTHS 16
+#define VAL_T 4 /* validation timesteps per image: (k + 0.5)·T/4 */
 #define CKPT_FORMAT "lorastyle-train-checkpoint-v1"
 
 /* Set by SIGINT/SIGTERM while train_run runs; read at step boundaries and by the sampler's cancel hook.
@@ -328,6 +329,12 @@ typedef struct {
     float strengths[MAX_STRENGTHS];
     int n_str;
     int tty;
+    int *val_items, n_val_items; /* held-out items (--validation-split) */
+    int *val_step;               /* validation losses so far: at step val_step[i] (0 = before training) */
+    float *val_loss;
+    int n_val;
+    char *val_path;              /* OUT/validation.csv */
+    FILE *val_csv;
 } Trainer;
 
 static char *fmt(const char *f, double v) {
@@ -398,6 +405,7 @@ static int save_lora(Trainer *T, const char *path, int steps_done) {
     if (o->min_snr_gamma > 0) KVF("ss_min_snr_gamma", "%g", (double)o->min_snr_gamma);
     KVF("ss_noise_offset", "%g", (double)o->noise_offset);
     KVF("ss_max_grad_norm", "%g", (double)o->max_grad_norm);
+    if (o->validation_split > 0) KVF("ss_validation_split", "%g", (double)o->validation_split);
     KV("ss_optimizer", "torch.optim.AdamW(weight_decay=0.01,betas=(0.9, 0.999),eps=1e-08)");
     KVF("ss_clip_skip", "%.0f", (double)o->clip_skip);
     KV("ss_flip_aug", o->flip ? "True" : "False");
@@ -439,6 +447,13 @@ static int ckpt_save(Trainer *T) {
     }
     int64_t hs[1] = {T->step};
     st_writer_add(&w, "loss_history", ST_F32, 1, hs, T->hist);
+    float *vh = NULL;
+    if (T->n_val) { /* (step, loss) pairs */
+        vh = mallocCheck((size_t)T->n_val * 2 * sizeof(float));
+        for (int i = 0; i < T->n_val; i++) vh[2 * i] = (float)T->val_step[i], vh[2 * i + 1] = T->val_loss[i];
+        int64_t vs[2] = {T->n_val, 2};
+        st_writer_add(&w, "validation_history", ST_F32, 2, vs, vh);
+    }
     st_writer_meta(&w, "format", CKPT_FORMAT);
 #define META(k, f, v) (snprintf(buf, sizeof buf, f, v), st_writer_meta(&w, k, buf))
     META("step", "%d", T->step);
@@ -451,6 +466,7 @@ static int ckpt_save(Trainer *T) {
 #undef META
     int rc = st_writer_save(&w, T->ckpt_path);
     st_writer_free(&w);
+    free(vh);
     if (rc < 0) {
         if (T->ckpt_step > 0)
             return ls_error_context("checkpoint at step %d not saved (the one from step %d is kept)", T->step,
@@ -517,6 +533,21 @@ static int ckpt_load(Trainer *T) {
         goto out;
     }
     if (st_to_f32(&f, h, T->hist, 0) < 0) goto out;
+    const StTensor *vt = st_find(&f, "validation_history");
+    if (T->val_step && vt) {
+        if (vt->ndim != 2 || vt->shape[1] != 2 || vt->shape[0] > step + 1) {
+            ls_set_error("%s: validation_history has a bad shape", f.path);
+            goto out;
+        }
+        float *vh = mallocCheck((size_t)vt->numel * sizeof(float));
+        if (st_to_f32(&f, vt, vh, 0) < 0) {
+            free(vh);
+            goto out;
+        }
+        T->n_val = (int)vt->shape[0];
+        for (int i = 0; i < T->n_val; i++) T->val_step[i] = (int)vh[2 * i], T->val_loss[i] = vh[2 * i + 1];
+        free(vh);
+    }
     const char *e = st_meta_get(&f, "ema"), *ew = st_meta_get(&f, "ema_w");
     T->ema = e ? strtod(e, NULL) : 0.0, T->ema_w = ew ? strtod(ew, NULL) : 0.0;
     T->step = T->start_step = T->ckpt_step = (int)step;
@@ -552,7 +583,7 @@ static int csv_truncate(const char *path, int step) {
 static int write_plot(Trainer *T) {
     char title[256];
     snprintf(title, sizeof title, "%s - loss, %d steps", T->o.name, T->step);
-    return train_loss_plot(T->plot_path, T->hist, T->step, title);
+    return train_loss_plot(T->plot_path, T->hist, T->step, T->val_step, T->val_loss, T->n_val, title);
 }
 
 /* ---------------- samples ---------------- */
@@ -760,6 +791,66 @@ static int micro_step(Trainer *T, uint64_t u, double *loss) {
     return rc;
 }
 
+/* The validation loss: every held-out image (unflipped, its fixed latent sample) at VAL_T fixed timesteps
+ * with fixed noise, plain MSE against the target (no min-SNR weight, no noise offset), averaged — the same
+ * draws at every evaluation, so the curve shows the model, not the sampling. Inference forward, no
+ * gradients. With --train-text-encoder the caption is re-encoded through the current text encoder. */
+static int validate(Trainer *T, double *out) {
+    const TrainOptions *o = &T->o;
+    int f = vae_scale_factor(&T->m.vae.cfg), C = T->C, L = T->dc.L;
+    size_t nctx = (size_t)L * T->dc.D;
+    float *ctx = mallocCheck(VAL_T * nctx * sizeof(float)), tf[VAL_T];
+    double sum = 0.0;
+    int rc = LS_OK;
+    for (int j = 0; j < T->n_val_items && rc == LS_OK; j++) {
+        int i = T->val_items[j], h, w;
+        const DatasetItem *it = &T->d.items[i];
+        size_t n = (size_t)C * (it->th / f) * (it->tw / f);
+        float *x0 = mallocCheck(n * sizeof(float)), *noise = mallocCheck(VAL_T * n * sizeof(float));
+        float *xt = mallocCheck(VAL_T * n * sizeof(float)), *pred = mallocCheck(VAL_T * n * sizeof(float));
+        rc = get_latent(&T->dc, i, 0, x0, &h, &w);
+        if (rc == LS_OK && dataset_caption(&T->d, i, o->seed, 0, T->captxt, T->capb + 1) < 0) rc = LS_ERR;
+        if (rc == LS_OK)
+            rc = T->capv ? pipeline_encode_prompt(&T->m, T->captxt, o->clip_skip, ctx) : get_ctx(&T->dc, T->captxt, ctx);
+        if (rc == LS_OK) {
+            for (int k = 1; k < VAL_T; k++) memcpy(ctx + k * nctx, ctx, nctx * sizeof(float));
+            rng_normal(noise, VAL_T * n, stream(o->seed, (uint64_t)i, P_VAL), 0);
+            for (int k = 0; k < VAL_T; k++) {
+                int t = (int)((k + 0.5) * T->T / VAL_T);
+                float a = sqrtf(T->acp[t]), sg = sqrtf(1.0f - T->acp[t]);
+                tf[k] = (float)t;
+                for (size_t q = 0; q < n; q++) xt[k * n + q] = a * x0[q] + sg * noise[k * n + q];
+            }
+            unet_forward(&T->m.unet, pred, xt, tf, ctx, VAL_T, h, w, L);
+            for (int k = 0; k < VAL_T; k++) {
+                float a = sqrtf(T->acp[(int)tf[k]]), sg = sqrtf(1.0f - T->acp[(int)tf[k]]);
+                double e = 0.0;
+                for (size_t q = 0; q < n; q++) {
+                    float target = T->vpred ? a * noise[k * n + q] - sg * x0[q] : noise[k * n + q];
+                    double d = (double)pred[k * n + q] - target;
+                    e += d * d;
+                }
+                sum += e / (double)n;
+            }
+        }
+        free(x0), free(noise), free(xt), free(pred);
+    }
+    free(ctx);
+    *out = sum / ((double)T->n_val_items * VAL_T);
+    return rc;
+}
+
+/* Validate now and log it (validation.csv, the in-memory history for the plot and the report). */
+static int record_validation(Trainer *T) {
+    double v;
+    LS_TRY(validate(T, &v));
+    T->val_step[T->n_val] = T->step, T->val_loss[T->n_val] = (float)v, T->n_val++;
+    fprintf(T->val_csv, "%d,%.6g\n", T->step, v);
+    fflush(T->val_csv);
+    if (!T->o.quiet && !T->tty) fprintf(stderr, "lorastyle: step %d  validation loss %.5f\n", T->step, v);
+    return LS_OK;
+}
+
 /* ---------------- setup, loop, report ---------------- */
 
 static void progress(Trainer *T, double t0) {
@@ -769,8 +860,10 @@ static void progress(Trainer *T, double t0) {
     double el = ls_time() - t0, rate = done / (el > 0 ? el : 1e-9), eta = (total - step) / (rate > 0 ? rate : 1e-9);
     if (T->tty) {
         int width = 30, fill = width * step / total;
-        fprintf(stderr, "\r[%.*s%*s] step %d/%d  loss %.4f  %.2f it/s  ETA %.0fs ", fill,
-                "==============================", width - fill, "", step, total, loss_ema, rate, eta);
+        char val[32] = "";
+        if (T->n_val) snprintf(val, sizeof val, "  val %.4f", (double)T->val_loss[T->n_val - 1]);
+        fprintf(stderr, "\r[%.*s%*s] step %d/%d  loss %.4f%s  %.2f it/s  ETA %.0fs ", fill,
+                "==============================", width - fill, "", step, total, loss_ema, val, rate, eta);
         if (step == total) fputc('\n', stderr);
         fflush(stderr);
     } else {
@@ -839,6 +932,11 @@ static int trainer_setup(Trainer *T) {
     LS_TRY(dataset_check_options(&dopt));
     if (o->samples) LS_TRY(load_sample_prompts(T)); /* a bad prompt file fails before any work */
     LS_TRY(dataset_scan(&T->d, o->data_dir, &dopt));
+    if (o->validation_split > 0) {
+        LS_TRY(dataset_hold_out(&T->d, o->validation_split, o->seed, &T->val_items, &T->n_val_items));
+        T->val_step = mallocCheck((size_t)(o->steps + 2) * sizeof(int));
+        T->val_loss = mallocCheck((size_t)(o->steps + 2) * sizeof(float));
+    }
     if (!o->quiet) dataset_report(&T->d, stderr);
     if (o->epochs > 0) {
         DatasetEpoch e0 = {0};
@@ -848,6 +946,11 @@ static int trainer_setup(Trainer *T) {
         int64_t steps = (micro + o->grad_accum - 1) / o->grad_accum;
         if (steps > 100000000) return ls_set_error("--epochs %d: too many steps (%lld)", o->epochs, (long long)steps);
         o->steps = (int)steps;
+    }
+    if (T->val_step) { /* --epochs may have changed the step count */
+        T->val_step = realloc(T->val_step, (size_t)(o->steps + 2) * sizeof(int));
+        T->val_loss = realloc(T->val_loss, (size_t)(o->steps + 2) * sizeof(float));
+        LS_ASSERT(T->val_step && T->val_loss);
     }
     if (o->warmup > o->steps) return ls_set_error("--warmup %d: more than the %d training steps", o->warmup, o->steps);
     T->capb = dataset_caption_bound(&T->d, 0);
@@ -905,6 +1008,8 @@ static int trainer_setup(Trainer *T) {
 
 static void trainer_free(Trainer *T) {
     if (T->csv) fclose(T->csv);
+    if (T->val_csv) fclose(T->val_csv);
+    free(T->val_items), free(T->val_step), free(T->val_loss), free(T->val_path);
     unet_acts_free(&T->acts);
     clip_acts_free(&T->cacts);
     if (T->capv)
@@ -994,12 +1099,16 @@ static int write_report(Trainer *T, TrainResult *r) {
     FILE *mf = open_memstream(&data, &dlen);
     LS_ASSERT(mf);
     fputs(rep, mf);
+    if (r->n_val)
+        fprintf(mf, "validation loss:      %d held-out images x %d timesteps: step %d %.5f, best %.5f at step %d, "
+                    "last %.5f (validation.csv)\n", T->n_val_items, VAL_T, T->val_step[0], r->val_first, r->val_best,
+                r->val_best_step, r->val_last);
     dataset_report(&T->d, mf);
     fclose(mf);
     char *rp = ls_path_join(o->out, "report.txt");
     int rc = ls_write_file_atomic(rp, data, dlen);
     free(rp);
-    if (rc == LS_OK && !o->quiet) fputs(rep, stdout);
+    if (rc == LS_OK && !o->quiet) fputs(data, stdout);
     free(data);
     return rc;
 }
@@ -1056,6 +1165,17 @@ int train_run(const TrainOptions *oin, TrainResult *res) {
         goto out_cd;
     }
     if (!o->resume) fprintf(T->csv, "step,loss,lr,grad_norm,seconds\n");
+    if (T->n_val_items) {
+        T->val_path = ls_path_join(o->out, "validation.csv");
+        int append = o->resume && ls_file_exists(T->val_path);
+        if (append && csv_truncate(T->val_path, T->step) < 0) goto out_cd;
+        T->val_csv = fopen(T->val_path, append ? "a" : "w");
+        if (!T->val_csv) {
+            ls_set_error("%s: cannot write: %s", T->val_path, strerror(errno));
+            goto out_cd;
+        }
+        if (!append) fprintf(T->val_csv, "step,validation_loss\n");
+    }
     {
         char *js = train_options_to_json(o, T->res), *cp = ls_path_join(o->out, "config.json");
         int wrc = ls_write_file_atomic(cp, js, strlen(js));
@@ -1083,6 +1203,7 @@ int train_run(const TrainOptions *oin, TrainResult *res) {
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
 
+    if (T->n_val_items && T->step == 0 && record_validation(T) < 0) goto loop_out; /* the base model's */
     double t_loop = ls_time();
     int stopped = 0;
     while (T->step < o->steps) {
@@ -1115,8 +1236,10 @@ int train_run(const TrainOptions *oin, TrainResult *res) {
         T->hist[s] = (float)loss;
         T->ema = 0.9 * T->ema + 0.1 * loss, T->ema_w = 0.9 * T->ema_w + 0.1;
         T->step = s + 1;
-        progress(T, t_loop);
         int last = T->step == o->steps;
+        int ve = o->validate_every ? o->validate_every : o->checkpoint_every;
+        if (T->n_val_items && (last || (ve > 0 && T->step % ve == 0)) && record_validation(T) < 0) goto loop_out;
+        progress(T, t_loop);
         if (!last && o->save_every > 0 && T->step % o->save_every == 0 && save_adapter(T, T->step) < 0) goto loop_out;
         if (!last && o->checkpoint_every > 0 && T->step % o->checkpoint_every == 0) {
             fflush(T->csv);
@@ -1151,6 +1274,13 @@ int train_run(const TrainOptions *oin, TrainResult *res) {
         int n10 = LS_MIN(10, T->step);
         for (int i = 0; i < n10; i++) sf += T->hist[i], sl += T->hist[T->step - 1 - i];
         r.first_loss = T->hist[0], r.last_loss = T->hist[T->step - 1];
+        r.n_val = T->n_val;
+        if (T->n_val) {
+            r.val_first = T->val_loss[0], r.val_last = T->val_loss[T->n_val - 1];
+            r.val_best = r.val_first, r.val_best_step = T->val_step[0];
+            for (int i = 1; i < T->n_val; i++)
+                if (T->val_loss[i] < r.val_best) r.val_best = T->val_loss[i], r.val_best_step = T->val_step[i];
+        }
         r.mean_loss_first10 = sf / n10, r.mean_loss_last10 = sl / n10;
         r.adapter_bytes = path_bytes(T->adapter);
     }

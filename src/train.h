@@ -13,7 +13,8 @@
  *   checkpoint.safetensors   trained tensors + AdamW moments + step, data position, loss history (every
  *                            --checkpoint-every steps, on Ctrl-C and at the end; temp file + rename, so the
  *                            last good one survives a crash or a full disk); `--resume` continues from it
- *   loss.csv, loss.png       step,loss,lr,grad_norm,seconds and its curve (raw + smoothed)
+ *   loss.csv, loss.png       step,loss,lr,grad_norm,seconds and its curve (raw + smoothed + validation)
+ *   validation.csv           step,validation_loss (--validation-split)
  *   samples/step_NNNNNN.png  sample grids: rows = adapter strengths, columns = sample prompts
  *   config.json              the effective options (the same keys `--config FILE` reads)
  *   report.txt               parameters, memory, sizes, time
@@ -66,6 +67,9 @@ typedef struct {
     float noise_offset;      /* 0: off */
     float max_grad_norm;     /* ≤ 0: no clipping (default 1.0) */
     int save_every;          /* also write NAME-step%08d.safetensors every N steps, kohya's name (0: off) */
+    float validation_split;  /* > 0: hold out this fraction of the images for a validation loss */
+    int validate_every;      /* validation loss every N steps (0: every checkpoint_every steps), at step 0
+                              * and at the end */
     int checkpoint_every;    /* checkpoint every N steps (default 100; 0: only on Ctrl-C and at the end) */
     int samples;             /* sample grids (default 1: at the end, and every sample_every steps) */
     int sample_every;        /* 0: only at the end */
@@ -94,6 +98,9 @@ typedef struct {
     int64_t adapter_bytes, unet_file_bytes;
     double wall_s, step_s;
     int cache_hits, cache_misses;
+    int n_val;                 /* validation losses computed (step 0 included) */
+    double val_first, val_last, val_best;
+    int val_best_step;
 } TrainResult;
 
 #define TRAIN_INTERRUPTED (-3) /* train_run stopped by Ctrl-C (or stop_after) after saving a checkpoint */
@@ -127,8 +134,10 @@ const char *train_method_name(TrainMethod m); /* "lora", "locon", "full", "adapt
 float train_lr_at(const TrainOptions *o, int s);
 
 /* Write a loss-curve PNG (raw losses as dots, their moving average as a line, labelled axes) of n ≥ 1
- * values, atomically. LS_ERR naming path. (src/lossplot.c) */
-int train_loss_plot(const char *path, const float *loss, int n, const char *title);
+ * values (loss[i] = step i+1), with nv validation losses vloss[j] at steps vstep[j] (0..n; nv may be 0) as a
+ * red line, atomically. LS_ERR naming path. (src/lossplot.c) */
+int train_loss_plot(const char *path, const float *loss, int n, const int *vstep, const float *vloss, int nv,
+                    const char *title);
 
 /* The sub-command (src/cmd_train.c). */
 int cmd_train(int argc, char **argv);

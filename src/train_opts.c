@@ -64,6 +64,8 @@ static const Field FIELDS[] = {
     F("max_grad_norm", "--max-grad-norm", K_FLOAT, max_grad_norm, 0, 0),
     F("save_every", "--save-every", K_INT, save_every, 0, 100000000),
     F("checkpoint_every", "--checkpoint-every", K_INT, checkpoint_every, 0, 100000000),
+    F("validation_split", "--validation-split", K_FLOAT, validation_split, 0, 0),
+    F("validate_every", "--validate-every", K_INT, validate_every, 0, 100000000),
     F("samples", "--no-samples", K_NOBOOL, samples, 0, 0),
     F("sample_every", "--sample-every", K_INT, sample_every, 0, 100000000),
     F("sample_prompts", "--sample-prompts", K_STR, sample_prompts, 0, 0),

@@ -793,6 +793,42 @@ static void test_epoch(void) {
     CHECK(e.n_batches == 5, "batch 4: 2 + 2 + 1 batches (%d)", e.n_batches);
     dataset_epoch_free(&e), dataset_epoch_free(&e2);
     dataset_free(&d);
+
+    /* validation hold-out: round(0.34·6) = 2 items, chosen by seed, in no epoch */
+    o.flip = 0;
+    dataset_scan(&d, dir, &o);
+    int *held = NULL, nh = 0, *held2 = NULL, nh2 = 0;
+    CHECK(dataset_hold_out(&d, 0.34, 5, &held, &nh) == LS_OK && nh == 2 && held[0] < held[1], "hold out: %d (%s)",
+          nh, ls_last_error());
+    int64_t want = 13;
+    for (int j = 0; j < nh; j++) want -= (int64_t[]){1, 2, 2, 2, 3, 3}[held[j]] /* items in path order: 1_tall, 2_sq ×3, 3_wide ×2 */;
+    CHECK(d.n_samples == want && d.n_held_out == 2, "samples %lld, expected %lld", (long long)d.n_samples,
+          (long long)want);
+    int leaked = 0;
+    for (int ep = 0; ep < 3; ep++) {
+        CHECK(dataset_epoch(&d, 7, (uint64_t)ep, 2, &e) == LS_OK && e.n == (int)want, "epoch %d: %d samples", ep, e.n);
+        for (int k = 0; k < e.n; k++) leaked += e.items[k] == held[0] || e.items[k] == held[1];
+        dataset_epoch_free(&e);
+    }
+    CHECK(leaked == 0, "held-out items never appear in an epoch (%d times)", leaked);
+    Dataset d2;
+    dataset_scan(&d2, dir, &o);
+    CHECK(dataset_hold_out(&d2, 0.34, 5, &held2, &nh2) == LS_OK && nh2 == 2 && !memcmp(held, held2, 2 * sizeof(int)),
+          "same seed, same hold-out");
+    free(held2);
+    dataset_free(&d2);
+    dataset_scan(&d2, dir, &o);
+    CHECK(dataset_hold_out(&d2, 0.9, 5, &held2, &nh2) == LS_OK && nh2 == 5, "0.9 of 6 → 5 held out (%d)", nh2);
+    free(held2);
+    dataset_free(&d2);
+    dataset_scan(&d2, dir, &o);
+    CHECK(dataset_hold_out(&d2, 0.99, 5, &held2, &nh2) == LS_ERR && strstr(ls_last_error(), "no training image"),
+          "0.99 of 6 leaves nothing: %s", ls_last_error());
+    CHECK(dataset_hold_out(&d2, 1.5, 5, &held2, &nh2) == LS_ERR && strstr(ls_last_error(), "(0, 1)"), "1.5: %s",
+          ls_last_error());
+    dataset_free(&d2);
+    free(held);
+    dataset_free(&d);
     free(dir);
 }
 

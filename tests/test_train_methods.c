@@ -12,7 +12,9 @@
  *  3. --method adapter: a bottleneck-adapter file (3 per transformer block, lorastyle_method "adapter")
  *     that lora_load and lora_attach accept, with trained (non-zero) up matrices; --save-every writes
  *     kohya-named NAME-step00000003.safetensors files besides the final NAME.safetensors;
- *  4. options that do not fit the method are refused by name.
+ *  4. --validation-split: rows at step 0, every --validate-every steps and the end; the step-0 loss is the
+ *     base model's, the same for every method; resumed runs write the same validation.csv (in 1.);
+ *  5. options that do not fit the method are refused by name.
  * Usage: test_train_methods FIXTURE_DIR */
 #include <math.h>
 #include <unistd.h>
@@ -51,9 +53,16 @@ static float max_abs(const float *x, size_t n) {
     return m;
 }
 
-/* Run o twice: straight through, and stopped after `stop` steps then resumed; the file `rel` under each
- * OUT must be byte-identical. */
-static void check_resume(TrainOptions *o, const char *tag, int stop, const char *rel) {
+/* Run o twice: straight through, and stopped after `stop` steps then resumed; the file `rel` (and `rel2`
+ * unless NULL) under each OUT must be byte-identical. */
+static void check_same_under(const char *a, const char *b, const char *tag, const char *rel) {
+    char pa[900], pb[900];
+    snprintf(pa, sizeof pa, "%s/%s", a, rel);
+    snprintf(pb, sizeof pb, "%s/%s", b, rel);
+    CHECK(same_file(pa, pb), "%s: resumed %s is byte-identical to the uninterrupted run's", tag, rel);
+}
+
+static void check_resume(TrainOptions *o, const char *tag, int stop, const char *rel, const char *rel2) {
     char a[700], b[700], pa[900], pb[900];
     snprintf(a, sizeof a, "%s/%s_full", g_tmp, tag);
     snprintf(b, sizeof b, "%s/%s_stopped", g_tmp, tag);
@@ -68,6 +77,7 @@ static void check_resume(TrainOptions *o, const char *tag, int stop, const char 
     snprintf(pa, sizeof pa, "%s/%s", a, rel);
     snprintf(pb, sizeof pb, "%s/%s", b, rel);
     CHECK(same_file(pa, pb), "%s: resumed %s is byte-identical to the uninterrupted run's", tag, rel);
+    if (rel2) check_same_under(a, b, tag, rel2);
 }
 
 static void test_text_encoder(void) {
@@ -106,7 +116,8 @@ static void test_text_encoder(void) {
 
     base_opts(&o, NULL);
     o.train_text_encoder = 1, o.steps = 6, o.lr = 1e-3f, o.batch = 2, o.shuffle_tags = 1, o.checkpoint_every = 2;
-    check_resume(&o, "te", 3, "style.safetensors");
+    o.validation_split = 0.2f, o.validate_every = 2; /* the validation re-encodes through the trained TE */
+    check_resume(&o, "te", 3, "style.safetensors", "validation.csv");
 }
 
 static int load_ckpt_param(const StFile *f, const char *name, float *dst) {
@@ -194,7 +205,7 @@ static void test_full(void) {
 
     base_opts(&o, NULL);
     o.method = METHOD_FULL, o.steps = 5, o.lr = 1e-3f, o.checkpoint_every = 2, o.noise_offset = 0.05f;
-    check_resume(&o, "full", 3, "style/unet/diffusion_pytorch_model.safetensors");
+    check_resume(&o, "full", 3, "style/unet/diffusion_pytorch_model.safetensors", NULL);
 }
 
 static void test_adapter_method(void) {
@@ -234,6 +245,40 @@ static void test_adapter_method(void) {
     CHECK(lora_attach(&a, &m, 0) == LS_OK, "attach: %s", ls_last_error());
     lora_free(&a);
     model_free(&m);
+}
+
+/* --validation-split: the step-0 validation loss is the base model's, so every method measures the same
+ * value there; rows at step 0, every --validate-every steps and the end; the report names the best step. */
+static void test_validation(void) {
+    const TrainMethod ms[3] = {METHOD_LORA, METHOD_ADAPTER, METHOD_FULL};
+    double v0[3] = {0};
+    for (int k = 0; k < 3; k++) {
+        char out[600], path[700];
+        snprintf(out, sizeof out, "%s/val%d", g_tmp, k);
+        TrainOptions o;
+        base_opts(&o, out);
+        o.method = ms[k], o.steps = 5, o.lr = 1e-3f, o.validation_split = 0.3f, o.validate_every = 2;
+        TrainResult r;
+        CHECK(train_run(&o, &r) == LS_OK, "validation run %d: %s", k, ls_last_error());
+        v0[k] = r.val_first;
+        snprintf(path, sizeof path, "%s/validation.csv", out);
+        size_t n;
+        char *csv = ls_read_file(path, &n);
+        int steps[8], ns = 0;
+        for (char *p = csv ? strchr(csv, '\n') : NULL; p && p[1] && ns < 8; p = strchr(p + 1, '\n'))
+            steps[ns++] = atoi(p + 1);
+        CHECK(r.n_val == 4 && ns == 4 && steps[0] == 0 && steps[1] == 2 && steps[2] == 4 && steps[3] == 5,
+              "method %d: %d validations, csv rows %d (steps 0, 2, 4, 5)", k, r.n_val, ns);
+        free(csv);
+        snprintf(path, sizeof path, "%s/report.txt", out);
+        char *rep = ls_read_file(path, &n);
+        CHECK(rep && strstr(rep, "validation loss:") && strstr(rep, "3 held-out images") &&
+                  strstr(rep, "held out for the validation loss"),
+              "report: %s", rep ? rep : "(none)");
+        free(rep);
+    }
+    printf("step-0 validation loss: lora %.6f, adapter %.6f, full %.6f\n", v0[0], v0[1], v0[2]);
+    CHECK(v0[0] > 0 && v0[0] == v0[1] && v0[0] == v0[2], "the same base model gives the same step-0 validation loss");
 }
 
 static void test_refused(void) {
@@ -287,6 +332,8 @@ int main(int argc, char **argv) {
     printf("[%.1f s] full\n", ls_time() - t0);
     test_adapter_method();
     printf("[%.1f s] adapter\n", ls_time() - t0);
+    test_validation();
+    printf("[%.1f s] validation\n", ls_time() - t0);
     test_refused();
     printf("[%.1f s] refused\n", ls_time() - t0);
     char cmd[600];

@@ -64,6 +64,10 @@ int dataset_check_options(const DatasetOptions *o) {
     if (o->resolution < 8 || o->resolution > 8192 || o->resolution % 8 != 0)
         return ls_set_error("--resolution %d: must be a multiple of 8 between 8 and 8192", o->resolution);
     if (o->keep_tokens < 0) return ls_set_error("--keep-tokens %d: must be 0 or more", o->keep_tokens);
+    if (!(o->caption_dropout >= 0 && o->caption_dropout <= 1))
+        return ls_set_error("--caption-dropout %g: must be between 0 and 1", (double)o->caption_dropout);
+    if (!(o->tag_dropout >= 0 && o->tag_dropout < 1))
+        return ls_set_error("--tag-dropout %g: must be at least 0 and below 1", (double)o->tag_dropout);
     if (!o->buckets) return LS_OK;
     int step, mn, mx;
     bucket_limits(o, &step, &mn, &mx);
@@ -908,7 +912,7 @@ static uint64_t mix64(uint64_t x) {
 }
 
 /* A Philox stream seed for (seed, a, b) in a named role, so different uses never share numbers. */
-enum { ROLE_CAPTION = 1, ROLE_BUCKET = 2, ROLE_BATCHES = 3, ROLE_FLIP = 4, ROLE_HOLDOUT = 5 };
+enum { ROLE_CAPTION = 1, ROLE_BUCKET = 2, ROLE_BATCHES = 3, ROLE_FLIP = 4, ROLE_HOLDOUT = 5, ROLE_DROPOUT = 6 };
 static uint64_t stream(uint64_t seed, uint64_t a, uint64_t b, int role) {
     return mix64(seed ^ mix64(a ^ mix64(b ^ mix64((uint64_t)role))));
 }
@@ -943,9 +947,20 @@ int dataset_caption(const Dataset *d, int i, uint64_t seed, uint64_t step, char 
     size_t tl = trig ? strlen(trig) : 0;
     for (int k = 0; k < n; k++) /* the trigger is put first below, so it is dropped where it stands */
         if (!(trig && (size_t)t[k].len == tl && memcmp(c + t[k].off, trig, tl) == 0)) order[m++] = k;
-    int keep = LS_MIN(d->opt.keep_tokens, m);
-    if (d->opt.shuffle_tags && m - keep > 1)
+    int keep = LS_MIN(d->opt.keep_tokens, m), plain = step == DATASET_CAPTION_PLAIN;
+    if (!plain && d->opt.shuffle_tags && m - keep > 1)
         shuffle_ints(order + keep, m - keep, stream(seed, step, (uint64_t)i, ROLE_CAPTION));
+    /* dropout draws: u[0] for the whole caption, u[1 + k] for the k-th tag after the kept ones */
+    uint64_t ds = stream(seed, step, (uint64_t)i, ROLE_DROPOUT);
+#define U01(k) ((double)rng_u32(ds, (uint64_t)(k)) / 4294967296.0)
+    if (!plain && d->opt.tag_dropout > 0) {
+        int w = keep;
+        for (int k = keep; k < m; k++)
+            if (!(U01(1 + k) < d->opt.tag_dropout)) order[w++] = order[k];
+        m = w;
+    }
+    if (!plain && d->opt.caption_dropout > 0 && U01(0) < d->opt.caption_dropout) m = 0, trig = NULL;
+#undef U01
     int len = 0, rc = LS_OK;
     for (int k = -1; k < m && rc == LS_OK; k++) {
         const char *p = k < 0 ? trig : c + t[order[k]].off;

@@ -39,6 +39,8 @@ typedef struct {
     const char *trigger;     /* --trigger WORD: a tag put first in every caption (NULL: none) */
     int keep_tokens;         /* --keep-tokens N: the first N caption tags never move when shuffling */
     int shuffle_tags;        /* --shuffle-tags: shuffle the other tags every step */
+    float caption_dropout;   /* --caption-dropout P: the whole caption is "" with probability P per step */
+    float tag_dropout;       /* --tag-dropout P: each tag after the kept ones is left out with probability P */
     int flip;                /* --flip: random horizontal flips (dataset_epoch draws them) */
     int max_side, max_pixels; /* 0: DATASET_MAX_SIDE / DATASET_MAX_PIXELS */
     int quiet;                /* 1: no warnings on stderr (they are still counted) */
@@ -142,8 +144,11 @@ void dataset_resize_crop(const uint8_t *rgb, int w, int h, int tw, int th, int f
 
 /* The caption for item i at a training step: tags split on ',' and trimmed, empty ones dropped; the
  * trigger first (moved there if the caption already holds it), then the first keep_tokens tags, then the
- * rest — shuffled when shuffle_tags, deterministically from (seed, step, i). Joined with ", ".
+ * rest — shuffled when shuffle_tags, each left out with probability tag_dropout, and the whole caption
+ * empty with probability caption_dropout (kohya's order), all deterministically from (seed, step, i).
+ * Joined with ", ". step = DATASET_CAPTION_PLAIN: no shuffling and no dropout (validation, samples).
  * Returns the length written (NUL excluded), or LS_ERR if it does not fit in cap bytes. */
+#define DATASET_CAPTION_PLAIN UINT64_MAX
 int dataset_caption(const Dataset *d, int i, uint64_t seed, uint64_t step, char *out, int cap);
 /* A size for out that always suffices for item i. */
 int dataset_caption_bound(const Dataset *d, int i);

@@ -369,8 +369,8 @@ static int save_adapter(Trainer *T, int steps_done) {
 
 static int save_lora(Trainer *T, const char *path, int steps_done) {
     const TrainOptions *o = &T->o;
-    const char *kv[80];
-    char *own[40];
+    const char *kv[128];
+    char *own[64];
     int n = 0, no = 0;
 #define KV(k, v) (kv[2 * n] = (k), kv[2 * n + 1] = (v), n++)
 #define KVF(k, f, x) (own[no] = fmt((f), (x)), KV((k), own[no]), no++)
@@ -411,6 +411,8 @@ static int save_lora(Trainer *T, const char *path, int steps_done) {
     KV("ss_flip_aug", o->flip ? "True" : "False");
     KV("ss_shuffle_caption", o->shuffle_tags ? "True" : "False");
     KVF("ss_keep_tokens", "%.0f", (double)o->keep_tokens);
+    KVF("ss_caption_dropout_rate", "%g", (double)o->caption_dropout);
+    KVF("ss_caption_tag_dropout_rate", "%g", (double)o->tag_dropout);
     KV("ss_v2", "False");
     KV("ss_base_model_version", "sd_v1");
     KV("ss_sd_model_name", T->m.name);
@@ -419,7 +421,7 @@ static int save_lora(Trainer *T, const char *path, int steps_done) {
     KV("ss_tag_frequency", tagf);
     KV("ss_output_name", o->name);
     KV("lorastyle_method", o->method == METHOD_ADAPTER ? "adapter" : o->conv_rank > 0 ? "locon" : "lora");
-    LS_ASSERT(n <= 40 && no <= 40);
+    LS_ASSERT(n <= 64 && no <= 64);
 #undef KV
 #undef KVF
     int rc = lora_save_kohya(&T->lora, path, kv, n);
@@ -809,7 +811,8 @@ static int validate(Trainer *T, double *out) {
         float *x0 = mallocCheck(n * sizeof(float)), *noise = mallocCheck(VAL_T * n * sizeof(float));
         float *xt = mallocCheck(VAL_T * n * sizeof(float)), *pred = mallocCheck(VAL_T * n * sizeof(float));
         rc = get_latent(&T->dc, i, 0, x0, &h, &w);
-        if (rc == LS_OK && dataset_caption(&T->d, i, o->seed, 0, T->captxt, T->capb + 1) < 0) rc = LS_ERR;
+        if (rc == LS_OK && dataset_caption(&T->d, i, o->seed, DATASET_CAPTION_PLAIN, T->captxt, T->capb + 1) < 0)
+            rc = LS_ERR;
         if (rc == LS_OK)
             rc = T->capv ? pipeline_encode_prompt(&T->m, T->captxt, o->clip_skip, ctx) : get_ctx(&T->dc, T->captxt, ctx);
         if (rc == LS_OK) {
@@ -928,6 +931,7 @@ static int trainer_setup(Trainer *T) {
         return ls_set_error("--bucket-step %d: must be a multiple of %d for this model", dopt.bucket_step, ufac);
     dopt.caption = o->caption, dopt.trigger = o->trigger;
     dopt.shuffle_tags = o->shuffle_tags, dopt.keep_tokens = o->keep_tokens, dopt.flip = o->flip;
+    dopt.caption_dropout = o->caption_dropout, dopt.tag_dropout = o->tag_dropout;
     dopt.quiet = o->quiet;
     LS_TRY(dataset_check_options(&dopt));
     if (o->samples) LS_TRY(load_sample_prompts(T)); /* a bad prompt file fails before any work */
@@ -956,9 +960,9 @@ static int trainer_setup(Trainer *T) {
     T->capb = dataset_caption_bound(&T->d, 0);
     for (int i = 1; i < T->d.n_items; i++) T->capb = LS_MAX(T->capb, dataset_caption_bound(&T->d, i));
     T->captxt = mallocCheck((size_t)T->capb + 1);
-    if (o->samples && T->n_sp == 0) { /* the first image's caption, as training sees it at step 0 */
+    if (o->samples && T->n_sp == 0) { /* the first image's caption (with the trigger; unshuffled) */
         char *cap = mallocCheck((size_t)T->capb + 1);
-        dataset_caption(&T->d, 0, o->seed, 0, cap, T->capb + 1);
+        dataset_caption(&T->d, 0, o->seed, DATASET_CAPTION_PLAIN, cap, T->capb + 1);
         T->sp[0] = (SamplePrompt){cap, NULL, 1234, o->sample_steps, 7.5f};
         T->n_sp = 1;
     }
@@ -993,7 +997,7 @@ static int trainer_setup(Trainer *T) {
     dc->ctx = callocCheck(MAX_TEXT_CACHE, sizeof *dc->ctx);
     snprintf(dc->model_hash, sizeof dc->model_hash, "%s", model_hash(&T->m));
     if (o->cache) dc->cache_dir = o->cache_dir;
-    dc->text_disk = !o->shuffle_tags; /* shuffled captions differ at every step: memory only */
+    dc->text_disk = !o->shuffle_tags && !(o->tag_dropout > 0); /* captions that change every step: memory only */
     /* (with --train-text-encoder the context is encoded every step: the text cache is not used) */
 
     T->T = T->m.sched.num_train_timesteps;

@@ -61,6 +61,7 @@ typedef struct {
     int clip_skip;           /* A1111 numbering, default 1 */
     const char *caption, *trigger; /* dataset options (datasets/README.md) */
     int shuffle_tags, keep_tokens, flip;
+    float caption_dropout, tag_dropout; /* probabilities (kohya's caption_dropout_rate, caption_tag_dropout_rate) */
     LrSchedule lr_schedule;  /* default constant */
     int warmup;              /* linear warmup steps: lr·(s+1)/warmup for 0-based step s < warmup */
     float min_snr_gamma;     /* 0: off */

@@ -59,6 +59,8 @@ static const Field FIELDS[] = {
     F("shuffle_tags", "--shuffle-tags", K_BOOL, shuffle_tags, 0, 0),
     F("keep_tokens", "--keep-tokens", K_INT, keep_tokens, 0, 1000),
     F("flip", "--flip", K_BOOL, flip, 0, 0),
+    F("caption_dropout", "--caption-dropout", K_FLOAT, caption_dropout, 0, 0),
+    F("tag_dropout", "--tag-dropout", K_FLOAT, tag_dropout, 0, 0),
     F("min_snr_gamma", "--min-snr-gamma", K_FLOAT, min_snr_gamma, 0, 0),
     F("noise_offset", "--noise-offset", K_FLOAT, noise_offset, 0, 0),
     F("max_grad_norm", "--max-grad-norm", K_FLOAT, max_grad_norm, 0, 0),

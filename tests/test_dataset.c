@@ -729,6 +729,37 @@ static void test_caption_processing(void) {
     dataset_caption(&d, 0, 42, 7, out, sizeof out);
     CHECK(strcmp(out + 5, plain) == 0, "keep_tokens > tags: '%s'", out);
     dataset_free(&d);
+
+    /* dropout: the whole caption (trigger too) with p = 0.3; tags after the kept one with p = 0.5 */
+    o.keep_tokens = 1, o.caption_dropout = 0.3f, o.tag_dropout = 0.5f;
+    CHECK(dataset_check_options(&o) == LS_OK, "dropout options valid");
+    dataset_scan(&d, dir, &o);
+    int empty = 0, tags = 0, kept_ok = 1, det = 1;
+    for (uint64_t step = 0; step < 400; step++) {
+        int len = dataset_caption(&d, 0, 42, step, out, sizeof out);
+        dataset_caption(&d, 0, 42, step, again, sizeof again);
+        det &= strcmp(out, again) == 0;
+        if (len == 0) {
+            empty++;
+            continue;
+        }
+        kept_ok &= strncmp(out, "sks, style", 10) == 0; /* trigger and keep_tokens never dropped */
+        for (const char *q = out; (q = strchr(q, ',')); q++) tags++;
+    }
+    /* 400 draws: 120 ± 4.3σ empty; of the 7 droppable tags, 3.5 ± … kept per non-empty caption */
+    double mean_kept = (double)tags / (400 - empty) - 1.0; /* commas − 1 = droppable tags kept */
+    CHECK(det && kept_ok && empty > 80 && empty < 160 && mean_kept > 3.0 && mean_kept < 4.0,
+          "dropout: %d of 400 empty (p 0.3), %.2f of 7 tags kept (p 0.5), deterministic %d, kept first %d", empty,
+          mean_kept, det, kept_ok);
+    CHECK(dataset_caption(&d, 0, 42, DATASET_CAPTION_PLAIN, out, sizeof out) > 0 && strcmp(out + 5, plain) == 0,
+          "DATASET_CAPTION_PLAIN: no shuffle, no dropout: '%s'", out);
+    dataset_free(&d);
+    o.caption_dropout = 1.5f;
+    CHECK(dataset_check_options(&o) == LS_ERR && strstr(ls_last_error(), "--caption-dropout"), "bad rate: %s",
+          ls_last_error());
+    o.caption_dropout = 0, o.tag_dropout = 1;
+    CHECK(dataset_check_options(&o) == LS_ERR && strstr(ls_last_error(), "--tag-dropout"), "bad rate: %s",
+          ls_last_error());
     free(dir);
 }
 

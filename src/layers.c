@@ -32,6 +32,7 @@ void linear_build_conv1x1(Linear *l, WeightTable *t, const char *prefix, int in,
     wt_add_module(t, prefix, MOD_LINEAR, l);
     l->in = in;
     l->out = out;
+    l->conv1x1 = 1;
     int64_t ws[4] = {out, in, 1, 1}, bs[1] = {out};
     wt_add(t, &l->w, WINIT_UNIFORM_FANIN, in, 4, ws, prefix, "weight");
     wt_set_grad(t, &l->dw);

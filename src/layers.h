@@ -37,6 +37,7 @@ typedef struct {
     float *w; /* (out, in) */
     float *b; /* (out) or NULL */
     int in, out;
+    int conv1x1;     /* 1: a 1×1 Conv2d in the checkpoint (SD1.x proj_in/proj_out), run as a Linear */
     LoraHook *lora;  /* attached adapters (NULL: none) */
     LoraHook *adapter; /* bottleneck adapters on the output (NULL: none) */
     float *w_base;   /* original w while w is a merged copy (NULL: not merged) */

@@ -268,6 +268,7 @@ int lora_load(Lora *a, const char *path) {
         m->rank = (int)d->shape[0];
         m->in = d->shape[1];
         m->k = conv ? (int)d->shape[2] : 1;
+        m->as_conv = conv;
         m->out = u->shape[0];
         if (a->format == LORA_PEFT && !isnan(palpha[m->component])) m->alpha = palpha[m->component];
         if (isnan(m->alpha) || m->alpha == 0.0f) m->alpha = (float)m->rank; /* missing/0 → scale 1 */

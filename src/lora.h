@@ -36,6 +36,8 @@ typedef struct {
     float *down, *up;  /* float32 copies: down (r, in·k·k), up (out, r) */
     float *ddown, *dup; /* training gradients, same shapes (lora_grads_alloc), or NULL */
     int bottleneck;    /* 1: a bottleneck adapter on the layer's output (LORA_ADAPTER): in == out == C */
+    int as_conv;       /* 1: stored as 4-d (r,in,k,k)/(out,r,1,1) tensors: the layer is a Conv2d in the
+                        * checkpoint (LoCon, or a 1×1 conv such as SD1.x's proj_in/proj_out) */
     void *layer;       /* Linear* or Conv2d* once attached */
     ModKind kind;
     LoraHook hook;

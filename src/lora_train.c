@@ -153,10 +153,12 @@ int lora_create(Lora *a, Model *m, const char *targets, int rank, float alpha, i
             const Linear *l = s->layer;
             r = rank, al = alpha;
             lm.in = l->in, lm.out = l->out, lm.k = 1;
+            lm.as_conv = l->conv1x1; /* kohya/diffusers store a 1×1 conv's LoRA as 4-d tensors */
         } else if (s->kind == MOD_CONV && conv_rank > 0 && is_resnet_conv(s->name)) {
             const Conv2d *c = s->layer;
             r = conv_rank, al = conv_alpha;
             lm.in = c->cin, lm.out = c->cout, lm.k = c->k;
+            lm.as_conv = 1;
         } else {
             continue;
         }
@@ -251,7 +253,7 @@ int lora_save_kohya(const Lora *a, const char *path, const char *const *meta, in
     for (int i = 0; i < a->n_mods; i++) {
         const LoraModule *lm = &a->mods[i];
         int64_t ds[4] = {lm->rank, lm->in, lm->k, lm->k}, us[4] = {lm->out, lm->rank, 1, 1};
-        int conv = !lm->bottleneck && (lm->kind == MOD_CONV || lm->k > 1);
+        int conv = !lm->bottleneck && (lm->as_conv || lm->kind == MOD_CONV || lm->k > 1);
         bottleneck |= lm->bottleneck;
         module_key(lm, 0, key, sizeof key);
         st_writer_add(&w, key, ST_F32, conv ? 4 : 2, ds, lm->down);

@@ -14,7 +14,9 @@
  *     kohya-named NAME-step00000003.safetensors files besides the final NAME.safetensors;
  *  4. --validation-split: rows at step 0, every --validate-every steps and the end; the step-0 loss is the
  *     base model's, the same for every method; resumed runs write the same validation.csv (in 1.);
- *  5. options that do not fit the method are refused by name.
+ *  5. LoRA on SD1.x's 1×1-conv proj_in/proj_out is saved as 4-d tensors (what diffusers requires), other
+ *     Linear targets as 2-d, and a reloaded file re-saves with the same shapes;
+ *  6. options that do not fit the method are refused by name.
  * Usage: test_train_methods FIXTURE_DIR */
 #include <math.h>
 #include <unistd.h>
@@ -281,6 +283,52 @@ static void test_validation(void) {
     CHECK(v0[0] > 0 && v0[0] == v0[1] && v0[0] == v0[2], "the same base model gives the same step-0 validation loss");
 }
 
+/* kohya/diffusers store the LoRA of a layer that is a Conv2d in the checkpoint as 4-d tensors — also for
+ * SD1.x's 1×1 proj_in/proj_out, which lorastyle runs as Linear layers (diffusers refuses 2-d ones there). */
+static void test_conv1x1_shapes(void) {
+    char out[600], path[700];
+    snprintf(out, sizeof out, "%s/proj", g_tmp);
+    TrainOptions o;
+    base_opts(&o, out);
+    o.steps = 1, o.targets = "proj_in,proj_out,attn2.to_k";
+    TrainResult r;
+    CHECK(train_run(&o, &r) == LS_OK, "proj run: %s", ls_last_error());
+    snprintf(path, sizeof path, "%s/style.safetensors", out);
+    StFile f;
+    if (st_open(&f, path) != LS_OK) {
+        CHECK(0, "open: %s", ls_last_error());
+        return;
+    }
+    int n4 = 0, n2 = 0, bad = 0;
+    for (int i = 0; i < f.n_tensors; i++) {
+        const StTensor *t = &f.tensors[i];
+        if (!strstr(t->name, ".lora_")) continue;
+        int proj = strstr(t->name, "_proj_in.") || strstr(t->name, "_proj_out.");
+        if (proj) n4++, bad += !(t->ndim == 4 && t->shape[2] == 1 && t->shape[3] == 1);
+        else n2++, bad += t->ndim != 2;
+    }
+    st_close(&f);
+    CHECK(n4 > 0 && n2 > 0 && bad == 0, "%d proj tensors (4-d, 1x1), %d to_k tensors (2-d), %d wrong", n4, n2, bad);
+    Lora a;
+    CHECK(lora_load(&a, path) == LS_OK, "reload: %s", ls_last_error());
+    Model m;
+    CHECK(model_load(&m, g_model, NULL) == LS_OK && lora_attach(&a, &m, 0) == LS_OK, "attach: %s", ls_last_error());
+    char again[700];
+    snprintf(again, sizeof again, "%s/again.safetensors", out);
+    CHECK(lora_save_kohya(&a, again, NULL, 0) == LS_OK, "re-save: %s", ls_last_error());
+    StFile f1, f2; /* a loaded file saves back with the same shapes */
+    int same = st_open(&f1, path) == LS_OK && st_open(&f2, again) == LS_OK && f1.n_tensors == f2.n_tensors;
+    for (int i = 0; same && i < f1.n_tensors; i++) {
+        const StTensor *t2 = st_find(&f2, f1.tensors[i].name);
+        same = t2 && t2->ndim == f1.tensors[i].ndim &&
+               !memcmp(t2->shape, f1.tensors[i].shape, (size_t)t2->ndim * sizeof(int64_t));
+    }
+    CHECK(same, "reloaded adapter re-saves with the same keys and shapes");
+    st_close(&f1), st_close(&f2);
+    lora_free(&a);
+    model_free(&m);
+}
+
 static void test_refused(void) {
     struct {
         TrainMethod method;
@@ -332,6 +380,7 @@ int main(int argc, char **argv) {
     printf("[%.1f s] full\n", ls_time() - t0);
     test_adapter_method();
     printf("[%.1f s] adapter\n", ls_time() - t0);
+    test_conv1x1_shapes();
     test_validation();
     printf("[%.1f s] validation\n", ls_time() - t0);
     test_refused();

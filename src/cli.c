@@ -130,6 +130,7 @@ int genopts_parse(GenOptions *o, int argc, char **argv, int i) {
     GenParams *p = &o->p;
     if (!strcmp(a, "--karras")) return p->karras = 1, 1;
     if (!strcmp(a, "--lenient")) return o->lenient = 1, 1;
+    if (!strcmp(a, "--compare")) return o->compare = 1, 1;
     static const char *const with_value[] = {
         "--model", "--prompt", "--negative", "-o", "--output", "--init-latent", "--config", "--tokenizer",
         "--sampler", "--steps", "--cfg", "--seed", "--width", "-W", "--height", "-H", "--batch",

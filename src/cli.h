@@ -50,6 +50,7 @@ typedef struct {
     StDtype dtype;                 /* merge/convert output dtype; ST_DTYPE_COUNT = like the input */
     /* sweep */
     const char *scales, *scales_b, *seeds, *prompts_file;
+    int compare;                   /* sweep --compare: each --lora alone (rows), the others at 0 */
 } GenOptions;
 
 void genopts_init(GenOptions *o, const char *default_out);

@@ -137,13 +137,12 @@ static int read_prompts(const char *path, char ***out) {
     return n;
 }
 
-/* Set the strengths of one cell: A's to a, B's to *b (when given). Merged adapters are unmerged first
- * (which restores the exact base weights) and merged again, so no cell carries rounding left by earlier
- * cells: strength 0 gives exactly the base model's pixels, strength s exactly `generate --lora FILE:s`. */
-static void sweep_set_strengths(GenSession *s, int merged, float a, const float *b) {
+/* Set the strengths of one cell, st[j] for adapter j. Merged adapters are unmerged first (which restores
+ * the exact base weights) and merged again, so no cell carries rounding left by earlier cells: strength 0
+ * gives exactly the base model's pixels, strength s exactly `generate --lora FILE:s`. */
+static void sweep_set_strengths(GenSession *s, int merged, const float *st) {
     for (int i = s->n_lora - 1; merged && i >= 0; i--) lora_unmerge(&s->lora[i]);
-    lora_set_strength(&s->lora[0], a, a);
-    if (b) lora_set_strength(&s->lora[1], *b, *b);
+    for (int i = 0; i < s->n_lora; i++) lora_set_strength(&s->lora[i], st[i], st[i]);
     for (int i = 0; merged && i < s->n_lora; i++) lora_merge(&s->lora[i]);
 }
 
@@ -161,7 +160,11 @@ int cmd_sweep(int argc, char **argv) {
     if (parse_args(&o, argc, argv, "sweep", &prompt, &help) < 0) return cli_fail();
     if (help) {
         printf("usage: lorastyle sweep \"prompt\" --lora FILE [--lora B] [--scales 0,0.25,0.5,0.75,1,1.25]\n"
-               "       [--scales-b LIST] [--seeds 1,2,3] [--prompts FILE] [-o DIR] [generate options]\n");
+               "       [--scales-b LIST] [--seeds 1,2,3] [--prompts FILE] [-o DIR] [generate options]\n"
+               "  rows: strengths of the first adapter (others keep theirs); columns: seeds x prompts, or\n"
+               "  --scales-b: the second adapter's strengths (a grid per seed and prompt).\n"
+               "  --compare: rows = each --lora alone at each --scales value (the others at 0), e.g. the\n"
+               "  NAME-stepNNNNNNNN.safetensors files of one training run.\n");
         return 0;
     }
     if (!prompt && o.p.prompt && o.p.prompt[0]) prompt = o.p.prompt;
@@ -202,19 +205,23 @@ int cmd_sweep(int argc, char **argv) {
     int rc = 0;
     if (s.n_lora == 0) rc = ls_set_error("sweep: give the adapter to sweep with --lora FILE");
     else if (nb > 0 && s.n_lora < 2) rc = ls_set_error("sweep: --scales-b needs a second --lora");
+    else if (o.compare && (s.n_lora < 2 || nb > 0))
+        rc = ls_set_error("sweep: --compare needs two or more --lora files and no --scales-b");
     GenParams p = o.p;
     p.prompt = s.prompt;
     if (rc == 0) rc = gen_params_check(&s.m, &p);
     /* Rows = strengths of adapter A, so that down a column only the strength changes (same prompt, seed
      * and initial noise). Columns: 1-D, every (prompt, seed) pair (another adapter keeps its strength);
      * 2-D (--scales-b), the strengths of adapter B, with one grid per (prompt, seed). */
-    int n_grids = nb > 0 ? np * nseed : 1, rows = ns, cols = nb > 0 ? nb : np * nseed;
+    int n_grids = nb > 0 ? np * nseed : 1, rows = o.compare ? s.n_lora * ns : ns, cols = nb > 0 ? nb : np * nseed;
     Lora *A = &s.lora[0], *Bl = s.n_lora > 1 ? &s.lora[1] : NULL;
+    float given[LS_MAX_LORAS], st[LS_MAX_LORAS]; /* the strengths from the command line */
+    for (int j = 0; j < s.n_lora; j++) given[j] = s.lora[j].strength[LORA_UNET];
     Image *cells = callocCheck((size_t)rows * cols, sizeof *cells);
     char **rl = callocCheck((size_t)rows, sizeof *rl), **cl = callocCheck((size_t)cols, sizeof *cl);
     for (int r = 0; r < rows; r++) {
         char lab[160];
-        snprintf(lab, sizeof lab, "%s: %g", A->name, (double)scales[r]);
+        snprintf(lab, sizeof lab, "%s: %g", o.compare ? s.lora[r / ns].name : A->name, (double)scales[r % ns]);
         rl[r] = strdup(lab);
     }
     double t0 = ls_time();
@@ -226,7 +233,11 @@ int cmd_sweep(int argc, char **argv) {
             p.seed = seeds[si];
             const char *shown = prompts ? prompts[pi] : s.prompt;
             for (int r = 0; rc == 0 && r < rows; r++) {
-                sweep_set_strengths(&s, o.merge, scales[r], nb > 0 ? &scales_b[c] : NULL);
+                for (int j = 0; j < s.n_lora; j++) st[j] = o.compare ? 0.0f : given[j];
+                if (o.compare) st[r / ns] = scales[r % ns];
+                else st[0] = scales[r];
+                if (nb > 0) st[1] = scales_b[c];
+                sweep_set_strengths(&s, o.merge, st);
                 char label[96];
                 snprintf(label, sizeof label, "cell %d/%d", ++done, total);
                 CliProgress pr = {ls_time(), isatty(2), label};
@@ -238,10 +249,10 @@ int cmd_sweep(int argc, char **argv) {
                 if (rc < 0) break;
                 /* the cell's own PNG, its metadata stating the strengths it was made with */
                 char name[160], tags[512];
-                int k = snprintf(tags, sizeof tags, "%s <lora:%s:%g>", shown, A->name, (double)scales[r]);
-                for (int j = 1; j < s.n_lora && k < (int)sizeof tags; j++)
-                    k += snprintf(tags + k, sizeof tags - (size_t)k, " <lora:%s:%g>", s.lora[j].name,
-                                  (double)s.lora[j].strength[LORA_UNET]);
+                int k = snprintf(tags, sizeof tags, "%s", shown);
+                for (int j = 0; j < s.n_lora && k < (int)sizeof tags; j++) /* compare: only the one in use */
+                    if (!o.compare || j == r / ns)
+                        k += snprintf(tags + k, sizeof tags - (size_t)k, " <lora:%s:%g>", s.lora[j].name, (double)st[j]);
                 GenParams q = p;
                 q.display_prompt = tags;
                 if (nb > 0) snprintf(name, sizeof name, "cell-g%02d-r%02d-c%02d.png", g, r, c);

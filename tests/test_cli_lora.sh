@@ -254,6 +254,20 @@ else
         --lora "$KOHYA:1" --lora "$PEFT:0.5" &&
         cmp_px same "sweep 2-D: A=1, B=0.5 cell of seed 1 == generate --lora A:1 --lora B:0.5" "$I/sw2ab.png" "$S/cell-g00-r01-c01.png"
 fi
+S=$T/sweep3
+run "$LS" sweep "$P" --model "$M" --steps 1 --width 64 --height 64 --seed 4 --lora "$KOHYA" --lora "$PEFT" \
+    --compare --scales 0.5,1 -o "$S"
+n=$(ls "$S"/cell-r*-c*.png 2>/dev/null | wc -l)
+if [ "$rc" -ne 0 ] || [ "$n" -ne 4 ]; then bad "sweep --compare" "rc=$rc, $n cells: $(cat "$T/stderr")"
+elif ! lt match "$S/cell-r02-c00.png" '<lora:lora_peft:0.5>' || lt text "$S/cell-r02-c00.png" | head -1 | grep -q 'lora_kohya'; then
+    bad "sweep --compare metadata" "$(lt text "$S/cell-r02-c00.png" | head -1)"
+else
+    ok "sweep --compare: rows = each adapter alone at each scale (4 cells), metadata names only the one in use"
+    gen "compare reference" "$I/swc.png" "$P" --model "$M" --steps 1 --width 64 --height 64 --seed 4 --lora "$PEFT:1" &&
+        cmp_px same "sweep --compare: B at 1 (A at 0) == generate --lora B:1" "$I/swc.png" "$S/cell-r03-c00.png"
+fi
+outdir
+expect_fail "sweep --compare with one adapter" "$o" "--compare" "$LS" sweep "$P" --model "$M" --lora "$KOHYA" --compare -o "$o/x"
 
 # ==== 7. merge ====
 run "$LS" merge "$M" --lora "$KOHYA:0.8" -o "$T/merged" --dtype f32

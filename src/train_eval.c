@@ -1,0 +1,192 @@
+/* train_eval.c — watching a run (train_internal.h): sample grids over adapter strengths, the
+ * validation loss on held-out images, the loss curve. */
+#include "train_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "cli.h"      // defines: cli_parse_list
+#include "common.h"   // defines: ls_set_error, ls_path_join, ls_mkdir_p
+#include "grid.h"     // defines: grid_compose
+#include "image.h"    // defines: Image, image_write_png
+#include "pipeline.h" // defines: pipeline_generate, pipeline_encode_prompt
+#include "rng.h"      // defines: rng_normal
+#include "unet.h"     // defines: unet_forward
+#include "vae.h"      // defines: vae_scale_factor
+
+int train_write_plot(Trainer *T) {
+    char title[256];
+    snprintf(title, sizeof title, "%s - loss, %d steps", T->o.name, T->step);
+    return train_loss_plot(T->plot_path, T->hist, T->step, T->val_step, T->val_loss, T->n_val, title);
+}
+
+/* kohya's sample-prompt line: "prompt --n negative --d seed --s steps --l cfg" (other options ignored). */
+static int parse_sample_line(SamplePrompt *sp, char *line, uint64_t seed0, int steps0, const char *file, int ln) {
+    memset(sp, 0, sizeof *sp);
+    sp->seed = seed0, sp->steps = steps0, sp->cfg = 7.5f;
+    char *opt = strstr(line, " --");
+    char *rest = opt;
+    if (opt) *opt = 0;
+    sp->prompt = strdup(line);
+    while (rest) {
+        char *a = rest + 3; /* after " --" */
+        char *next = strstr(a, " --");
+        if (next) *next = 0;
+        char k = a[0];
+        const char *v = a[1] == ' ' ? a + 2 : "";
+        if (k == 'n') sp->negative = strdup(v);
+        else if (k == 'd') sp->seed = (uint64_t)strtoull(v, NULL, 10);
+        else if (k == 's') sp->steps = atoi(v);
+        else if (k == 'l') sp->cfg = (float)atof(v);
+        if ((k == 's' && (sp->steps < 1 || sp->steps > 1000)) || (k == 'l' && !(sp->cfg >= 0 && sp->cfg < 100)))
+            return ls_set_error("%s:%d: bad --%c value '%s'", file, ln, k, v);
+        rest = next;
+    }
+    return LS_OK;
+}
+
+int train_load_sample_prompts(Trainer *T) {
+    const TrainOptions *o = &T->o;
+    T->n_str = cli_parse_list("--sample-strengths", o->sample_strengths, T->strengths, MAX_STRENGTHS);
+    if (T->n_str < 0) return LS_ERR;
+    if (o->method == METHOD_FULL) T->strengths[0] = 1.0f, T->n_str = 1; /* no adapter to scale: one row */
+    if (!o->sample_prompts) return LS_OK; /* the default prompt comes from the data (trainer_setup) */
+    size_t len;
+    char *s = ls_read_file(o->sample_prompts, &len);
+    if (!s) return ls_error_context("--sample-prompts");
+    int ln = 0, rc = LS_OK;
+    for (char *p = s, *nl; p && *p && rc == LS_OK; p = nl ? nl + 1 : NULL) {
+        nl = strchr(p, '\n');
+        if (nl) *nl = 0;
+        ln++;
+        size_t l = strlen(p);
+        while (l && (p[l - 1] == '\r' || p[l - 1] == ' ')) p[--l] = 0;
+        if (!l || p[0] == '#') continue;
+        if (T->n_sp == MAX_SAMPLE_PROMPTS) {
+            ls_warn("%s: only the first %d prompts are sampled", o->sample_prompts, MAX_SAMPLE_PROMPTS);
+            break;
+        }
+        rc = parse_sample_line(&T->sp[T->n_sp], p, 1234 + (uint64_t)T->n_sp, o->sample_steps, o->sample_prompts, ln);
+        T->n_sp++;
+    }
+    free(s);
+    if (rc == LS_OK && T->n_sp == 0) rc = ls_set_error("%s: no prompts in the file", o->sample_prompts);
+    return rc;
+}
+
+static int sample_cancel(void *user) {
+    (void)user;
+    return train_interrupted() != 0;
+}
+
+/* One grid: rows = adapter strengths, columns = prompts, at the training resolution. */
+int train_write_samples(Trainer *T) {
+    int rows = T->n_str, cols = T->n_sp, rc = LS_OK;
+    Image *cells = callocCheck((size_t)rows * cols, sizeof *cells);
+    double t0 = ls_time();
+    if (!T->o.quiet) {
+        if (T->tty) fputc('\n', stderr);
+        fprintf(stderr, "lorastyle: sampling %d images at step %d...\n", rows * cols, T->step);
+    }
+    for (int r = 0; r < rows && rc == LS_OK; r++) {
+        if (T->lora.n_mods) lora_set_strength(&T->lora, T->strengths[r], T->strengths[r]);
+        for (int c = 0; c < cols && rc == LS_OK; c++) {
+            GenParams g;
+            gen_params_init(&g);
+            g.prompt = T->sp[c].prompt, g.negative = T->sp[c].negative, g.seed = T->sp[c].seed;
+            g.steps = T->sp[c].steps, g.cfg = T->sp[c].cfg, g.clip_skip = T->o.clip_skip;
+            g.width = g.height = T->res;
+            g.cancel = sample_cancel;
+            if (gen_params_check(&T->m, &g) < 0 || pipeline_generate(&T->m, &g, &cells[r * cols + c], NULL) < 0)
+                rc = LS_ERR;
+        }
+    }
+    if (T->lora.n_mods) lora_set_strength(&T->lora, 1.0f, 1.0f);
+    if (rc == LS_OK) {
+        char **rl = callocCheck((size_t)rows, sizeof *rl), title[256], fn[64];
+        const char **cl = callocCheck((size_t)cols, sizeof *cl);
+        for (int r = 0; r < rows; r++)
+            rl[r] = T->o.method == METHOD_FULL ? strdup("fine-tuned") : train_fmt("strength %g", (double)T->strengths[r]);
+        for (int c = 0; c < cols; c++) cl[c] = T->sp[c].prompt;
+        snprintf(title, sizeof title, "%s - step %d", T->o.name, T->step);
+        Image grid = {0};
+        rc = grid_compose(&grid, cells, rows, cols, (const char *const *)rl, cl, title);
+        if (rc == LS_OK) {
+            snprintf(fn, sizeof fn, "step_%06d.png", T->step);
+            char *path = ls_path_join(T->samples_dir, fn);
+            const char *text[2] = {"lorastyle", title};
+            rc = ls_mkdir_p(T->samples_dir);
+            if (rc == LS_OK) rc = image_write_png(path, &grid, text, 1);
+            if (rc == LS_OK && !T->o.quiet)
+                fprintf(stderr, "lorastyle: wrote %s (%.1f s)\n", path, ls_time() - t0);
+            free(path);
+        }
+        image_free(&grid);
+        for (int r = 0; r < rows; r++) free(rl[r]);
+        free(rl), free(cl);
+    }
+    for (int i = 0; i < rows * cols; i++) image_free(&cells[i]);
+    free(cells);
+    return rc;
+}
+
+/* The validation loss: every held-out image (unflipped, its fixed latent sample) at VAL_T fixed timesteps
+ * with fixed noise, plain MSE against the target (no min-SNR weight, no noise offset), averaged — the same
+ * draws at every evaluation, so the curve shows the model, not the sampling. Inference forward, no
+ * gradients. With --train-text-encoder the caption is re-encoded through the current text encoder. */
+static int validate(Trainer *T, double *out) {
+    const TrainOptions *o = &T->o;
+    int f = vae_scale_factor(&T->m.vae.cfg), C = T->C, L = T->dc.L;
+    size_t nctx = (size_t)L * T->dc.D;
+    float *ctx = mallocCheck(VAL_T * nctx * sizeof(float)), tf[VAL_T];
+    double sum = 0.0;
+    int rc = LS_OK;
+    for (int j = 0; j < T->n_val_items && rc == LS_OK; j++) {
+        int i = T->val_items[j], h, w;
+        const DatasetItem *it = &T->d.items[i];
+        size_t n = (size_t)C * (it->th / f) * (it->tw / f);
+        float *x0 = mallocCheck(n * sizeof(float)), *noise = mallocCheck(VAL_T * n * sizeof(float));
+        float *xt = mallocCheck(VAL_T * n * sizeof(float)), *pred = mallocCheck(VAL_T * n * sizeof(float));
+        rc = datacache_latent(&T->dc, i, 0, x0, &h, &w);
+        if (rc == LS_OK && dataset_caption(&T->d, i, o->seed, DATASET_CAPTION_PLAIN, T->captxt, T->capb + 1) < 0)
+            rc = LS_ERR;
+        if (rc == LS_OK)
+            rc = T->capv ? pipeline_encode_prompt(&T->m, T->captxt, o->clip_skip, ctx) : datacache_ctx(&T->dc, T->captxt, ctx);
+        if (rc == LS_OK) {
+            for (int k = 1; k < VAL_T; k++) memcpy(ctx + k * nctx, ctx, nctx * sizeof(float));
+            rng_normal(noise, VAL_T * n, train_stream(o->seed, (uint64_t)i, P_VAL), 0);
+            for (int k = 0; k < VAL_T; k++) {
+                int t = (int)((k + 0.5) * T->T / VAL_T);
+                float a = sqrtf(T->acp[t]), sg = sqrtf(1.0f - T->acp[t]);
+                tf[k] = (float)t;
+                for (size_t q = 0; q < n; q++) xt[k * n + q] = a * x0[q] + sg * noise[k * n + q];
+            }
+            unet_forward(&T->m.unet, pred, xt, tf, ctx, VAL_T, h, w, L);
+            for (int k = 0; k < VAL_T; k++) {
+                float a = sqrtf(T->acp[(int)tf[k]]), sg = sqrtf(1.0f - T->acp[(int)tf[k]]);
+                double e = 0.0;
+                for (size_t q = 0; q < n; q++) {
+                    float target = T->vpred ? a * noise[k * n + q] - sg * x0[q] : noise[k * n + q];
+                    double d = (double)pred[k * n + q] - target;
+                    e += d * d;
+                }
+                sum += e / (double)n;
+            }
+        }
+        free(x0), free(noise), free(xt), free(pred);
+    }
+    free(ctx);
+    *out = sum / ((double)T->n_val_items * VAL_T);
+    return rc;
+}
+
+/* Validate now and log it (validation.csv, the in-memory history for the plot and the report). */
+int train_record_validation(Trainer *T) {
+    double v;
+    LS_TRY(validate(T, &v));
+    T->val_step[T->n_val] = T->step, T->val_loss[T->n_val] = (float)v, T->n_val++;
+    fprintf(T->val_csv, "%d,%.6g\n", T->step, v);
+    fflush(T->val_csv);
+    if (!T->o.quiet && !T->tty) fprintf(stderr, "lorastyle: step %d  validation loss %.5f\n", T->step, v);
+    return LS_OK;
+}

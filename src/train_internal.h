@@ -1,0 +1,150 @@
+/* train_internal.h — what the parts of `lorastyle train` share (not a public API): the Trainer (one
+ * training run's state), its data cache and optimizer state, and the functions each file provides:
+ *   src/train.c         options, setup, the step (forward/backward/AdamW), the loop, Ctrl-C
+ *   src/train_data.c    latents and text embeddings: memory, the disk cache, the encoders
+ *   src/train_ckpt.c    checkpoints (save, resume) and log truncation on resume
+ *   src/train_eval.c    sample grids, the validation loss, the loss plot
+ *   src/train_report.c  the output files (adapter or model) and report.txt */
+#ifndef LS_TRAIN_INTERNAL_H
+#define LS_TRAIN_INTERNAL_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "clip_train.h" // defines: ClipActs
+#include "dataset.h"    // defines: Dataset, DatasetEpoch
+#include "lora.h"       // defines: Lora
+#include "model.h"      // defines: Model
+#include "train.h"      // defines: TrainOptions, TrainResult
+#include "trainset.h"   // defines: TrainSet
+#include "unet_train.h" // defines: UNetActs
+
+/* Purposes of the RNG streams (seed, micro-step, purpose). */
+enum { P_VAE = 1, P_TIMESTEP, P_NOISE, P_OFFSET, P_VAL };
+
+#define ADAM_B1 0.9
+#define ADAM_B2 0.999
+#define ADAM_EPS 1e-8
+#define ADAM_WD 1e-2
+#define MAX_TEXT_CACHE 1024
+#define MAX_SAMPLE_PROMPTS 16
+#define MAX_STRENGTHS 16
+#define VAL_T 4 /* validation timesteps per image: (k + 0.5)·T/4 */
+#define CKPT_FORMAT "lorastyle-train-checkpoint-v1"
+
+typedef struct {
+    Model *m;
+    const Dataset *d;
+    uint64_t seed;
+    float **mom; /* [n_items·2] VAE moments (2C, h, w): mean then logvar, or NULL (not computed yet) */
+    int *lh, *lw;
+    const char *cache_dir; /* on-disk cache of the moments, or NULL */
+    char model_hash[65];
+    int hits, misses;
+    int text_disk; /* also keep text embeddings in cache_dir (off when captions change every step) */
+    char **text; /* text-embedding cache: caption → (L, D) */
+    float **ctx;
+    int n_text;
+    int clip_skip, L, D;
+} DataCache;
+
+/* AdamW state for every tensor of the TrainSet (same order): first and second moments, fp32. */
+typedef struct {
+    float **m, **v;
+    int n;
+} AdamState;
+
+typedef struct {
+    char *prompt, *negative;
+    uint64_t seed;
+    int steps;
+    float cfg;
+} SamplePrompt;
+
+typedef struct {
+    TrainOptions o; /* effective options (defaults resolved) */
+    Model m;
+    Dataset d;
+    Lora lora;
+    TrainSet ts;
+    AdamState adam;
+    DataCache dc;
+    DatasetEpoch ep;
+    int64_t ep_index; /* epoch `ep` holds (-1: none yet) */
+    int bi;           /* next batch of ep */
+    UNetActs acts;
+    ClipActs cacts;  /* --train-text-encoder: the text encoder's saved activations */
+    char **capv;     /* --train-text-encoder: the batch's captions [batch] */
+    float *acp;
+    int T, vpred, C, res;
+    char *adapter, *csv_path, *ckpt_path, *plot_path, *samples_dir;
+    FILE *csv;
+    float *hist; /* loss per optimizer step [steps] */
+    double ema, ema_w;
+    int step, start_step; /* optimizer steps done; where this run started */
+    int ckpt_step;        /* step of the last checkpoint written (0: none) */
+    char *captxt;
+    int capb;
+    SamplePrompt sp[MAX_SAMPLE_PROMPTS];
+    int n_sp;
+    float strengths[MAX_STRENGTHS];
+    int n_str;
+    int tty;
+    int *val_items, n_val_items; /* held-out items (--validation-split) */
+    int *val_step;               /* validation losses so far: at step val_step[i] (0 = before training) */
+    float *val_loss;
+    int n_val;
+    char *val_path;              /* OUT/validation.csv */
+    FILE *val_csv;
+} Trainer;
+
+static inline uint64_t train_mix64(uint64_t x) { /* splitmix64 finaliser */
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+/* The seed of the RNG stream for (seed, micro-step, purpose): every random draw of a run is keyed so. */
+static inline uint64_t train_stream(uint64_t seed, uint64_t step, uint64_t purpose) {
+    return train_mix64(train_mix64(seed) ^ train_mix64(step * 16 + purpose));
+}
+
+/* One number formatted as a malloc'd string (metadata values, labels). */
+static inline char *train_fmt(const char *f, double v) {
+    char b[64];
+    snprintf(b, sizeof b, f, v);
+    return strdup(b);
+}
+
+/* 1 once SIGINT/SIGTERM arrived during train_run (src/train.c). */
+int train_interrupted(void);
+
+/* train_data.c: x0 of item i (flip) = the latent sample with its fixed noise; the text embedding (L, D) of a
+ * caption; every latent (and fixed caption) before the first step */
+int datacache_latent(DataCache *c, int i, int flip, float *lat, int *h, int *w);
+int datacache_ctx(DataCache *c, const char *text, float *out);
+void datacache_free(DataCache *c);
+int train_precache(Trainer *T);
+
+/* train_ckpt.c: OUT/checkpoint.safetensors (temp file + rename); resume refuses one that does not fit;
+ * on resume, a CSV log keeps its header and the rows of steps ≤ step */
+int train_ckpt_save(Trainer *T);
+int train_ckpt_load(Trainer *T);
+int train_csv_truncate(const char *path, int step);
+
+/* train_eval.c: --sample-prompts (or the first caption); a grid per call; the validation loss at T->step
+ * (validation.csv + history); loss.png */
+int train_load_sample_prompts(Trainer *T);
+int train_write_samples(Trainer *T);
+int train_record_validation(Trainer *T);
+int train_write_plot(Trainer *T);
+
+/* train_report.c: the adapter (or model) at T->adapter, an intermediate one (steps_done < steps) under
+ * kohya's NAME-step%08d name; a file's or folder's size; the method in words; report.txt */
+int train_save_output(Trainer *T, int steps_done);
+int64_t train_path_bytes(const char *path);
+void train_describe_method(const Trainer *T, char *out, size_t cap);
+int train_write_report(Trainer *T, TrainResult *r);
+
+#endif

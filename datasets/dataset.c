@@ -217,6 +217,22 @@ static int split_tags(const char *s, Span **out) {
 }
 
 /* The stem of an image path plus the caption extension. malloc'd. */
+static char *caption_path(const char *img, const char *ext);
+
+/* The other usual caption extension (.txt / .caption) when img has a caption under it, else NULL. */
+static const char *other_caption_ext(const char *img, const char *ext) {
+    static const char *const exts[] = {".txt", ".caption"};
+    for (int k = 0; k < 2; k++) {
+        if (!strcmp(ext, exts[k])) continue;
+        char *p = caption_path(img, exts[k]);
+        struct stat st;
+        int found = stat(p, &st) == 0 && S_ISREG(st.st_mode);
+        free(p);
+        if (found) return exts[k];
+    }
+    return NULL;
+}
+
 static char *caption_path(const char *img, const char *ext) {
     const char *slash = strrchr(img, '/'), *dot = strrchr(img, '.');
     size_t stem = dot && (!slash || dot > slash) ? (size_t)(dot - img) : strlen(img);
@@ -577,9 +593,15 @@ static int scan_folder(Scan *sc, const char *folder, const char *name, const cha
                 int opt = d->opt.caption != NULL;
                 it.caption = xstrdup(opt ? d->opt.caption : cls);
                 it.caption_source = opt ? DS_CAPTION_OPTION : DS_CAPTION_FOLDER;
+                /* kohya's default extension is .caption: a caption under the other name is never
+                 * silently ignored (sd-scripts #487) */
+                const char *other = other_caption_ext(path, d->opt.caption_ext);
+                if (other) d->n_other_ext++, d->other_ext = other;
                 if (++sc->missing_warned <= 5)
-                    warn(d, "%s: no caption file, using %s \"%s\"", path,
-                         opt ? "--caption" : "the folder name", it.caption);
+                    warn(d, "%s: no %s caption file, using %s \"%s\"%s%s%s", path, d->opt.caption_ext,
+                         opt ? "--caption" : "the folder name", it.caption,
+                         other ? " (there is a " : "", other ? other : "",
+                         other ? " file: pass --caption-ext to use it)" : "");
                 d->n_missing_captions++;
             }
             d->subsets[subset].n_images++;
@@ -1079,6 +1101,10 @@ void dataset_report(const Dataset *d, FILE *fp) {
     if (d->n_missing_captions || d->n_bad_utf8)
         fprintf(fp, "  captions: %d missing (used %s), %d with invalid UTF-8 (repaired)\n",
                 d->n_missing_captions, d->opt.caption ? "--caption" : "the folder name", d->n_bad_utf8);
+    if (d->n_other_ext)
+        fprintf(fp, "  WARNING: %d image%s without a %s caption %s a %s file; pass --caption-ext %s to use them\n",
+                d->n_other_ext, d->n_other_ext == 1 ? "" : "s", d->opt.caption_ext,
+                d->n_other_ext == 1 ? "has" : "have", d->other_ext, d->other_ext);
     if (d->n_ignored_dirs)
         fprintf(fp, "  %d subfolder%s ignored (not N_name)\n", d->n_ignored_dirs,
                 d->n_ignored_dirs == 1 ? "" : "s");

@@ -111,6 +111,9 @@ typedef struct {
     DatasetSkipped *skipped;
     int n_missing_captions; /* images that fell back to --caption or the folder name */
     int n_bad_utf8;         /* caption files with invalid UTF-8 (repaired) */
+    int n_other_ext;        /* images without a caption_ext caption that have one under the other usual
+                             * extension (.txt / .caption): named in the warning and the report */
+    const char *other_ext;  /* that extension (static string) */
     int n_ignored_dirs;     /* subfolders that are not N_name (or have N < 1) */
     int64_t n_samples;      /* Σ repeats: samples per epoch */
     int n_held_out;         /* items set aside by dataset_hold_out (repeats 0: in no epoch) */

@@ -18,7 +18,7 @@ static int train_usage(void) {
            "  --min-snr-gamma G  --noise-offset X  --seed N (0)  --clip-skip N (1)\n"
            "  --resolution PX (model default)  --buckets [--bucket-step 64 --min-bucket PX --max-bucket PX\n"
            "  --bucket-no-upscale]  --caption TEXT  --trigger WORD  --shuffle-tags  --keep-tokens N  --flip\n"
-           "  --caption-dropout P  --tag-dropout P\n"
+           "  --caption-dropout P  --tag-dropout P  --caption-ext EXT (.txt)\n"
            "  --checkpoint-every N (100)  --save-every N  --sample-every N (0: at the end)  --no-samples\n"
            "  --validation-split F (hold out a fraction for a validation loss)  --validate-every N (= checkpoint)\n"
            "  --sample-prompts FILE (lines: prompt --n NEG --d SEED --s STEPS --l CFG)  --sample-steps N (20)\n"

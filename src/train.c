@@ -306,6 +306,7 @@ static int trainer_setup(Trainer *T) {
     if (o->buckets && dopt.bucket_step % ufac)
         return ls_set_error("--bucket-step %d: must be a multiple of %d for this model", dopt.bucket_step, ufac);
     dopt.caption = o->caption, dopt.trigger = o->trigger;
+    if (o->caption_ext) dopt.caption_ext = o->caption_ext;
     dopt.shuffle_tags = o->shuffle_tags, dopt.keep_tokens = o->keep_tokens, dopt.flip = o->flip;
     dopt.caption_dropout = o->caption_dropout, dopt.tag_dropout = o->tag_dropout;
     dopt.quiet = o->quiet;

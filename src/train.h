@@ -60,6 +60,7 @@ typedef struct {
     uint64_t seed;           /* default 0 */
     int clip_skip;           /* A1111 numbering, default 1 */
     const char *caption, *trigger; /* dataset options (datasets/README.md) */
+    const char *caption_ext; /* caption file extension (default ".txt"; kohya's default is ".caption") */
     int shuffle_tags, keep_tokens, flip;
     float caption_dropout, tag_dropout; /* probabilities (kohya's caption_dropout_rate, caption_tag_dropout_rate) */
     LrSchedule lr_schedule;  /* default constant */

@@ -55,6 +55,7 @@ static const Field FIELDS[] = {
     F("seed", "--seed", K_SEED, seed, 0, 0),
     F("clip_skip", "--clip-skip", K_INT, clip_skip, 1, 12),
     F("caption", "--caption", K_STR, caption, 0, 0),
+    F("caption_ext", "--caption-ext", K_STR, caption_ext, 0, 0),
     F("trigger", "--trigger", K_STR, trigger, 0, 0),
     F("shuffle_tags", "--shuffle-tags", K_BOOL, shuffle_tags, 0, 0),
     F("keep_tokens", "--keep-tokens", K_INT, keep_tokens, 0, 1000),

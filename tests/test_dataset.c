@@ -460,7 +460,7 @@ static void test_captions_missing_and_bad(void) {
         CHECK(strcmp(d.items[ml].caption, "first line , a") == 0, "first line: '%s'", d.items[ml].caption);
         dataset_free(&d);
     }
-    CHECK(strstr(err, "nocap.png: no caption file, using the folder name \"red_foxes\"") &&
+    CHECK(strstr(err, "nocap.png: no .txt caption file, using the folder name \"red_foxes\"") &&
               strstr(err, "emptycap.txt: empty caption") &&
               strstr(err, "utf8.txt: invalid UTF-8 in caption (4 sequences"),
           "warnings:\n%s", err);
@@ -477,7 +477,7 @@ static void test_captions_missing_and_bad(void) {
               "--caption fallback: '%s'", d.items[nc].caption);
         dataset_free(&d);
     }
-    CHECK(strstr(err, "nocap.png: no caption file, using --caption \"a fox\""), "warnings:\n%s", err);
+    CHECK(strstr(err, "nocap.png: no .txt caption file, using --caption \"a fox\""), "warnings:\n%s", err);
     free(err);
 
     /* another caption extension, with kohya's missing-dot fix-up */
@@ -487,6 +487,25 @@ static void test_captions_missing_and_bad(void) {
     CHECK(dataset_scan(&d, dir, &o) == LS_OK, "scan .caption");
     CHECK(strcmp(d.items[find_item(&d, "nocap.png")].caption, "from .caption") == 0, "caption_ext");
     dataset_free(&d);
+    /* ... and with the default .txt, that .caption file is pointed out, never silently ignored */
+    o.caption_ext = NULL, o.quiet = 0;
+    capture_begin();
+    rc = dataset_scan(&d, dir, &o);
+    err = capture_end();
+    CHECK(rc == LS_OK && d.n_other_ext == 1, "other extension counted: %d", rc == LS_OK ? d.n_other_ext : -1);
+    CHECK(strstr(err, "nocap.png: no .txt caption file") && strstr(err, "there is a .caption file"), "warning:\n%s",
+          err);
+    free(err);
+    if (rc == LS_OK) {
+        char *rep = NULL;
+        size_t rl = 0;
+        FILE *mf = open_memstream(&rep, &rl);
+        dataset_report(&d, mf);
+        fclose(mf);
+        CHECK(strstr(rep, "pass --caption-ext .caption"), "report:\n%s", rep);
+        free(rep);
+        dataset_free(&d);
+    }
     free(dir);
 }
 

@@ -483,7 +483,7 @@ int train_run(const TrainOptions *oin, TrainResult *res) {
     r.start_step = T->start_step;
     T->tty = isatty(2) && !o->quiet;
     if (!o->quiet) {
-        char meth[256];
+        char meth[384];
         train_describe_method(T, meth, sizeof meth);
         fprintf(stderr, "lorastyle: training %s: %lld parameters, %d steps%s\n", meth, (long long)T->ts.n_params,
                 o->steps, T->start_step ? " (resumed)" : "");

@@ -118,7 +118,8 @@ int64_t train_path_bytes(const char *path) {
     return sum;
 }
 
-/* What was trained, in words: "LoRA rank 4 alpha 4 on 32 modules (...)" */
+/* What was trained, in words: "LoRA rank 4 alpha 4 (update scale alpha/rank = 1) on 32 modules (...)" — the
+ * scale makes plain what rank and alpha mean together (kohya's default alpha 1 scales by 1/rank). */
 void train_describe_method(const Trainer *T, char *out, size_t cap) {
     const TrainOptions *o = &T->o;
     const Lora *l = &T->lora;
@@ -126,17 +127,22 @@ void train_describe_method(const Trainer *T, char *out, size_t cap) {
         snprintf(out, cap, "full fine-tuning of the U-Net (%d tensors, saved as %s)", T->ts.n,
                  o->save_precision == SAVE_FP16 ? "fp16" : o->save_precision == SAVE_BF16 ? "bf16" : "fp32");
     else if (o->method == METHOD_ADAPTER)
-        snprintf(out, cap, "bottleneck adapters rank %d alpha %g on %d transformer layers (lorastyle format)", o->rank,
-                 (double)o->alpha, l->n_mods);
+        snprintf(out, cap, "bottleneck adapters rank %d alpha %g (update scale alpha/rank = %g) on %d transformer "
+                 "layers (lorastyle format)", o->rank, (double)o->alpha, (double)o->alpha / o->rank, l->n_mods);
+    else if (o->conv_rank > 0)
+        snprintf(out, cap, "LoCon rank %d alpha %g (update scale alpha/rank = %g), conv rank %d alpha %g (scale %g) on %d "
+                 "modules (%d U-Net, %d LoCon, %d text encoder), kohya format", o->rank, (double)o->alpha,
+                 (double)o->alpha / o->rank, o->conv_rank, (double)o->conv_alpha, (double)o->conv_alpha / o->conv_rank,
+                 l->n_mods, l->n_unet, l->n_conv, l->n_te);
     else
-        snprintf(out, cap, "%s rank %d alpha %g on %d modules (%d U-Net, %d LoCon, %d text encoder), kohya format",
-                 o->conv_rank > 0 ? "LoCon" : "LoRA", o->rank, (double)o->alpha, l->n_mods, l->n_unet, l->n_conv,
+        snprintf(out, cap, "LoRA rank %d alpha %g (update scale alpha/rank = %g) on %d modules (%d U-Net, %d text "
+                 "encoder), kohya format", o->rank, (double)o->alpha, (double)o->alpha / o->rank, l->n_mods, l->n_unet,
                  l->n_te);
 }
 
 int train_write_report(Trainer *T, TrainResult *r) {
     const TrainOptions *o = &T->o;
-    char ab[32], ub[32], pk[32], sb[32], rep[4096], resumed[96] = "", meth[256];
+    char ab[32], ub[32], pk[32], sb[32], rep[4096], resumed[96] = "", meth[384];
     human_bytes((double)r->adapter_bytes, ab, sizeof ab);
     human_bytes((double)r->unet_file_bytes, ub, sizeof ub);
     human_bytes((double)r->peak_rss, pk, sizeof pk);

@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"      // defines: cli_parse_list
 #include "common.h"   // defines: ls_set_error, ls_path_join, ls_mkdir_p
@@ -45,13 +46,20 @@ static int parse_sample_line(SamplePrompt *sp, char *line, uint64_t seed0, int s
     return LS_OK;
 }
 
-int train_load_sample_prompts(Trainer *T) {
-    const TrainOptions *o = &T->o;
-    T->n_str = cli_parse_list("--sample-strengths", o->sample_strengths, T->strengths, MAX_STRENGTHS);
-    if (T->n_str < 0) return LS_ERR;
-    if (o->method == METHOD_FULL) T->strengths[0] = 1.0f, T->n_str = 1; /* no adapter to scale: one row */
-    if (!o->sample_prompts) return LS_OK; /* the default prompt comes from the data (trainer_setup) */
+static void free_prompts(SamplePrompt *sp, int n) {
+    for (int i = 0; i < n; i++) free(sp[i].prompt), free(sp[i].negative);
+}
+
+/* Modification time of path in ns (0 when it cannot be read). */
+static long long mtime_ns(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 ? (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec : 0;
+}
+
+/* Parse the --sample-prompts file into sp[] (*n prompts); on error nothing is left allocated. */
+static int read_prompts(const TrainOptions *o, SamplePrompt *sp, int *n) {
     size_t len;
+    *n = 0;
     char *s = ls_read_file(o->sample_prompts, &len);
     if (!s) return ls_error_context("--sample-prompts");
     int ln = 0, rc = LS_OK;
@@ -62,16 +70,46 @@ int train_load_sample_prompts(Trainer *T) {
         size_t l = strlen(p);
         while (l && (p[l - 1] == '\r' || p[l - 1] == ' ')) p[--l] = 0;
         if (!l || p[0] == '#') continue;
-        if (T->n_sp == MAX_SAMPLE_PROMPTS) {
+        if (*n == MAX_SAMPLE_PROMPTS) {
             ls_warn("%s: only the first %d prompts are sampled", o->sample_prompts, MAX_SAMPLE_PROMPTS);
             break;
         }
-        rc = parse_sample_line(&T->sp[T->n_sp], p, 1234 + (uint64_t)T->n_sp, o->sample_steps, o->sample_prompts, ln);
-        T->n_sp++;
+        rc = parse_sample_line(&sp[*n], p, 1234 + (uint64_t)*n, o->sample_steps, o->sample_prompts, ln);
+        (*n)++;
     }
     free(s);
-    if (rc == LS_OK && T->n_sp == 0) rc = ls_set_error("%s: no prompts in the file", o->sample_prompts);
+    if (rc == LS_OK && *n == 0) rc = ls_set_error("%s: no prompts in the file", o->sample_prompts);
+    if (rc != LS_OK) free_prompts(sp, *n), *n = 0;
     return rc;
+}
+
+int train_load_sample_prompts(Trainer *T) {
+    const TrainOptions *o = &T->o;
+    T->n_str = cli_parse_list("--sample-strengths", o->sample_strengths, T->strengths, MAX_STRENGTHS);
+    if (T->n_str < 0) return LS_ERR;
+    if (o->method == METHOD_FULL) T->strengths[0] = 1.0f, T->n_str = 1; /* no adapter to scale: one row */
+    if (!o->sample_prompts) return LS_OK; /* the default prompt comes from the data (trainer_setup) */
+    T->sp_mtime = mtime_ns(o->sample_prompts);
+    return read_prompts(o, T->sp, &T->n_sp);
+}
+
+/* The prompts file may be edited while training runs: a changed file is read again before sampling (a
+ * file that no longer parses is reported and the previous prompts are kept). */
+static void reload_prompts(Trainer *T) {
+    const TrainOptions *o = &T->o;
+    long long mt;
+    if (!o->sample_prompts || (mt = mtime_ns(o->sample_prompts)) == T->sp_mtime) return;
+    T->sp_mtime = mt;
+    SamplePrompt fresh[MAX_SAMPLE_PROMPTS];
+    int n;
+    if (read_prompts(o, fresh, &n) < 0) {
+        ls_warn("%s; the previous sample prompts are kept", ls_last_error());
+        return;
+    }
+    free_prompts(T->sp, T->n_sp);
+    memcpy(T->sp, fresh, (size_t)n * sizeof *fresh);
+    T->n_sp = n;
+    if (!o->quiet) fprintf(stderr, "lorastyle: %s changed: %d sample prompt%s\n", o->sample_prompts, n, n == 1 ? "" : "s");
 }
 
 static int sample_cancel(void *user) {
@@ -81,6 +119,7 @@ static int sample_cancel(void *user) {
 
 /* One grid: rows = adapter strengths, columns = prompts, at the training resolution. */
 int train_write_samples(Trainer *T) {
+    reload_prompts(T);
     int rows = T->n_str, cols = T->n_sp, rc = LS_OK;
     Image *cells = callocCheck((size_t)rows * cols, sizeof *cells);
     double t0 = ls_time();

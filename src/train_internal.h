@@ -88,6 +88,7 @@ typedef struct {
     int capb;
     SamplePrompt sp[MAX_SAMPLE_PROMPTS];
     int n_sp;
+    long long sp_mtime;          /* --sample-prompts file's modification time (ns) when last read */
     float strengths[MAX_STRENGTHS];
     int n_str;
     int tty;

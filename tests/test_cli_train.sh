@@ -116,6 +116,25 @@ else
     bad "bad images" "status $rc: $(cat "$T/stderr") / $(cat "$T/badout/report.txt" 2>/dev/null)"
 fi
 
+# ---- the sample prompts file is read again when it changes during the run ----
+echo "pastel shapes" >"$T/prompts.txt"
+"$LS" train "$DATA" --model "$T/m" --resolution 64 --seed 3 --steps 400 --sample-every 40 --sample-steps 2 \
+    --sample-strengths 1 --sample-prompts "$T/prompts.txt" -o "$T/sp" >"$T/stdout" 2>"$T/stderr" &
+pid=$!
+for _ in $(seq 600); do [ -f "$T/sp/samples/step_000040.png" ] && break; sleep 0.05; done
+printf 'pastel shapes\na second prompt --d 7\n' >"$T/prompts.txt"
+wait $pid
+rc=$?
+w40=$(python3 -c "import struct,sys; print(struct.unpack('>I', open(sys.argv[1],'rb').read()[16:20])[0])" \
+    "$T/sp/samples/step_000040.png" 2>/dev/null || echo 0)
+wend=$(python3 -c "import struct,sys; print(struct.unpack('>I', open(sys.argv[1],'rb').read()[16:20])[0])" \
+    "$T/sp/samples/step_000400.png" 2>/dev/null || echo 0)
+if [ "$rc" -eq 0 ] && [ "$w40" -gt 0 ] && [ "$wend" -gt "$w40" ] && grep -q "prompts.txt changed: 2 sample prompts" "$T/stderr"; then
+    ok "sample prompts edited mid-run: the grid gains a column (${w40} → ${wend} px wide)"
+else
+    bad "sample prompts reload" "status $rc, widths $w40 → $wend: $(tail -3 "$T/stderr")"
+fi
+
 # ---- the other methods: their outputs work in generate ----
 run "$LS" train "$DATA" "${COMMON[@]}" --steps 3 --method full --save-precision fp16 -o "$T/mfull"
 run2_rc=$rc

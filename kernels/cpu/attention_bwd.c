@@ -12,13 +12,18 @@
  * directly: the forward saves nothing beyond q, k, v. The price is one max pass over the chunk, small next
  * to the five GEMMs.
  *
- * Work order: a serial loop over (batch, head, chunk of query rows); each GEMM is one sgemm that BLAS
- * threads itself (never called inside an OpenMP region), and the softmax-gradient pass between them is an
- * OpenMP loop over the chunk's rows. dK and dV accumulate over the chunks of one head in a fixed order, so
- * the result does not depend on the thread count. Scratch: two (rows, Tk) blocks, ≤ 2·ATTN_BWD_CHUNK floats.
+ * Work order, as in the forward: threads take whole (batch, head) tasks and run single-threaded sgemms
+ * (OpenBLAS's OpenMP build does so inside a parallel region) on their own scratch, walking the head's
+ * chunks of query rows in order. dK and dV accumulate over the chunks of one head in that fixed order, so
+ * the result does not depend on the thread count. The first version walked (batch, head, chunk) serially
+ * and let BLAS thread each of the five skinny sgemms (one dimension is Dh), with an OpenMP fork/join for
+ * the softmax rows between them: 3.4x the forward's time where the arithmetic is 2.5x (BENCHMARKS.md).
+ * With fewer tasks than threads (one image, few heads, many cores) the region runs on one thread and BLAS
+ * threads the sgemms as before. Scratch: two (rows, Tk) blocks per thread, ≤ 2·ATTN_BWD_CHUNK floats.
  */
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "common.h"  // defines: mallocCheck, LS_ASSERT, LS_MIN, LS_MAX
@@ -79,8 +84,8 @@ static void chunk_backward(float *dq, float *dk, float *dv, float *s, float *dp,
     /* s (n, nk) = scale · q kᵀ;  dp (n, nk) = dO vᵀ */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nk, Dh, scale, q, C, k, C, 0.0f, s, nk);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nk, Dh, 1.0f, dout, C, v, C, 0.0f, dp, nk);
-    /* s → P, dp → dS, row by row */
-#pragma omp parallel for schedule(static) if ((size_t)n * nk >= ((size_t)1 << 14))
+    /* s → P, dp → dS, row by row (threaded only when the caller's region is not: see the header) */
+#pragma omp parallel for schedule(static) if (!omp_in_parallel() && (size_t)n * nk >= ((size_t)1 << 14))
     for (int t = 0; t < n; t++) {
         int live = causal ? i0 + t + 1 : nk; /* causal: key j > query i0+t is masked */
         softmax_bwd_row(s + (size_t)t * nk, dp + (size_t)t * nk, live, nk);
@@ -104,11 +109,15 @@ void op_attention_backward(float *dq, float *dk, float *dv, const float *dout, c
     if (!dq && !dk && !dv) return;
     float scale = 1.0f / sqrtf((float)Dh);
     int rows = (int)LS_MAX((size_t)1, LS_MIN((size_t)Tq, ATTN_BWD_CHUNK / (size_t)Tk));
-    float *s = mallocCheck((size_t)rows * Tk * sizeof(float));  /* (rows, nk): scores, then P */
-    float *dp = mallocCheck((size_t)rows * Tk * sizeof(float)); /* (rows, nk): dO·Vᵀ, then dS */
+    int ntask = B * NH;
 
-    for (int bi = 0; bi < B; bi++) {
-        for (int h = 0; h < NH; h++) {
+#pragma omp parallel if (ntask >= omp_get_max_threads())
+    {
+        float *s = mallocCheck((size_t)rows * Tk * sizeof(float));  /* (rows, nk): scores, then P */
+        float *dp = mallocCheck((size_t)rows * Tk * sizeof(float)); /* (rows, nk): dO·Vᵀ, then dS */
+#pragma omp for schedule(dynamic)
+        for (int task = 0; task < ntask; task++) {
+            int bi = task / NH, h = task % NH;
             /* head h of batch bi: queries (Tq, Dh) at qoff, keys (Tk, Dh) at koff, row stride C */
             size_t qoff = (size_t)bi * Tq * C + (size_t)h * Dh, koff = (size_t)bi * Tk * C + (size_t)h * Dh;
             for (int i0 = 0; i0 < Tq; i0 += rows) {
@@ -119,7 +128,7 @@ void op_attention_backward(float *dq, float *dk, float *dv, const float *dout, c
                                dout + c0, q + c0, k + koff, v + koff, n, nk, i0, Dh, C, scale, causal);
             }
         }
+        free(s);
+        free(dp);
     }
-    free(s);
-    free(dp);
 }

@@ -935,7 +935,9 @@ int main(int argc, char **argv) {
     test_attention(1, 11, 3, 1, 9, 0); /* more queries than keys, odd Dh */
     for (int kind = 0; kind < 3; kind++) test_activation(kind, 301);
     test_activation(0, (size_t)1 << 16); /* the threaded loop */
+    test_activation(1, ((size_t)1 << 16) + 3); /* GELU: threaded chunks, then an 8-lane tail */
     test_geglu(4, 9);
+    test_geglu(3, 21); /* two 8-lane blocks and a tail of 5 */
     test_channel_bias(2, 3, 7);
     test_upsample(2, 3, 4, 5, 8, 10); /* 2x */
     test_upsample(1, 2, 3, 5, 7, 8);  /* non-integer ratios */

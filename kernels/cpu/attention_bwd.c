@@ -55,7 +55,8 @@ LS_CLONES static void softmax_bwd_row(float *s, float *dp, int live, int n) {
         dsum += v8_widen_sum(e * v8_load_part(dp + n8, rem, 0.0f));
     }
     double inv_d = 1.0 / ((sum[0] + sum[1]) + (sum[2] + sum[3]));
-    v8f inv = v8_splat((float)inv_d), D = v8_splat((float)(((dsum[0] + dsum[1]) + (dsum[2] + dsum[3])) * inv_d));
+    double D_d = ((dsum[0] + dsum[1]) + (dsum[2] + dsum[3])) * inv_d;
+    v8f inv = v8_splat((float)inv_d), D = v8_splat((float)D_d);
     for (int j = 0; j < n8; j += 8) {
         v8f p = v8_load(s + j) * inv;
         v8_store(s + j, p);

@@ -9,7 +9,7 @@
 #include <math.h>
 
 #include "common.h"    // defines: LS_ASSERT
-#include "norm_span.h" // defines: norm_moments, norm_affine_span (also used by norm_bwd.c)
+#include "norm_span.h" // defines: norm_moments, norm_affine_span, norm_layernorm_row (shared)
 #include "ops.h"       // defines: op_groupnorm, op_layernorm
 #include "vecmath.h"   // defines: v8f, v4d, v8_sigmoid, LS_CLONES
 
@@ -71,7 +71,7 @@ void op_groupnorm(float *y, const float *x, const float *gamma, const float *bet
 }
 
 /* one row: y (D) = (x - m)·rs·gamma + beta */
-LS_CLONES static void layernorm_row(float *y, const float *x, const float *gamma, const float *beta, int D,
+LS_CLONES void norm_layernorm_row(float *y, const float *x, const float *gamma, const float *beta, int D,
                                     float m, float rs) {
     int i = 0;
     for (; i + 8 <= D; i += 8)
@@ -88,6 +88,6 @@ void op_layernorm(float *y, const float *x, const float *gamma, const float *bet
         float *yr = y + (size_t)r * D;
         double mean, rstd;
         norm_moments(xr, (size_t)D, eps, &mean, &rstd);
-        layernorm_row(yr, xr, gamma, beta, D, (float)mean, (float)rstd);
+        norm_layernorm_row(yr, xr, gamma, beta, D, (float)mean, (float)rstd);
     }
 }

@@ -12,8 +12,8 @@
  * passing NULL makes the backward recompute them from x exactly as the forward does (two-pass, double),
  * so both routes give bit-identical gradients. The SiLU's pre-activation v is recomputed from x, never
  * stored. Group sums are accumulated in double.
- * GroupNorm runs 8 lanes at a time: the forward is op_groupnorm's code (norm_span.h), so y is
- * bit-identical to it, and the backward's two passes use v8_sigmoid for the fused SiLU. (The first
+ * Both run 8 lanes at a time: the forwards are op_groupnorm's and op_layernorm's code (norm_span.h), so y
+ * is bit-identical to theirs, and GroupNorm's backward uses v8_sigmoid for the fused SiLU. (The first
  * version was scalar with libm expf: forward-with-statistics 4.7x op_groupnorm, BENCHMARKS.md.)
  */
 #include <math.h>
@@ -79,7 +79,8 @@ LS_CLONES static void gn_bwd_sums(float *dvo, double *s, const float *dy, const 
     }
     if (i < n) { /* padding lanes: dy = 0, so dv = 0 and they add nothing */
         int rem = n - i;
-        v8f dv = gn_dv8(v8_load_part(dy + i, rem, 0.0f), v8_load_part(x + i, rem, 0.0f), &xh, m, r, g, b, silu);
+        v8f dv = gn_dv8(v8_load_part(dy + i, rem, 0.0f), v8_load_part(x + i, rem, 0.0f), &xh, m, r, g, b,
+                        silu);
         if (dvo) v8_store_part(dvo + i, dv, rem);
         a1 += v8_widen_sum(dv);
         a2 += v8_widen_sum(dv * xh);
@@ -123,7 +124,8 @@ void op_groupnorm_backward(float *dx, float *dgamma, float *dbeta, const float *
         for (int j = 0; j < cg; j++) {
             int c = g * cg + j;
             size_t o = off + (size_t)j * HW;
-            gn_bwd_sums(dx && silu ? dx + o : NULL, sg + 2 * j, dy + o, x + o, HW, m, r, gamma[c], beta[c], silu);
+            gn_bwd_sums(dx && silu ? dx + o : NULL, sg + 2 * j, dy + o, x + o, HW, m, r, gamma[c], beta[c],
+                        silu);
         }
         if (!dx) continue;
         /* pass 2: dx = r·(γ·dv - mean(dx̂) - x̂·mean(dx̂·x̂)) */
@@ -141,7 +143,10 @@ void op_groupnorm_backward(float *dx, float *dgamma, float *dbeta, const float *
     /* parameter grads: sum the per-batch sums in batch order (deterministic for any thread count) */
     for (int c = 0; c < C; c++) {
         double s1 = 0.0, s2 = 0.0;
-        for (int bi = 0; bi < B; bi++) s1 += sums[((size_t)bi * C + c) * 2], s2 += sums[((size_t)bi * C + c) * 2 + 1];
+        for (int bi = 0; bi < B; bi++) {
+            const double *sc = sums + ((size_t)bi * C + c) * 2;
+            s1 += sc[0], s2 += sc[1];
+        }
         if (dbeta) dbeta[c] += (float)s1;
         if (dgamma) dgamma[c] += (float)s2;
     }
@@ -159,8 +164,48 @@ void op_layernorm_fwd_stats(float *y, float *mean, float *rstd, const float *x, 
         moments_f(xr, (size_t)D, eps, &m, &r);
         mean[row] = m;
         rstd[row] = r;
-        for (int i = 0; i < D; i++) yr[i] = (xr[i] - m) * r * gamma[i] + beta[i];
+        norm_layernorm_row(yr, xr, gamma, beta, D, m, r);
     }
+}
+
+/* p[0..8) += v, widened to double */
+V8_INLINE void add_widened(double *p, v8f v) {
+    v4d lo, hi;
+    memcpy(&lo, p, sizeof lo), memcpy(&hi, p + 4, sizeof hi);
+    lo += __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3), v4d);
+    hi += __builtin_convertvector(__builtin_shufflevector(v, v, 4, 5, 6, 7), v4d);
+    memcpy(p, &lo, sizeof lo), memcpy(p + 4, &hi, sizeof hi);
+}
+
+/* one row, pass 1: Σ dx̂ and Σ dx̂·x̂ (dx̂ = dy·γ, x̂ = (x - m)·r) into s[0], s[1]; per feature, p1 += dy
+ * and p2 += dy·x̂ unless p1 is NULL */
+LS_CLONES static void ln_bwd_sums(double *s, double *p1, double *p2, const float *dy, const float *x,
+                                  const float *gamma, int D, float m, float r) {
+    v4d a = {0.0, 0.0, 0.0, 0.0}, b = {0.0, 0.0, 0.0, 0.0};
+    int i = 0;
+    for (; i + 8 <= D; i += 8) {
+        v8f d = v8_load(dy + i), xh = (v8_load(x + i) - m) * r, dxh = d * v8_load(gamma + i);
+        a += v8_widen_sum(dxh);
+        b += v8_widen_sum(dxh * xh);
+        if (p1) add_widened(p1 + i, d), add_widened(p2 + i, d * xh);
+    }
+    double sa = (a[0] + a[1]) + (a[2] + a[3]), sb = (b[0] + b[1]) + (b[2] + b[3]);
+    for (; i < D; i++) {
+        float xh = (x[i] - m) * r, dxh = dy[i] * gamma[i];
+        sa += dxh;
+        sb += (double)(dxh * xh);
+        if (p1) p1[i] += dy[i], p2[i] += (double)(dy[i] * xh);
+    }
+    s[0] = sa, s[1] = sb;
+}
+
+/* one row, pass 2: dx = r·(dy·γ - ma - x̂·mb) */
+LS_CLONES static void ln_bwd_dx(float *dx, const float *dy, const float *x, const float *gamma, int D,
+                                float m, float r, float ma, float mb) {
+    int i = 0;
+    for (; i + 8 <= D; i += 8)
+        v8_store(dx + i, r * (v8_load(dy + i) * v8_load(gamma + i) - ma - (v8_load(x + i) - m) * r * mb));
+    for (; i < D; i++) dx[i] = r * (dy[i] * gamma[i] - ma - (x[i] - m) * r * mb);
 }
 
 void op_layernorm_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *mean,
@@ -180,20 +225,11 @@ void op_layernorm_backward(float *dx, float *dgamma, float *dbeta, const float *
             float m, r;
             if (mean && rstd) m = mean[row], r = rstd[row];
             else moments_f(xr, (size_t)D, eps, &m, &r);
-            double a = 0.0, b = 0.0; /* Σ dx̂ and Σ dx̂·x̂ over the row */
-            for (int i = 0; i < D; i++) {
-                float xh = (xr[i] - m) * r, dxh = dyr[i] * gamma[i];
-                a += dxh;
-                b += (double)dxh * xh;
-                if (p1) p1[i] += dyr[i], p2[i] += (double)dyr[i] * xh;
-            }
-            if (!dx) continue;
-            float ma = (float)(a / D), mb = (float)(b / D);
-            float *dxr = dx + (size_t)row * D;
-            for (int i = 0; i < D; i++) {
-                float xh = (xr[i] - m) * r;
-                dxr[i] = r * (dyr[i] * gamma[i] - ma - xh * mb);
-            }
+            double sums[2]; /* Σ dx̂ and Σ dx̂·x̂ over the row */
+            ln_bwd_sums(sums, p1, p2, dyr, xr, gamma, D, m, r);
+            if (dx)
+                ln_bwd_dx(dx + (size_t)row * D, dyr, xr, gamma, D, m, r, (float)(sums[0] / D),
+                          (float)(sums[1] / D));
         }
     }
     if (part) {

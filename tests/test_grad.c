@@ -958,6 +958,8 @@ int main(int argc, char **argv) {
     attn_ref_large(1, 77, 77, 2, 32, 1);    /* CLIP-like causal */
     attn_ref_large(1, 2500, 2500, 1, 8, 1); /* causal over 6 row chunks */
     attn_ref_large(1, 64, 50000, 1, 8, 0);  /* long keys: 4 row chunks */
+    attn_ref_large(2, 1100, 1000, 2, 8, 0); /* per-head tasks (B·NH >= threads), 2 row chunks, a tail */
+    attn_ref_large(1, 1500, 1500, 3, 8, 1); /* the same, causal: 3 row chunks per head */
     groupnorm_ref_large(2, 320, 256, 32, 1e-5f, 1);
     groupnorm_ref_large(1, 64, 64, 32, 1e-6f, 0);
     layernorm_large(1024, 320);

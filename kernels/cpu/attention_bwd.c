@@ -15,11 +15,15 @@
  * Work order, as in the forward: threads take whole (batch, head) tasks and run single-threaded sgemms
  * (OpenBLAS's OpenMP build does so inside a parallel region) on their own scratch, walking the head's
  * chunks of query rows in order. dK and dV accumulate over the chunks of one head in that fixed order, so
- * the result does not depend on the thread count. The first version walked (batch, head, chunk) serially
- * and let BLAS thread each of the five skinny sgemms (one dimension is Dh), with an OpenMP fork/join for
- * the softmax rows between them: 3.4x the forward's time where the arithmetic is 2.5x (BENCHMARKS.md).
- * With fewer tasks than threads (one image, few heads, many cores) the region runs on one thread and BLAS
- * threads the sgemms as before. Scratch: two (rows, Tk) blocks per thread, ≤ 2·ATTN_BWD_CHUNK floats.
+ * the result does not depend on the thread count (1 vs 2 threads: bit-identical). The first version
+ * walked (batch, head, chunk) serially and let BLAS thread each of the five skinny sgemms (one dimension
+ * is Dh), with an OpenMP fork/join for the softmax rows between them: 3.4x the forward's time where the
+ * arithmetic is 2.5x (BENCHMARKS.md), and results that changed with the thread count. With fewer tasks
+ * than threads (one image, few heads, many cores) the region runs on one thread and BLAS threads the
+ * sgemms as before (thread-count dependent rounding again).
+ * A head's dKᵀ and dVᵀ accumulate in contiguous per-thread (Dh, Tk) blocks, stored transposed into dk, dv
+ * once the head is done. Scratch per thread: two (rows, Tk) blocks (≤ 2·ATTN_BWD_CHUNK floats) and those
+ * two (Dh, Tk) blocks.
  */
 #include <cblas.h>
 #include <math.h>

@@ -935,7 +935,9 @@ int main(int argc, char **argv) {
     test_attention(1, 11, 3, 1, 9, 0); /* more queries than keys, odd Dh */
     for (int kind = 0; kind < 3; kind++) test_activation(kind, 301);
     test_activation(0, (size_t)1 << 16); /* the threaded loop */
+    test_activation(1, ((size_t)1 << 16) + 3); /* GELU: threaded chunks, then an 8-lane tail */
     test_geglu(4, 9);
+    test_geglu(3, 21); /* two 8-lane blocks and a tail of 5 */
     test_channel_bias(2, 3, 7);
     test_upsample(2, 3, 4, 5, 8, 10); /* 2x */
     test_upsample(1, 2, 3, 5, 7, 8);  /* non-integer ratios */
@@ -956,6 +958,8 @@ int main(int argc, char **argv) {
     attn_ref_large(1, 77, 77, 2, 32, 1);    /* CLIP-like causal */
     attn_ref_large(1, 2500, 2500, 1, 8, 1); /* causal over 6 row chunks */
     attn_ref_large(1, 64, 50000, 1, 8, 0);  /* long keys: 4 row chunks */
+    attn_ref_large(2, 1100, 1000, 2, 8, 0); /* per-head tasks (B·NH >= threads), 2 row chunks, a tail */
+    attn_ref_large(1, 1500, 1500, 3, 8, 1); /* the same, causal: 3 row chunks per head */
     groupnorm_ref_large(2, 320, 256, 32, 1e-5f, 1);
     groupnorm_ref_large(1, 64, 64, 32, 1e-6f, 0);
     layernorm_large(1024, 320);

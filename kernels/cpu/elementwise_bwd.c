@@ -5,21 +5,53 @@
  *   silu(x) = x·σ(x)                     f' = σ(x)·(1 + x·(1 - σ(x)))
  *   gelu(x) = x·Φ(x)  (exact erf)        f' = Φ(x) + x·φ(x),  Φ = ½(1 + erf(x/√2)), φ = e^{-x²/2}/√(2π)
  *   quick_gelu(x) = x·σ(1.702x)          f' = σ(ax) + a·x·σ(ax)·(1 - σ(ax)),  a = 1.702
+ * GELU and GEGLU run 8 lanes at a time on vecmath.h's Φ (v8_normal_cdf), whose exponential also gives φ:
+ * with libm's erff and expf per element the GEGLU backward cost 8-10x its forward (BENCHMARKS.md).
  * Loops shorter than OMP_MIN run on one thread.
  */
 #include <math.h>
 
-#include "ops.h" // defines: the elementwise backward prototypes
+#include "common.h"  // defines: LS_MIN
+#include "ops.h"     // defines: the elementwise backward prototypes
+#include "vecmath.h" // defines: v8f, v8_normal_cdf, v8_gelu_grad, LS_CLONES
 
 #define OMP_MIN ((size_t)1 << 15)
+#define GELU_CHUNK 4096 /* values per task of the GELU backward */
 
 static inline float sigmoidf(float v) { return 1.0f / (1.0f + expf(-v)); }
 
-/* d/dx [x·Φ(x)] */
-static inline float gelu_grad(float x) {
-    float cdf = 0.5f * (1.0f + erff(x * 0.70710678118654752f));
-    float pdf = 0.39894228040143268f * expf(-0.5f * x * x); /* 1/√(2π) · e^{-x²/2} */
-    return cdf + x * pdf;
+/* dx (n) = dy · gelu'(x); dx may be dy (each 8-lane block is loaded before it is stored) */
+LS_CLONES static void gelu_bwd_span(float *dx, const float *dy, const float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) v8_store(dx + i, v8_load(dy + i) * v8_gelu_grad(v8_load(x + i)));
+    if (i < n) {
+        int rem = (int)(n - i);
+        v8f g = v8_load_part(dy + i, rem, 0.0f) * v8_gelu_grad(v8_load_part(x + i, rem, 0.0f));
+        v8_store_part(dx + i, g, rem);
+    }
+}
+
+/* 8 lanes of GEGLU's backward: da = dy·g·Φ(g), dg = dy·a·(Φ(g) + g·φ(g)) */
+V8_INLINE void geglu_grad8(v8f dy, v8f a, v8f g, v8f *da, v8f *dg) {
+    v8f gauss, cdf = v8_normal_cdf(g, &gauss);
+    *da = dy * g * cdf;
+    *dg = dy * a * (cdf + g * (0.39894228040143268f * gauss));
+}
+
+LS_CLONES static void geglu_bwd_row(float *da, float *dg, const float *dy, const float *a, const float *g,
+                                    int D) {
+    int d = 0;
+    v8f ra, rg;
+    for (; d + 8 <= D; d += 8) {
+        geglu_grad8(v8_load(dy + d), v8_load(a + d), v8_load(g + d), &ra, &rg);
+        v8_store(da + d, ra), v8_store(dg + d, rg);
+    }
+    if (d < D) { /* the tail through the same code (padding lanes are 0) */
+        int rem = D - d;
+        geglu_grad8(v8_load_part(dy + d, rem, 0.0f), v8_load_part(a + d, rem, 0.0f),
+                    v8_load_part(g + d, rem, 0.0f), &ra, &rg);
+        v8_store_part(da + d, ra, rem), v8_store_part(dg + d, rg, rem);
+    }
 }
 
 void op_silu_backward(float *dx, const float *dy, const float *x, size_t n) {
@@ -31,8 +63,12 @@ void op_silu_backward(float *dx, const float *dy, const float *x, size_t n) {
 }
 
 void op_gelu_backward(float *dx, const float *dy, const float *x, size_t n) {
+    size_t nc = (n + GELU_CHUNK - 1) / GELU_CHUNK;
 #pragma omp parallel for schedule(static) if (n >= OMP_MIN)
-    for (size_t i = 0; i < n; i++) dx[i] = dy[i] * gelu_grad(x[i]);
+    for (size_t c = 0; c < nc; c++) {
+        size_t i = c * GELU_CHUNK;
+        gelu_bwd_span(dx + i, dy + i, x + i, LS_MIN((size_t)GELU_CHUNK, n - i));
+    }
 }
 
 void op_quick_gelu_backward(float *dx, const float *dy, const float *x, size_t n) {
@@ -47,14 +83,9 @@ void op_quick_gelu_backward(float *dx, const float *dy, const float *x, size_t n
 void op_geglu_backward(float *dx, const float *dy, const float *x, int N, int D) {
 #pragma omp parallel for schedule(static) if ((size_t)N * D >= OMP_MIN)
     for (int r = 0; r < N; r++) {
-        const float *a = x + (size_t)r * 2 * D, *g = a + D, *dyr = dy + (size_t)r * D;
-        float *da = dx + (size_t)r * 2 * D, *dg = da + D;
-        for (int d = 0; d < D; d++) {
-            float cdf = 0.5f * (1.0f + erff(g[d] * 0.70710678118654752f));
-            float pdf = 0.39894228040143268f * expf(-0.5f * g[d] * g[d]);
-            da[d] = dyr[d] * g[d] * cdf;
-            dg[d] = dyr[d] * a[d] * (cdf + g[d] * pdf);
-        }
+        const float *a = x + (size_t)r * 2 * D;
+        float *da = dx + (size_t)r * 2 * D;
+        geglu_bwd_row(da, da + D, dy + (size_t)r * D, a, a + D, D);
     }
 }
 

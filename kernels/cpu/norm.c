@@ -8,13 +8,14 @@
  */
 #include <math.h>
 
-#include "common.h" // defines: LS_ASSERT
-#include "ops.h"    // defines: op_groupnorm, op_layernorm
-#include "vecmath.h" // defines: v8f, v4d, v8_sigmoid, LS_CLONES
+#include "common.h"    // defines: LS_ASSERT
+#include "norm_span.h" // defines: norm_moments, norm_affine_span, norm_layernorm_row (shared)
+#include "ops.h"       // defines: op_groupnorm, op_layernorm
+#include "vecmath.h"   // defines: v8f, v4d, v8_sigmoid, LS_CLONES
 
 /* mean and 1/sqrt(var + eps) of n floats (biased variance). Both passes accumulate in 4 double lanes of
  * 8-float steps (the scalar double sums were latency-bound: ~4 cycles a value). */
-LS_CLONES static void moments(const float *x, size_t n, float eps, double *mean_out, double *rstd_out) {
+LS_CLONES void norm_moments(const float *x, size_t n, float eps, double *mean_out, double *rstd_out) {
     size_t n8 = n & ~(size_t)7;
     v4d acc = {0.0, 0.0, 0.0, 0.0};
     for (size_t i = 0; i < n8; i += 8) acc += v8_widen_sum(v8_load(x + i));
@@ -38,7 +39,7 @@ LS_CLONES static void moments(const float *x, size_t n, float eps, double *mean_
 }
 
 /* y (n) = (x - m)*s + t, then silu if asked, 8 lanes at a time */
-LS_CLONES static void affine_span(float *y, const float *x, int n, float m, float s, float t, int silu) {
+LS_CLONES void norm_affine_span(float *y, const float *x, int n, float m, float s, float t, int silu) {
     int i = 0;
     for (; i + 8 <= n; i += 8) {
         v8f v = (v8_load(x + i) - m) * s + t;
@@ -60,17 +61,17 @@ void op_groupnorm(float *y, const float *x, const float *gamma, const float *bet
         int g = bg % G;
         size_t off = (size_t)bg * cg * HW;
         double mean, rstd;
-        moments(x + off, (size_t)cg * HW, eps, &mean, &rstd);
+        norm_moments(x + off, (size_t)cg * HW, eps, &mean, &rstd);
         for (int j = 0; j < cg; j++) {
             int c = g * cg + j;
-            affine_span(y + off + (size_t)j * HW, x + off + (size_t)j * HW, HW, (float)mean,
+            norm_affine_span(y + off + (size_t)j * HW, x + off + (size_t)j * HW, HW, (float)mean,
                         (float)(rstd * gamma[c]), beta[c], silu);
         }
     }
 }
 
 /* one row: y (D) = (x - m)·rs·gamma + beta */
-LS_CLONES static void layernorm_row(float *y, const float *x, const float *gamma, const float *beta, int D,
+LS_CLONES void norm_layernorm_row(float *y, const float *x, const float *gamma, const float *beta, int D,
                                     float m, float rs) {
     int i = 0;
     for (; i + 8 <= D; i += 8)
@@ -86,7 +87,7 @@ void op_layernorm(float *y, const float *x, const float *gamma, const float *bet
         const float *xr = x + (size_t)r * D;
         float *yr = y + (size_t)r * D;
         double mean, rstd;
-        moments(xr, (size_t)D, eps, &mean, &rstd);
-        layernorm_row(yr, xr, gamma, beta, D, (float)mean, (float)rstd);
+        norm_moments(xr, (size_t)D, eps, &mean, &rstd);
+        norm_layernorm_row(yr, xr, gamma, beta, D, (float)mean, (float)rstd);
     }
 }

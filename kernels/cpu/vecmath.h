@@ -88,12 +88,13 @@ V8_INLINE v8f v8_sigmoid(v8f x) {
     return v8_select(neg, e * inv, inv);
 }
 
-/* exact (erf) GELU, x·Φ(x), Φ(x) = ½ erfc(-x/√2). With a = |x|/√2, erfc(a) = e^(-a²) · t·P(t),
- * t = 1/(1 + a/2), P a degree-9 polynomial fitted (relative-error minimax, IRLS, by us) to
- * erfc(a)·e^(a²)/t on a ∈ [0, 9.3]; fit error 2e-8. Φ = 1 - ½erfc(a) for x >= 0, ½erfc(a) for x < 0, so
- * the negative tail keeps its relative accuracy (libm's 0.5·x·(1 + erf) cancels there).
- * Rounding a² costs ~a²·6e-8 relative in e^(-a²): ~1e-6 at x = -6 where gelu(x) is ~6e-9. */
-V8_INLINE v8f v8_gelu(v8f x) {
+/* Φ(x) = ½ erfc(-x/√2), the standard normal CDF, for the exact (erf) GELU x·Φ(x). With a = |x|/√2,
+ * erfc(a) = e^(-a²) · t·P(t), t = 1/(1 + a/2), P a degree-9 polynomial fitted (relative-error minimax,
+ * IRLS, by us) to erfc(a)·e^(a²)/t on a ∈ [0, 9.3]; fit error 2e-8. Φ = 1 - ½erfc(a) for x >= 0,
+ * ½erfc(a) for x < 0, so the negative tail keeps its relative accuracy (libm's 0.5·(1 + erf) cancels
+ * there). Rounding a² costs ~a²·6e-8 relative in e^(-a²): ~1e-6 at x = -6 where gelu(x) is ~6e-9.
+ * *gauss gets that e^(-a²) = e^(-x²/2), i.e. √(2π)·φ(x): the GELU derivative Φ + x·φ needs no second exp. */
+V8_INLINE v8f v8_normal_cdf(v8f x, v8f *gauss) {
     v8i neg = x < 0.0f;
     v8f a = v8_select(neg, -x, x) * 0.70710678118654752f;
     v8f t = 1.0f / (1.0f + 0.5f * a);
@@ -107,8 +108,21 @@ V8_INLINE v8f v8_gelu(v8f x) {
     p = p * t + 2.376212925e-01f;
     p = p * t + 2.829739153e-01f;
     p = p * t + 2.820588350e-01f;
-    v8f half_erfc = 0.5f * t * p * v8_exp_nonpos(-(a * a));
-    return x * v8_select(neg, half_erfc, 1.0f - half_erfc);
+    *gauss = v8_exp_nonpos(-(a * a));
+    v8f half_erfc = 0.5f * t * p * *gauss;
+    return v8_select(neg, half_erfc, 1.0f - half_erfc);
+}
+
+/* exact (erf) GELU, x·Φ(x) */
+V8_INLINE v8f v8_gelu(v8f x) {
+    v8f gauss;
+    return x * v8_normal_cdf(x, &gauss);
+}
+
+/* d/dx [x·Φ(x)] = Φ(x) + x·φ(x), φ(x) = e^(-x²/2)/√(2π) */
+V8_INLINE v8f v8_gelu_grad(v8f x) {
+    v8f gauss, cdf = v8_normal_cdf(x, &gauss);
+    return cdf + x * (0.39894228040143268f * gauss);
 }
 
 #endif

@@ -97,8 +97,10 @@ double lora_grads_sumsq(const Lora *a);
  *  - LoRA (down (r,in), up (out,r)) on every Linear whose module path ends with one of `targets`
  *    (comma-separated suffixes such as "attn1.to_q,attn2.to_out.0"; NULL or "attn": to_q, to_k, to_v,
  *    to_out.0 of attn1 and attn2 — diffusers' LoRA script targets), rank `rank`, alpha `alpha`;
- *  - with conv_rank > 0, LoCon on every resnet conv1/conv2 (k×k down with the conv's stride/padding, 1×1 up),
- *    rank conv_rank, alpha conv_alpha. An alpha ≤ 0 means alpha = rank (scale 1).
+ *  - with conv_rank > 0, LoCon on every resnet conv1/conv2 and every other Conv2d whose path ends with one of
+ *    `targets` (e.g. "downsamplers.0.conv,upsamplers.0.conv") (k×k down with the conv's stride/padding, 1×1
+ *    up), rank conv_rank, alpha conv_alpha; targets naming a Conv2d without conv_rank is an error (LS_ERR).
+ *    An alpha ≤ 0 means alpha = rank (scale 1).
  * kohya's initialisation: down ~ U(±1/√(in·k·k)) from the portable RNG (one stream per module, keyed by
  * seed and module index), up = 0 — so the attached adapter leaves the model's output unchanged.
  * Module names are the kohya flat names (lora_unet_ prefix left off), path "(new adapter)". */

@@ -143,7 +143,7 @@ int lora_create(Lora *a, Model *m, const char *targets, int rank, float alpha, i
     if (rank < 1) return ls_set_error("LoRA rank must be at least 1 (got %d)", rank);
     if (conv_rank < 0) return ls_set_error("LoCon rank must be at least 0 (got %d)", conv_rank);
     const WeightTable *t = &m->unet.wt;
-    int cap = 0;
+    int cap = 0, user_targets = targets && strcmp(targets, "attn");
     for (int i = 0; i < t->n_mods; i++) {
         const ModuleSpec *s = &t->mods[i];
         int r;
@@ -154,7 +154,13 @@ int lora_create(Lora *a, Model *m, const char *targets, int rank, float alpha, i
             r = rank, al = alpha;
             lm.in = l->in, lm.out = l->out, lm.k = 1;
             lm.as_conv = l->conv1x1; /* kohya/diffusers store a 1×1 conv's LoRA as 4-d tensors */
-        } else if (s->kind == MOD_CONV && conv_rank > 0 && is_resnet_conv(s->name)) {
+        } else if (s->kind == MOD_CONV && (is_resnet_conv(s->name) || (user_targets && is_target(s->name, targets)))) {
+            if (conv_rank == 0) {
+                if (!user_targets || !is_target(s->name, targets)) continue;
+                lora_free(a);
+                return ls_set_error("--targets '%s' names the convolution %s: give convolutions a rank with "
+                                    "--conv-rank R", targets, s->name);
+            }
             const Conv2d *c = s->layer;
             r = conv_rank, al = conv_alpha;
             lm.in = c->cin, lm.out = c->cout, lm.k = c->k;

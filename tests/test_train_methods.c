@@ -329,6 +329,32 @@ static void test_conv1x1_shapes(void) {
     model_free(&m);
 }
 
+/* --targets may name convolutions beyond the resnets' (LoCon, given --conv-rank): a new adapter holds
+ * them; without --conv-rank that is an error naming the conv. */
+static void test_conv_targets(void) {
+    Model m;
+    if (model_load(&m, g_model, NULL) != LS_OK) {
+        CHECK(0, "model_load: %s", ls_last_error());
+        return;
+    }
+    int convs = 0, down = 0;
+    for (int i = 0; i < m.unet.wt.n_mods; i++) {
+        const char *n = m.unet.wt.mods[i].name;
+        convs += m.unet.wt.mods[i].kind == MOD_CONV && strstr(n, ".resnets.") &&
+                 (strstr(n, "conv1") || strstr(n, "conv2"));
+        down += strstr(n, "downsamplers.0.conv") != NULL;
+    }
+    Lora a;
+    CHECK(lora_create(&a, &m, "attn2.to_k,downsamplers.0.conv", 4, 0, 0, 0, 1) == LS_ERR &&
+              strstr(ls_last_error(), "--conv-rank") && strstr(ls_last_error(), "downsamplers.0.conv"),
+          "conv target without --conv-rank: %s", ls_last_error());
+    int rc = lora_create(&a, &m, "attn2.to_k,downsamplers.0.conv", 4, 0, 2, 0, 1);
+    CHECK(rc == LS_OK && a.n_conv == convs + down && down > 0, "LoCon on %d resnet convs + %d downsamplers: %d (%s)",
+          convs, down, rc == LS_OK ? a.n_conv : -1, ls_last_error());
+    if (rc == LS_OK) lora_free(&a);
+    model_free(&m);
+}
+
 static void test_refused(void) {
     struct {
         TrainMethod method;
@@ -381,6 +407,7 @@ int main(int argc, char **argv) {
     test_adapter_method();
     printf("[%.1f s] adapter\n", ls_time() - t0);
     test_conv1x1_shapes();
+    test_conv_targets();
     test_validation();
     printf("[%.1f s] validation\n", ls_time() - t0);
     test_refused();

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli.h"        // defines: DEFAULT_MODEL
 #include "common.h"     // defines: ls_set_error, ls_time, ls_peak_rss, ls_path_join
 #include "rng.h"        // defines: rng_normal, rng_uniform
 #include "scheduler.h"  // defines: sched_alphas_cumprod
@@ -289,7 +290,12 @@ static void resolve_options(TrainOptions *o, char *nb, size_t nbcap, char *ob, s
 static int trainer_setup(Trainer *T) {
     TrainOptions *o = &T->o;
     ModelOpts mo = {o->config_dir, o->tokenizer_dir};
-    LS_TRY(model_load(&T->m, o->model, &mo));
+    if (model_load(&T->m, o->model, &mo) < 0) {
+        if (!strcmp(o->model, DEFAULT_MODEL) && !ls_is_dir(o->model))
+            ls_set_error("%s: no model here yet; make the built-in tiny one with `lorastyle init` or pass "
+                         "--model DIR|FILE", o->model);
+        return LS_ERR;
+    }
     int f = vae_scale_factor(&T->m.vae.cfg);
     T->res = o->resolution ? o->resolution : T->m.unet.cfg.sample_size * f;
     o->resolution = T->res;

@@ -85,7 +85,7 @@ static const Field FIELDS[] = {
 
 void train_options_default(TrainOptions *o) {
     memset(o, 0, sizeof *o);
-    o->model = "models/tiny";
+    o->model = DEFAULT_MODEL;
     o->method = METHOD_LORA;
     o->steps = 500;
     o->batch = 1;

@@ -95,6 +95,8 @@ expect_fail "unknown option" "$o" "--stepz" "$LS" train "$DATA" --stepz 3 -o "$o
 outdir
 expect_fail "bad method" "$o" "--method|dreambooth" "$LS" train "$DATA" --method dreambooth -o "$o/x"
 outdir
+expect_fail "no built-in model yet" "$o" "models/tiny|lorastyle init" bash -c "cd '$o' && exec \"\$0\" \"\$@\"" "$LS" train "$DATA" -o "$o/x"
+outdir
 expect_fail "missing sample prompts" "$o" "nope.txt" "$LS" train "$DATA" --model "$T/m" --resolution 64 --sample-prompts "$T/nope.txt" -o "$o/x"
 outdir
 expect_fail "bad strengths" "$o" "--sample-strengths" "$LS" train "$DATA" --sample-strengths "0,,1" -o "$o/x"

@@ -286,11 +286,9 @@ static void check_add_te(const char *tmp, const char *lorastyle) {
 int main(int argc, char **argv) {
     const char *fixdir = argc > 1 ? argv[1] : "tests/fixtures";
     char tmp[64] = "/tmp/ls_test_cgrad_XXXXXX", mdir[128], fk[512], fr[512];
-    if (!mkdtemp(tmp)) return 1;
-    snprintf(mdir, sizeof mdir, "%s/tiny", tmp);
+    if (test_tiny_model(tmp, mdir, sizeof mdir) < 0) return test_summary();
     snprintf(fk, sizeof fk, "%s/lora_kohya.safetensors", fixdir);
     snprintf(fr, sizeof fr, "%s/clip_grad.safetensors", fixdir);
-    CHECK(model_init_preset("tiny", mdir, 1, ST_F32, NULL) == 0, "init: %s", ls_last_error());
     CHECK(model_load(&g_m, mdir, NULL) == 0, "load: %s", ls_last_error());
     StFile ref;
     if (g_fail || st_open(&ref, fr) < 0) {
@@ -411,8 +409,6 @@ int main(int argc, char **argv) {
     lora_free(&g_a);
     st_close(&ref);
     model_free(&g_m);
-    char cmd[200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    if (system(cmd) != 0) printf("note: could not remove %s\n", tmp);
+    test_remove_dir(tmp);
     return test_summary();
 }

@@ -390,15 +390,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     snprintf(g_data, sizeof g_data, "%s/../../datasets/sample_style", argv[1]);
-    if (!mkdtemp(g_tmp)) {
-        perror("mkdtemp");
-        return 1;
-    }
-    snprintf(g_model, sizeof g_model, "%s/model", g_tmp);
-    if (model_init_preset("tiny", g_model, 1, ST_F32, NULL) < 0) {
-        printf("FAIL: init: %s\n", ls_last_error());
-        return 1;
-    }
+    if (test_tiny_model(g_tmp, g_model, sizeof g_model) < 0) return test_summary();
     double t0 = ls_time();
     test_text_encoder();
     printf("[%.1f s] text encoder\n", ls_time() - t0);
@@ -412,8 +404,6 @@ int main(int argc, char **argv) {
     printf("[%.1f s] validation\n", ls_time() - t0);
     test_refused();
     printf("[%.1f s] refused\n", ls_time() - t0);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_tmp);
+    test_remove_dir(g_tmp);
     return test_summary();
 }

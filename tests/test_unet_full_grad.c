@@ -109,10 +109,8 @@ int main(int argc, char **argv) {
     const char *fixdir = argc > 1 ? argv[1] : "tests/fixtures";
     const char *exe = argc > 2 ? argv[2] : NULL;
     char tmp[64] = "/tmp/ls_test_fullgrad_XXXXXX", mdir[128], fr[512];
-    if (!mkdtemp(tmp)) return 1;
-    snprintf(mdir, sizeof mdir, "%s/tiny", tmp);
+    if (test_tiny_model(tmp, mdir, sizeof mdir) < 0) return test_summary();
     snprintf(fr, sizeof fr, "%s/unet_full_grad.safetensors", fixdir);
-    CHECK(model_init_preset("tiny", mdir, 1, ST_F32, NULL) == 0, "init: %s", ls_last_error());
     CHECK(model_load(&g_m, mdir, NULL) == 0, "load: %s", ls_last_error());
     StFile ref;
     if (g_fail || st_open(&ref, fr) < 0) {
@@ -286,8 +284,6 @@ int main(int argc, char **argv) {
     unet_case_free(&g_c);
     st_close(&ref);
     model_free(&g_m);
-    char cmd[200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    if (system(cmd) != 0) printf("note: could not remove %s\n", tmp);
+    test_remove_dir(tmp);
     return test_summary();
 }

@@ -8,7 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <errno.h>
+
 #include "common.h"
+#include "model.h" // defines: model_init_preset
 #include "safetensors.h"
 
 static int g_pass, g_fail;
@@ -24,6 +27,29 @@ static int g_pass, g_fail;
             printf("\n");                                  \
         }                                                  \
     } while (0)
+
+/* A test's scratch folder with a fresh tiny model: mkdtemp(tmpl) (a "/tmp/...XXXXXX" template, rewritten
+ * in place), then `lorastyle init --preset tiny --seed 1` (float32) into tmpl/tiny, whose path goes to
+ * model_dir. LS_OK, or LS_ERR with the failure counted. */
+static inline int test_tiny_model(char *tmpl, char *model_dir, size_t cap) {
+    if (!mkdtemp(tmpl)) {
+        printf("FAIL mkdtemp %s: %s\n", tmpl, strerror(errno));
+        g_fail++;
+        return LS_ERR;
+    }
+    snprintf(model_dir, cap, "%s/tiny", tmpl);
+    int rc = model_init_preset("tiny", model_dir, 1, ST_F32, NULL);
+    if (rc == LS_OK) g_pass++;
+    else g_fail++, printf("FAIL init of the tiny model in %s: %s\n", model_dir, ls_last_error());
+    return rc;
+}
+
+/* Remove a test's scratch folder (a note, not a failure, when that does not work). */
+static inline void test_remove_dir(const char *dir) {
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) printf("note: could not remove %s\n", dir);
+}
 
 static inline int test_summary(void) {
     printf("%d passed, %d failed\n", g_pass, g_fail);

@@ -16,26 +16,12 @@
 #include "lora.h"
 #include "model.h"
 #include "rng.h"
-#include "testutil.h"
+#include "train_case.h" // defines: g_tmp, g_model, g_data, base_opts, same_file
 #include "train.h"
-
-static char g_tmp[] = "/tmp/lorastyle-train.XXXXXX";
-static char g_model[512], g_data[1024];
 
 static char *slurp(const char *path, size_t *n) {
     char *s = ls_read_file(path, n);
     return s;
-}
-
-static void base_opts(TrainOptions *o, const char *out) {
-    train_options_default(o);
-    o->data_dir = g_data;
-    o->model = g_model;
-    o->out = out;
-    o->name = "style";
-    o->resolution = 64;
-    o->quiet = 1;
-    o->samples = 0; /* sample grids: tests/test_train_state.c */
 }
 
 static void test_run_and_load(void) {
@@ -177,14 +163,6 @@ static void test_zero_up_is_base(void) {
     model_free(&m);
 }
 
-static int same_file(const char *a, const char *b) {
-    size_t na = 0, nb = 0;
-    char *x = ls_read_file(a, &na), *y = ls_read_file(b, &nb);
-    int same = x && y && na == nb && memcmp(x, y, na) == 0;
-    free(x), free(y);
-    return same;
-}
-
 static void test_reproducible(void) {
     char p[3][1024];
     for (int i = 0; i < 3; i++) {
@@ -240,12 +218,7 @@ static void test_bad_input(const char *exe) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2) {
-        fprintf(stderr, "usage: test_train FIXTURE_DIR [LORASTYLE]\n");
-        return 2;
-    }
-    snprintf(g_data, sizeof g_data, "%s/../../datasets/sample_style", argv[1]);
-    if (test_tiny_model(g_tmp, g_model, sizeof g_model) < 0) return test_summary();
+    if (train_case_setup(argc, argv, "test_train") < 0) return argc < 2 ? 2 : test_summary();
     double t0 = ls_time();
     test_zero_up_is_base();
     printf("[%.1f s] zero-up\n", ls_time() - t0);

@@ -24,30 +24,8 @@
 #include "lora.h"
 #include "model.h"
 #include "safetensors.h"
-#include "testutil.h"
+#include "train_case.h" // defines: g_tmp, g_model, g_data, base_opts, same_file
 #include "train.h"
-
-static char g_tmp[] = "/tmp/lorastyle-trainm.XXXXXX";
-static char g_model[512], g_data[1024];
-
-static void base_opts(TrainOptions *o, const char *out) {
-    train_options_default(o);
-    o->data_dir = g_data;
-    o->model = g_model;
-    o->out = out;
-    o->name = "style";
-    o->resolution = 64;
-    o->quiet = 1;
-    o->samples = 0;
-}
-
-static int same_file(const char *a, const char *b) {
-    size_t na = 0, nb = 0;
-    char *x = ls_read_file(a, &na), *y = ls_read_file(b, &nb);
-    int same = x && y && na == nb && memcmp(x, y, na) == 0;
-    free(x), free(y);
-    return same;
-}
 
 static float max_abs(const float *x, size_t n) {
     float m = 0;
@@ -385,12 +363,7 @@ static void test_refused(void) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2) {
-        fprintf(stderr, "usage: test_train_methods FIXTURE_DIR\n");
-        return 2;
-    }
-    snprintf(g_data, sizeof g_data, "%s/../../datasets/sample_style", argv[1]);
-    if (test_tiny_model(g_tmp, g_model, sizeof g_model) < 0) return test_summary();
+    if (train_case_setup(argc, argv, "test_train_methods") < 0) return argc < 2 ? 2 : test_summary();
     double t0 = ls_time();
     test_text_encoder();
     printf("[%.1f s] text encoder\n", ls_time() - t0);

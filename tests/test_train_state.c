@@ -19,30 +19,8 @@
 #include "grid.h"
 #include "image.h"
 #include "model.h"
-#include "testutil.h"
+#include "train_case.h" // defines: g_tmp, g_model, g_data, base_opts, same_file
 #include "train.h"
-
-static char g_tmp[] = "/tmp/lorastyle-trainst.XXXXXX";
-static char g_model[512], g_data[1024];
-
-static void base_opts(TrainOptions *o, const char *out) {
-    train_options_default(o);
-    o->data_dir = g_data;
-    o->model = g_model;
-    o->out = out;
-    o->name = "style";
-    o->resolution = 64;
-    o->quiet = 1;
-    o->samples = 0;
-}
-
-static int same_file(const char *a, const char *b) {
-    size_t na = 0, nb = 0;
-    char *x = ls_read_file(a, &na), *y = ls_read_file(b, &nb);
-    int same = x && y && na == nb && memcmp(x, y, na) == 0;
-    free(x), free(y);
-    return same;
-}
 
 /* loss.csv without its time column */
 static char *csv_no_time(const char *path) {
@@ -261,12 +239,7 @@ static void test_buckets_epochs(void) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2) {
-        fprintf(stderr, "usage: test_train_state FIXTURE_DIR\n");
-        return 2;
-    }
-    snprintf(g_data, sizeof g_data, "%s/../../datasets/sample_style", argv[1]);
-    if (test_tiny_model(g_tmp, g_model, sizeof g_model) < 0) return test_summary();
+    if (train_case_setup(argc, argv, "test_train_state") < 0) return argc < 2 ? 2 : test_summary();
     double t0 = ls_time();
     test_resume();
     printf("[%.1f s] resume\n", ls_time() - t0);

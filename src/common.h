@@ -31,6 +31,8 @@ void *ls_malloc_check(size_t n, const char *file, int line);
 void *ls_calloc_check(size_t n, size_t sz, const char *file, int line);
 #define mallocCheck(n) ls_malloc_check((n), __FILE__, __LINE__)
 #define callocCheck(n, sz) ls_calloc_check((n), (sz), __FILE__, __LINE__)
+char *ls_strdup_check(const char *s, const char *file, int line);
+#define strdupCheck(s) ls_strdup_check((s), __FILE__, __LINE__)
 
 /* Abort on a broken internal invariant. */
 #define LS_ASSERT(cond)                                                                           \

@@ -121,7 +121,7 @@ static void push_module(Lora *a, int *cap, const char *path, LoraModule lm, int 
     snprintf(flat, sizeof flat, "%s", path);
     for (char *p = flat; *p; p++)
         if (*p == '.') *p = '_';
-    lm.module = strdup(flat);
+    lm.module = strdupCheck(flat);
     lm.component = LORA_UNET;
     lm.rank = r;
     lm.alpha = al > 0 ? al : (float)r;
@@ -136,12 +136,12 @@ static void push_module(Lora *a, int *cap, const char *path, LoraModule lm, int 
 int lora_create(Lora *a, Model *m, const char *targets, int rank, float alpha, int conv_rank, float conv_alpha,
                 uint64_t seed) {
     memset(a, 0, sizeof *a);
-    a->strength[0] = a->strength[1] = 1.0f;
-    a->path = strdup("(new adapter)");
-    snprintf(a->name, sizeof a->name, "new");
-    a->format = LORA_KOHYA;
     if (rank < 1) return ls_set_error("LoRA rank must be at least 1 (got %d)", rank);
     if (conv_rank < 0) return ls_set_error("LoCon rank must be at least 0 (got %d)", conv_rank);
+    a->strength[0] = a->strength[1] = 1.0f;
+    a->path = strdupCheck("(new adapter)");
+    snprintf(a->name, sizeof a->name, "new");
+    a->format = LORA_KOHYA;
     const WeightTable *t = &m->unet.wt;
     int cap = 0, user_targets = targets && strcmp(targets, "attn");
     for (int i = 0; i < t->n_mods; i++) {
@@ -200,7 +200,7 @@ int lora_add_te(Lora *a, Model *m, int rank, float alpha, uint64_t seed) {
             const Linear *l = s->layer;
             LoraModule lm = {0};
             lm.in = l->in, lm.out = l->out, lm.k = 1;
-            lm.module = strdup(s->name); /* kohya flat name: text_model_encoder_layers_0_self_attn_q_proj */
+            lm.module = strdupCheck(s->name); /* kohya flat name: text_model_encoder_layers_0_self_attn_q_proj */
             for (char *p = lm.module; *p; p++)
                 if (*p == '.') *p = '_';
             lm.component = LORA_TE;
@@ -224,11 +224,11 @@ int lora_add_te(Lora *a, Model *m, int rank, float alpha, uint64_t seed) {
 
 int lora_create_bottleneck(Lora *a, Model *m, int rank, float alpha, uint64_t seed) {
     memset(a, 0, sizeof *a);
+    if (rank < 1) return ls_set_error("adapter rank must be at least 1 (got %d)", rank);
     a->strength[0] = a->strength[1] = 1.0f;
-    a->path = strdup("(new adapter)");
+    a->path = strdupCheck("(new adapter)");
     snprintf(a->name, sizeof a->name, "new");
     a->format = LORA_ADAPTER;
-    if (rank < 1) return ls_set_error("adapter rank must be at least 1 (got %d)", rank);
     const WeightTable *t = &m->unet.wt;
     int cap = 0;
     for (int i = 0; i < t->n_mods; i++) {

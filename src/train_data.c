@@ -95,7 +95,7 @@ int datacache_ctx(DataCache *c, const char *text, float *out) {
     }
     free(path);
     if (c->n_text < MAX_TEXT_CACHE) {
-        c->text[c->n_text] = strdup(text);
+        c->text[c->n_text] = strdupCheck(text);
         c->ctx[c->n_text] = mallocCheck(n * sizeof(float));
         memcpy(c->ctx[c->n_text], out, n * sizeof(float));
         c->n_text++;

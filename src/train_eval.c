@@ -28,14 +28,14 @@ static int parse_sample_line(SamplePrompt *sp, char *line, uint64_t seed0, int s
     char *opt = strstr(line, " --");
     char *rest = opt;
     if (opt) *opt = 0;
-    sp->prompt = strdup(line);
+    sp->prompt = strdupCheck(line);
     while (rest) {
         char *a = rest + 3; /* after " --" */
         char *next = strstr(a, " --");
         if (next) *next = 0;
         char k = a[0];
         const char *v = a[1] == ' ' ? a + 2 : "";
-        if (k == 'n') sp->negative = strdup(v);
+        if (k == 'n') sp->negative = strdupCheck(v);
         else if (k == 'd') sp->seed = (uint64_t)strtoull(v, NULL, 10);
         else if (k == 's') sp->steps = atoi(v);
         else if (k == 'l') sp->cfg = (float)atof(v);
@@ -145,7 +145,7 @@ int train_write_samples(Trainer *T) {
         char **rl = callocCheck((size_t)rows, sizeof *rl), title[256], fn[64];
         const char **cl = callocCheck((size_t)cols, sizeof *cl);
         for (int r = 0; r < rows; r++)
-            rl[r] = T->o.method == METHOD_FULL ? strdup("fine-tuned") : train_fmt("strength %g", (double)T->strengths[r]);
+            rl[r] = T->o.method == METHOD_FULL ? strdupCheck("fine-tuned") : train_fmt("strength %g", (double)T->strengths[r]);
         for (int c = 0; c < cols; c++) cl[c] = T->sp[c].prompt;
         snprintf(title, sizeof title, "%s - step %d", T->o.name, T->step);
         Image grid = {0};

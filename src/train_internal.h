@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "clip_train.h" // defines: ClipActs
+#include "common.h"     // defines: strdupCheck
 #include "dataset.h"    // defines: Dataset, DatasetEpoch
 #include "lora.h"       // defines: Lora
 #include "model.h"      // defines: Model
@@ -115,7 +116,7 @@ static inline uint64_t train_stream(uint64_t seed, uint64_t step, uint64_t purpo
 static inline char *train_fmt(const char *f, double v) {
     char b[64];
     snprintf(b, sizeof b, f, v);
-    return strdup(b);
+    return strdupCheck(b);
 }
 
 /* 1 once SIGINT/SIGTERM arrived during train_run (src/train.c). */

@@ -252,7 +252,7 @@ int train_options_load_json(TrainOptions *o, const char *path) {
                 rc = ls_set_error("%s: too many string options", path);
                 break;
             }
-            v = o->owned[o->n_owned++] = strdup(v);
+            v = o->owned[o->n_owned++] = strdupCheck(v);
         }
         int used;
         if (set_field(o, f, it->string, v, &used) < 0) rc = ls_error_context("%s", path);

@@ -12,7 +12,7 @@ void trainset_add(TrainSet *s, const char *name, float *p, float *g, size_t n) {
         s->t = realloc(s->t, (size_t)s->cap * sizeof *s->t);
         LS_ASSERT(s->t);
     }
-    s->t[s->n++] = (TrainTensor){strdup(name), p, g, n, 1.0f};
+    s->t[s->n++] = (TrainTensor){strdupCheck(name), p, g, n, 1.0f};
     s->n_params += (int64_t)n;
 }
 

@@ -709,6 +709,14 @@ static void skip_summary(const Dataset *d, char *buf, size_t cap) {
             k += (size_t)snprintf(buf + k, cap - k, "%s%d %s", k ? ", " : "", d->skipped_by[r], what[r]);
 }
 
+/* A folder named like "2024_photos" reads as 2024 repeats (kohya's N_name rule): say so when N is so large
+ * that it is more likely a year or a count than a repeat count. */
+static void warn_many_repeats(Dataset *d, const char *folder, int rep) {
+    if (rep > DATASET_WARN_REPEATS)
+        warn(d, "%s: read as %d repeats per epoch (N_name folder); rename it if the number is not a repeat count",
+             folder, rep);
+}
+
 int dataset_scan(Dataset *d, const char *dir, const DatasetOptions *o) {
     memset(d, 0, sizeof *d);
     if (dataset_check_options(o) != LS_OK) return ls_error_context("%s", dir);
@@ -750,6 +758,7 @@ int dataset_scan(Dataset *d, const char *dir, const DatasetOptions *o) {
     int rc = scan_folder(&sc, dir, top, cls, LS_MIN(rep, DATASET_MAX_REPEATS));
     free(top);
     if (rc != LS_OK) goto fail; /* the top folder itself cannot be listed */
+    if (d->n_items > 0) warn_many_repeats(d, dir, rep);
     /* then every N_name/ subfolder */
     char **names;
     int n;
@@ -767,6 +776,8 @@ int dataset_scan(Dataset *d, const char *dir, const DatasetOptions *o) {
             } else if (scan_folder(&sc, sub, names[k], cls, rep) != LS_OK) { /* e.g. no permission */
                 warn(d, "%s: ignored", ls_last_error());
                 d->n_ignored_dirs++;
+            } else {
+                warn_many_repeats(d, sub, rep);
             }
         }
         free(sub);

@@ -24,6 +24,7 @@
 #define DATASET_MAX_SIDE 16384
 #define DATASET_MAX_PIXELS (1 << 26) /* 67 Mpx: 256 MiB as decoded RGBA */
 #define DATASET_MAX_REPEATS 100000
+#define DATASET_WARN_REPEATS 1000 /* more repeats than this in a folder name get a warning (a year?) */
 /* Version of the crop/resample rule, part of every cache key: bump it when dataset_load_item changes. */
 #define DATASET_CROP_VERSION 1
 

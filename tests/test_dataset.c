@@ -271,6 +271,19 @@ static void test_bad_folders(void) {
     CHECK(dataset_scan(&d, s, &o) == LS_ERR && strstr(ls_last_error(), "--resolution 100"),
           "bad resolution: %s", ls_last_error());
     free(s);
+
+    /* a folder named like a year reads as that many repeats (kohya's rule), with a warning */
+    o.resolution = 64, o.quiet = 0;
+    char *year = tmp("2024_photos"), p[1024];
+    make_dir(year);
+    snprintf(p, sizeof p, "%s/a.png", year);
+    write_png_fn(p, 64, 64, px_grey);
+    capture_begin();
+    int rc = dataset_scan(&d, year, &o);
+    char *err = capture_end();
+    CHECK(rc == LS_OK && d.items[0].repeats == 2024 && strstr(err, "read as 2024 repeats"), "2024_photos: %s", err);
+    if (rc == LS_OK) dataset_free(&d);
+    free(err), free(year);
 }
 
 /* Bad image files: "allbad" has only those (an error), "mixed" has them next to good images. */

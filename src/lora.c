@@ -191,6 +191,12 @@ int lora_load(Lora *a, const char *path) {
         return ls_set_error("%s", e);
     }
     StFile *f = &a->file;
+    const char *ckfmt = st_meta_get(f, "format");
+    if (ckfmt && !strncmp(ckfmt, "lorastyle-train-checkpoint", 26)) { /* src/train_ckpt.c's format */
+        lora_free(a);
+        return ls_set_error("%s: a training checkpoint (for `lorastyle train --resume`), not an adapter: use the "
+                            "NAME.safetensors beside it", path);
+    }
     int cap = 0, have_fmt = 0, rc = 0;
     char mod[512];
     const StTensor **down = NULL, **up = NULL;

@@ -118,6 +118,14 @@ else
     bad "bad images" "status $rc: $(cat "$T/stderr") / $(cat "$T/badout/report.txt" 2>/dev/null)"
 fi
 
+# ---- a training checkpoint is not an adapter: said so, by generate and info ----
+outdir
+expect_fail "checkpoint given as --lora" "$o" "checkpoint.safetensors|training checkpoint|NAME.safetensors" \
+    "$LS" generate "a photo" --model "$T/m" --lora "$T/full/checkpoint.safetensors" -o "$o/x.png"
+run "$LS" info "$T/full/checkpoint.safetensors"
+[ "$rc" -eq 0 ] && grep -q "training checkpoint.*step $STEPS of $STEPS" "$T/stdout" && ok "info on a checkpoint" \
+    || bad "info on a checkpoint" "$(cat "$T/stdout" "$T/stderr")"
+
 # ---- the sample prompts file is read again when it changes during the run ----
 echo "pastel shapes" >"$T/prompts.txt"
 "$LS" train "$DATA" --model "$T/m" --resolution 64 --seed 3 --steps 400 --sample-every 40 --sample-steps 2 \

@@ -118,6 +118,15 @@ else
     bad "bad images" "status $rc: $(cat "$T/stderr") / $(cat "$T/badout/report.txt" 2>/dev/null)"
 fi
 
+# ---- every option of the table (src/train_opts.c) is in --help ----
+run "$LS" train --help
+missing=""
+for f in $(grep -o '"--[a-z-]*"' "$HERE/../src/train_opts.c" | tr -d '"' | sort -u); do
+    [ "$f" = "--output" ] && continue # the long form of -o
+    grep -qE -- "$f( |]|\)|$)" "$T/stdout" || missing="$missing $f" # the whole flag, not a prefix
+done
+[ "$rc" -eq 0 ] && [ -z "$missing" ] && ok "train --help lists every option" || bad "train --help" "missing:$missing"
+
 # ---- a training checkpoint is not an adapter: said so, by generate and info ----
 outdir
 expect_fail "checkpoint given as --lora" "$o" "checkpoint.safetensors|training checkpoint|NAME.safetensors" \

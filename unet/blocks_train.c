@@ -339,3 +339,53 @@ void transformer2d_acts_free(Tr2DActs *acts) {
     free(acts->rstd);
     memset(acts, 0, sizeof *acts);
 }
+
+/* ---------------- VAE mid-block attention ---------------- */
+
+void vae_attn_forward_train(const VaeAttn *a, VaeAttnActs *acts, float *out, const float *x, int B, int H,
+                            int W) {
+    const Norm *nm = &a->norm;
+    int C = nm->C, T = H * W;
+    size_t n = (size_t)B * C * T;
+    memset(acts, 0, sizeof *acts);
+    acts->mean = save_buf((size_t)B * nm->groups, &acts->bytes);
+    acts->rstd = save_buf((size_t)B * nm->groups, &acts->bytes);
+    float *g = fbuf(n), *tok = fbuf(n), *o = fbuf(n);
+    op_groupnorm_fwd_stats(g, acts->mean, acts->rstd, x, nm->g, nm->b, B, C, T, nm->groups, nm->eps, 0);
+    op_nchw_to_ntc(tok, g, B, C, T);
+    attn_forward_train(&a->attn, &acts->attn, o, tok, NULL, B, T, 0);
+    acts->bytes += acts->attn.bytes;
+    op_ntc_to_nchw(out, o, B, C, T);
+    op_add_inplace(out, x, n); /* residual */
+    free(g);
+    free(tok);
+    free(o);
+}
+
+void vae_attn_backward(const VaeAttn *a, const VaeAttnActs *acts, float *dx, const float *dy, const float *x,
+                       int B, int H, int W) {
+    int C = a->norm.C, T = H * W;
+    size_t n = (size_t)B * C * T;
+    float *g = fbuf(n), *tok = fbuf(n), *dtok = fbuf(n), *dout = fbuf(n);
+    /* out = nchw(attn(tok)) + x, tok = ntc(GN x) */
+    op_ntc_to_nchw_backward(dout, dy, B, C, T);
+    if (attn_needs_x(&a->attn, 1)) { /* recompute the attention's input */
+        groupnorm_recompute(&a->norm, g, x, B, T, 0);
+        op_nchw_to_ntc(tok, g, B, C, T);
+    }
+    attn_backward(&a->attn, &acts->attn, dtok, NULL, dout, tok, NULL, B, T, 0);
+    op_nchw_to_ntc_backward(g, dtok, B, C, T);
+    groupnorm_backward(&a->norm, dx, g, acts->mean, acts->rstd, x, B, T, 0);
+    op_add_inplace(dx, dy, n); /* residual */
+    free(g);
+    free(tok);
+    free(dtok);
+    free(dout);
+}
+
+void vae_attn_acts_free(VaeAttnActs *acts) {
+    free(acts->mean);
+    free(acts->rstd);
+    attn_acts_free(&acts->attn);
+    memset(acts, 0, sizeof *acts);
+}

@@ -1,5 +1,5 @@
-/* blocks_train.h — training forward and backward of the U-Net blocks (blocks.h): ResnetBlock2D, Attention,
- * BasicTransformerBlock, Transformer2DModel.
+/* blocks_train.h — training forward and backward of the U-Net and VAE blocks (blocks.h): ResnetBlock2D,
+ * Attention, BasicTransformerBlock, Transformer2DModel, the VAE mid-block attention.
  *
  * Each *_forward_train computes the same output as its *_forward (blocks.c) and fills a struct of saved
  * activations (allocated there, released by the matching *_acts_free); each *_backward mirrors it in
@@ -15,6 +15,7 @@
  *  - Transformer block: the residual stream before norm2 and norm3 (the stream before norm1 is the block's
  *    input) and the ff_in output (N, 8C), from which GEGLU's output is recomputed.
  *  - ResnetBlock2D: h = conv1(silu(norm1 x)) + time_emb_proj(emb), the input of norm2.
+ *  - VAE attention: its GroupNorm statistics and the Attention's q, k, v (the normed tokens are recomputed).
  *
  * Gradient conventions (kernels/ops.h, layers.h): dx outputs are OVERWRITTEN; parameter gradients (LoRA
  * ddown/dup) ACCUMULATE; gradients of inputs shared by many blocks — the time embedding (demb_silu) and
@@ -89,5 +90,19 @@ void transformer2d_forward_train(const Transformer2D *tr, Tr2DActs *acts, float 
 void transformer2d_backward(const Transformer2D *tr, const Tr2DActs *acts, float *dx, float *dctx,
                             const float *dy, const float *x, const float *ctx, int B, int H, int W, int Tc);
 void transformer2d_acts_free(Tr2DActs *acts);
+
+/* ---- VAE mid-block attention (VaeAttn): out = x + nchw(attn(ntc(GN x))) ---- */
+typedef struct {
+    float *mean, *rstd; /* (B·G) group_norm statistics of the input x */
+    AttnActs attn;      /* q, k, v of the single-head self-attention (and to_out's input when it needs it) */
+    size_t bytes;
+} VaeAttnActs;
+
+void vae_attn_forward_train(const VaeAttn *a, VaeAttnActs *acts, float *out, const float *x, int B, int H,
+                            int W);
+/* dy (B,C,H,W) → dx (B,C,H,W) (residual included); x the forward's input. */
+void vae_attn_backward(const VaeAttn *a, const VaeAttnActs *acts, float *dx, const float *dy, const float *x,
+                       int B, int H, int W);
+void vae_attn_acts_free(VaeAttnActs *acts);
 
 #endif

@@ -10,7 +10,9 @@
  *  - scalar weights of every kind and a latent entry match central finite differences of the inference
  *    forward;
  *  - vae_full_grads_alloc lists every tensor once under its checkpoint key (weights made writable);
- *    gradients accumulate; an SGD step lowers both losses; vae_full_grads_free leaves a working model.
+ *    gradients accumulate; an SGD step lowers both losses; vae_full_grads_free leaves a working model;
+ *  - a variant without mid attention, quant_conv and post_quant_conv (random weights): training forward
+ *    == inference forward, finite differences == backward.
  *
  * Usage: test_vae_grad FIXTURE_DIR */
 #include <float.h>
@@ -26,6 +28,7 @@
 #define FD_RTOL 2e-2  /* |fd − g| ≤ FD_RTOL·|g| + atol, atol = the float32 noise floor of the loss over the step */
 
 static Model g_m;
+static Vae *g_v; /* the VAE under test: the tiny model's, then a variant */
 static float *g_img, *g_r1, *g_z, *g_r2; /* the fixture's inputs */
 static int g_B, g_H, g_W, g_h, g_w;
 static size_t g_nimg, g_nmom, g_nz;
@@ -40,7 +43,7 @@ static double dot(const float *a, const float *b, size_t n) {
 static double loss_enc(void) {
     float *m = fbuf(g_nmom);
     int h, w;
-    vae_encode(&g_m.vae, m, g_img, g_B, g_H, g_W, &h, &w);
+    vae_encode(g_v, m, g_img, g_B, g_H, g_W, &h, &w);
     double l = dot(m, g_r1, g_nmom);
     free(m);
     return l;
@@ -48,7 +51,7 @@ static double loss_enc(void) {
 
 static double loss_dec(void) {
     float *d = fbuf(g_nimg);
-    vae_decode(&g_m.vae, d, g_z, g_B, g_h, g_w);
+    vae_decode(g_v, d, g_z, g_B, g_h, g_w);
     double l = dot(d, g_r2, g_nimg);
     free(d);
     return l;
@@ -59,10 +62,10 @@ static double loss_dec(void) {
 static double loss_grad(float *mom, float *dec, float *dz) {
     VaeActs acts = {0};
     float *m = fbuf(g_nmom), *d = fbuf(g_nimg);
-    vae_encode_train(&g_m.vae, &acts, m, g_img, g_B, g_H, g_W);
-    vae_encode_backward(&g_m.vae, &acts, g_r1);
-    vae_decode_train(&g_m.vae, &acts, d, g_z, g_B, g_h, g_w);
-    vae_decode_backward(&g_m.vae, &acts, dz, g_r2);
+    vae_encode_train(g_v, &acts, m, g_img, g_B, g_H, g_W);
+    vae_encode_backward(g_v, &acts, g_r1);
+    vae_decode_train(g_v, &acts, d, g_z, g_B, g_h, g_w);
+    vae_decode_backward(g_v, &acts, dz, g_r2);
     double l = dot(m, g_r1, g_nmom) + dot(d, g_r2, g_nimg);
     if (mom) memcpy(mom, m, g_nmom * sizeof(float));
     if (dec) memcpy(dec, d, g_nimg * sizeof(float));
@@ -226,7 +229,7 @@ int main(int argc, char **argv) {
     float *ref_dz = fixture_get(&ref, "dz", NULL, NULL);
     g_B = (int)im->shape[0], g_H = (int)im->shape[2], g_W = (int)im->shape[3];
     g_h = (int)zm->shape[2], g_w = (int)zm->shape[3];
-    Vae *v = &g_m.vae;
+    Vae *v = g_v = &g_m.vae;
     WeightTable *wt = &v->wt;
     int f = vae_scale_factor(&v->cfg);
     CHECK(g_h * f == g_H && g_w * f == g_W && g_nmom == (size_t)g_B * 2 * v->cfg.latent_channels * g_h * g_w,
@@ -358,6 +361,61 @@ int main(int argc, char **argv) {
         CHECK(s > 0 && isfinite(s) && fabs(dot(dec, g_r2, g_nimg) - ld2) <= 1e-5 * fabs(ld2) + 1e-6,
               "frozen decode after free: loss %.6f vs %.6f, |dz| %.3g", dot(dec, g_r2, g_nimg), ld2, s);
         vae_acts_free(&acts);
+    }
+
+    /* --- a variant without mid attention, quant_conv and post_quant_conv (random weights): the training
+     * forwards equal the inference ones, and finite differences agree with the backward --- */
+    {
+        VaeConfig c;
+        vae_config_tiny(&c);
+        c.mid_attention = c.use_quant_conv = c.use_post_quant_conv = 0;
+        Vae vb;
+        vae_build(&vb, &c);
+        wt_init_random(&vb.wt, 11);
+        g_v = &vb;
+        TrainSet tb = {0};
+        CHECK(vae_full_grads_alloc(&vb, &tb) == 0 && tb.n == 180 - 24, "variant alloc: %d tensors (%s)", tb.n,
+              ls_last_error());
+        vae_encode(&vb, mom_inf, g_img, g_B, g_H, g_W, &h, &w);
+        vae_decode(&vb, dec_inf, g_z, g_B, g_h, g_w);
+        trainset_zero_grads(&tb);
+        loss_grad(mom, dec, dz);
+        CHECK(rel_l2(mom, mom_inf, g_nmom) < 1e-6 && rel_l2(dec, dec_inf, g_nimg) < 1e-6,
+              "variant: training forward != inference forward (rel L2 %.3g, %.3g)", rel_l2(mom, mom_inf, g_nmom),
+              rel_l2(dec, dec_inf, g_nimg));
+        static const char *const names[] = {"encoder.conv_in.weight", "encoder.mid_block.resnets.1.conv1.weight",
+                                            "encoder.conv_out.bias", "decoder.conv_in.weight",
+                                            "decoder.mid_block.resnets.0.norm1.weight", "decoder.conv_out.weight"};
+        double se = 0, sd = 0, worst = 0;
+        for (size_t i = 0; i < g_nmom; i++) se += fabs((double)mom[i] * g_r1[i]);
+        for (size_t i = 0; i < g_nimg; i++) sd += fabs((double)dec[i] * g_r2[i]);
+        for (int k = 0; k < 7; k++) {
+            float *p;
+            double g;
+            int enc = k < 6 && is_enc(names[k]);
+            if (k == 6) {
+                size_t best = 0;
+                for (size_t i = 1; i < g_nz; i++)
+                    if (fabsf(dz[i]) > fabsf(dz[best])) best = i;
+                p = &g_z[best], g = dz[best];
+            } else {
+                const TrainTensor *t = find_tensor(&tb, names[k]);
+                size_t best = 0;
+                for (size_t i = 1; i < t->n && i < 4096; i++)
+                    if (fabsf(t->g[i]) > fabsf(t->g[best])) best = i;
+                p = &t->p[best], g = t->g[best];
+            }
+            double atol = FLT_EPSILON * (enc ? se : sd) / (2.0 * FD_STEP);
+            double fv = fd(p, FD_STEP, enc ? loss_enc : loss_dec), r = fabs(fv - g) / (FD_RTOL * fabs(g) + atol);
+            CHECK(r <= 1.0, "variant %s: finite difference %.6g vs analytic %.6g", k < 6 ? names[k] : "dz", fv, g);
+            worst = fmax(worst, r);
+        }
+        printf("variant without mid attention / quant convs: training forward == inference; finite differences "
+               "(6 weights + dz) worst %.2f of tolerance\n", worst);
+        vae_full_grads_free(&vb);
+        trainset_free(&tb);
+        vae_free(&vb);
+        g_v = v;
     }
 
     free(mom_inf), free(dec_inf), free(mom), free(dec), free(dz), free(dz_frozen);

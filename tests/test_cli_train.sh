@@ -160,6 +160,15 @@ run2_rc=$rc
 run "$LS" generate "a photo" --model "$T/mfull/sample_style" --steps 2 --width 64 --height 64 -o "$T/mfull.png"
 [ "$run2_rc" -eq 0 ] && [ "$rc" -eq 0 ] && [ -s "$T/mfull.png" ] && grep -q "full fine-tuning" "$T/mfull/report.txt" \
     && ok "--method full: a model folder that generate loads" || bad "--method full" "$(cat "$T/stderr")"
+# a single-file checkpoint in → a single file out
+run "$LS" convert "$T/m" -o "$T/single.safetensors" --dtype f32
+run "$LS" train "$DATA" "${COMMON[@]}" --steps 2 --method full --model "$T/single.safetensors" --model-config "$T/m" \
+    --tokenizer "$T/m/tokenizer" -o "$T/mfull1"
+run2_rc=$rc
+run "$LS" generate "a photo" --model "$T/mfull1/sample_style.safetensors" --config "$T/m" --tokenizer "$T/m/tokenizer" \
+    --steps 2 --width 64 --height 64 -o "$T/mfull1.png"
+[ "$run2_rc" -eq 0 ] && [ "$rc" -eq 0 ] && [ -s "$T/mfull1.png" ] && ok "--method full on a single file writes a single file that generate loads" \
+    || bad "--method full, single file" "$(cat "$T/stderr")"
 for m in "--method adapter" "--train-text-encoder"; do
     # shellcheck disable=SC2086
     run "$LS" train "$DATA" "${COMMON[@]}" --steps 3 $m -o "$T/m2"

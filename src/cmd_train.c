@@ -21,7 +21,7 @@ static int train_usage(void) {
            "  --caption-dropout P  --tag-dropout P  --caption-ext EXT (.txt)\n"
            "  --checkpoint-every N (100)  --save-every N  --sample-every N (0: at the end)  --no-samples\n"
            "  --validation-split F (hold out a fraction for a validation loss)  --validate-every N (= checkpoint)\n"
-           "  --sample-prompts FILE (lines: prompt --n NEG --d SEED --s STEPS --l CFG)  --sample-steps N (20)\n"
+           "  --sample-prompts FILE (prompt --n NEG --d SEED --s STEPS --l CFG --ss SAMPLER)  --sample-steps N (20)\n"
            "  --sample-strengths LIST (0,0.5,1)  --cache-dir DIR (OUT/cache)  --no-cache\n"
            "  --model-config DIR  --tokenizer DIR (for single-file models)\n"
            "Writes OUT/NAME.safetensors (kohya LoRA; --method full: the whole model, OUT/NAME/ for a diffusers\n"

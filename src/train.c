@@ -346,7 +346,7 @@ static int trainer_setup(Trainer *T) {
     if (o->samples && T->n_sp == 0) { /* the first image's caption (with the trigger; unshuffled) */
         char *cap = mallocCheck((size_t)T->capb + 1);
         dataset_caption(&T->d, 0, o->seed, DATASET_CAPTION_PLAIN, cap, T->capb + 1);
-        T->sp[0] = (SamplePrompt){cap, NULL, 1234, o->sample_steps, 7.5f};
+        T->sp[0] = (SamplePrompt){cap, NULL, 1234, o->sample_steps, 7.5f, -1, 0};
         T->n_sp = 1;
     }
 

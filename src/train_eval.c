@@ -12,6 +12,7 @@
 #include "image.h"    // defines: Image, image_write_png
 #include "pipeline.h" // defines: pipeline_generate, pipeline_encode_prompt
 #include "rng.h"      // defines: rng_normal
+#include "scheduler.h" // defines: sampler_from_name, SamplerKind
 #include "unet.h"     // defines: unet_forward
 #include "vae.h"      // defines: vae_scale_factor
 
@@ -21,10 +22,12 @@ int train_write_plot(Trainer *T) {
     return train_loss_plot(T->plot_path, T->hist, T->step, T->val_step, T->val_loss, T->n_val, title);
 }
 
-/* kohya's sample-prompt line: "prompt --n negative --d seed --s steps --l cfg" (other options ignored). */
+/* kohya's sample-prompt line: "prompt --n negative --d seed --s steps --l cfg --ss sampler". --w/--h
+ * are not used (every cell of a grid has the training resolution) and unknown options are ignored, both
+ * with a warning naming the line. */
 static int parse_sample_line(SamplePrompt *sp, char *line, uint64_t seed0, int steps0, const char *file, int ln) {
     memset(sp, 0, sizeof *sp);
-    sp->seed = seed0, sp->steps = steps0, sp->cfg = 7.5f;
+    sp->seed = seed0, sp->steps = steps0, sp->cfg = 7.5f, sp->sampler = -1;
     char *opt = strstr(line, " --");
     char *rest = opt;
     if (opt) *opt = 0;
@@ -33,14 +36,22 @@ static int parse_sample_line(SamplePrompt *sp, char *line, uint64_t seed0, int s
         char *a = rest + 3; /* after " --" */
         char *next = strstr(a, " --");
         if (next) *next = 0;
-        char k = a[0];
-        const char *v = a[1] == ' ' ? a + 2 : "";
-        if (k == 'n') sp->negative = strdupCheck(v);
-        else if (k == 'd') sp->seed = (uint64_t)strtoull(v, NULL, 10);
-        else if (k == 's') sp->steps = atoi(v);
-        else if (k == 'l') sp->cfg = (float)atof(v);
-        if ((k == 's' && (sp->steps < 1 || sp->steps > 1000)) || (k == 'l' && !(sp->cfg >= 0 && sp->cfg < 100)))
-            return ls_set_error("%s:%d: bad --%c value '%s'", file, ln, k, v);
+        char *sp_ = strchr(a, ' ');
+        const char *v = sp_ ? sp_ + 1 : "";
+        if (sp_) *sp_ = 0; /* a = the option's name */
+        int bad = 0;
+        if (!strcmp(a, "n")) sp->negative = strdupCheck(v);
+        else if (!strcmp(a, "d")) sp->seed = (uint64_t)strtoull(v, NULL, 10);
+        else if (!strcmp(a, "s")) bad = (sp->steps = atoi(v)) < 1 || sp->steps > 1000;
+        else if (!strcmp(a, "l")) bad = !((sp->cfg = (float)atof(v)) >= 0 && sp->cfg < 100);
+        else if (!strcmp(a, "ss")) {
+            SamplerKind k;
+            bad = sampler_from_name(v, &k, &sp->karras) < 0;
+            sp->sampler = (int)k;
+        } else if (!strcmp(a, "w") || !strcmp(a, "h"))
+            ls_warn("%s:%d: --%s not used: sample grids are drawn at the training resolution", file, ln, a);
+        else ls_warn("%s:%d: unknown option --%s ignored (known: --n --d --s --l --ss)", file, ln, a);
+        if (bad) return ls_set_error("%s:%d: bad --%s value '%s'", file, ln, a, v);
         rest = next;
     }
     return LS_OK;
@@ -134,6 +145,7 @@ int train_write_samples(Trainer *T) {
             gen_params_init(&g);
             g.prompt = T->sp[c].prompt, g.negative = T->sp[c].negative, g.seed = T->sp[c].seed;
             g.steps = T->sp[c].steps, g.cfg = T->sp[c].cfg, g.clip_skip = T->o.clip_skip;
+            if (T->sp[c].sampler >= 0) g.sampler = (SamplerKind)T->sp[c].sampler, g.karras = T->sp[c].karras;
             g.width = g.height = T->res;
             g.cancel = sample_cancel;
             if (gen_params_check(&T->m, &g) < 0 || pipeline_generate(&T->m, &g, &cells[r * cols + c], NULL) < 0)

@@ -61,6 +61,7 @@ typedef struct {
     uint64_t seed;
     int steps;
     float cfg;
+    int sampler, karras; /* SamplerKind (scheduler.h) from --ss; sampler < 0: the default (Euler a) */
 } SamplePrompt;
 
 typedef struct {

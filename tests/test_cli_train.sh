@@ -135,6 +135,20 @@ run "$LS" info "$T/full/checkpoint.safetensors"
 [ "$rc" -eq 0 ] && grep -q "training checkpoint.*step $STEPS of $STEPS" "$T/stdout" && ok "info on a checkpoint" \
     || bad "info on a checkpoint" "$(cat "$T/stdout" "$T/stderr")"
 
+# ---- kohya sample-prompt options: --ss sampler parsed (not read as --s), --w/--h and unknown ones warned ----
+printf 'pastel shapes --n ugly --d 7 --s 3 --l 5 --ss dpmpp_2m_karras --w 512 --h 768\nsecond --zz 3\n' >"$T/sp1.txt"
+run "$LS" train "$DATA" --model "$T/m" --resolution 64 --steps 2 --sample-prompts "$T/sp1.txt" -o "$T/sp1"
+if [ "$rc" -eq 0 ] && [ -f "$T/sp1/samples/step_000002.png" ] && grep -q "sp1.txt:1: --w not used" "$T/stderr" &&
+    grep -q "sp1.txt:2: unknown option --zz" "$T/stderr"; then
+    ok "sample prompts: kohya options incl. --ss; --w/--h and unknown ones warned with file:line"
+else
+    bad "sample prompt options" "status $rc: $(tail -3 "$T/stderr")"
+fi
+printf 'x --ss nosuch\n' >"$T/sp2.txt"
+outdir
+expect_fail "bad --ss in sample prompts" "$o" "sp2.txt:1|--ss|nosuch" "$LS" train "$DATA" --model "$T/m" --resolution 64 \
+    --steps 2 --sample-prompts "$T/sp2.txt" -o "$o/x"
+
 # ---- the sample prompts file is read again when it changes during the run ----
 echo "pastel shapes" >"$T/prompts.txt"
 "$LS" train "$DATA" --model "$T/m" --resolution 64 --seed 3 --steps 400 --sample-every 40 --sample-steps 2 \

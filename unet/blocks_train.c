@@ -77,6 +77,22 @@ void resblock_forward_train(const ResBlock *r, ResActs *acts, float *out, const 
     free(a);
 }
 
+void norm_silu_conv_backward(const Norm *n, const Conv2d *conv, float *dx, const float *dy, const float *x,
+                             const float *mean, const float *rstd, int B, int C, int H, int W) {
+    size_t sz = (size_t)B * C * H * W;
+    float *t = fbuf(sz), *dt = fbuf(sz);
+    if (conv_needs_input(conv)) { /* recompute the conv's input */
+        float *m = fbuf((size_t)B * n->groups), *r = fbuf((size_t)B * n->groups);
+        op_groupnorm_fwd_stats(t, m, r, x, n->g, n->b, B, C, H * W, n->groups, n->eps, 1);
+        free(m);
+        free(r);
+    }
+    conv_backward(conv, dt, dy, t, B, H, W);
+    op_groupnorm_backward(dx, n->dg, n->db, dt, mean, rstd, x, n->g, n->b, B, C, H * W, n->groups, n->eps, 1);
+    free(t);
+    free(dt);
+}
+
 void resblock_backward(const ResBlock *r, const ResActs *acts, float *dx, float *demb_silu, const float *dy,
                        const float *x, const float *emb_silu, int B, int H, int W) {
     int HW = H * W;

@@ -38,6 +38,13 @@ void resblock_forward_train(const ResBlock *r, ResActs *acts, float *out, const 
                             const float *emb_silu, int B, int H, int W);
 /* dy (B,cout,H,W) → dx (B,cin,H,W). emb_silu (B,temb) as in the forward (may be NULL: no time input);
  * demb_silu (B,temb) += the gradient w.r.t. emb_silu (NULL: not needed). */
+/* Backward of the output head y = conv(silu(groupnorm(x))) that ends the U-Net and both VAE halves: dx
+ * (B,C,H,W) from dy; mean/rstd are the forward's GroupNorm statistics (op_groupnorm_fwd_stats); the norm's
+ * output is recomputed only when the conv needs its input (weight gradient). Accumulates the conv's and
+ * the norm's gradients when they have buffers. */
+void norm_silu_conv_backward(const Norm *n, const Conv2d *conv, float *dx, const float *dy, const float *x,
+                             const float *mean, const float *rstd, int B, int C, int H, int W);
+
 void resblock_backward(const ResBlock *r, const ResActs *acts, float *dx, float *demb_silu, const float *dy,
                        const float *x, const float *emb_silu, int B, int H, int W);
 void resblock_acts_free(ResActs *acts);

@@ -226,19 +226,8 @@ void unet_backward(const UNet *u, const UNetActs *acts, float *dctx, const float
     /* out = conv_out(silu(conv_norm_out(h))), h the last up level's output at full size */
     const float *h = level_out(&acts->up[n - 1]);
     size_t nh = (size_t)B * C0 * H * W;
-    float *a = fbuf(nh), *da = fbuf(nh), *dh = fbuf(nh);
-    const Norm *no = &u->norm_out;
-    if (conv_needs_input(&u->conv_out)) { /* recompute conv_out's input */
-        float *mean = fbuf((size_t)B * no->groups), *rstd = fbuf((size_t)B * no->groups);
-        op_groupnorm_fwd_stats(a, mean, rstd, h, no->g, no->b, B, C0, H * W, no->groups, no->eps, 1);
-        free(mean);
-        free(rstd);
-    }
-    conv_backward(&u->conv_out, da, dout, a, B, H, W);
-    op_groupnorm_backward(dh, no->dg, no->db, da, acts->mean_out, acts->rstd_out, h, no->g, no->b, B, C0, H * W,
-                          no->groups, no->eps, 1);
-    free(a);
-    free(da);
+    float *dh = fbuf(nh);
+    norm_silu_conv_backward(&u->norm_out, &u->conv_out, dh, dout, h, acts->mean_out, acts->rstd_out, B, C0, H, W);
 
     Skip skips[MAX_SKIPS];
     float *dskips[MAX_SKIPS] = {0}; /* gradient of each skip through the up path's concatenations */

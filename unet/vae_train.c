@@ -112,20 +112,7 @@ static void out_forward_train(const VaeCoder *cd, VaeCoderActs *a, float *y, con
 /* Backward of out_forward_train: dy → dx (B,C,H,W), x the forward's input. */
 static void out_backward(const VaeCoder *cd, const VaeCoderActs *a, float *dx, const float *dy, const float *x,
                          int B, int C, int H, int W) {
-    const Norm *no = &cd->norm_out;
-    size_t n = (size_t)B * C * H * W;
-    float *t = fbuf(n), *dt = fbuf(n);
-    if (conv_needs_input(&cd->conv_out)) { /* recompute conv_out's input */
-        float *mean = fbuf((size_t)B * no->groups), *rstd = fbuf((size_t)B * no->groups);
-        op_groupnorm_fwd_stats(t, mean, rstd, x, no->g, no->b, B, C, H * W, no->groups, no->eps, 1);
-        free(mean);
-        free(rstd);
-    }
-    conv_backward(&cd->conv_out, dt, dy, t, B, H, W);
-    op_groupnorm_backward(dx, no->dg, no->db, dt, a->mean_out, a->rstd_out, x, no->g, no->b, B, C, H * W,
-                          no->groups, no->eps, 1);
-    free(t);
-    free(dt);
+    norm_silu_conv_backward(&cd->norm_out, &cd->conv_out, dx, dy, x, a->mean_out, a->rstd_out, B, C, H, W);
 }
 
 /* Backward of mid_forward_train: dh (B,C,H,W) holds the gradient of the mid output on entry and of its

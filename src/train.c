@@ -508,6 +508,7 @@ int train_run(const TrainOptions *oin, TrainResult *res) {
         if (g_interrupted) rc = TRAIN_INTERRUPTED;
         goto loop_out;
     }
+    train_release_encoders(T);
     if (T->n_val_items && T->step == 0 && train_record_validation(T) < 0) goto loop_out; /* the base model's */
     double t_loop = ls_time();
     int stopped = 0;

@@ -14,6 +14,10 @@
  * count disk-cache lookups of latents and text embeddings together. */
 static const float *get_moments(DataCache *c, int i, int flip, int *h, int *w) {
     int j = 2 * i + flip;
+    if (!c->mom[j] && c->released) {
+        ls_set_error("internal: latent %d/%d was not cached before the VAE was released", i, flip);
+        return NULL;
+    }
     if (!c->mom[j]) {
         const DatasetItem *it = &c->d->items[i];
         const Vae *v = &c->m->vae;
@@ -75,6 +79,8 @@ int datacache_ctx(DataCache *c, const char *text, float *out) {
             memcpy(out, c->ctx[i], n * sizeof(float));
             return LS_OK;
         }
+    if (c->released) return ls_set_error("internal: caption \"%s\" was not cached before the text encoder was "
+                                         "released", text);
     char key[65], *path = NULL;
     if (c->cache_dir && c->text_disk) {
         dataset_text_cache_key(c->model_hash, c->clip_skip, text, key);
@@ -149,4 +155,12 @@ int train_precache(Trainer *T) {
     if (!o->quiet && rc == LS_OK && total > 0)
         fprintf(stderr, "lorastyle: %d latents ready in %.1f s\n", total, ls_time() - t0);
     return rc;
+}
+
+void train_release_encoders(Trainer *T) {
+    const TrainOptions *o = &T->o;
+    int fixed = !o->shuffle_tags && !(o->tag_dropout > 0);
+    if (o->samples || T->capv || o->method == METHOD_FULL || !fixed || T->dc.n_text >= MAX_TEXT_CACHE) return;
+    T->released_bytes = wt_release(&T->m.vae.wt) + wt_release(&T->m.clip.wt);
+    T->dc.released = 1;
 }

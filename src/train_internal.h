@@ -44,6 +44,7 @@ typedef struct {
     char model_hash[65];
     int hits, misses;
     int text_disk; /* also keep text embeddings in cache_dir (off when captions change every step) */
+    int released;  /* the VAE and text encoder were given back (train_release_encoders): cache only */
     char **text; /* text-embedding cache: caption → (L, D) */
     float **ctx;
     int n_text;
@@ -100,6 +101,7 @@ typedef struct {
     int n_val;
     char *val_path;              /* OUT/validation.csv */
     FILE *val_csv;
+    int64_t released_bytes;      /* VAE + text-encoder weights given back after caching (0: kept) */
 } Trainer;
 
 static inline uint64_t train_mix64(uint64_t x) { /* splitmix64 finaliser */
@@ -129,6 +131,10 @@ int datacache_latent(DataCache *c, int i, int flip, float *lat, int *h, int *w);
 int datacache_ctx(DataCache *c, const char *text, float *out);
 void datacache_free(DataCache *c);
 int train_precache(Trainer *T);
+/* After train_precache: when nothing will run the VAE or the text encoder again (no sample grids, no
+ * text-encoder training, captions fixed and all in memory, not --method full, which saves them), give
+ * their weights back. Sets T->released_bytes. */
+void train_release_encoders(Trainer *T);
 
 /* train_ckpt.c: OUT/checkpoint.safetensors (temp file + rename); resume refuses one that does not fit;
  * on resume, a CSV log keeps its header and the rows of steps ≤ step */

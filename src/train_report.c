@@ -178,6 +178,12 @@ int train_write_report(Trainer *T, TrainResult *r) {
     FILE *mf = open_memstream(&data, &dlen);
     LS_ASSERT(mf);
     fputs(rep, mf);
+    if (T->released_bytes > 0) {
+        char rb[32];
+        human_bytes((double)T->released_bytes, rb, sizeof rb);
+        fprintf(mf, "released:             the VAE and text-encoder weights (%s) after caching, before step 1 "
+                    "(no samples, fixed captions)\n", rb);
+    }
     if (r->n_val)
         fprintf(mf, "validation loss:      %d held-out images x %d timesteps: step %d %.5f, best %.5f at step %d, "
                     "last %.5f (validation.csv)\n", T->n_val_items, VAL_T, T->val_step[0], r->val_first, r->val_best,

@@ -228,6 +228,18 @@ int64_t wt_make_writable(WeightTable *t) {
     return t->numel * (int64_t)sizeof(float);
 }
 
+int64_t wt_release(WeightTable *t) {
+    int64_t bytes = t->numel * (int64_t)sizeof(float);
+    for (int i = 0; i < t->n; i++) {
+        const float *p = *t->v[i].ptr;
+        if (p && !(t->owned && p >= t->owned && p < t->owned + t->owned_numel))
+            st_release_pages(p, (size_t)t->v[i].numel * sizeof(float));
+        *t->v[i].ptr = NULL;
+    }
+    wt_free(t);
+    return bytes;
+}
+
 int wt_grads_alloc(WeightTable *t) {
     for (int i = 0; i < t->n; i++)
         if (!t->v[i].gptr) return ls_set_error("tensor %s has no gradient field (it cannot be trained)", t->v[i].name);

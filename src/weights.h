@@ -86,6 +86,11 @@ void wt_init_random(WeightTable *t, uint64_t seed);
  * itself is then no longer read); when everything is already private (F16/BF16 files converted at load,
  * or wt_init_random) nothing is done. Returns the bytes newly allocated. */
 int64_t wt_make_writable(WeightTable *t);
+/* Give a component's weights back (a model part that is no longer needed, e.g. the VAE and text encoder once
+ * training has cached their outputs): the float32 copies are freed and the pages of tensors read in place
+ * from a mapped file are released (st_release_pages). The table is then empty (wt_free); the component's
+ * config stays. Returns the bytes of float32 weights given back. */
+int64_t wt_release(WeightTable *t);
 
 /* Full fine-tuning: one zeroed float32 gradient arena (numel floats) pointed into by every tensor's
  * gradient field. LS_ERR naming the first tensor that has no gradient field. */

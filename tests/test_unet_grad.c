@@ -184,14 +184,8 @@ static void compare_grads(const StFile *ref, const char *prefix, int parts, cons
                 char key[600];
                 snprintf(key, sizeof key, "%slora_unet_%s.%s.weight", prefix, m->module, tags[p]);
                 size_t n;
-                float *r = fixture_get(ref, key, &n, NULL);
-                const float *g = p ? m->dup : m->ddown;
-                double d2 = 0, r2 = 0;
-                for (size_t j = 0; j < n; j++) {
-                    d2 += ((double)g[j] - r[j]) * ((double)g[j] - r[j]);
-                    r2 += (double)r[j] * r[j];
-                }
-                free(r);
+                double d2, r2;
+                fixture_grad_diff(ref, key, p ? m->dup : m->ddown, p ? numel_up(m) : numel_down(m), &d2, &r2, &n);
                 if (pass == 0) {
                     all2 += r2;
                     continue;

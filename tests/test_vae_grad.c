@@ -110,13 +110,8 @@ static void compare_all(const StFile *ref, const TrainSet *ts) {
             char key[300];
             snprintf(key, sizeof key, "%s.%s", e ? "dec" : "enc", t->name);
             size_t n;
-            float *r = fixture_get(ref, key, &n, NULL);
-            double d2 = 0, r2 = 0;
-            for (size_t j = 0; j < n && j < t->n; j++) {
-                d2 += ((double)t->g[j] - r[j]) * ((double)t->g[j] - r[j]);
-                r2 += (double)r[j] * r[j];
-            }
-            free(r);
+            double d2, r2;
+            fixture_grad_diff(ref, key, t->g, t->n, &d2, &r2, &n);
             if (pass == 0) {
                 all2[e] += r2;
                 continue;

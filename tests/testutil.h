@@ -91,4 +91,17 @@ static inline float *fixture_get(const StFile *f, const char *name, size_t *nume
     return p;
 }
 
+/* A gradient g (n values) against the fixture tensor `key`, which may hold only its leading values:
+ * *d2 = ‖g − r‖², *r2 = ‖r‖² over those, *nref = how many the fixture holds. */
+static inline void fixture_grad_diff(const StFile *f, const char *key, const float *g, size_t n, double *d2,
+                                     double *r2, size_t *nref) {
+    float *r = fixture_get(f, key, nref, NULL);
+    *d2 = *r2 = 0;
+    for (size_t j = 0; j < *nref && j < n; j++) {
+        *d2 += ((double)g[j] - r[j]) * ((double)g[j] - r[j]);
+        *r2 += (double)r[j] * r[j];
+    }
+    free(r);
+}
+
 #endif

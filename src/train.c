@@ -100,8 +100,6 @@ static int check_out(const char *out, int force, int resume) {
     return LS_OK;
 }
 
-/* ---------------- data: latents and text embeddings, computed once ---------------- */
-
 /* ---------------- optimizer ---------------- */
 
 static void adam_init(AdamState *st, const TrainSet *ts) {
@@ -139,10 +137,6 @@ static void adamw_step(const TrainSet *ts, AdamState *st, float lr0, int t, floa
         }
     }
 }
-
-/* ---------------- the trainer ---------------- */
-
-/* ---------------- samples ---------------- */
 
 /* ---------------- one optimizer step ---------------- */
 
@@ -205,14 +199,7 @@ static int micro_step(Trainer *T, uint64_t u, double *loss) {
                     for (int q = 0; q < h * w; q++) noise[k * n + (size_t)c * h * w + q] += o->noise_offset * off[k * C + c];
             free(off);
         }
-        for (int k = 0; k < B; k++) {
-            float a = sqrtf(T->acp[tt[k]]), sg = sqrtf(1.0f - T->acp[tt[k]]);
-            for (size_t q = 0; q < n; q++) {
-                size_t id = k * n + q;
-                xt[id] = a * x0[id] + sg * noise[id];
-                target[id] = T->vpred ? a * noise[id] - sg * x0[id] : noise[id];
-            }
-        }
+        for (int k = 0; k < B; k++) train_noise_to(T, tt[k], x0 + k * n, noise + k * n, xt + k * n, target + k * n, n);
         unet_forward_train(&T->m.unet, &T->acts, out, xt, tf, ctx, B, h, w, T->dc.L);
         double l = 0.0;
         for (int k = 0; k < B; k++) {
@@ -319,11 +306,8 @@ static int trainer_setup(Trainer *T) {
     LS_TRY(dataset_check_options(&dopt));
     if (o->samples) LS_TRY(train_load_sample_prompts(T)); /* a bad prompt file fails before any work */
     LS_TRY(dataset_scan(&T->d, o->data_dir, &dopt));
-    if (o->validation_split > 0) {
+    if (o->validation_split > 0)
         LS_TRY(dataset_hold_out(&T->d, o->validation_split, o->seed, &T->val_items, &T->n_val_items));
-        T->val_step = mallocCheck((size_t)(o->steps + 2) * sizeof(int));
-        T->val_loss = mallocCheck((size_t)(o->steps + 2) * sizeof(float));
-    }
     if (!o->quiet) dataset_report(&T->d, stderr);
     if (o->epochs > 0) {
         DatasetEpoch e0 = {0};
@@ -334,10 +318,9 @@ static int trainer_setup(Trainer *T) {
         if (steps > 100000000) return ls_set_error("--epochs %d: too many steps (%lld)", o->epochs, (long long)steps);
         o->steps = (int)steps;
     }
-    if (T->val_step) { /* --epochs may have changed the step count */
-        T->val_step = realloc(T->val_step, (size_t)(o->steps + 2) * sizeof(int));
-        T->val_loss = realloc(T->val_loss, (size_t)(o->steps + 2) * sizeof(float));
-        LS_ASSERT(T->val_step && T->val_loss);
+    if (T->n_val_items) { /* at most one validation per step, plus step 0 */
+        T->val_step = mallocCheck((size_t)(o->steps + 2) * sizeof(int));
+        T->val_loss = mallocCheck((size_t)(o->steps + 2) * sizeof(float));
     }
     if (o->warmup > o->steps) return ls_set_error("--warmup %d: more than the %d training steps", o->warmup, o->steps);
     T->capb = dataset_caption_bound(&T->d, 0);
@@ -380,7 +363,7 @@ static int trainer_setup(Trainer *T) {
     dc->ctx = callocCheck(MAX_TEXT_CACHE, sizeof *dc->ctx);
     snprintf(dc->model_hash, sizeof dc->model_hash, "%s", model_hash(&T->m));
     if (o->cache) dc->cache_dir = o->cache_dir;
-    dc->text_disk = !o->shuffle_tags && !(o->tag_dropout > 0); /* captions that change every step: memory only */
+    dc->text_disk = train_captions_fixed(o); /* captions that change every step: memory only */
     /* (with --train-text-encoder the context is encoded every step: the text cache is not used) */
 
     T->T = T->m.sched.num_train_timesteps;

@@ -124,7 +124,7 @@ int train_precache(Trainer *T) {
     const TrainOptions *o = &T->o;
     int flips = o->flip ? 2 : 1, total = 0, done = 0, hits0 = T->dc.hits;
     for (int i = 0; i < T->d.n_items; i++) total += T->d.items[i].repeats ? flips : 1; /* held out: unflipped */
-    int texts = !T->capv && !o->shuffle_tags && !(o->tag_dropout > 0); /* else encoded as they come */
+    int texts = !T->capv && train_captions_fixed(o); /* else encoded as they come */
     double t0 = ls_time(), last = t0;
     float *ctx = texts ? mallocCheck((size_t)T->dc.L * T->dc.D * sizeof(float)) : NULL;
     int rc = LS_OK;
@@ -159,8 +159,9 @@ int train_precache(Trainer *T) {
 
 void train_release_encoders(Trainer *T) {
     const TrainOptions *o = &T->o;
-    int fixed = !o->shuffle_tags && !(o->tag_dropout > 0);
-    if (o->samples || T->capv || o->method == METHOD_FULL || !fixed || T->dc.n_text >= MAX_TEXT_CACHE) return;
+    if (o->samples || T->capv || o->method == METHOD_FULL || !train_captions_fixed(o) ||
+        T->dc.n_text >= MAX_TEXT_CACHE)
+        return;
     T->released_bytes = wt_release(&T->m.vae.wt) + wt_release(&T->m.clip.wt);
     T->dc.released = 1;
 }

@@ -198,6 +198,7 @@ static int validate(Trainer *T, double *out) {
         size_t n = (size_t)C * (it->th / f) * (it->tw / f);
         float *x0 = mallocCheck(n * sizeof(float)), *noise = mallocCheck(VAL_T * n * sizeof(float));
         float *xt = mallocCheck(VAL_T * n * sizeof(float)), *pred = mallocCheck(VAL_T * n * sizeof(float));
+        float *target = mallocCheck(VAL_T * n * sizeof(float));
         rc = datacache_latent(&T->dc, i, 0, x0, &h, &w);
         if (rc == LS_OK && dataset_caption(&T->d, i, o->seed, DATASET_CAPTION_PLAIN, T->captxt, T->capb + 1) < 0)
             rc = LS_ERR;
@@ -208,23 +209,13 @@ static int validate(Trainer *T, double *out) {
             rng_normal(noise, VAL_T * n, train_stream(o->seed, (uint64_t)i, P_VAL), 0);
             for (int k = 0; k < VAL_T; k++) {
                 int t = (int)((k + 0.5) * T->T / VAL_T);
-                float a = sqrtf(T->acp[t]), sg = sqrtf(1.0f - T->acp[t]);
                 tf[k] = (float)t;
-                for (size_t q = 0; q < n; q++) xt[k * n + q] = a * x0[q] + sg * noise[k * n + q];
+                train_noise_to(T, t, x0, noise + k * n, xt + k * n, target + k * n, n);
             }
             unet_forward(&T->m.unet, pred, xt, tf, ctx, VAL_T, h, w, L);
-            for (int k = 0; k < VAL_T; k++) {
-                float a = sqrtf(T->acp[(int)tf[k]]), sg = sqrtf(1.0f - T->acp[(int)tf[k]]);
-                double e = 0.0;
-                for (size_t q = 0; q < n; q++) {
-                    float target = T->vpred ? a * noise[k * n + q] - sg * x0[q] : noise[k * n + q];
-                    double d = (double)pred[k * n + q] - target;
-                    e += d * d;
-                }
-                sum += e / (double)n;
-            }
+            for (int k = 0; k < VAL_T; k++) sum += unet_mse_loss(NULL, pred + k * n, target + k * n, n);
         }
-        free(x0), free(noise), free(xt), free(pred);
+        free(x0), free(noise), free(xt), free(pred), free(target);
     }
     free(ctx);
     *out = sum / ((double)T->n_val_items * VAL_T);

@@ -8,6 +8,7 @@
 #ifndef LS_TRAIN_INTERNAL_H
 #define LS_TRAIN_INTERNAL_H
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -113,6 +114,21 @@ static inline uint64_t train_mix64(uint64_t x) { /* splitmix64 finaliser */
 /* The seed of the RNG stream for (seed, micro-step, purpose): every random draw of a run is keyed so. */
 static inline uint64_t train_stream(uint64_t seed, uint64_t step, uint64_t purpose) {
     return train_mix64(train_mix64(seed) ^ train_mix64(step * 16 + purpose));
+}
+
+/* Do the captions stay the same from step to step (no tag shuffling, no tag dropout; a dropped caption is
+ * always "")? Then every caption's text embedding can be cached once. */
+static inline int train_captions_fixed(const TrainOptions *o) { return !o->shuffle_tags && !(o->tag_dropout > 0); }
+
+/* Noise a latent to timestep t: xt = √ᾱ·x0 + √(1−ᾱ)·noise, and the loss target (noise, or the velocity
+ * √ᾱ·noise − √(1−ᾱ)·x0 for a v-prediction model); n values each. */
+static inline void train_noise_to(const Trainer *T, int t, const float *x0, const float *noise, float *xt,
+                                  float *target, size_t n) {
+    float a = sqrtf(T->acp[t]), sg = sqrtf(1.0f - T->acp[t]);
+    for (size_t q = 0; q < n; q++) {
+        xt[q] = a * x0[q] + sg * noise[q];
+        target[q] = T->vpred ? a * noise[q] - sg * x0[q] : noise[q];
+    }
 }
 
 /* One number formatted as a malloc'd string (metadata values, labels). */

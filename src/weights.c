@@ -202,12 +202,15 @@ void wt_init_random(WeightTable *t, uint64_t seed) {
 
 /* ---------------- full fine-tuning ---------------- */
 
+/* Does tensor i live in the table's own float32 storage (not in a mapped file)? */
+static int is_owned(const WeightTable *t, int i) {
+    const float *p = *t->v[i].ptr;
+    return t->owned && p >= t->owned && p + t->v[i].numel <= t->owned + t->owned_numel;
+}
+
 int64_t wt_make_writable(WeightTable *t) {
     int all_owned = 1;
-    for (int i = 0; i < t->n && all_owned; i++) {
-        const float *p = *t->v[i].ptr;
-        all_owned = t->owned && p >= t->owned && p + t->v[i].numel <= t->owned + t->owned_numel;
-    }
+    for (int i = 0; i < t->n && all_owned; i++) all_owned = is_owned(t, i);
     if (all_owned) return 0;
     /* one new arena for every tensor (simplest; the mixed case, some F32 tensors mmapped and others
      * converted, only happens for odd files) */
@@ -217,8 +220,7 @@ int64_t wt_make_writable(WeightTable *t) {
         const float *p = *s->ptr;
         size_t nb = (size_t)s->numel * sizeof(float);
         memcpy(dst, p, nb);
-        if (!(t->owned && p >= t->owned && p < t->owned + t->owned_numel))
-            st_release_pages(p, nb); /* a mapped float32 tensor: the file's copy is not read again */
+        if (!is_owned(t, i)) st_release_pages(p, nb); /* a mapped float32 tensor: the file's copy is not read again */
         *s->ptr = dst;
         dst += s->numel;
     }
@@ -232,8 +234,7 @@ int64_t wt_release(WeightTable *t) {
     int64_t bytes = t->numel * (int64_t)sizeof(float);
     for (int i = 0; i < t->n; i++) {
         const float *p = *t->v[i].ptr;
-        if (p && !(t->owned && p >= t->owned && p < t->owned + t->owned_numel))
-            st_release_pages(p, (size_t)t->v[i].numel * sizeof(float));
+        if (p && !is_owned(t, i)) st_release_pages(p, (size_t)t->v[i].numel * sizeof(float));
         *t->v[i].ptr = NULL;
     }
     wt_free(t);

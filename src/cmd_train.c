@@ -26,7 +26,8 @@ static int train_usage(void) {
            "  --model-config DIR  --tokenizer DIR (for single-file models)\n"
            "Writes OUT/NAME.safetensors (kohya LoRA; --method full: the whole model, OUT/NAME/ for a diffusers\n"
            "folder), checkpoint.safetensors, loss.csv, loss.png, validation.csv, samples/,\n"
-           "config.json (the keys --config reads) and report.txt. Ctrl-C saves a checkpoint and stops.\n"
+           "config.json (the keys --config reads) and report.txt. Ctrl-C saves a checkpoint and the\n"
+           "adapter so far (NAME-stepNNNNNNNN.safetensors) and stops.\n"
            "alpha defaults to the rank (scale 1, as diffusers); pass --alpha 1 for kohya's default scale 1/rank.\n");
     return 0;
 }

@@ -72,8 +72,9 @@ static int save_lora(Trainer *T, const char *path, int steps_done) {
     return rc;
 }
 
-/* The output (adapter, or the model for --method full) at T->adapter; an intermediate save (--save-every,
- * not the last step) goes next to it under kohya's name NAME-step00000100(.safetensors) instead. */
+/* The output (adapter, or the model for --method full) at T->adapter once all steps are done; before that
+ * (--save-every, and the save on Ctrl-C) it goes next to it under kohya's name NAME-step00000100
+ * (.safetensors), so an unfinished adapter is never taken for the finished one. */
 int train_save_output(Trainer *T, int steps_done) {
     const TrainOptions *o = &T->o;
     char *path = T->adapter;

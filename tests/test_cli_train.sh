@@ -38,8 +38,9 @@ wait "$pid"
 rc=$?
 done_steps=$(($(wc -l <"$T/int/loss.csv") - 1))
 if [ "$rc" -eq 130 ] && grep -q "interrupted at step $done_steps of $STEPS" "$T/stderr" &&
-    grep -q -- "--resume" "$T/stderr" && [ -f "$T/int/checkpoint.safetensors" ]; then
-    ok "Ctrl-C at step $done_steps: exit 130, checkpoint saved, resume hint"
+    grep -q -- "--resume" "$T/stderr" && [ -f "$T/int/checkpoint.safetensors" ] &&
+    [ -f "$T/int/sample_style-step$(printf %08d "$done_steps").safetensors" ] && [ ! -e "$T/int/sample_style.safetensors" ]; then
+    ok "Ctrl-C at step $done_steps: exit 130, checkpoint + step-named adapter saved, resume hint"
 else
     bad "Ctrl-C" "status $rc, $(cat "$T/stderr")"
 fi

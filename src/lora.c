@@ -10,6 +10,7 @@
 #include "common.h" // defines: ls_set_error, ls_warn, mallocCheck
 #include "ops.h"    // defines: op_gemm
 #include "sha256.h" // defines: Sha256
+#include "train.h"  // defines: train_is_checkpoint_format
 
 const char *lora_format_name(LoraFormat f) {
     switch (f) {
@@ -192,7 +193,7 @@ int lora_load(Lora *a, const char *path) {
     }
     StFile *f = &a->file;
     const char *ckfmt = st_meta_get(f, "format");
-    if (ckfmt && !strncmp(ckfmt, "lorastyle-train-checkpoint", 26)) { /* src/train_ckpt.c's format */
+    if (train_is_checkpoint_format(ckfmt)) { /* OUT/checkpoint.safetensors of `lorastyle train` */
         lora_free(a);
         return ls_set_error("%s: a training checkpoint (for `lorastyle train --resume`), not an adapter: use the "
                             "NAME.safetensors beside it", path);

@@ -159,7 +159,7 @@ static int info_file(const char *path) {
         if (strstr(t->name, "lora") || !strncmp(t->name, "adapter_unet_", 13)) lora++;
     }
     const char *fmt = st_meta_get(&f, "format"), *step = st_meta_get(&f, "step");
-    if (fmt && !strncmp(fmt, "lorastyle-train-checkpoint", 26)) { /* src/train_ckpt.c */
+    if (train_is_checkpoint_format(fmt)) { /* src/train_ckpt.c */
         const char *total = st_meta_get(&f, "max_train_steps");
         printf("file: %s\nlayout: lorastyle training checkpoint (%s): step %s of %s, %d tensors (trained values "
                "p., AdamW moments m. and v.)\nresume with: lorastyle train DIR -o <this folder> --resume; the "

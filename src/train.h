@@ -24,6 +24,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef enum { LR_CONSTANT, LR_COSINE, LR_LINEAR } LrSchedule;
 /* lora: LoRA on the attention projections (+ LoCon with conv_rank); locon: lora with conv_rank = rank;
@@ -104,6 +105,14 @@ typedef struct {
     double val_first, val_last, val_best;
     int val_best_step;
 } TrainResult;
+
+/* __metadata__ "format" of a training checkpoint (OUT/checkpoint.safetensors); other lorastyle versions
+ * write "lorastyle-train-checkpoint-vN". train_is_checkpoint_format: is fmt (NULL: none) one of them? */
+#define TRAIN_CKPT_FORMAT "lorastyle-train-checkpoint-v1"
+#define TRAIN_CKPT_FORMAT_PREFIX "lorastyle-train-checkpoint"
+static inline int train_is_checkpoint_format(const char *fmt) {
+    return fmt && !strncmp(fmt, TRAIN_CKPT_FORMAT_PREFIX, sizeof TRAIN_CKPT_FORMAT_PREFIX - 1);
+}
 
 #define TRAIN_INTERRUPTED (-3) /* train_run stopped by Ctrl-C (or stop_after) after saving a checkpoint */
 

@@ -34,7 +34,7 @@ int train_ckpt_save(Trainer *T) {
         int64_t vs[2] = {T->n_val, 2};
         st_writer_add(&w, "validation_history", ST_F32, 2, vs, vh);
     }
-    st_writer_meta(&w, "format", CKPT_FORMAT);
+    st_writer_meta(&w, "format", TRAIN_CKPT_FORMAT);
 #define META(k, f, v) (snprintf(buf, sizeof buf, f, v), st_writer_meta(&w, k, buf))
     META("step", "%d", T->step);
     META("epoch", "%lld", (long long)T->ep_index);
@@ -86,7 +86,7 @@ int train_ckpt_load(Trainer *T) {
     int rc = LS_ERR;
     long long step, epoch, bi;
     const char *fmt_v = st_meta_get(&f, "format");
-    if (!fmt_v || strcmp(fmt_v, CKPT_FORMAT)) {
+    if (!fmt_v || strcmp(fmt_v, TRAIN_CKPT_FORMAT)) {
         ls_set_error("%s: not a lorastyle training checkpoint (format %s)", f.path, fmt_v ? fmt_v : "missing");
         goto out;
     }

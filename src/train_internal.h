@@ -33,7 +33,6 @@ enum { P_VAE = 1, P_TIMESTEP, P_NOISE, P_OFFSET, P_VAL };
 #define MAX_SAMPLE_PROMPTS 16
 #define MAX_STRENGTHS 16
 #define VAL_T 4 /* validation timesteps per image: (k + 0.5)·T/4 */
-#define CKPT_FORMAT "lorastyle-train-checkpoint-v1"
 
 typedef struct {
     Model *m;

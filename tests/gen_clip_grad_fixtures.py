@@ -19,6 +19,16 @@ the adapter's kohya key names (`<prefix>lora_te_<module>.lora_down.weight`, pref
 "skip2." for clip skip 2; layer 2's modules get no gradient there and are left out). A third pass with
 every up matrix zeroed (kohya's initialisation) stores the up gradients under "zero_up." (clip skip 1).
 File: tests/fixtures/clip_grad.safetensors (float32): ids (as floats), R, out, out_skip2, the gradients.
+
+Full fine-tuning (clip_full_grads_alloc): with the same ids and R, through the plain text encoder (no
+adapter: transformers' CLIPTextModel loaded from the model's text_encoder/ folder, every parameter
+requiring grad), the gradient of every text-encoder tensor under "grad.<checkpoint key>" (the C
+WeightTable's names, "text_model.embeddings.token_embedding.weight", ...) at clip skip 1. The token
+embedding's gradient is zero but for the rows of the ids that occur: the file holds those rows only, in
+ascending id order ("token_rows": the ids, as floats), and this script checks the rest is exactly 0. At
+clip skip 2 a subset (SKIP2 below: final_layer_norm, the embeddings, norms and biases of layers 1 and 0,
+one weight) under "skip2.grad.<key>"; layer 2 gets no gradient there. Plus ids and R.
+File: tests/fixtures/clip_full_grad.safetensors (float32, ~0.16 MB).
 """
 import argparse, os, subprocess, sys, tempfile
 
@@ -27,6 +37,15 @@ from safetensors.torch import load_file, save_file
 
 STRENGTH = 0.7
 ADAPTER = "k"
+TOK = "text_model.embeddings.token_embedding.weight"
+SKIP2 = [
+    "text_model.final_layer_norm.weight", "text_model.final_layer_norm.bias",
+    "text_model.embeddings.position_embedding.weight", TOK,
+    "text_model.encoder.layers.1.mlp.fc2.bias", "text_model.encoder.layers.1.mlp.fc1.bias",
+    "text_model.encoder.layers.1.layer_norm2.weight", "text_model.encoder.layers.1.self_attn.out_proj.bias",
+    "text_model.encoder.layers.0.self_attn.q_proj.weight", "text_model.encoder.layers.0.self_attn.v_proj.bias",
+    "text_model.encoder.layers.0.layer_norm1.bias",
+]
 
 
 def lora_layers(te):
@@ -56,11 +75,57 @@ def grads(te, kohya, ids, R, skip):
     return out.detach(), res
 
 
+def full_grads(te, ids, R, skip):
+    """out and {checkpoint key: gradient} of every text-encoder parameter, loss = sum(out * R) at A1111 clip
+    skip `skip`; parameters of layers after the clip-skip output (no gradient) are left out."""
+    te.zero_grad(set_to_none=True)
+    r = te(ids, output_hidden_states=True)
+    out = getattr(te, "text_model", te).final_layer_norm(r.hidden_states[-skip])
+    (out * R).sum().backward()
+    res = {}
+    for name, p in te.named_parameters():
+        key = name if name.startswith("text_model.") else "text_model." + name
+        if p.grad is not None:
+            res[key] = p.grad.detach().float().contiguous().clone()
+    return out.detach(), res
+
+
+def write_full(model, ids, R, path):
+    """tests/fixtures/clip_full_grad.safetensors: see the module docstring."""
+    import transformers
+    from transformers import CLIPTextModel
+
+    te = CLIPTextModel.from_pretrained(os.path.join(model, "text_encoder"), torch_dtype=torch.float32)
+    te.requires_grad_(True)
+    n_layers = te.config.num_hidden_layers
+    _, gr = full_grads(te, ids, R, 1)
+    n_param = sum(1 for _ in te.named_parameters())
+    assert len(gr) == n_param == 4 + 16 * n_layers, f"{len(gr)} gradients of {n_param} tensors"
+    _, gr2 = full_grads(te, ids, R, 2)
+    assert not any(f".layers.{n_layers - 1}." in k for k in gr2), "clip skip 2: the last layer got gradients"
+    rows = torch.unique(ids)  # sorted
+    for g in (gr, gr2):
+        rest = g[TOK].clone()
+        rest[rows] = 0
+        assert rest.abs().max() == 0, "token embedding: gradient on a row whose id does not occur"
+        g[TOK] = g[TOK][rows].contiguous()
+    ref = {"ids": ids.float(), "R": R, "token_rows": rows.float()}
+    ref.update({"grad." + k: v for k, v in gr.items()})
+    ref.update({"skip2.grad." + k: gr2[k] for k in SKIP2})
+    save_file({k: v.detach().float().contiguous().clone() for k, v in ref.items()}, path,
+              metadata={"transformers": transformers.__version__, "torch": torch.__version__,
+                        "tensors": str(n_param)})
+    gn = torch.sqrt(sum((v.double() ** 2).sum() for v in gr.values())).item()
+    print(f"wrote {path} ({os.path.getsize(path)} bytes): {n_param} tensors, {len(rows)} token rows, "
+          f"grad norm {gn:.4g}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lorastyle", default="build/lorastyle")
     ap.add_argument("--adapter", default="tests/fixtures/lora_kohya.safetensors")
     ap.add_argument("--out", default="tests/fixtures/clip_grad.safetensors")
+    ap.add_argument("--out-full", default="tests/fixtures/clip_full_grad.safetensors")
     a = ap.parse_args()
 
     import diffusers, transformers
@@ -117,6 +182,7 @@ def main():
     gn = torch.sqrt(sum((v.double() ** 2).sum() for v in gr.values())).item()
     print(f"wrote {a.out} ({os.path.getsize(a.out)} bytes): {n_mod} modules, grad norm {gn:.4g}, "
           f"torch {torch.__version__}, transformers {transformers.__version__}, diffusers {diffusers.__version__}")
+    write_full(model, ids, R, a.out_full)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,15 @@
  *    strength 0 gives exactly 0; kohya's zero-up initialisation: down gradients exactly 0, up == PyTorch;
  *  - clip_encode_train == pipeline_encode_prompt (tokenizer, truncation, padding, clip skip);
  *  - lora_add_te: 18 modules with kohya names, the identity at creation, U-Net modules unchanged by it,
- *    saved by lora_save_kohya and read back by lora_load (and `lorastyle generate --lora`) identically.
+ *    saved by lora_save_kohya and read back by lora_load (and `lorastyle generate --lora`) identically;
+ *  - full fine-tuning (clip_full_grads_alloc, on a second, adapter-free copy of the model): all 52 tensors
+ *    listed under their checkpoint keys, the forward unchanged; every tensor's gradient (embeddings, norms,
+ *    Linear weights and biases, final_layer_norm) matches transformers' CLIPTextModel autograd
+ *    (tests/gen_clip_grad_fixtures.py → tests/fixtures/clip_full_grad.safetensors) within 1e-4 relative L2
+ *    at clip skip 1 (and a subset at clip skip 2, where the last layer's stay exactly 0), token-embedding
+ *    rows of ids that do not occur exactly 0; one scalar of every tensor matches central finite
+ *    differences; gradients accumulate; a merged adapter is refused; after an SGD step
+ *    clip_full_grads_free leaves the trained values in place and the checkpoint file untouched.
  *
  * Usage: test_clip_grad FIXTURE_DIR [LORASTYLE] */
 #include <float.h>
@@ -24,6 +32,7 @@
 #include "pipeline.h"
 #include "rng.h"
 #include "testutil.h"
+#include "trainset.h"
 
 #define TOL 1e-4      /* relative L2 against PyTorch */
 #define FD_STEP 1e-2f /* central-difference step on a LoRA parameter (values ~0.1-0.5) */
@@ -283,6 +292,304 @@ static void check_add_te(const char *tmp, const char *lorastyle) {
     free(base), free(o1), free(o2);
 }
 
+/* ---------------- full fine-tuning (clip_full_grads_alloc): every text-encoder tensor ---------------- */
+
+#define FULL_FD_STEP 1e-2f    /* central-difference step on a weight */
+#define FULL_FD_STEP_EMB 1e-3f /* on an embedding (values ~0.02: the larger step's error is ~0.4%) */
+
+/* tests/fixtures/clip_full_grad.safetensors' input on a second, adapter-free copy of the tiny model */
+typedef struct {
+    Model m;
+    int *ids;
+    float *R; /* (B,L,D) = ∂loss/∂out */
+    int B, L, skip;
+    size_t nout;
+} FullCase;
+
+static double full_loss(const FullCase *f) {
+    float *out = fbuf(f->nout);
+    LS_ASSERT(clip_forward(&f->m.clip, out, f->ids, f->B, f->L, f->skip) == 0);
+    double l = dot(out, f->R, f->nout);
+    free(out);
+    return l;
+}
+
+/* Zero every gradient of ts, forward_train + backward; returns the loss. */
+static double full_loss_grad(const FullCase *f, const TrainSet *ts) {
+    ClipActs acts = {0};
+    float *out = fbuf(f->nout);
+    trainset_zero_grads(ts);
+    LS_ASSERT(clip_forward_train(&f->m.clip, &acts, out, f->ids, f->B, f->L, f->skip) == 0);
+    clip_backward(&f->m.clip, &acts, f->R);
+    double l = dot(out, f->R, f->nout);
+    clip_acts_free(&acts);
+    free(out);
+    return l;
+}
+
+static int layer_of_key(const char *name) {
+    const char *p = strstr(name, ".layers.");
+    int li = -1;
+    if (p) sscanf(p, ".layers.%d.", &li);
+    return li;
+}
+static int is_token_embedding(const char *name) { return strstr(name, "token_embedding") != NULL; }
+
+static const TrainTensor *find_tensor(const TrainSet *ts, const char *name) {
+    for (int i = 0; i < ts->n; i++)
+        if (!strcmp(ts->t[i].name, name)) return &ts->t[i];
+    return NULL;
+}
+
+/* Every tensor's gradient against the fixture's "<prefix>grad.<name>" (a tensor the fixture lacks is
+ * skipped: the clip-skip-2 part holds a subset; returns how many were compared). The token embedding's
+ * fixture holds only the rows "token_rows" (the ids that occur): every other row must be exactly 0.
+ * Tensors of layers after the clip-skip output must be exactly 0. Per tensor and overall ‖g − r‖ ≤
+ * TOL·‖r‖ + 1e-7·‖r_all‖: the floor only matters for a zero true gradient (k_proj.bias: adding a constant
+ * to every key shifts each query's scores by one constant, which the softmax ignores), where both sides
+ * are float noise; those are reported apart. */
+static int compare_full(const StFile *ref, const FullCase *f, const TrainSet *ts, const char *prefix,
+                        const char *label) {
+    int D = f->m.clip.cfg.hidden, n_run = f->m.clip.cfg.layers - f->skip;
+    size_t nrows;
+    float *rowsf = fixture_get(ref, "token_rows", &nrows, NULL);
+    double all2 = 0, num = 0, den = 0, worst = 0, zero_noise = 0;
+    char worst_key[300] = "";
+    int ncmp = 0, nzero = 0, nafter = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < ts->n; i++) {
+            const TrainTensor *t = &ts->t[i];
+            char key[400];
+            snprintf(key, sizeof key, "%sgrad.%s", prefix, t->name);
+            if (layer_of_key(t->name) >= n_run) { /* after the clip-skip output: did not run */
+                if (pass) CHECK(sumsq(t->g, t->n) == 0.0, "%s: a layer that did not run has a gradient", t->name);
+                nafter += pass;
+                continue;
+            }
+            if (!st_find(ref, key)) continue;
+            const float *g = t->g;
+            float *rows = NULL;
+            size_t n = t->n;
+            if (is_token_embedding(t->name)) { /* gather the fixture's rows; the others must be exactly 0 */
+                char *used = callocCheck(t->n / D, 1);
+                rows = fbuf(nrows * D);
+                for (size_t r = 0; r < nrows; r++) {
+                    int id = (int)rowsf[r];
+                    used[id] = 1;
+                    memcpy(rows + r * D, t->g + (size_t)id * D, D * sizeof(float));
+                }
+                int stray = 0;
+                for (size_t j = 0; j < t->n; j++) stray += !used[j / D] && t->g[j] != 0.0f;
+                if (pass) CHECK(stray == 0, "%s: %d gradient values on rows of ids that do not occur", key, stray);
+                free(used);
+                g = rows, n = nrows * D;
+            }
+            size_t nref;
+            double d2, r2;
+            fixture_grad_diff(ref, key, g, n, &d2, &r2, &nref);
+            free(rows);
+            if (pass == 0) {
+                all2 += r2;
+                continue;
+            }
+            ncmp++;
+            CHECK(nref == n, "%s: the fixture holds %zu values, the gradient %zu", key, nref, n);
+            CHECK(sqrt(d2) <= TOL * sqrt(r2) + 1e-7 * sqrt(all2), "%s: gradient rel L2 %.3g (|ref| %.3g) vs PyTorch",
+                  key, sqrt(d2) / (sqrt(r2) + 1e-30), sqrt(r2));
+            num += d2, den += r2;
+            if (sqrt(r2) < 1e-6 * sqrt(all2)) { /* a zero true gradient */
+                nzero++;
+                zero_noise = fmax(zero_noise, sqrt(d2 / all2));
+                continue;
+            }
+            double rel = sqrt(d2 / r2);
+            if (rel > worst) worst = rel, snprintf(worst_key, sizeof worst_key, "%s", t->name);
+        }
+    double overall = sqrt(num / den);
+    CHECK(overall < TOL, "%s: overall rel L2 %.3g", label, overall);
+    printf("%s: %d tensors, overall rel L2 %.2g, worst %.2g (%s)", label, ncmp, overall, worst, worst_key);
+    if (nzero) printf("; %d with a zero true gradient (k_proj.bias: |g − ref| ≤ %.1g·|all|, float noise)", nzero,
+                      zero_noise);
+    printf("; %d after the clip-skip output, exactly 0\n", nafter);
+    free(rowsf);
+    return ncmp;
+}
+
+/* Central differences on one scalar of every tensor that runs: the largest |g| of 16 random entries (the
+ * token embedding: entries on rows of ids that occur). Prints and returns the worst error/tolerance ratio;
+ * atol = one float rounding of every term of the loss, over the step. */
+static double full_fd(const FullCase *f, const TrainSet *ts, uint64_t seed, const char *label) {
+    int D = f->m.clip.cfg.hidden, n_run = f->m.clip.cfg.layers - f->skip;
+    float *out = fbuf(f->nout);
+    clip_forward(&f->m.clip, out, f->ids, f->B, f->L, f->skip);
+    double s = 0, worst = 0;
+    for (size_t i = 0; i < f->nout; i++) s += fabs((double)out[i] * f->R[i]);
+    free(out);
+    char where[400] = "";
+    uint64_t ctr = 0;
+    int n = 0;
+    for (int k = 0; k < ts->n; k++) {
+        const TrainTensor *t = &ts->t[k];
+        if (layer_of_key(t->name) >= n_run) continue;
+        size_t best = 0;
+        for (int c = 0; c < 16; c++) {
+            size_t i = rng_u32(seed, ctr++) % t->n;
+            if (is_token_embedding(t->name)) {
+                size_t row = (size_t)f->ids[rng_u32(seed, ctr++) % (f->nout / D)];
+                i = row * D + i % D;
+            }
+            if (c == 0 || fabsf(t->g[i]) > fabsf(t->g[best])) best = i;
+        }
+        float v = t->p[best], h = strstr(t->name, "embedding") ? FULL_FD_STEP_EMB : FULL_FD_STEP;
+        t->p[best] = v + h;
+        double lp = full_loss(f);
+        t->p[best] = v - h;
+        double lm = full_loss(f);
+        t->p[best] = v;
+        double fd = (lp - lm) / (2.0 * ((double)(v + h) - (double)v)), g = t->g[best];
+        double atol = FLT_EPSILON * s / (2.0 * h), r = fabs(fd - g) / (FD_RTOL * fabs(g) + atol);
+        n++;
+        if (getenv("LS_VERBOSE")) printf("  %s[%zu]: fd %.6g analytic %.6g\n", t->name, best, fd, g);
+        CHECK(r <= 1.0, "%s[%zu]: finite difference %.6g vs analytic %.6g", t->name, best, fd, g);
+        if (r > worst) worst = r, snprintf(where, sizeof where, "%s[%zu]: fd %.6g vs %.6g", t->name, best, fd, g);
+    }
+    printf("finite differences %s (step %g, embeddings %g): one scalar of each of %d tensors, worst %.2f of "
+           "tolerance (%g·|g| + %.2g/step, float noise): %s\n", label, (double)FULL_FD_STEP, (double)FULL_FD_STEP_EMB,
+           n, worst, FD_RTOL, FLT_EPSILON * s / 2.0, where);
+    return worst;
+}
+
+/* clip_full_grads_alloc / clip_backward / clip_full_grads_free on a second copy of the tiny model. */
+static void check_full(const char *fixdir, const char *mdir, const char *adapter) {
+    char fr[512];
+    snprintf(fr, sizeof fr, "%s/clip_full_grad.safetensors", fixdir);
+    FullCase f = {0};
+    StFile ref;
+    CHECK(model_load(&f.m, mdir, NULL) == 0, "load: %s", ls_last_error());
+    if (st_open(&ref, fr) < 0) {
+        printf("FAIL: %s\n", ls_last_error());
+        g_fail++;
+        return;
+    }
+    const StTensor *rm;
+    size_t nids;
+    float *idsf = fixture_get(&ref, "ids", &nids, NULL);
+    f.R = fixture_get(&ref, "R", &f.nout, &rm);
+    f.B = (int)rm->shape[0], f.L = (int)rm->shape[1];
+    f.ids = mallocCheck(nids * sizeof(int));
+    for (size_t i = 0; i < nids; i++) f.ids[i] = (int)idsf[i];
+    Clip *c = &f.m.clip;
+    WeightTable *wt = &c->wt;
+
+    /* a merged adapter is refused (its weights are a modified copy), nothing allocated */
+    {
+        Lora x;
+        TrainSet ts = {0};
+        CHECK(lora_load(&x, adapter) == 0 && lora_attach(&x, &f.m, 0) == 0, "adapter: %s", ls_last_error());
+        lora_merge(&x);
+        CHECK(clip_full_grads_alloc(c, &ts) < 0 && strstr(ls_last_error(), "merged"),
+              "full fine-tuning of a merged text encoder was not refused");
+        CHECK(ts.n == 0 && wt->grads == NULL && c->dtok_emb == NULL, "a refused alloc left gradients");
+        lora_free(&x);
+    }
+
+    /* every tensor listed once under its checkpoint key, value = the weight the forward reads */
+    float *base = fbuf(f.nout), *o = fbuf(f.nout);
+    clip_forward(c, base, f.ids, f.B, f.L, 0);
+    const float *mapped = c->tok_emb;
+    TrainSet ts = {0};
+    CHECK(clip_full_grads_alloc(c, &ts) == 0, "alloc: %s", ls_last_error());
+    int nexp = 4 + 16 * c->cfg.layers, listed = 1;
+    CHECK(ts.n == wt->n && ts.n == nexp, "trainset holds %d tensors, the encoder %d (expected %d)", ts.n, wt->n,
+          nexp);
+    CHECK(ts.n_params == wt->numel, "trainset holds %lld values, the encoder %lld", (long long)ts.n_params,
+          (long long)wt->numel);
+    for (int i = 0; i < ts.n && i < wt->n; i++)
+        listed &= !strcmp(ts.t[i].name, wt->v[i].name) && ts.t[i].p == *wt->v[i].ptr && ts.t[i].g &&
+                  ts.t[i].n == (size_t)wt->v[i].numel && find_tensor(&ts, ts.t[i].name) == &ts.t[i];
+    CHECK(listed, "trainset names/values/gradients do not follow the weight table");
+    CHECK(find_tensor(&ts, "text_model.embeddings.token_embedding.weight") &&
+              find_tensor(&ts, "text_model.embeddings.position_embedding.weight") &&
+              find_tensor(&ts, "text_model.final_layer_norm.bias") &&
+              find_tensor(&ts, "text_model.encoder.layers.0.layer_norm1.weight") &&
+              find_tensor(&ts, "text_model.encoder.layers.2.mlp.fc2.bias"),
+          "checkpoint keys missing from the trainset");
+    CHECK(c->tok_emb != mapped && c->dtok_emb && c->dpos_emb && c->final_ln.dg && c->layer[0].ln1.db &&
+              c->layer[0].q.dw && c->layer[2].fc2.db,
+          "weights not made private, or gradient fields not set");
+    clip_forward(c, o, f.ids, f.B, f.L, 0);
+    CHECK(!memcmp(o, base, f.nout * sizeof(float)), "the private copy changed the output");
+
+    /* gradients vs PyTorch (clip skip 1 and 2) and finite differences */
+    for (f.skip = 0; f.skip <= 1; f.skip++) {
+        double t0 = ls_time();
+        full_loss_grad(&f, &ts);
+        double t = ls_time() - t0;
+        int nc = compare_full(&ref, &f, &ts, f.skip ? "skip2." : "",
+                              f.skip ? "full fine-tuning, clip skip 2: gradients vs PyTorch"
+                                     : "full fine-tuning, clip skip 1: gradients vs PyTorch");
+        CHECK(nc == (f.skip ? 11 : ts.n), "clip skip %d: compared %d tensors", f.skip + 1, nc);
+        full_fd(&f, &ts, 21 + f.skip, f.skip ? "(full, clip skip 2)" : "(full, clip skip 1)");
+        printf("full fine-tuning, clip skip %d: forward_train+backward %.1f ms\n", f.skip + 1, 1e3 * t);
+    }
+    f.skip = 0;
+
+    /* accumulation: a second backward without zeroing doubles every gradient */
+    {
+        full_loss_grad(&f, &ts);
+        size_t tot = (size_t)wt->numel;
+        float *g1 = fbuf(tot);
+        memcpy(g1, wt->grads, tot * sizeof(float));
+        ClipActs acts = {0};
+        clip_forward_train(c, &acts, o, f.ids, f.B, f.L, 0);
+        clip_backward(c, &acts, f.R);
+        clip_acts_free(&acts);
+        int ok = 1;
+        for (size_t j = 0; j < tot; j++) ok &= fabs(wt->grads[j] - 2.0 * g1[j]) <= 1e-5 * fabs(g1[j]) + 1e-30;
+        CHECK(ok, "second backward did not accumulate every gradient");
+        free(g1);
+    }
+
+    /* one SGD step; clip_full_grads_free keeps the trained values in place and freezes the encoder */
+    double loss0 = full_loss_grad(&f, &ts);
+    for (int i = 0; i < ts.n; i++)
+        for (size_t j = 0; j < ts.t[i].n; j++) ts.t[i].p[j] -= 1e-5f * ts.t[i].g[j];
+    double loss1 = full_loss(&f);
+    float *trained = fbuf(wt->numel), *o1 = fbuf(f.nout);
+    for (size_t i = 0, off = 0; i < (size_t)wt->n; off += (size_t)wt->v[i].numel, i++)
+        memcpy(trained + off, *wt->v[i].ptr, (size_t)wt->v[i].numel * sizeof(float));
+    clip_forward(c, o1, f.ids, f.B, f.L, 0);
+    clip_full_grads_free(c);
+    trainset_free(&ts);
+    CHECK(loss1 < loss0, "an SGD step did not lower the loss (%.6f → %.6f)", loss0, loss1);
+    CHECK(c->dtok_emb == NULL && c->dpos_emb == NULL && c->final_ln.dg == NULL && c->layer[0].ln1.db == NULL &&
+              c->layer[0].q.dw == NULL && c->layer[2].fc2.db == NULL && wt->grads == NULL,
+          "clip_full_grads_free left gradient buffers");
+    int kept = 1;
+    for (size_t i = 0, off = 0; i < (size_t)wt->n; off += (size_t)wt->v[i].numel, i++)
+        kept &= !memcmp(trained + off, *wt->v[i].ptr, (size_t)wt->v[i].numel * sizeof(float));
+    clip_forward(c, o, f.ids, f.B, f.L, 0);
+    CHECK(kept && !memcmp(o, o1, f.nout * sizeof(float)), "clip_full_grads_free changed the trained weights");
+    CHECK(rel_l2(o, base, f.nout) > 1e-6, "the SGD step did not change the output");
+    {
+        ClipActs acts = {0}; /* frozen again: the backward has nothing to do */
+        clip_forward_train(c, &acts, o, f.ids, f.B, f.L, 0);
+        clip_backward(c, &acts, f.R);
+        clip_acts_free(&acts);
+    }
+    Model chk; /* the checkpoint file is untouched */
+    CHECK(model_load(&chk, mdir, NULL) == 0, "reload: %s", ls_last_error());
+    clip_forward(&chk.clip, o, f.ids, f.B, f.L, 0);
+    CHECK(!memcmp(o, base, f.nout * sizeof(float)), "training changed the checkpoint file");
+    model_free(&chk);
+    printf("one SGD step (lr 1e-5): loss %.4f → %.4f; clip_full_grads_free: trained values kept, gradients "
+           "gone, the checkpoint untouched\n", loss0, loss1);
+
+    free(trained), free(o1), free(base), free(o), free(idsf), free(f.ids), free(f.R);
+    st_close(&ref);
+    model_free(&f.m);
+}
+
 int main(int argc, char **argv) {
     const char *fixdir = argc > 1 ? argv[1] : "tests/fixtures";
     char tmp[64] = "/tmp/ls_test_cgrad_XXXXXX", mdir[128], fk[512], fr[512];
@@ -404,6 +711,7 @@ int main(int argc, char **argv) {
 
     check_encode();
     check_add_te(tmp, argc > 2 ? argv[2] : NULL);
+    check_full(fixdir, mdir, fk);
 
     free(out), free(out_inf), free(ref_out), free(ref_out2), free(idsf), free(g_ids), free(g_R);
     lora_free(&g_a);

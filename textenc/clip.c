@@ -98,8 +98,10 @@ void clip_build(Clip *m, const ClipConfig *c) {
     char name[LS_NAME_MAX];
     int64_t te[2] = {c->vocab_size, D}, pe[2] = {c->max_positions, D};
     wt_add(t, &m->tok_emb, WINIT_NORMAL_002, 0, 2, te, "text_model.embeddings.token_embedding", "weight");
+    wt_set_grad(t, &m->dtok_emb);
     wt_add(t, &m->pos_emb, WINIT_NORMAL_002, 0, 2, pe, "text_model.embeddings.position_embedding",
            "weight");
+    wt_set_grad(t, &m->dpos_emb);
     m->layer = callocCheck((size_t)c->layers, sizeof *m->layer);
     for (int i = 0; i < c->layers; i++) {
         ClipLayer *l = &m->layer[i];

@@ -28,6 +28,8 @@ typedef struct {
     ClipConfig cfg;
     float *tok_emb; /* (vocab, D) */
     float *pos_emb; /* (max_positions, D) */
+    float *dtok_emb, *dpos_emb; /* full fine-tuning: their gradients (clip_full_grads_alloc, clip_train.h);
+                                 * NULL (the default): frozen */
     ClipLayer *layer;
     Norm final_ln;
     WeightTable wt;

@@ -19,10 +19,14 @@ static void layernorm_recompute(const Norm *n, float *y, const float *x, int N) 
     free(rstd);
 }
 
-/* Does the layer hold a trainable LoRA hook (linear_needs_input: a live hook with gradient buffers)? */
+static int norm_trainable(const Norm *n) { return n->dg || n->db; }
+
+/* Does the layer have anything to train: a trainable LoRA hook or dw (linear_needs_input), or norm
+ * gradients (full fine-tuning)? */
 static int layer_trainable(const ClipLayer *l) {
     return linear_needs_input(&l->q) || linear_needs_input(&l->k) || linear_needs_input(&l->v) ||
-           linear_needs_input(&l->o) || linear_needs_input(&l->fc1) || linear_needs_input(&l->fc2);
+           linear_needs_input(&l->o) || linear_needs_input(&l->fc1) || linear_needs_input(&l->fc2) ||
+           norm_trainable(&l->ln1) || norm_trainable(&l->ln2);
 }
 
 static void mlp_act(const ClipConfig *c, float *x, size_t n) {
@@ -39,6 +43,7 @@ void clip_acts_free(ClipActs *acts) {
         free(la->h1), free(la->mean2), free(la->rstd2), free(la->f);
     }
     free(acts->hs);
+    free(acts->ids);
     free(acts->layer);
     free(acts->mean_f), free(acts->rstd_f);
     memset(acts, 0, sizeof *acts);
@@ -100,6 +105,9 @@ int clip_forward_train(const Clip *m, ClipActs *acts, float *out, const int *ids
     acts->hs = callocCheck((size_t)n + 1, sizeof *acts->hs);
     acts->layer = callocCheck((size_t)n, sizeof *acts->layer);
     for (int i = 0; i <= n; i++) acts->hs[i] = save_buf(acts, nd);
+    acts->ids = mallocCheck((size_t)N * sizeof(int));
+    memcpy(acts->ids, ids, (size_t)N * sizeof(int));
+    acts->bytes += (size_t)N * sizeof(int);
     acts->mean_f = save_buf(acts, N), acts->rstd_f = save_buf(acts, N);
 
     /* embeddings: token + position */
@@ -123,7 +131,8 @@ int clip_forward_train(const Clip *m, ClipActs *acts, float *out, const int *ids
 /* ---------------- backward ---------------- */
 
 /* dh (N,D): on entry ∂loss/∂(layer output), on return ∂loss/∂(layer input x) unless need_dx == 0 (the
- * layer is the lowest trainable one: nothing below reads it, so the input-gradient work is skipped). */
+ * layer is the lowest trainable one: nothing below reads it, so the input-gradient work is skipped).
+ * Parameter gradients (LoRA ddown/dup, dw/db, the norms' dg/db) accumulate where the buffers exist. */
 static void layer_backward(const ClipLayer *l, const ClipConfig *c, const ClipActs *acts,
                            const ClipLayerActs *la, float *dh, const float *x, int need_dx) {
     int B = acts->B, L = acts->L, N = B * L, D = c->hidden, I = c->intermediate;
@@ -142,7 +151,8 @@ static void layer_backward(const ClipLayer *l, const ClipConfig *c, const ClipAc
     else op_gelu_backward(dg, dg, la->f, ni);
     if (linear_needs_input(&l->fc1)) layernorm_recompute(&l->ln2, a, la->h1, N);
     linear_backward(&l->fc1, da, dg, a, N);
-    op_layernorm_backward(dn, NULL, NULL, da, la->mean2, la->rstd2, la->h1, l->ln2.g, N, D, l->ln2.eps);
+    op_layernorm_backward(dn, l->ln2.dg, l->ln2.db, da, la->mean2, la->rstd2, la->h1, l->ln2.g, N, D,
+                          l->ln2.eps);
     op_add_inplace(dh, dn, n); /* dh = ∂loss/∂h1 */
     free(g);
     free(dg);
@@ -153,35 +163,80 @@ static void layer_backward(const ClipLayer *l, const ClipConfig *c, const ClipAc
     op_attention_backward(dq, dk, dv, datt, la->q, la->k, la->v, B, L, L, c->heads, D / c->heads, 1);
     if (linear_needs_input(&l->q) || linear_needs_input(&l->k) || linear_needs_input(&l->v))
         layernorm_recompute(&l->ln1, a, x, N);
-    /* q, k and v all read ln1 x: their input gradients add up in da */
-    float *tmp = need_dx ? dn : NULL;
-    linear_backward(&l->q, need_dx ? da : NULL, dq, a, N);
+    /* q, k and v all read ln1 x: their input gradients add up in da (needed for dx or ln1's dg/db) */
+    int need_da = need_dx || norm_trainable(&l->ln1);
+    float *tmp = need_da ? dn : NULL;
+    linear_backward(&l->q, need_da ? da : NULL, dq, a, N);
     linear_backward(&l->k, tmp, dk, a, N);
-    if (need_dx) op_add_inplace(da, tmp, n);
+    if (need_da) op_add_inplace(da, tmp, n);
     linear_backward(&l->v, tmp, dv, a, N);
-    if (need_dx) {
+    if (need_da) {
         op_add_inplace(da, tmp, n);
-        op_layernorm_backward(dn, NULL, NULL, da, la->mean1, la->rstd1, x, l->ln1.g, N, D, l->ln1.eps);
-        op_add_inplace(dh, dn, n); /* dh = ∂loss/∂x */
+        op_layernorm_backward(need_dx ? dn : NULL, l->ln1.dg, l->ln1.db, da, la->mean1, la->rstd1, x, l->ln1.g,
+                              N, D, l->ln1.eps);
+        if (need_dx) op_add_inplace(dh, dn, n); /* dh = ∂loss/∂x */
     }
     free(datt), free(dq), free(dk), free(dv);
     free(a), free(da), free(dn);
 }
 
+/* hs[0] = tok_emb[ids] + pos_emb[position], dh (N,D) = ∂loss/∂hs[0]: the token embedding's rows of the
+ * ids that occur get their rows of dh added (scatter-add, in row order), the position embedding's row i
+ * the sum over the batch of position i. */
+static void embeddings_backward(const Clip *m, const ClipActs *acts, const float *dh) {
+    int B = acts->B, L = acts->L, D = m->cfg.hidden;
+    for (int r = 0; m->dtok_emb && r < B * L; r++) {
+        float *dst = m->dtok_emb + (size_t)acts->ids[r] * D;
+        const float *src = dh + (size_t)r * D;
+        for (int d = 0; d < D; d++) dst[d] += src[d];
+    }
+    for (int b = 0; m->dpos_emb && b < B; b++)
+        for (int i = 0; i < L; i++) {
+            float *dst = m->dpos_emb + (size_t)i * D;
+            const float *src = dh + ((size_t)b * L + i) * D;
+            for (int d = 0; d < D; d++) dst[d] += src[d];
+        }
+}
+
 void clip_backward(const Clip *m, const ClipActs *acts, const float *dout) {
     const ClipConfig *c = &m->cfg;
-    int N = acts->B * acts->L, D = c->hidden, lowest = acts->n;
-    for (int li = acts->n - 1; li >= 0; li--)
-        if (layer_trainable(&m->layer[li])) lowest = li;
-    if (lowest == acts->n) return; /* no trainable hook on the layers that ran */
-    float *dh = fbuf((size_t)N * D);
+    int N = acts->B * acts->L, D = c->hidden, n = acts->n;
+    /* the lowest layer whose backward runs: −1 = all of them and the embeddings (they need ∂loss/∂hs[0]);
+     * n = none (at most final_layer_norm's own gradients) */
+    int lowest = n;
+    if (m->dtok_emb || m->dpos_emb) lowest = -1;
+    else
+        for (int li = n - 1; li >= 0; li--)
+            if (layer_trainable(&m->layer[li])) lowest = li;
+    if (lowest == n && !norm_trainable(&m->final_ln)) return; /* nothing trainable on what ran */
+    float *dh = lowest < n ? fbuf((size_t)N * D) : NULL;
     /* out = final_layer_norm(hs[n]) */
-    op_layernorm_backward(dh, NULL, NULL, dout, acts->mean_f, acts->rstd_f, acts->hs[acts->n], m->final_ln.g,
-                          N, D, m->final_ln.eps);
-    for (int li = acts->n - 1; li >= lowest; li--)
+    op_layernorm_backward(dh, m->final_ln.dg, m->final_ln.db, dout, acts->mean_f, acts->rstd_f, acts->hs[n],
+                          m->final_ln.g, N, D, m->final_ln.eps);
+    for (int li = n - 1; li >= 0 && li >= lowest; li--)
         layer_backward(&m->layer[li], c, acts, &acts->layer[li], dh, acts->hs[li], li > lowest);
+    if (lowest < 0) embeddings_backward(m, acts, dh);
     free(dh);
 }
+
+/* ---------------- full fine-tuning ---------------- */
+
+int clip_full_grads_alloc(Clip *m, TrainSet *ts) {
+    WeightTable *t = &m->wt;
+    for (int i = 0; i < t->n_mods; i++) { /* a merged adapter's weights are a modified copy */
+        const ModuleSpec *s = &t->mods[i]; /* the encoder's modules are all Linear */
+        if (s->kind == MOD_LINEAR && ((const Linear *)s->layer)->w_base)
+            return ls_set_error("text-encoder module %s has a merged adapter: full fine-tuning needs the plain "
+                                "base weights", s->name);
+    }
+    wt_make_writable(t);
+    LS_TRY(wt_grads_alloc(t));
+    for (int i = 0; i < t->n; i++)
+        trainset_add(ts, t->v[i].name, *t->v[i].ptr, *t->v[i].gptr, (size_t)t->v[i].numel);
+    return LS_OK;
+}
+
+void clip_full_grads_free(Clip *m) { wt_grads_free(&m->wt); }
 
 /* ---------------- captions ---------------- */
 

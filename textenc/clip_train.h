@@ -1,7 +1,9 @@
-/* clip_train.h — CLIP text-encoder training forward (saves activations) and backward (LoRA gradients):
- * kohya's --train-text-encoder. The base weights, embeddings and norms stay frozen; only LoRA hooks with
- * gradient buffers (lora_grads_alloc) on the encoder layers' Linear layers (self_attn q/k/v/out_proj,
- * mlp fc1/fc2) receive gradients.
+/* clip_train.h — CLIP text-encoder training forward (saves activations) and backward: LoRA gradients
+ * (kohya's --train-text-encoder: only LoRA hooks with gradient buffers (lora_grads_alloc) on the encoder
+ * layers' Linear layers — self_attn q/k/v/out_proj, mlp fc1/fc2 — receive gradients; base weights,
+ * embeddings and norms stay frozen) and, after clip_full_grads_alloc, full fine-tuning gradients of every
+ * text-encoder tensor (embeddings, every layer's norms and Linear weights/biases, final_layer_norm):
+ * pre-training a text encoder jointly with the U-Net.
  *
  * One training step with text-encoder LoRA (train.c; captions[B], U-Net context (B, L, D)):
  *     ClipActs cacts = {0};   UNetActs uacts = {0};
@@ -13,10 +15,14 @@
  *     clip_backward(&m.clip, &cacts, dctx);                            // += into the TE hooks' ddown/dup
  *     ... clip / AdamW over lora_trainset (U-Net and TE modules alike) ...
  *     clip_acts_free(&cacts);  unet_acts_free(&uacts);                 // (or reuse: forwards free them)
+ * Full fine-tuning is the same step after clip_full_grads_alloc(&m.clip, &ts) (ts: the optimizer's list;
+ * trainset_zero_grads(&ts) instead of lora_grads_zero): clip_backward then also accumulates every
+ * text-encoder tensor's gradient, and the optimizer updates the encoder's weights in place.
  * The context must come from clip_encode_train every step (not the cached pipeline_encode_prompt
  * embeddings: they change as the TE LoRA trains). Caption dropout / shuffling happen before, on the text.
  *
- * Saved activations per layer (the rest is recomputed: norms' outputs and the MLP activation):
+ * Saved activations: the token ids (the rows of the token embedding's gradient) and, per layer (the rest
+ * is recomputed: norms' outputs and the MLP activation):
  *   the layer's input stream (the previous layer's output), LayerNorm mean/rstd, q/k/v (never the L×L
  *   scores: the causal attention backward recomputes them), the attention output only when out_proj
  *   needs its input, the stream after attention (ln2's input) and fc1's output (pre-activation).
@@ -26,6 +32,7 @@
 
 #include "clip.h"      // defines: Clip, ClipLayer
 #include "tokenizer.h" // defines: Tokenizer
+#include "trainset.h"  // defines: TrainSet
 
 typedef struct {
     float *mean1, *rstd1; /* (N) layer_norm1 statistics of the layer input */
@@ -38,6 +45,7 @@ typedef struct {
 
 typedef struct {
     int B, L, n;          /* n = layers run = layers − skip */
+    int *ids;             /* (N) copy of the token ids */
     float **hs;           /* [n+1] (N,D) stream: hs[0] = embeddings, hs[i+1] = layer i's output;
                            * hs[n] is final_layer_norm's input */
     ClipLayerActs *layer; /* [n] */
@@ -51,11 +59,27 @@ typedef struct {
 int clip_forward_train(const Clip *m, ClipActs *acts, float *out, const int *ids, int B, int L, int skip);
 
 /* dout (B,L,D) = ∂loss/∂out for the forward that filled acts. ACCUMULATES ddown/dup of every live LoRA hook
- * with gradient buffers on the layers that ran; nothing else gets a gradient (the token ids are discrete).
- * Layers below the lowest trainable one are not visited. acts is not modified. */
+ * with gradient buffers on the layers that ran, and every gradient buffer the encoder has (full
+ * fine-tuning: Linear dw/db, LayerNorm dg/db, final_layer_norm's, the embeddings' — the token embedding's
+ * rows of the ids that occur, the position embedding's first L rows); nothing else gets a gradient (the
+ * token ids are discrete; layers after the clip-skip output did not run: theirs stay untouched). Layers
+ * below the lowest trainable one are not visited (with embedding gradients every layer is). acts is not
+ * modified. */
 void clip_backward(const Clip *m, const ClipActs *acts, const float *dout);
 
 void clip_acts_free(ClipActs *acts);
+
+/* Full fine-tuning of the text encoder (as unet_full_grads_alloc): make every text-encoder weight a private
+ * writable float32 copy (wt_make_writable: one more encoder of float32 memory when the checkpoint was an
+ * mmapped F32 file; nothing when it was converted at load), give every tensor — token and position
+ * embeddings, every layer's layer_norm1/2 and q/k/v/out_proj, fc1/fc2 weights and biases, final_layer_norm
+ * — a gradient buffer (one zeroed arena of the encoder's size) and append every tensor to ts under its
+ * checkpoint key ("text_model.embeddings.token_embedding.weight", ...; the WeightTable's names), value = the
+ * weight the forward reads, so the optimizer updates the model in place. The encoder must not have merged
+ * adapters (LS_ERR). clip_backward then accumulates every tensor's gradient. */
+int clip_full_grads_alloc(Clip *m, TrainSet *ts);
+/* Free the gradient arena: the encoder is frozen again (its weights keep their trained values). */
+void clip_full_grads_free(Clip *m);
 
 /* Encode B captions exactly as pipeline_encode_prompt does one (tokenizer_encode: BOS, truncation to
  * model_max_length − 2 tokens with a warning, EOS, padding; clip_skip in A1111 numbering, 1 = last

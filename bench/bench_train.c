@@ -78,30 +78,6 @@ static double vmin(const double *v, int n) {
     return m;
 }
 
-/* AdamW state and step: the same arithmetic as src/train.c's adamw_step (static there). */
-#define ADAM_B1 0.9
-#define ADAM_B2 0.999
-#define ADAM_EPS 1e-8
-#define ADAM_WD 1e-2
-
-static void adamw_step(const TrainSet *ts, float **mst, float **vst, float lr, int t, float gscale) {
-    double bc1 = 1.0 - pow(ADAM_B1, t), bc2 = 1.0 - pow(ADAM_B2, t);
-    for (int i = 0; i < ts->n; i++) {
-        const TrainTensor *q = &ts->t[i];
-        float *mm = mst[i], *vv = vst[i];
-#pragma omp parallel for schedule(static) if (q->n > 65536)
-        for (size_t j = 0; j < q->n; j++) {
-            double g = (double)q->g[j] * gscale;
-            double m = ADAM_B1 * mm[j] + (1.0 - ADAM_B1) * g;
-            double v = ADAM_B2 * vv[j] + (1.0 - ADAM_B2) * g * g;
-            mm[j] = (float)m, vv[j] = (float)v;
-            double p = (double)q->p[j] * (1.0 - (double)lr * ADAM_WD);
-            p -= (double)lr * (m / bc1) / (sqrt(v / bc2) + ADAM_EPS);
-            q->p[j] = (float)p;
-        }
-    }
-}
-
 /* Kept repetitions of the training step. */
 typedef struct {
     double v[MAXREP][6]; /* per kept rep: total, fwd, bwd, opt, system CPU s, minor faults (per step) */
@@ -165,11 +141,8 @@ int main(int argc, char **argv) {
     prof_lora_w = callocCheck((size_t)ts.n, sizeof *prof_lora_w);
     for (int i = 0; i < ts.n; i++) prof_lora_w[prof_nl++] = ts.t[i].p;
 #endif
-    float **mst = callocCheck((size_t)ts.n, sizeof *mst), **vst = callocCheck((size_t)ts.n, sizeof *vst);
-    for (int i = 0; i < ts.n; i++) {
-        mst[i] = callocCheck(ts.t[i].n, sizeof(float));
-        vst[i] = callocCheck(ts.t[i].n, sizeof(float));
-    }
+    AdamState adam;
+    adam_init(&adam, &ts);
 
     int f = vae_scale_factor(&m.vae.cfg);
     if (size <= 0) size = m.unet.cfg.sample_size * f;
@@ -209,7 +182,7 @@ int main(int argc, char **argv) {
             PROF_PHASE("opt");
             gnorm = sqrt(trainset_grad_sumsq(&ts));
             float gscale = gnorm > 1.0 ? (float)(1.0 / (gnorm + 1e-6)) : 1.0f;
-            adamw_step(&ts, mst, vst, 1e-4f, ++step, gscale);
+            adamw_step(&ts, &adam, 1e-4f, ++step, gscale, 1e-2);
             double s3 = ls_time();
             tf += s1 - s0, tb += s2 - s1, to += s3 - s2;
         }
@@ -281,8 +254,7 @@ int main(int argc, char **argv) {
                size, size, B, mi, vmin(ti, k), k, inf_inner, dropped, 100 * wl, med / mi);
     }
     printf("peak RSS: %.1f MiB\n", (double)ls_peak_rss() / (1 << 20));
-    for (int i = 0; i < ts.n; i++) free(mst[i]), free(vst[i]);
-    free(mst), free(vst);
+    adam_free(&adam);
     trainset_free(&ts);
     lora_free(&lora);
     model_free(&m);

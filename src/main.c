@@ -10,6 +10,9 @@
 #include "model.h"  // defines: Model, model_load, model_init_preset
 #include "train.h"  // defines: cmd_train
 
+int cmd_scenes(int argc, char **argv);   /* cmd_scenes.c */
+int cmd_pretrain(int argc, char **argv); /* pretrain.c */
+
 #ifdef LS_HAVE_GUI
 int cmd_view(int argc, char **argv); /* gui/view.c */
 #else
@@ -26,7 +29,7 @@ static int usage(FILE *f) {
     fprintf(f,
             "lorastyle — LoRA style adapters for Stable Diffusion 1.x, in C\n\n"
             "usage:\n"
-            "  lorastyle init [--preset tiny|sd15] [-o DIR] [--seed N] [--dtype f32|f16] [--bpe FILE]\n"
+            "  lorastyle init [--preset tiny|base|sd15] [-o DIR] [--seed N] [--dtype f32|f16] [--bpe FILE]\n"
             "  lorastyle generate \"prompt\" [--model DIR|FILE] [--negative TEXT] [--steps 20] [--cfg 7.5]\n"
             "                     [--sampler euler_a|euler|ddim|dpmpp_2m|dpmpp_2m_karras] [--karras]\n"
             "                     [--seed N] [--width W --height H] [--batch N] [--clip-skip N]\n"
@@ -41,7 +44,9 @@ static int usage(FILE *f) {
             "  lorastyle train DIR [--model M] [-o OUT] [--steps N] [--rank R] [--lr X] ... (train --help)\n"
             "  lorastyle info FILE|DIR             (checkpoint, model folder or adapter)\n"
             "  lorastyle convert MODEL -o FILE.safetensors [--dtype f32|f16]  (single-file LDM layout)\n"
-            "  lorastyle tokenizer --bpe bpe_simple_vocab_16e6.txt.gz -o DIR\n\n"
+            "  lorastyle tokenizer --bpe bpe_simple_vocab_16e6.txt.gz -o DIR\n"
+            "  lorastyle scenes -o DIR [--style NAME] [-n N] [--seed S]   (synthetic captioned scenes)\n"
+            "  lorastyle pretrain vae|diffusion MODEL [--steps N] ...  (train a small model from scratch)\n\n"
             "The default model is %s (make it with `lorastyle init`).\n",
             DEFAULT_MODEL);
     return f == stderr ? 2 : 0;
@@ -280,7 +285,9 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "convert")) return cmd_convert(argc - 2, argv + 2);
     if (!strcmp(cmd, "tokenizer")) return cmd_tokenizer(argc - 2, argv + 2);
     if (!strcmp(cmd, "view")) return cmd_view(argc - 2, argv + 2);
-    ls_set_error("unknown command '%s' (commands: init, generate, sweep, merge, train, view, info, convert, tokenizer; see "
+    if (!strcmp(cmd, "scenes")) return cmd_scenes(argc - 2, argv + 2);
+    if (!strcmp(cmd, "pretrain")) return cmd_pretrain(argc - 2, argv + 2);
+    ls_set_error("unknown command '%s' (commands: init, generate, sweep, merge, train, view, info, convert, tokenizer, scenes, pretrain; see "
                  "lorastyle --help)", cmd);
     return cli_fail();
 }

@@ -1,5 +1,6 @@
 /* model.c — loading both checkpoint layouts, presets for `lorastyle init`, single-file export. */
 #include "model.h"
+#include "scenes.h" // defines: scene_vocabulary
 
 #include <string.h>
 
@@ -286,16 +287,39 @@ static int write_json(const char *dir, const char *sub, const char *file, char *
     return rc;
 }
 
+/* The built-in base model's shapes (trained from scratch on datasets/scenes.h, models/base): 64×64 images, a
+ * VAE with 4× downsampling (16×16×4 latents; 16/32/64 channels, 16 norm groups), a 3-level U-Net with cross-attention at the two finer levels
+ * and the mid block, a 3-layer CLIP text encoder of width 64 over the scene grammar's vocabulary. */
+void model_config_base(UNetConfig *uc, VaeConfig *vc, ClipConfig *cc) {
+    uc->n_levels = 3;
+    int bo[3] = {64, 128, 128}, da[3] = {1, 1, 0}, ua[3] = {0, 1, 1};
+    for (int i = 0; i < 3; i++) uc->block_out[i] = bo[i], uc->down_attn[i] = da[i], uc->up_attn[i] = ua[i], uc->heads[i] = 4;
+    uc->layers_per_block = 1;
+    uc->cross_attention_dim = 64;
+    uc->sample_size = 16;
+    int vb[3] = {16, 32, 64};
+    vc->n_levels = 3;
+    vc->norm_num_groups = 16;
+    for (int i = 0; i < 3; i++) vc->block_out[i] = vb[i];
+    vc->layers_per_block = 1;
+    vc->sample_size = 64;
+    cc->hidden = 64;
+    cc->intermediate = 256;
+    cc->layers = 3;
+    cc->heads = 4;
+}
+
 int model_init_preset(const char *preset, const char *dir, uint64_t seed, StDtype dtype,
                       const char *bpe_path) {
     UNetConfig uc;
     VaeConfig vc;
     ClipConfig cc;
-    int tiny = !strcmp(preset, "tiny");
-    if (tiny) {
+    int tiny = !strcmp(preset, "tiny"), base = !strcmp(preset, "base");
+    if (tiny || base) {
         unet_config_tiny(&uc);
         vae_config_tiny(&vc);
         clip_config_tiny(&cc);
+        if (base) model_config_base(&uc, &vc, &cc);
     } else if (!strcmp(preset, "sd15")) {
         unet_config_sd15(&uc);
         vae_config_sd15(&vc);
@@ -304,13 +328,21 @@ int model_init_preset(const char *preset, const char *dir, uint64_t seed, StDtyp
             return ls_set_error("init --preset sd15 needs the CLIP vocabulary: --bpe "
                                 "bpe_simple_vocab_16e6.txt.gz (scripts/fetch_clip_vocab.sh fetches it)");
     } else {
-        return ls_set_error("unknown preset '%s' (choose tiny or sd15)", preset);
+        return ls_set_error("unknown preset '%s' (choose tiny, base or sd15)", preset);
     }
     LS_TRY(ls_mkdir_p(dir));
     /* tokenizer first: it is the cheapest thing to get wrong (missing bpe file) */
     char *tdir = ls_path_join(dir, "tokenizer");
     int rc = ls_mkdir_p(tdir);
-    if (rc == 0) rc = tiny ? tokenizer_write_tiny(tdir) : tokenizer_write_from_bpe(bpe_path, tdir);
+    if (rc == 0) {
+        if (tiny) rc = tokenizer_write_tiny(tdir);
+        else if (base) { /* the scene grammar's words, each one token; any other text falls back to bytes */
+            const char *words[256];
+            int nw = scene_vocabulary(words, 256), nv = 0;
+            rc = tokenizer_write_trained(tdir, words, (size_t)nw, 2000, &nv);
+            cc.vocab_size = nv, cc.bos_id = nv - 2, cc.eos_id = cc.pad_id = nv - 1;
+        } else rc = tokenizer_write_from_bpe(bpe_path, tdir);
+    }
     free(tdir);
     LS_TRY(rc);
 

@@ -43,6 +43,8 @@ const char *model_hash(Model *m);
 /* `lorastyle init`: write a randomly initialised model in diffusers layout.
  * preset "tiny" (fast tests; built-in tiny tokenizer) or "sd15" (SD1.5's exact shapes; tokenizer from
  * bpe_path, the open_clip bpe_simple_vocab_16e6.txt.gz, required). dtype: ST_F32 or ST_F16. */
+/* The built-in base model's shapes (applied on top of the tiny preset's configs). */
+void model_config_base(UNetConfig *uc, VaeConfig *vc, ClipConfig *cc);
 int model_init_preset(const char *preset, const char *dir, uint64_t seed, StDtype dtype,
                       const char *bpe_path);
 

@@ -100,44 +100,6 @@ static int check_out(const char *out, int force, int resume) {
     return LS_OK;
 }
 
-/* ---------------- optimizer ---------------- */
-
-static void adam_init(AdamState *st, const TrainSet *ts) {
-    st->n = ts->n;
-    st->m = callocCheck((size_t)ts->n, sizeof *st->m);
-    st->v = callocCheck((size_t)ts->n, sizeof *st->v);
-    for (int i = 0; i < ts->n; i++) {
-        st->m[i] = callocCheck(ts->t[i].n, sizeof(float));
-        st->v[i] = callocCheck(ts->t[i].n, sizeof(float));
-    }
-}
-
-static void adam_free(AdamState *st) {
-    for (int i = 0; i < st->n; i++) free(st->m[i]), free(st->v[i]);
-    free(st->m), free(st->v);
-    memset(st, 0, sizeof *st);
-}
-
-/* One AdamW step (t: 1-based step count) on gradients scaled by gscale (clipping). */
-static void adamw_step(const TrainSet *ts, AdamState *st, float lr0, int t, float gscale) {
-    double bc1 = 1.0 - pow(ADAM_B1, t), bc2 = 1.0 - pow(ADAM_B2, t);
-    for (int i = 0; i < ts->n; i++) {
-        const TrainTensor *q = &ts->t[i];
-        float lr = lr0 * q->lr_mul;
-        float *mm = st->m[i], *vv = st->v[i];
-#pragma omp parallel for schedule(static) if (q->n > 65536)
-        for (size_t j = 0; j < q->n; j++) {
-            double g = (double)q->g[j] * gscale;
-            double m = ADAM_B1 * mm[j] + (1.0 - ADAM_B1) * g;
-            double v = ADAM_B2 * vv[j] + (1.0 - ADAM_B2) * g * g;
-            mm[j] = (float)m, vv[j] = (float)v;
-            double p = (double)q->p[j] * (1.0 - (double)lr * ADAM_WD); /* decoupled weight decay */
-            p -= (double)lr * (m / bc1) / (sqrt(v / bc2) + ADAM_EPS);
-            q->p[j] = (float)p;
-        }
-    }
-}
-
 /* ---------------- one optimizer step ---------------- */
 
 /* The next batch of the epoch order (a new epoch when this one is used up). */
@@ -519,7 +481,7 @@ int train_run(const TrainOptions *oin, TrainResult *res) {
         }
         float gscale = 1.0f;
         if (o->max_grad_norm > 0 && gnorm > o->max_grad_norm) gscale = (float)(o->max_grad_norm / (gnorm + 1e-6));
-        adamw_step(&T->ts, &T->adam, lr, s + 1, gscale);
+        adamw_step(&T->ts, &T->adam, lr, s + 1, gscale, ADAM_WD);
         fprintf(T->csv, "%d,%.6g,%.6g,%.6g,%.3f\n", s + 1, loss, (double)lr, gnorm, ls_time() - t_loop);
         fflush(T->csv); /* readable while training (tail -f, plots) */
         T->hist[s] = (float)loss;

@@ -147,6 +147,8 @@ float train_lr_at(const TrainOptions *o, int s);
 /* Write a loss-curve PNG (raw losses as dots, their moving average as a line, labelled axes) of n ≥ 1
  * values (loss[i] = step i+1), with nv validation losses vloss[j] at steps vstep[j] (0..n; nv may be 0) as a
  * red line, atomically. LS_ERR naming path. (src/lossplot.c) */
+/* Keep a CSV log's header and the rows of steps ≤ step (a resumed run appends after them). */
+int train_csv_truncate(const char *path, int step);
 int train_loss_plot(const char *path, const float *loss, int n, const int *vstep, const float *vloss, int nv,
                     const char *title);
 

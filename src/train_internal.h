@@ -25,9 +25,6 @@
 /* Purposes of the RNG streams (seed, micro-step, purpose). */
 enum { P_VAE = 1, P_TIMESTEP, P_NOISE, P_OFFSET, P_VAL };
 
-#define ADAM_B1 0.9
-#define ADAM_B2 0.999
-#define ADAM_EPS 1e-8
 #define ADAM_WD 1e-2
 #define MAX_TEXT_CACHE 1024
 #define MAX_SAMPLE_PROMPTS 16
@@ -50,12 +47,6 @@ typedef struct {
     int n_text;
     int clip_skip, L, D;
 } DataCache;
-
-/* AdamW state for every tensor of the TrainSet (same order): first and second moments, fp32. */
-typedef struct {
-    float **m, **v;
-    int n;
-} AdamState;
 
 typedef struct {
     char *prompt, *negative;
@@ -155,7 +146,6 @@ void train_release_encoders(Trainer *T);
  * on resume, a CSV log keeps its header and the rows of steps ≤ step */
 int train_ckpt_save(Trainer *T);
 int train_ckpt_load(Trainer *T);
-int train_csv_truncate(const char *path, int step);
 
 /* train_eval.c: --sample-prompts (or the first caption); a grid per call; the validation loss at T->step
  * (validation.csv + history); loss.png */

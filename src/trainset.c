@@ -1,6 +1,7 @@
 /* trainset.c — see trainset.h. */
 #include "trainset.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "common.h" // defines: LS_ASSERT
@@ -37,4 +38,39 @@ void trainset_free(TrainSet *s) {
     for (int i = 0; i < s->n; i++) free(s->t[i].name);
     free(s->t);
     memset(s, 0, sizeof *s);
+}
+
+void adam_init(AdamState *st, const TrainSet *ts) {
+    st->n = ts->n;
+    st->m = callocCheck((size_t)ts->n, sizeof *st->m);
+    st->v = callocCheck((size_t)ts->n, sizeof *st->v);
+    for (int i = 0; i < ts->n; i++) {
+        st->m[i] = callocCheck(ts->t[i].n, sizeof(float));
+        st->v[i] = callocCheck(ts->t[i].n, sizeof(float));
+    }
+}
+
+void adam_free(AdamState *st) {
+    for (int i = 0; i < st->n; i++) free(st->m[i]), free(st->v[i]);
+    free(st->m), free(st->v);
+    memset(st, 0, sizeof *st);
+}
+
+void adamw_step(const TrainSet *ts, AdamState *st, float lr0, int t, float gscale, double wd) {
+    double bc1 = 1.0 - pow(ADAM_B1, t), bc2 = 1.0 - pow(ADAM_B2, t);
+    for (int i = 0; i < ts->n; i++) {
+        const TrainTensor *q = &ts->t[i];
+        float lr = lr0 * q->lr_mul;
+        float *mm = st->m[i], *vv = st->v[i];
+#pragma omp parallel for schedule(static) if (q->n > 65536)
+        for (size_t j = 0; j < q->n; j++) {
+            double g = (double)q->g[j] * gscale;
+            double m = ADAM_B1 * mm[j] + (1.0 - ADAM_B1) * g;
+            double v = ADAM_B2 * vv[j] + (1.0 - ADAM_B2) * g * g;
+            mm[j] = (float)m, vv[j] = (float)v;
+            double p = (double)q->p[j] * (1.0 - (double)lr * wd); /* decoupled weight decay */
+            p -= (double)lr * (m / bc1) / (sqrt(v / bc2) + ADAM_EPS);
+            q->p[j] = (float)p;
+        }
+    }
 }

@@ -29,4 +29,20 @@ void trainset_zero_grads(const TrainSet *s);
 double trainset_grad_sumsq(const TrainSet *s); /* Σ g² in double */
 void trainset_free(TrainSet *s);                /* frees the list and names, not the buffers */
 
+/* AdamW (β1 0.9, β2 0.999, ε 1e-8, decoupled weight decay) state for every tensor of a TrainSet (same order):
+ * first and second moments, fp32. */
+#define ADAM_B1 0.9
+#define ADAM_B2 0.999
+#define ADAM_EPS 1e-8
+typedef struct {
+    float **m, **v;
+    int n;
+} AdamState;
+
+void adam_init(AdamState *st, const TrainSet *ts); /* zeroed moments */
+void adam_free(AdamState *st);
+/* One AdamW step (t: 1-based step count) at learning rate lr0·lr_mul per tensor, on gradients scaled by
+ * gscale (clipping), with weight decay wd; moment updates and the step in double, stored as float. */
+void adamw_step(const TrainSet *ts, AdamState *st, float lr0, int t, float gscale, double wd);
+
 #endif

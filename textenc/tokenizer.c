@@ -915,24 +915,29 @@ static void train_piece(const uint32_t *cp, size_t n, void *ctx) {
     strmap_put(&c->index, s, (size_t)nb, c->n++);
 }
 
-int tokenizer_write_tiny(const char *dir) {
-    enum { N_MERGES = 486, TOTAL = 512 + N_MERGES + 2 };
+/* Learn up to max_merges BPE merges from a corpus (most frequent adjacent pair first, as CLIP's own
+ * vocabulary was made), stopping early when no pair is left; write the tokenizer folder with 512 byte tokens,
+ * the merges, BOS and EOS. *vocab_size gets the total. */
+static int write_trained(const char *dir, const char *const *corpus, size_t n_corpus, int max_merges,
+                         int *vocab_size) {
+    const int cap = 512 + max_merges + 2;
     TrainCorpus c = {0};
     strmap_init(&c.index, 512);
-    for (size_t i = 0; i < sizeof tiny_corpus / sizeof *tiny_corpus; i++) {
+    for (size_t i = 0; i < n_corpus; i++) {
         size_t m;
-        uint32_t *cp = normalize(tiny_corpus[i], strlen(tiny_corpus[i]), &m);
+        uint32_t *cp = normalize(corpus[i], strlen(corpus[i]), &m);
         pretokenize(cp, m, train_piece, &c);
         free(cp);
     }
-    char **tok = base_tokens(TOTAL);
+    char **tok = base_tokens(cap);
     StrMap vocab;
-    strmap_init(&vocab, TOTAL);
+    strmap_init(&vocab, cap);
     for (int i = 0; i < 512; i++) strmap_put(&vocab, tok[i], strlen(tok[i]), i);
     Buf merges = {0}, joined = {0};
     PairMap counts;
+    int n_merges = 0;
 
-    for (int m = 0; m < N_MERGES; m++) {
+    for (int m = 0; m < max_merges; m++) {
         /* Count adjacent pairs weighted by word frequency; pick the most frequent, ties broken by the
          * token strings (strcmp on left, then right) so the result is platform-independent. Pairs whose
          * concatenation is already a token are skipped (vocab.json keys must stay unique). */
@@ -956,7 +961,8 @@ int tokenizer_write_tiny(const char *dir) {
             if (d < 0) best_a = a, best_b = b, best_n = n;
         }
         pairmap_free(&counts);
-        LS_ASSERT(best_a >= 0); /* the corpus has far more than N_MERGES distinct pairs */
+        if (best_a < 0) break; /* every word of the corpus is one token */
+        n_merges = m + 1;
 
         int id = 512 + m;
         buf_str(&merges, tok[best_a]);
@@ -978,9 +984,11 @@ int tokenizer_write_tiny(const char *dir) {
             tw->n = o;
         }
     }
-    tok[TOTAL - 2] = str_dup(BOS_TOKEN); /* 998 */
-    tok[TOTAL - 1] = str_dup(EOS_TOKEN); /* 999 */
-    int err = write_folder(dir, tok, TOTAL, &merges);
+    int total = 512 + n_merges + 2;
+    tok[total - 2] = str_dup(BOS_TOKEN);
+    tok[total - 1] = str_dup(EOS_TOKEN);
+    int err = write_folder(dir, tok, total, &merges);
+    if (vocab_size) *vocab_size = total;
 
     for (int w = 0; w < c.n; w++) free(c.w[w].sym);
     free(c.w);
@@ -988,6 +996,18 @@ int tokenizer_write_tiny(const char *dir) {
     strmap_free(&vocab);
     free(merges.p);
     free(joined.p);
-    free_tokens(tok, TOTAL);
+    free_tokens(tok, cap);
     return err;
+}
+
+int tokenizer_write_tiny(const char *dir) {
+    int total = 0;
+    int rc = write_trained(dir, tiny_corpus, sizeof tiny_corpus / sizeof *tiny_corpus, 486, &total);
+    LS_ASSERT(rc < 0 || total == 1000); /* the corpus has far more than 486 distinct pairs */
+    return rc;
+}
+
+int tokenizer_write_trained(const char *dir, const char *const *corpus, size_t n, int max_merges,
+                            int *vocab_size) {
+    return write_trained(dir, corpus, n, max_merges, vocab_size);
 }

@@ -7,6 +7,8 @@
 #ifndef LS_TOKENIZER_H
 #define LS_TOKENIZER_H
 
+#include <stddef.h>
+
 typedef struct Tokenizer Tokenizer;
 
 /* dir holds vocab.json and merges.txt. NULL + error naming the file on failure. */
@@ -33,6 +35,11 @@ int tokenizer_encode(const Tokenizer *t, const char *text, int *ids, int max_len
  * lorastyle's own BPE trainer on an embedded word list, then <|startoftext|>, <|endoftext|>) into dir as
  * vocab.json, merges.txt, tokenizer_config.json, special_tokens_map.json. */
 int tokenizer_write_tiny(const char *dir);
+/* A vocabulary of its own for a small model: up to max_merges BPE merges learnt from corpus (stops early once
+ * every word is one token), over CLIP's 512 byte-level base tokens, so any text still tokenizes; BOS and EOS
+ * last. *vocab_size (may be NULL) gets the number of tokens. */
+int tokenizer_write_trained(const char *dir, const char *const *corpus, size_t n, int max_merges,
+                            int *vocab_size);
 
 /* Write a full CLIP tokenizer folder from OpenAI/open_clip's bpe_simple_vocab_16e6.txt(.gz) merges file
  * (vocab order: bytes, bytes+</w>, first 48894 merges, specials → 49408 ids). */

@@ -1,0 +1,567 @@
+/* pretrain.c — `lorastyle pretrain vae|diffusion MODEL`: training a small SD-1.x model from scratch on the
+ * streamed synthetic scenes (datasets/scenes.h); how models/base is made (scripts/make_base_model.sh).
+ *
+ *   vae        the autoencoder alone: L1 reconstruction + an L1 edge term (image gradients, keeps edges and
+ *              textures crisp) + KL at LDM's weight (1e-6 against per-pixel sums); the images are scenes
+ *              in every render style, as SD's VAE saw every kind of image. At the end the latent scaling
+ *              factor is measured (1/std of the latents, as SD's 0.18215 was) and written to vae/config.json.
+ *   diffusion  the U-Net and the text encoder together through the ε-prediction loss (min-SNR-5 weights),
+ *              on plain-style scenes only (the styles stay new to the model), with the caption dropped
+ *              (empty prompt) for 10% of the samples so classifier-free guidance works; the VAE is frozen.
+ *              The model written is the exponential moving average of the weights (decay 0.999).
+ *
+ * Both stages are AdamW with warmup + cosine decay to 10%, gradient clipping at 1, and resumable: every
+ * --checkpoint-every steps WORK/checkpoint.safetensors holds the trained tensors, the AdamW moments, the EMA
+ * and the step (temp file + rename), and the data of step s is a pure function of (seed, s), so --resume
+ * continues exactly. The model folder is rewritten (atomically, file by file) at every checkpoint and at the
+ * end, so a stopped run still leaves a usable model. */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"        // defines: cli_fail, cli_need_arg, cli_parse_int, cli_parse_float
+#include "clip_train.h" // defines: clip_encode_train, clip_backward, clip_full_grads_alloc
+#include "common.h"     // defines: ls_set_error, ls_time, ls_path_join
+#include "jsonutil.h"   // defines: json_float
+#include "model.h"      // defines: Model, model_load, model_save_folder
+#include "ops.h"        // defines: op_num_threads
+#include "rng.h"        // defines: rng_normal, rng_uniform
+#include "scenes.h"     // defines: Scene, scene_sample, scene_caption, scene_render_chw
+#include "train.h"      // defines: train_loss_plot, train_csv_truncate
+#include "trainset.h"   // defines: TrainSet, AdamState, adamw_step
+#include "unet_train.h" // defines: unet_forward_train, unet_backward, unet_full_grads_alloc
+#include "vae_train.h"  // defines: vae_encode_train, vae_decode_train, vae_full_grads_alloc
+
+enum { STAGE_VAE, STAGE_DIFFUSION };
+enum { S_SCENE = 1, S_STYLE, S_EPS, S_T, S_NOISE, S_DROP }; /* RNG stream purposes */
+
+typedef struct {
+    int stage;
+    const char *model, *work, *out;
+    long steps, batch, warmup, checkpoint_every, seed, threads;
+    float lr, kl_weight, edge_weight, uncond, ema_decay, min_snr;
+    int resume, force, quiet;
+} PretrainOptions;
+
+typedef struct {
+    PretrainOptions o;
+    Model m;
+    TrainSet ts;
+    AdamState adam;
+    float **ema;       /* [ts.n] EMA of every trained tensor (diffusion stage), or NULL */
+    float *hist;       /* loss per step */
+    int step;
+    char *ckpt, *csv_path, *plot;
+    FILE *csv;
+} Pretrainer;
+
+static volatile sig_atomic_t g_stop;
+static void on_signal(int sig) {
+    (void)sig;
+    g_stop = 1;
+}
+
+static uint64_t stream(uint64_t seed, uint64_t step, uint64_t purpose) {
+    uint64_t x = seed * 0x9e3779b97f4a7c15ULL ^ (step * 16 + purpose) * 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 31;
+    return x * 0x94d049bb133111ebULL ^ purpose;
+}
+
+static float lr_at(const PretrainOptions *o, int s) {
+    if (s < o->warmup) return o->lr * (float)(s + 1) / (float)o->warmup;
+    double p = (double)(s - o->warmup) / (double)LS_MAX(1, o->steps - o->warmup);
+    return (float)(o->lr * (0.1 + 0.9 * 0.5 * (1.0 + cos(M_PI * p))));
+}
+
+/* ---------------- checkpoint ---------------- */
+
+static int ckpt_save(Pretrainer *P) {
+    StWriter w;
+    st_writer_init(&w);
+    char name[600], sv[32];
+    for (int i = 0; i < P->ts.n; i++) {
+        const TrainTensor *t = &P->ts.t[i];
+        int64_t sh[1] = {(int64_t)t->n};
+        snprintf(name, sizeof name, "p/%s", t->name);
+        st_writer_add(&w, name, ST_F32, 1, sh, t->p);
+        snprintf(name, sizeof name, "m/%s", t->name);
+        st_writer_add(&w, name, ST_F32, 1, sh, P->adam.m[i]);
+        snprintf(name, sizeof name, "v/%s", t->name);
+        st_writer_add(&w, name, ST_F32, 1, sh, P->adam.v[i]);
+        if (P->ema) {
+            snprintf(name, sizeof name, "ema/%s", t->name);
+            st_writer_add(&w, name, ST_F32, 1, sh, P->ema[i]);
+        }
+    }
+    int64_t hs[1] = {P->step > 0 ? P->step : 1};
+    float zero = 0.0f;
+    st_writer_add(&w, "loss_history", ST_F32, 1, hs, P->step > 0 ? P->hist : &zero);
+    snprintf(sv, sizeof sv, "%d", P->step);
+    st_writer_meta(&w, "lorastyle_format", "pretrain-checkpoint-1");
+    st_writer_meta(&w, "stage", P->o.stage == STAGE_VAE ? "vae" : "diffusion");
+    st_writer_meta(&w, "step", sv);
+    int rc = st_writer_save(&w, P->ckpt);
+    st_writer_free(&w);
+    return rc;
+}
+
+static int ckpt_load(Pretrainer *P) {
+    StFile f;
+    LS_TRY(st_open(&f, P->ckpt));
+    int rc = LS_ERR;
+    const char *fmt = st_meta_get(&f, "lorastyle_format"), *stage = st_meta_get(&f, "stage");
+    const char *sv = st_meta_get(&f, "step");
+    if (!fmt || strcmp(fmt, "pretrain-checkpoint-1") || !stage || !sv) {
+        ls_set_error("%s: not a lorastyle pretrain checkpoint", P->ckpt);
+        goto out;
+    }
+    if (strcmp(stage, P->o.stage == STAGE_VAE ? "vae" : "diffusion")) {
+        ls_set_error("%s: a checkpoint of the %s stage, not this one", P->ckpt, stage);
+        goto out;
+    }
+    P->step = atoi(sv);
+    if (P->step < 0 || P->step > P->o.steps) {
+        ls_set_error("%s: step %d does not fit --steps %ld", P->ckpt, P->step, P->o.steps);
+        goto out;
+    }
+    char name[600];
+    for (int i = 0; i < P->ts.n; i++) {
+        const TrainTensor *t = &P->ts.t[i];
+        float *dst[4] = {t->p, P->adam.m[i], P->adam.v[i], P->ema ? P->ema[i] : NULL};
+        const char *pre[4] = {"p", "m", "v", "ema"};
+        for (int k = 0; k < 4; k++) {
+            if (!dst[k]) continue;
+            snprintf(name, sizeof name, "%s/%s", pre[k], t->name);
+            const StTensor *st = st_find(&f, name);
+            if (!st || st->numel != (int64_t)t->n) {
+                ls_set_error("%s: tensor %s is missing or has another size (a checkpoint of another model?)",
+                             P->ckpt, name);
+                goto out;
+            }
+            if (st_to_f32(&f, st, dst[k], 1) < 0) goto out;
+        }
+    }
+    const StTensor *h = st_find(&f, "loss_history");
+    if (h && P->step > 0 && h->numel >= P->step) {
+        float *tmp = mallocCheck((size_t)h->numel * sizeof(float));
+        if (st_to_f32(&f, h, tmp, 0) == 0) memcpy(P->hist, tmp, (size_t)P->step * sizeof(float));
+        free(tmp);
+    }
+    rc = LS_OK;
+out:
+    st_close(&f);
+    return rc;
+}
+
+/* Write the model folder: the trained weights (the EMA for the diffusion stage) in float32, or in f16 for
+ * the final --dtype f16 copy. */
+static int save_model(Pretrainer *P, const char *out, StDtype dt) {
+    float **keep = NULL;
+    if (P->ema) { /* swap the EMA in, save, swap back */
+        keep = mallocCheck((size_t)P->ts.n * sizeof *keep);
+        for (int i = 0; i < P->ts.n; i++) {
+            keep[i] = mallocCheck(P->ts.t[i].n * sizeof(float));
+            memcpy(keep[i], P->ts.t[i].p, P->ts.t[i].n * sizeof(float));
+            memcpy(P->ts.t[i].p, P->ema[i], P->ts.t[i].n * sizeof(float));
+        }
+    }
+    int rc = model_save_folder(&P->m, out, dt);
+    if (keep) {
+        for (int i = 0; i < P->ts.n; i++) {
+            memcpy(P->ts.t[i].p, keep[i], P->ts.t[i].n * sizeof(float));
+            free(keep[i]);
+        }
+        free(keep);
+    }
+    return rc;
+}
+
+/* ---------------- the VAE stage ---------------- */
+
+/* Σ|a−b| (+ the same of horizontal and vertical differences, times we); d = ∂/∂a of it, times scale. */
+static double l1_edge(float *d, const float *a, const float *b, int B, int C, int H, int W, float we, float scale) {
+    double acc = 0.0;
+    size_t n = (size_t)B * C * H * W;
+    for (size_t i = 0; i < n; i++) {
+        float e = a[i] - b[i];
+        acc += fabsf(e);
+        d[i] = e > 0 ? scale : e < 0 ? -scale : 0.0f;
+    }
+    if (we > 0)
+        for (int p = 0; p < B * C; p++) {
+            const float *ap = a + (size_t)p * H * W, *bp = b + (size_t)p * H * W;
+            float *dp = d + (size_t)p * H * W;
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < W; x++) {
+                    int i = y * W + x;
+                    if (x + 1 < W) {
+                        float e = (ap[i + 1] - ap[i]) - (bp[i + 1] - bp[i]);
+                        float s = e > 0 ? we * scale : e < 0 ? -we * scale : 0.0f;
+                        acc += we * fabsf(e), dp[i + 1] += s, dp[i] -= s;
+                    }
+                    if (y + 1 < H) {
+                        float e = (ap[i + W] - ap[i]) - (bp[i + W] - bp[i]);
+                        float s = e > 0 ? we * scale : e < 0 ? -we * scale : 0.0f;
+                        acc += we * fabsf(e), dp[i + W] += s, dp[i] -= s;
+                    }
+                }
+        }
+    return acc;
+}
+
+/* The images of step s: B scenes, in a random style (the VAE stage) or plain. */
+static void step_images(const PretrainOptions *o, int s, int any_style, float *img, int size, char (*cap)[256]) {
+    for (int k = 0; k < o->batch; k++) {
+        uint64_t idx = (uint64_t)s * (uint64_t)o->batch + (uint64_t)k;
+        Scene sc;
+        scene_sample(&sc, SCENE_TRAIN, (uint64_t)o->seed, idx);
+        int style = SCENE_STYLE_PLAIN;
+        if (any_style) {
+            uint32_t r = rng_u32(stream((uint64_t)o->seed, idx, S_STYLE), 0);
+            style = (r % 8) < 4 ? SCENE_STYLE_PLAIN : (int)(1 + r % (SCENE_N_STYLES - 1));
+        }
+        scene_render_chw(&sc, style, (uint64_t)o->seed, idx, img + (size_t)k * 3 * size * size, size);
+        if (cap) scene_caption(&sc, cap[k], sizeof cap[k]);
+    }
+}
+
+static double vae_step(Pretrainer *P, int s, int size) {
+    const PretrainOptions *o = &P->o;
+    const Vae *v = &P->m.vae;
+    int B = (int)o->batch, f = vae_scale_factor(&v->cfg), h = size / f, L = v->cfg.latent_channels;
+    size_t ni = (size_t)B * 3 * size * size, nl = (size_t)B * L * h * h;
+    float *img = fbuf(ni), *rec = fbuf(ni), *drec = fbuf(ni);
+    float *mom = fbuf(2 * nl), *dmom = fbuf(2 * nl), *z = fbuf(nl), *dz = fbuf(nl), *eps = fbuf(nl);
+    step_images(o, s, 1, img, size, NULL);
+    VaeActs acts = {0};
+    vae_encode_train(v, &acts, mom, img, B, size, size);
+    rng_normal(eps, nl, stream((uint64_t)o->seed, (uint64_t)s, S_EPS), 0);
+    size_t per = (size_t)L * h * h;
+    double kl = 0.0;
+    for (int b = 0; b < B; b++)
+        for (size_t q = 0; q < per; q++) {
+            size_t im = (size_t)b * 2 * per + q, il = im + per, iz = (size_t)b * per + q;
+            float lv = fminf(fmaxf(mom[il], -30.0f), 20.0f), sd = expf(0.5f * lv);
+            z[iz] = mom[im] + sd * eps[iz];
+            kl += 0.5 * ((double)mom[im] * mom[im] + (double)sd * sd - 1.0 - lv);
+        }
+    vae_decode_train(v, &acts, rec, z, B, h, h);
+    double P_ = 3.0 * size * size, norm = 1.0 / (B * P_);
+    double rl = l1_edge(drec, rec, img, B, 3, size, size, o->edge_weight, (float)norm);
+    vae_decode_backward(v, &acts, dz, drec);
+    for (int b = 0; b < B; b++)
+        for (size_t q = 0; q < per; q++) {
+            size_t im = (size_t)b * 2 * per + q, il = im + per, iz = (size_t)b * per + q;
+            float lv = fminf(fmaxf(mom[il], -30.0f), 20.0f), sd = expf(0.5f * lv);
+            dmom[im] = dz[iz] + (float)(o->kl_weight * norm) * mom[im];
+            int clamped = mom[il] < -30.0f || mom[il] > 20.0f;
+            dmom[il] = clamped ? 0.0f : dz[iz] * eps[iz] * 0.5f * sd + (float)(o->kl_weight * norm) * 0.5f * (sd * sd - 1.0f);
+        }
+    vae_encode_backward(v, &acts, dmom);
+    vae_acts_free(&acts);
+    free(img), free(rec), free(drec), free(mom), free(dmom), free(z), free(dz), free(eps);
+    return rl * norm + o->kl_weight * kl * norm;
+}
+
+/* 1/std of the latents of 64 training scenes: the VAE config's scaling_factor. */
+static float measure_scaling(Pretrainer *P, int size) {
+    const Vae *v = &P->m.vae;
+    int n = 64, f = vae_scale_factor(&v->cfg), h = size / f, L = v->cfg.latent_channels;
+    size_t per = (size_t)L * h * h;
+    float *img = fbuf((size_t)3 * size * size), *mom = fbuf(2 * per), *eps = fbuf(per);
+    double s1 = 0, s2 = 0;
+    for (int i = 0; i < n; i++) {
+        Scene sc;
+        scene_sample(&sc, SCENE_TRAIN, 777, (uint64_t)i);
+        scene_render_chw(&sc, SCENE_STYLE_PLAIN, 777, (uint64_t)i, img, size);
+        int hh, ww;
+        vae_encode(v, mom, img, 1, size, size, &hh, &ww);
+        rng_normal(eps, per, stream(777, (uint64_t)i, S_EPS), 0);
+        for (size_t q = 0; q < per; q++) {
+            float lv = fminf(fmaxf(mom[per + q], -30.0f), 20.0f);
+            double zz = mom[q] + expf(0.5f * lv) * eps[q];
+            s1 += zz, s2 += zz * zz;
+        }
+    }
+    double cnt = (double)n * per, mean = s1 / cnt, var = s2 / cnt - mean * mean;
+    free(img), free(mom), free(eps);
+    return var > 0 ? (float)(1.0 / sqrt(var)) : 1.0f;
+}
+
+/* ---------------- the diffusion stage ---------------- */
+
+static double diffusion_step(Pretrainer *P, int s, int size, const float *acp) {
+    const PretrainOptions *o = &P->o;
+    Model *m = &P->m;
+    int B = (int)o->batch, f = vae_scale_factor(&m->vae.cfg), h = size / f, C = m->vae.cfg.latent_channels;
+    int T = m->sched.num_train_timesteps, Lt = tokenizer_max_length(m->tok), D = m->clip.cfg.hidden;
+    size_t per = (size_t)C * h * h, n = (size_t)B * per, ni = (size_t)B * 3 * size * size;
+    float *img = fbuf(ni), *mom = fbuf(2 * n), *x0 = fbuf(n), *noise = fbuf(n), *xt = fbuf(n);
+    float *target = fbuf(n), *out = fbuf(n), *dout = fbuf(n), *ctx = fbuf((size_t)B * Lt * D);
+    float *u = fbuf((size_t)2 * B), tf[1024];
+    char(*cap)[256] = mallocCheck((size_t)B * sizeof *cap);
+    const char **capp = mallocCheck((size_t)B * sizeof *capp);
+    step_images(o, s, 0, img, size, cap);
+    int hh, ww;
+    vae_encode(&m->vae, mom, img, B, size, size, &hh, &ww);
+    rng_normal(noise, n, stream((uint64_t)o->seed, (uint64_t)s, S_EPS), 0);
+    float sf = m->vae.cfg.scaling_factor;
+    for (int b = 0; b < B; b++)
+        for (size_t q = 0; q < per; q++) {
+            const float *mb = mom + (size_t)b * 2 * per;
+            float lv = fminf(fmaxf(mb[per + q], -30.0f), 20.0f);
+            x0[b * per + q] = (mb[q] + expf(0.5f * lv) * noise[b * per + q]) * sf;
+        }
+    rng_uniform(u, (size_t)2 * B, stream((uint64_t)o->seed, (uint64_t)s, S_T), 0);
+    rng_normal(noise, n, stream((uint64_t)o->seed, (uint64_t)s, S_NOISE), 0);
+    int tt[1024];
+    for (int b = 0; b < B; b++) {
+        tt[b] = LS_MIN(T - 1, (int)(u[b] * (float)T));
+        tf[b] = (float)tt[b];
+        capp[b] = u[B + b] < o->uncond ? "" : cap[b];
+        float a = sqrtf(acp[tt[b]]), sg = sqrtf(1.0f - acp[tt[b]]);
+        for (size_t q = 0; q < per; q++) {
+            xt[b * per + q] = a * x0[b * per + q] + sg * noise[b * per + q];
+            target[b * per + q] = noise[b * per + q];
+        }
+    }
+    ClipActs cacts = {0};
+    UNetActs uacts = {0};
+    double l = 0.0;
+    if (clip_encode_train(&m->clip, m->tok, &cacts, ctx, capp, B, 1) < 0) {
+        l = NAN;
+        goto out;
+    }
+    unet_forward_train(&m->unet, &uacts, out, xt, tf, ctx, B, h, h, Lt);
+    for (int b = 0; b < B; b++) {
+        double lb = unet_mse_loss(dout + b * per, out + b * per, target + b * per, per);
+        double snr = acp[tt[b]] / (1.0 - acp[tt[b]]), wk = o->min_snr > 0 ? fmin(snr, o->min_snr) / snr : 1.0;
+        l += wk * lb / B;
+        for (size_t q = 0; q < per; q++) dout[b * per + q] *= (float)(wk / B);
+    }
+    if (isfinite(l)) {
+        unet_backward(&m->unet, &uacts, ctx, dout);
+        clip_backward(&m->clip, &cacts, ctx);
+    }
+out:
+    clip_acts_free(&cacts);
+    unet_acts_free(&uacts);
+    free(img), free(mom), free(x0), free(noise), free(xt), free(target), free(out), free(dout), free(ctx);
+    free(u), free(cap), free(capp);
+    return l;
+}
+
+/* ---------------- the command ---------------- */
+
+static int usage(FILE *f) {
+    fprintf(f,
+            "usage: lorastyle pretrain vae|diffusion MODEL [-o OUT] [--work DIR] [--steps N] [--batch B] [--lr X]\n"
+            "           [--warmup N (200)] [--checkpoint-every N] [--seed S] [--resume] [--force]\n"
+            "           vae: [--kl-weight 1e-6] [--edge-weight 1]   diffusion: [--uncond 0.1] [--ema 0.999]\n"
+            "                [--min-snr 5]\n"
+            "Trains MODEL's VAE, or its U-Net and text encoder together, from its current weights on streamed\n"
+            "synthetic scenes (datasets/scenes.h) and writes the model to OUT (default: MODEL, in place) at every\n"
+            "checkpoint and at the end. WORK (default output/pretrain-STAGE) gets checkpoint.safetensors,\n"
+            "loss.csv and loss.png; Ctrl-C saves a checkpoint, --resume continues it exactly.\n");
+    return f == stderr ? 2 : 0;
+}
+
+static int parse(PretrainOptions *o, int argc, char **argv) {
+    if (argc < 1 || cli_is_help(argv[0])) return usage(argc < 1 ? stderr : stdout) ? LS_ERR : 1;
+    if (!strcmp(argv[0], "vae")) o->stage = STAGE_VAE;
+    else if (!strcmp(argv[0], "diffusion")) o->stage = STAGE_DIFFUSION;
+    else return ls_set_error("pretrain: unknown stage '%s' (vae or diffusion)", argv[0]);
+    int vae = o->stage == STAGE_VAE;
+    o->steps = vae ? 3000 : 20000, o->batch = vae ? 8 : 16, o->lr = vae ? 4e-4f : 3e-4f;
+    o->warmup = -1, o->checkpoint_every = 500, o->seed = 1;
+    o->kl_weight = 1e-6f, o->edge_weight = 1.0f, o->uncond = 0.1f, o->ema_decay = 0.999f, o->min_snr = 5.0f;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (cli_is_help(a)) return usage(stdout), 1;
+        if (!strcmp(a, "--resume")) {
+            o->resume = 1;
+            continue;
+        }
+        if (!strcmp(a, "--force")) {
+            o->force = 1;
+            continue;
+        }
+        if (!strcmp(a, "--quiet")) {
+            o->quiet = 1;
+            continue;
+        }
+        if (a[0] != '-') {
+            if (o->model) return ls_set_error("pretrain: unexpected argument '%s'", a);
+            o->model = a;
+            continue;
+        }
+        if (cli_need_arg(argc, argv, i) < 0) return LS_ERR;
+        const char *v = argv[++i];
+        int rc = 0;
+        if (!strcmp(a, "-o")) o->out = v;
+        else if (!strcmp(a, "--work")) o->work = v;
+        else if (!strcmp(a, "--steps")) rc = cli_parse_int(a, v, 1, 10000000, &o->steps);
+        else if (!strcmp(a, "--batch")) rc = cli_parse_int(a, v, 1, 1024, &o->batch);
+        else if (!strcmp(a, "--warmup")) rc = cli_parse_int(a, v, 0, 10000000, &o->warmup);
+        else if (!strcmp(a, "--checkpoint-every")) rc = cli_parse_int(a, v, 0, 10000000, &o->checkpoint_every);
+        else if (!strcmp(a, "--seed")) rc = cli_parse_int(a, v, 0, 0x7fffffffL, &o->seed);
+        else if (!strcmp(a, "--lr")) rc = cli_parse_float(a, v, &o->lr);
+        else if (!strcmp(a, "--kl-weight")) rc = cli_parse_float(a, v, &o->kl_weight);
+        else if (!strcmp(a, "--edge-weight")) rc = cli_parse_float(a, v, &o->edge_weight);
+        else if (!strcmp(a, "--uncond")) rc = cli_parse_float(a, v, &o->uncond);
+        else if (!strcmp(a, "--ema")) rc = cli_parse_float(a, v, &o->ema_decay);
+        else if (!strcmp(a, "--min-snr")) rc = cli_parse_float(a, v, &o->min_snr);
+        else rc = ls_set_error("pretrain: unknown option '%s' (lorastyle pretrain --help)", a);
+        if (rc < 0) return LS_ERR;
+    }
+    if (!o->model) return ls_set_error("pretrain: give the model folder to train (make one with lorastyle init --preset base)");
+    if (o->warmup < 0) o->warmup = LS_MIN(200, o->steps / 10); /* default */
+    if (!(o->lr > 0) || o->warmup > o->steps || o->uncond < 0 || o->uncond > 1 || o->ema_decay < 0 || o->ema_decay >= 1)
+        return ls_set_error("pretrain: --lr must be positive, --warmup at most --steps, --uncond in [0,1], --ema in [0,1)");
+    if (!o->out) o->out = o->model;
+    return 0;
+}
+
+static void pretrainer_free(Pretrainer *P) {
+    if (P->csv) fclose(P->csv);
+    if (P->ema)
+        for (int i = 0; i < P->ts.n; i++) free(P->ema[i]);
+    free(P->ema);
+    adam_free(&P->adam);
+    trainset_free(&P->ts);
+    model_free(&P->m);
+    free(P->hist), free(P->ckpt), free(P->csv_path), free(P->plot);
+}
+
+int cmd_pretrain(int argc, char **argv) {
+    Pretrainer *P = callocCheck(1, sizeof *P);
+    PretrainOptions *o = &P->o;
+    int prc = parse(o, argc, argv);
+    if (prc != 0) {
+        free(P);
+        return prc > 0 ? 0 : cli_fail();
+    }
+    const char *stage = o->stage == STAGE_VAE ? "vae" : "diffusion";
+    char wbuf[256];
+    if (!o->work) snprintf(wbuf, sizeof wbuf, "output/pretrain-%s", stage), o->work = wbuf;
+    int rc = LS_ERR;
+    float *acp = NULL;
+    P->ckpt = ls_path_join(o->work, "checkpoint.safetensors");
+    P->csv_path = ls_path_join(o->work, "loss.csv");
+    P->plot = ls_path_join(o->work, "loss.png");
+    if (!o->resume && !o->force && ls_file_exists(P->ckpt)) {
+        ls_set_error("%s: a checkpoint is there already (--resume to continue it, --force to start over)", P->ckpt);
+        goto out;
+    }
+    if (o->resume && !ls_file_exists(P->ckpt)) {
+        ls_set_error("%s: no checkpoint to resume (run without --resume)", P->ckpt);
+        goto out;
+    }
+    if (model_load(&P->m, o->model, NULL) < 0 || ls_mkdir_p(o->work) < 0) goto out;
+    if (P->m.single_file) {
+        ls_set_error("%s: pretrain works on a diffusers folder (lorastyle init --preset base -o DIR)", o->model);
+        goto out;
+    }
+    int size = P->m.unet.cfg.sample_size * vae_scale_factor(&P->m.vae.cfg);
+    if (o->stage == STAGE_VAE) {
+        if (vae_full_grads_alloc(&P->m.vae, &P->ts) < 0) goto out;
+    } else {
+        if (unet_full_grads_alloc(&P->m.unet, &P->ts) < 0 || clip_full_grads_alloc(&P->m.clip, &P->ts) < 0) goto out;
+        P->ema = callocCheck((size_t)P->ts.n, sizeof *P->ema);
+        for (int i = 0; i < P->ts.n; i++) {
+            P->ema[i] = mallocCheck(P->ts.t[i].n * sizeof(float));
+            memcpy(P->ema[i], P->ts.t[i].p, P->ts.t[i].n * sizeof(float));
+        }
+        acp = fbuf(P->m.sched.num_train_timesteps);
+        sched_alphas_cumprod(&P->m.sched, acp);
+    }
+    adam_init(&P->adam, &P->ts);
+    P->hist = callocCheck((size_t)o->steps, sizeof(float));
+    if (o->resume && ckpt_load(P) < 0) goto out;
+    if (o->resume) { /* keep the log's rows up to the checkpoint */
+        if (ls_file_exists(P->csv_path) && train_csv_truncate(P->csv_path, P->step) < 0) goto out;
+    }
+    P->csv = fopen(P->csv_path, o->resume ? "a" : "w");
+    if (!P->csv) {
+        ls_set_error("%s: cannot write: %s", P->csv_path, strerror(errno));
+        goto out;
+    }
+    if (!o->resume) fprintf(P->csv, "step,loss,lr,grad_norm,seconds\n");
+    if (!o->quiet)
+        fprintf(stderr, "lorastyle: pretraining the %s of %s: %lld parameters, %dx%d scenes, batch %ld, %ld steps%s (%d threads)\n",
+                o->stage == STAGE_VAE ? "VAE" : "U-Net and text encoder", o->model, (long long)P->ts.n_params, size,
+                size, o->batch, o->steps, o->resume ? " (resumed)" : "", op_num_threads());
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    g_stop = 0;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    double t0 = ls_time(), ema_loss = 0, ema_w = 0;
+    int start = P->step;
+    rc = LS_OK;
+    while (P->step < o->steps && rc == LS_OK) {
+        int s = P->step;
+        float lr = lr_at(o, s);
+        trainset_zero_grads(&P->ts);
+        double loss = o->stage == STAGE_VAE ? vae_step(P, s, size) : diffusion_step(P, s, size, acp);
+        double gn = isfinite(loss) ? sqrt(trainset_grad_sumsq(&P->ts)) : NAN;
+        if (!isfinite(loss) || !isfinite(gn)) {
+            rc = ls_set_error("pretraining stopped at step %d: the %s is not finite (lower --lr); the last "
+                              "checkpoint (%s) is kept", s + 1, isfinite(loss) ? "gradient norm" : "loss", P->ckpt);
+            break;
+        }
+        adamw_step(&P->ts, &P->adam, lr, s + 1, gn > 1.0 ? (float)(1.0 / (gn + 1e-6)) : 1.0f, 1e-2);
+        if (P->ema) {
+            float d = fminf(o->ema_decay, (1.0f + s) / (10.0f + s));
+            for (int i = 0; i < P->ts.n; i++)
+                for (size_t j = 0; j < P->ts.t[i].n; j++) P->ema[i][j] = d * P->ema[i][j] + (1 - d) * P->ts.t[i].p[j];
+        }
+        P->hist[s] = (float)loss;
+        P->step = s + 1;
+        fprintf(P->csv, "%d,%.6g,%.6g,%.6g,%.3f\n", P->step, loss, (double)lr, gn, ls_time() - t0);
+        ema_loss = 0.98 * ema_loss + 0.02 * loss, ema_w = 0.98 * ema_w + 0.02;
+        int last = P->step == o->steps;
+        if (!o->quiet && (P->step % 50 == 0 || last)) {
+            double el = ls_time() - t0, rate = (P->step - start) / el;
+            fprintf(stderr, "lorastyle: %s step %d/%ld  loss %.5f  lr %.2e  %.2f s/step  ETA %.0f min\n", stage,
+                    P->step, o->steps, ema_loss / ema_w, (double)lr, 1.0 / rate, (o->steps - P->step) / rate / 60.0);
+        }
+        if (last || g_stop || (o->checkpoint_every > 0 && P->step % o->checkpoint_every == 0)) {
+            fflush(P->csv);
+            if (last && o->stage == STAGE_VAE) {
+                P->m.vae.cfg.scaling_factor = measure_scaling(P, size);
+                if (!o->quiet)
+                    fprintf(stderr, "lorastyle: latent scaling factor %.5f (1/std of the latents)\n",
+                            (double)P->m.vae.cfg.scaling_factor);
+            }
+            if (ckpt_save(P) < 0 || save_model(P, o->out, ST_F32) < 0 ||
+                train_loss_plot(P->plot, P->hist, P->step, NULL, NULL, 0, stage) < 0)
+                rc = LS_ERR;
+            if (g_stop && rc == LS_OK && !last) {
+                rc = ls_set_error("interrupted at step %d of %ld: checkpoint saved to %s; continue with: lorastyle "
+                                  "pretrain %s %s --work %s --resume", P->step, o->steps, P->ckpt, stage, o->model, o->work);
+                sigaction(SIGINT, &old_int, NULL), sigaction(SIGTERM, &old_term, NULL);
+                pretrainer_free(P), free(acp), free(P);
+                cli_fail();
+                return 130;
+            }
+        }
+    }
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    if (rc == LS_OK && !o->quiet)
+        fprintf(stderr, "lorastyle: %s pretraining done in %.1f min; model written to %s\n", stage,
+                (ls_time() - t0) / 60.0, o->out);
+out:
+    pretrainer_free(P);
+    free(acp);
+    free(P);
+    return rc == LS_OK ? 0 : cli_fail();
+}

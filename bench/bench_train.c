@@ -1,16 +1,18 @@
 /* bench_train.c — seconds per LoRA training step and its memory, for a model.
  *
- *   bench_train MODEL [--size PIXELS] [--batch B] [--rank R] [--conv-rank R] [--reps N] [--max-other F]
- *                     [--inner K] [--no-infer] [--method lora|full|adapter]
+ *   bench_train MODEL [--size PIXELS] [--batch B] [--rank R] [--conv-rank R] [--targets LIST] [--reps N]
+ *                     [--max-other F] [--inner K] [--no-infer] [--method lora|full|adapter]
  *
  * One step is exactly the work `lorastyle train` does per step once its data is cached (src/train.c):
  * zero the gradients, U-Net training forward (saving activations) + MSE loss, backward (LoRA gradients
  * only), gradient norm + clipping at 1.0, AdamW (lr 1e-4, betas 0.9/0.999, eps 1e-8, weight decay 1e-2).
- * The adapter is a new kohya-initialised one from lora_create (rank R, alpha = R, attn1/attn2 to_q, to_k,
- * to_v, to_out.0; --conv-rank adds LoCon on the resnet convs). Inputs are seeded random latents, timesteps,
- * text context and noise target (the weights and data do not change the cost). --method full trains every
- * U-Net tensor instead (unet_full_grads_alloc: gradients for all weights, AdamW over all of them), --method
- * adapter bottleneck adapters of rank R (lora_create_bottleneck) — the trade-off of the design notes.
+ * The adapter is a new kohya-initialised one from lora_create (rank R, alpha = R) on --targets LIST
+ * (default attn: attn1/attn2 to_q, to_k, to_v, to_out.0, what bench/peer_train.py trains; --conv-rank R
+ * alone adds the conv group; `--targets all` is `lorastyle train`'s default; conv rank: --conv-rank, else R).
+ * Inputs are seeded random latents, timesteps, text context and noise target (the weights and data do not
+ * change the cost). --method full trains every U-Net tensor instead (unet_full_grads_alloc: gradients for
+ * all weights, AdamW over all of them), --method adapter bottleneck adapters of rank R
+ * (lora_create_bottleneck) — the trade-off of the design notes.
  *
  * Prints the median and min seconds per step over N timed repetitions after one warm-up step (a repetition
  * is the mean of as many steps as make it last ≥ 0.5 s: one step on the tiny preset), the split
@@ -89,11 +91,12 @@ typedef struct {
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: bench_train MODEL [--size PIXELS] [--batch B] [--rank R] [--conv-rank R] "
-                        "[--reps N] [--max-other F] [--inner K] [--no-infer] [--method lora|full|adapter]\n");
+                        "[--targets LIST] [--reps N] [--max-other F] [--inner K] [--no-infer] "
+                        "[--method lora|full|adapter]\n");
         return 2;
     }
-    int size = 0, B = 1, reps = 3, rank = 4, conv_rank = 0, infer = 1, inner_opt = 0;
-    const char *method = "lora";
+    int size = 0, B = 1, reps = 3, rank = 4, conv_rank = -1, infer = 1, inner_opt = 0;
+    const char *method = "lora", *targets = NULL;
     double max_other = 0.10;
     for (int i = 2; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : "0";
@@ -103,6 +106,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--reps")) reps = atoi(v), i++;
         else if (!strcmp(argv[i], "--rank")) rank = atoi(v), i++;
         else if (!strcmp(argv[i], "--conv-rank")) conv_rank = atoi(v), i++;
+        else if (!strcmp(argv[i], "--targets")) targets = v, i++;
         else if (!strcmp(argv[i], "--method")) method = v, i++;
         else if (!strcmp(argv[i], "--max-other")) max_other = atof(v), i++;
         else if (!strcmp(argv[i], "--inner")) inner_opt = atoi(v), i++;
@@ -112,6 +116,8 @@ int main(int argc, char **argv) {
         }
     }
     if (reps < 1 || reps > MAXREP / 2) reps = 3;
+    if (!targets) targets = conv_rank > 0 ? "attn,conv" : "attn";
+    if (conv_rank < 0) conv_rank = rank;
     int ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
     setvbuf(stdout, NULL, _IOLBF, 0); /* progress lines show up in a log file as they come */
     Model m;
@@ -128,7 +134,7 @@ int main(int argc, char **argv) {
     if (!strcmp(method, "full")) rc = unet_full_grads_alloc(&m.unet, &ts);
     else if (!strcmp(method, "adapter"))
         rc = lora_create_bottleneck(&lora, &m, rank, 0.0f, 1);
-    else if (!strcmp(method, "lora")) rc = lora_create(&lora, &m, NULL, rank, 0.0f, conv_rank, 0.0f, 1);
+    else if (!strcmp(method, "lora")) rc = lora_create(&lora, &m, targets, rank, 0.0f, conv_rank, 0.0f, 1);
     else rc = ls_set_error("--method %s: lora, full or adapter", method);
     if (rc == LS_OK && strcmp(method, "full"))
         rc = lora_attach(&lora, &m, 0) < 0 || lora_grads_alloc(&lora) < 0 ? LS_ERR : LS_OK;
@@ -156,8 +162,8 @@ int main(int argc, char **argv) {
     for (int b = 0; b < B; b++) t[b] = (float)(rng_u32(3, (uint64_t)b) % 1000u);
     printf("model %s: unet %lld params, %d threads, load %.2f s, RSS after load %.1f MiB\n", argv[1],
            (long long)m.unet.wt.numel, op_num_threads(), t_load, rss_model / (1 << 20));
-    printf("method %s: %d modules (%d LoCon), rank %d, conv rank %d, %lld trainable parameters (%d tensors)\n",
-           method, lora.n_mods, lora.n_conv, rank, conv_rank, (long long)ts.n_params, ts.n);
+    printf("method %s: %d modules (%d LoCon; targets %s), rank %d, conv rank %d, %lld trainable parameters (%d "
+           "tensors)\n", method, lora.n_mods, lora.n_conv, targets, rank, conv_rank, (long long)ts.n_params, ts.n);
 
     /* One repetition = `inner` steps (their mean), so that it lasts ≥ 0.5 s: /proc/stat counts in 10 ms
      * ticks, too coarse to see other processes' load during one 10-ms tiny-preset step. */

@@ -93,14 +93,20 @@ void lora_trainset(Lora *a, TrainSet *ts);
 /* Sum of squares of every gradient (double), e.g. for clipping or logging. */
 double lora_grads_sumsq(const Lora *a);
 
-/* A new, untrained kohya-format adapter for m's U-Net (attached by the caller with lora_attach):
- *  - LoRA (down (r,in), up (out,r)) on every Linear whose module path ends with one of `targets`
- *    (comma-separated suffixes such as "attn1.to_q,attn2.to_out.0"; NULL or "attn": to_q, to_k, to_v,
- *    to_out.0 of attn1 and attn2 — diffusers' LoRA script targets), rank `rank`, alpha `alpha`;
- *  - with conv_rank > 0, LoCon on every resnet conv1/conv2 and every other Conv2d whose path ends with one of
- *    `targets` (e.g. "downsamplers.0.conv,upsamplers.0.conv") (k×k down with the conv's stride/padding, 1×1
- *    up), rank conv_rank, alpha conv_alpha; targets naming a Conv2d without conv_rank is an error (LS_ERR).
- *    An alpha ≤ 0 means alpha = rank (scale 1).
+/* A new, untrained kohya-format adapter for m's U-Net (attached by the caller with lora_attach), on the
+ * Linear and Conv2d modules that `targets` selects: comma-separated entries, each a group or a module-path
+ * suffix (matched at a '.' boundary, e.g. "attn2.to_k", "conv_shortcut", or a whole path):
+ *    attn  attn1/attn2 to_q, to_k, to_v, to_out.0 of every transformer block (diffusers' LoRA script)
+ *    ff    ff.net.0.proj, ff.net.2 (the feed-forward Linears)
+ *    proj  proj_in, proj_out of every Transformer2D
+ *    conv  the resnets' conv1/conv2 and downsamplers.0.conv / upsamplers.0.conv (3×3)
+ *    all   attn,ff,proj,conv — also what NULL means (LoCon as kohya's/LyCORIS's presets)
+ *  - a Linear gets LoRA (down (r,in), up (out,r)) of rank `rank`, alpha `alpha`;
+ *  - a Conv2d gets LoCon (k×k down with the conv's stride/padding, 1×1 up) of rank conv_rank, alpha
+ *    conv_alpha. conv_rank 0 means no convolutions: "all" then leaves them out, while an entry that names
+ *    a Conv2d ("conv", "downsamplers.0.conv", ...) is an error (LS_ERR).
+ *  An alpha ≤ 0 means alpha = rank (scale 1). An entry that matches no module is an error naming it and
+ *  the groups. Modules are taken in the model's module table order whatever the order of `targets`.
  * kohya's initialisation: down ~ U(±1/√(in·k·k)) from the portable RNG (one stream per module, keyed by
  * seed and module index), up = 0 — so the attached adapter leaves the model's output unchanged.
  * Module names are the kohya flat names (lora_unet_ prefix left off), path "(new adapter)". */

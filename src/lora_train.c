@@ -53,41 +53,60 @@ double lora_grads_sumsq(const Lora *a) {
 
 /* ---------------- new adapters (lora_create) and kohya output (lora_save_kohya) ---------------- */
 
-/* Default U-Net targets: the attention projections of every transformer block (diffusers' LoRA script). */
-static const char *const k_attn_targets[] = {"attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0",
-                                             "attn2.to_q", "attn2.to_k", "attn2.to_v", "attn2.to_out.0"};
+/* The --targets groups (lora.h): module-path suffixes, NULL-terminated ("all" = every group). conv1/conv2
+ * are the resnets' (no other U-Net layer has those names). */
+typedef struct {
+    const char *name;
+    const char *suffixes[9];
+} TargetGroup;
+static const TargetGroup k_groups[] = {
+    {"attn", {"attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0", "attn2.to_q", "attn2.to_k", "attn2.to_v",
+              "attn2.to_out.0"}},
+    {"ff", {"ff.net.0.proj", "ff.net.2"}},
+    {"proj", {"proj_in", "proj_out"}},
+    {"conv", {"conv1", "conv2", "downsamplers.0.conv", "upsamplers.0.conv"}},
+};
+#define N_GROUPS ((int)(sizeof k_groups / sizeof *k_groups))
+#define MAX_TARGETS 64
 
+/* 1 if name is suffix or ends with "." suffix */
 static int ends_with_part(const char *name, const char *suffix) {
     size_t n = strlen(name), s = strlen(suffix);
-    return n > s && name[n - s - 1] == '.' && !strcmp(name + n - s, suffix);
+    return n >= s && !strcmp(name + n - s, suffix) && (n == s || name[n - s - 1] == '.');
 }
 
-/* 1 if name is one of targets (comma-separated module-path suffixes; NULL/"attn": the default list). */
-static int is_target(const char *name, const char *targets) {
-    if (!targets || !strcmp(targets, "attn")) {
-        for (size_t i = 0; i < sizeof k_attn_targets / sizeof *k_attn_targets; i++)
-            if (ends_with_part(name, k_attn_targets[i])) return 1;
-        return 0;
-    }
-    const char *p = targets;
-    while (*p) {
-        const char *e = strchr(p, ',');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        char suf[128];
-        if (len > 0 && len < sizeof suf) {
-            memcpy(suf, p, len);
-            suf[len] = 0;
-            if (ends_with_part(name, suf)) return 1;
-        }
-        if (!e) break;
-        p = e + 1;
-    }
+static int in_group(const TargetGroup *g, const char *name) {
+    for (const char *const *suf = g->suffixes; *suf; suf++)
+        if (ends_with_part(name, *suf)) return 1;
     return 0;
 }
 
-/* LoCon targets: the two 3×3 convs of every U-Net resnet. */
-static int is_resnet_conv(const char *name) {
-    return strstr(name, ".resnets.") && (ends_with_part(name, "conv1") || ends_with_part(name, "conv2"));
+/* 1 if the --targets entry e (a group name, "all" or a module-path suffix) selects the module name */
+static int target_matches(const char *e, const char *name) {
+    for (int g = 0; g < N_GROUPS; g++)
+        if (!strcmp(e, k_groups[g].name)) return in_group(&k_groups[g], name);
+    if (strcmp(e, "all")) return ends_with_part(name, e);
+    for (int g = 0; g < N_GROUPS; g++)
+        if (in_group(&k_groups[g], name)) return 1;
+    return 0;
+}
+
+/* Split targets at commas into buf, trimming spaces: the entries in e (at most MAX_TARGETS). */
+static int split_targets(const char *targets, char *buf, size_t cap, const char **e, int *n) {
+    if (strlen(targets) >= cap) return ls_set_error("--targets: too long (%zu characters)", strlen(targets));
+    memcpy(buf, targets, strlen(targets) + 1);
+    *n = 0;
+    for (char *p = buf;;) {
+        char *end = strchr(p, ','), *q;
+        if (end) *end = 0;
+        while (*p == ' ') p++;
+        for (q = p + strlen(p); q > p && q[-1] == ' ';) *--q = 0;
+        if (!*p) return ls_set_error("--targets '%s': an empty entry", targets);
+        if (*n == MAX_TARGETS) return ls_set_error("--targets: more than %d entries", MAX_TARGETS);
+        e[(*n)++] = p;
+        if (!end) return LS_OK;
+        p = end + 1;
+    }
 }
 
 static uint64_t mix64(uint64_t x) { /* splitmix64 finaliser */
@@ -138,41 +157,57 @@ int lora_create(Lora *a, Model *m, const char *targets, int rank, float alpha, i
     memset(a, 0, sizeof *a);
     if (rank < 1) return ls_set_error("LoRA rank must be at least 1 (got %d)", rank);
     if (conv_rank < 0) return ls_set_error("LoCon rank must be at least 0 (got %d)", conv_rank);
+    char buf[1024];
+    const char *e[MAX_TARGETS];
+    int n_e = 0, hits[MAX_TARGETS] = {0};
+    LS_TRY(split_targets(targets ? targets : "all", buf, sizeof buf, e, &n_e));
     a->strength[0] = a->strength[1] = 1.0f;
     a->path = strdupCheck("(new adapter)");
     snprintf(a->name, sizeof a->name, "new");
     a->format = LORA_KOHYA;
     const WeightTable *t = &m->unet.wt;
-    int cap = 0, user_targets = targets && strcmp(targets, "attn");
-    for (int i = 0; i < t->n_mods; i++) {
+    int cap = 0;
+    for (int i = 0; i < t->n_mods; i++) { /* in table order: a module's RNG stream is its index */
         const ModuleSpec *s = &t->mods[i];
-        int r;
-        float al;
+        int by = -1; /* the entry that selects s: one naming it rather than "all" */
+        for (int j = 0; j < n_e; j++)
+            if (target_matches(e[j], s->name)) {
+                hits[j]++;
+                if (by < 0 || !strcmp(e[by], "all")) by = j;
+            }
+        if (by < 0) continue;
         LoraModule lm = {0};
-        if (s->kind == MOD_LINEAR && is_target(s->name, targets)) {
+        lm.kind = s->kind;
+        int r = rank;
+        float al = alpha;
+        if (s->kind == MOD_LINEAR) {
             const Linear *l = s->layer;
-            r = rank, al = alpha;
             lm.in = l->in, lm.out = l->out, lm.k = 1;
             lm.as_conv = l->conv1x1; /* kohya/diffusers store a 1×1 conv's LoRA as 4-d tensors */
-        } else if (s->kind == MOD_CONV && (is_resnet_conv(s->name) || (user_targets && is_target(s->name, targets)))) {
-            if (conv_rank == 0) {
-                if (!user_targets || !is_target(s->name, targets)) continue;
+        } else {
+            if (conv_rank == 0) { /* no convolutions: "all" leaves them out; naming one is an error */
+                if (!strcmp(e[by], "all")) continue;
                 lora_free(a);
-                return ls_set_error("--targets '%s' names the convolution %s: give convolutions a rank with "
-                                    "--conv-rank R", targets, s->name);
+                return ls_set_error("--targets '%s' names the convolution %s, but --conv-rank 0 means no "
+                                    "convolutions: give them a rank with --conv-rank R", e[by], s->name);
             }
             const Conv2d *c = s->layer;
             r = conv_rank, al = conv_alpha;
             lm.in = c->cin, lm.out = c->cout, lm.k = c->k;
             lm.as_conv = 1;
-        } else {
-            continue;
         }
         push_module(a, &cap, s->name, lm, r, al, seed);
     }
+    for (int j = 0; j < n_e; j++)
+        if (!hits[j]) {
+            lora_free(a);
+            return ls_set_error("--targets '%s': matches no U-Net module (groups: attn, ff, proj, conv, all; or "
+                                "module-path suffixes such as attn2.to_k)", e[j]);
+        }
     if (a->n_mods == 0) {
         lora_free(a);
-        return ls_set_error("no U-Net module matches the LoRA targets '%s'", targets ? targets : "attn");
+        return ls_set_error("--targets '%s': no U-Net module left once --conv-rank 0 leaves the convolutions out",
+                            targets ? targets : "all");
     }
     return LS_OK;
 }

@@ -226,11 +226,14 @@ static int check_method_options(const TrainOptions *o) {
     return LS_OK;
 }
 
-/* Resolve defaults that depend on each other or on the data (name, OUT, alphas, LoCon, epochs). */
+/* Resolve defaults that depend on each other or on the data (name, OUT, targets, alphas, LoCon, epochs); the
+ * resolved values are what config.json records. */
 static void resolve_options(TrainOptions *o, char *nb, size_t nbcap, char *ob, size_t obcap) {
     if (!o->name) o->name = base_name(o->data_dir, nb, nbcap);
     if (!o->out) o->out = train_default_out(o->data_dir, o->name, ob, obcap);
-    if (o->method == METHOD_LOCON && o->conv_rank == 0) o->conv_rank = o->rank;
+    int lora = o->method == METHOD_LORA || o->method == METHOD_LOCON;
+    if (lora && !o->targets) o->targets = "all";
+    if (o->conv_rank < 0) o->conv_rank = lora ? o->rank : 0;
     if (!(o->alpha > 0)) o->alpha = (float)o->rank;
     if (o->conv_rank > 0 && !(o->conv_alpha > 0)) o->conv_alpha = (float)o->conv_rank;
     if (o->conv_rank == 0) o->conv_alpha = 0;

@@ -27,7 +27,8 @@
 #include <string.h>
 
 typedef enum { LR_CONSTANT, LR_COSINE, LR_LINEAR } LrSchedule;
-/* lora: LoRA on the attention projections (+ LoCon with conv_rank); locon: lora with conv_rank = rank;
+/* lora: LoRA/LoCon on the --targets modules (default all: attention, feed-forward, proj_in/out, convs);
+ * locon: the same (the name older command lines and configs use);
  * full: every U-Net tensor (full fine-tuning; writes a model, not an adapter); adapter: bottleneck adapters
  * after attention and feed-forward (lora.h, LORA_ADAPTER). */
 typedef enum { METHOD_LORA, METHOD_LOCON, METHOD_FULL, METHOD_ADAPTER } TrainMethod;
@@ -41,7 +42,7 @@ typedef struct {
     const char *config_dir, *tokenizer_dir; /* single-file model options (may be NULL) */
     const char *out;         /* output folder (default output/<name>) */
     const char *name;        /* adapter file name without extension (default basename of data_dir) */
-    TrainMethod method;      /* lora (default) | locon (= lora + conv_rank defaulting to rank) | full | adapter */
+    TrainMethod method;      /* lora (default) | locon (= lora) | full | adapter */
     int train_text_encoder;  /* also LoRA on the CLIP text encoder (lora/locon only) */
     float text_encoder_lr;   /* its learning rate; ≤ 0: = lr */
     SavePrecision save_precision; /* --method full: dtype of the written model (default fp32) */
@@ -52,9 +53,9 @@ typedef struct {
     float lr;                /* peak learning rate (default 1e-4) */
     int rank;                /* LoRA rank (default 4) */
     float alpha;             /* LoRA alpha; ≤ 0: = rank (scale 1, diffusers' convention; default) */
-    int conv_rank;           /* LoCon rank on resnet convs (0: off) */
+    int conv_rank;           /* LoCon rank on the convolution targets; < 0 (default): = rank; 0: no convolutions */
     float conv_alpha;        /* ≤ 0: = conv_rank */
-    const char *targets;     /* LoRA target module suffixes (lora_create); NULL: attention q/k/v/out */
+    const char *targets;     /* groups attn,ff,proj,conv,all and/or module-path suffixes (lora_create); NULL: all */
     int resolution;          /* square side / bucket area side; 0: the model's default image size */
     int buckets;             /* aspect-ratio buckets (datasets/README.md) */
     int bucket_step, min_bucket, max_bucket, bucket_no_upscale; /* 0: dataset defaults */

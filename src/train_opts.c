@@ -92,6 +92,7 @@ void train_options_default(TrainOptions *o) {
     o->grad_accum = 1;
     o->lr = 1e-4f;
     o->rank = 4;
+    o->conv_rank = -1; /* = rank */
     o->clip_skip = 1;
     o->max_grad_norm = 1.0f;
     o->lr_schedule = LR_CONSTANT;
@@ -274,8 +275,9 @@ char *train_options_to_json(const TrainOptions *o, int resolution) {
             if (*(const char *const *)p) cJSON_AddStringToObject(j, f->key, *(const char *const *)p);
             else cJSON_AddNullToObject(j, f->key);
             break;
-        case K_INT:
-            cJSON_AddNumberToObject(j, f->key, !strcmp(f->key, "resolution") ? resolution : *(const int *)p);
+        case K_INT: /* below its range: unset (conv_rank's "= rank") */
+            if (*(const int *)p < f->lo) cJSON_AddNullToObject(j, f->key);
+            else cJSON_AddNumberToObject(j, f->key, !strcmp(f->key, "resolution") ? resolution : *(const int *)p);
             break;
         case K_SEED: cJSON_AddNumberToObject(j, f->key, (double)*(const uint64_t *)p); break;
         case K_FLOAT: cJSON_AddNumberToObject(j, f->key, json_float(*(const float *)p)); break;

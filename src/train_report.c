@@ -8,9 +8,18 @@
 
 #include "common.h" // defines: ls_path_join, ls_write_file_atomic
 
-/* The adapter in kohya's format, with the ss_* training metadata other tools read. */
+/* The adapter's modules on a Conv2d (LoCon, rank --conv-rank); attached, so each module knows its layer. */
+static int conv_modules(const Lora *l) {
+    int n = 0;
+    for (int i = 0; i < l->n_mods; i++) n += l->mods[i].kind == MOD_CONV;
+    return n;
+}
+
+/* The adapter in kohya's format, with the ss_* training metadata other tools read (conv_dim and "locon"
+ * only when it has convolution modules, so `--targets attn` writes what attention-only LoRA always did). */
 static int save_lora(Trainer *T, const char *path, int steps_done) {
     const TrainOptions *o = &T->o;
+    int locon = conv_modules(&T->lora) > 0;
     const char *kv[128];
     char *own[64];
     int n = 0, no = 0;
@@ -20,7 +29,7 @@ static int save_lora(Trainer *T, const char *path, int steps_done) {
     KVF("ss_network_dim", "%.0f", (double)o->rank);
     KVF("ss_network_alpha", "%g", (double)o->alpha);
     char args[128];
-    if (o->conv_rank > 0) {
+    if (locon) {
         snprintf(args, sizeof args, "{\"conv_dim\": \"%d\", \"conv_alpha\": \"%g\"}", o->conv_rank,
                  (double)o->conv_alpha);
         KV("ss_network_args", args);
@@ -62,7 +71,7 @@ static int save_lora(Trainer *T, const char *path, int steps_done) {
     char *tagf = dataset_tag_frequency_json(&T->d);
     KV("ss_tag_frequency", tagf);
     KV("ss_output_name", o->name);
-    KV("lorastyle_method", o->method == METHOD_ADAPTER ? "adapter" : o->conv_rank > 0 ? "locon" : "lora");
+    KV("lorastyle_method", o->method == METHOD_ADAPTER ? "adapter" : locon ? "locon" : "lora");
     LS_ASSERT(n <= 64 && no <= 64);
 #undef KV
 #undef KVF
@@ -119,26 +128,28 @@ int64_t train_path_bytes(const char *path) {
     return sum;
 }
 
-/* What was trained, in words: "LoRA rank 4 alpha 4 (update scale alpha/rank = 1) on 32 modules (...)" — the
- * scale makes plain what rank and alpha mean together (kohya's default alpha 1 scales by 1/rank). */
+/* What was trained, in words: "LoRA on --targets attn: rank 4 alpha 4 (update scale alpha/rank = 1) on 48 modules
+ * (...)" — the scale makes plain what rank and alpha mean together (kohya's default alpha 1 scales by 1/rank). */
 void train_describe_method(const Trainer *T, char *out, size_t cap) {
     const TrainOptions *o = &T->o;
     const Lora *l = &T->lora;
+    int nc = conv_modules(l);
     if (o->method == METHOD_FULL)
         snprintf(out, cap, "full fine-tuning of the U-Net (%d tensors, saved as %s)", T->ts.n,
                  o->save_precision == SAVE_FP16 ? "fp16" : o->save_precision == SAVE_BF16 ? "bf16" : "fp32");
     else if (o->method == METHOD_ADAPTER)
         snprintf(out, cap, "bottleneck adapters rank %d alpha %g (update scale alpha/rank = %g) on %d transformer "
                  "layers (lorastyle format)", o->rank, (double)o->alpha, (double)o->alpha / o->rank, l->n_mods);
-    else if (o->conv_rank > 0)
-        snprintf(out, cap, "LoCon rank %d alpha %g (update scale alpha/rank = %g), conv rank %d alpha %g (scale %g) on %d "
-                 "modules (%d U-Net, %d LoCon, %d text encoder), kohya format", o->rank, (double)o->alpha,
-                 (double)o->alpha / o->rank, o->conv_rank, (double)o->conv_alpha, (double)o->conv_alpha / o->conv_rank,
-                 l->n_mods, l->n_unet, l->n_conv, l->n_te);
+    else if (nc > 0)
+        snprintf(out, cap, "LoCon on --targets %s: rank %d alpha %g (update scale alpha/rank = %g) on %d Linear "
+                 "layers, conv rank %d alpha %g (scale %g) on %d convolutions; %d modules (%d U-Net, %d text "
+                 "encoder), kohya format", o->targets, o->rank, (double)o->alpha, (double)o->alpha / o->rank,
+                 l->n_mods - nc, o->conv_rank, (double)o->conv_alpha, (double)o->conv_alpha / o->conv_rank, nc,
+                 l->n_mods, l->n_unet, l->n_te);
     else
-        snprintf(out, cap, "LoRA rank %d alpha %g (update scale alpha/rank = %g) on %d modules (%d U-Net, %d text "
-                 "encoder), kohya format", o->rank, (double)o->alpha, (double)o->alpha / o->rank, l->n_mods, l->n_unet,
-                 l->n_te);
+        snprintf(out, cap, "LoRA on --targets %s: rank %d alpha %g (update scale alpha/rank = %g) on %d modules (%d "
+                 "U-Net, %d text encoder), kohya format", o->targets, o->rank, (double)o->alpha,
+                 (double)o->alpha / o->rank, l->n_mods, l->n_unet, l->n_te);
 }
 
 int train_write_report(Trainer *T, TrainResult *r) {

@@ -61,6 +61,17 @@ for f in sample_style.safetensors checkpoint.safetensors loss.csv loss.png confi
     [ -s "$T/full/$f" ] || bad "output files" "missing $f"
 done
 ok "output files present"
+# the default adapter (--targets all: attention, feed-forward, proj_in/out, convs) works in generate
+if grep -q "LoCon on --targets all" "$T/full/report.txt"; then
+    for mode in unmerged merged; do
+        run "$LS" generate "a photo" --model "$T/m" --lora "$T/full/sample_style.safetensors:0.8" --lora-mode $mode \
+            --steps 2 --width 64 --height 64 -o "$T/default_$mode.png"
+        [ "$rc" -eq 0 ] && [ -s "$T/default_$mode.png" ] && ok "the default adapter loads in generate ($mode)" \
+            || bad "default adapter in generate ($mode)" "status $rc"
+    done
+else
+    bad "default targets" "report.txt does not say 'LoCon on --targets all'"
+fi
 
 # ---- --config FILE, overridden by the command line ----
 cat >"$T/train.json" <<JSON
@@ -103,6 +114,11 @@ outdir
 expect_fail "bad strengths" "$o" "--sample-strengths" "$LS" train "$DATA" --sample-strengths "0,,1" -o "$o/x"
 outdir
 expect_fail "LoCon with adapters" "$o" "--conv-rank|adapter" "$LS" train "$DATA" --method adapter --conv-rank 2 -o "$o/x"
+outdir
+expect_fail "--targets with adapters" "$o" "--targets|adapter" "$LS" train "$DATA" --method adapter --targets attn -o "$o/x"
+outdir
+expect_fail "bad --targets entry" "$o" "--targets 'atn'|matches no U-Net module|groups: attn, ff, proj, conv, all" \
+    "$LS" train "$DATA" --model "$T/m" --resolution 64 --quiet --no-samples --targets attn,atn -o "$o/x"
 outdir
 expect_fail "bad save precision" "$o" "--save-precision|fp8" "$LS" train "$DATA" --method full --save-precision fp8 -o "$o/x"
 

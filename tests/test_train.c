@@ -1,9 +1,11 @@
 /* test_train.c — the LoRA training loop (src/train.c, lora_create/lora_save_kohya in src/lora_train.c).
  *
  * On a fresh tiny model (model_init_preset) and datasets/sample_style at 64×64:
- *  1. a 40-step run (LoRA rank 4 + LoCon rank 2, alpha 1) writes an adapter that lora_load + lora_attach
- *     accept, with kohya key names, ranks, alphas and shapes; the reported trainable count equals the sum
- *     of the file's down/up sizes; loss.csv / config.json / report.txt are written; up is no longer 0;
+ *  1. a 40-step run with the default targets (all; rank 4, alpha 1, conv rank 2) writes an adapter that
+ *     lora_load + lora_attach accept, holding exactly the model's attention, feed-forward, proj_in/out and
+ *     resnet/sampler conv modules (counted in its module table), with kohya key names, ranks, alphas and
+ *     shapes; the reported trainable count equals the sum of the file's down/up sizes; loss.csv /
+ *     config.json / report.txt are written; up is no longer 0;
  *  2. overfitting: one image, fixed t and fixed noise — the loss after 40 AdamW steps is < 0.7× step 0's;
  *  3. a new adapter (up = 0) leaves the U-Net output bit-identical to the base;
  *  4. two runs with the same seed write bit-identical adapter files (and another seed does not);
@@ -22,6 +24,23 @@
 static char *slurp(const char *path, size_t *n) {
     char *s = ls_read_file(path, n);
     return s;
+}
+
+/* The --targets group of a module path ('.' or '_' separated), by name alone: 0 attn, 1 ff, 2 proj,
+ * 3 conv (resnet conv1/conv2, down/upsampler conv), -1 none of them. */
+static int target_group(const char *path) {
+    char p[512];
+    snprintf(p, sizeof p, "_%s", path);
+    for (char *c = p; *c; c++)
+        if (*c == '.') *c = '_';
+    size_t n = strlen(p);
+#define ENDS(s) (n >= strlen(s) && !strcmp(p + n - strlen(s), s))
+    if (strstr(p, "_attn1_to_") || strstr(p, "_attn2_to_")) return 0;
+    if (ENDS("_ff_net_0_proj") || ENDS("_ff_net_2")) return 1;
+    if (ENDS("_proj_in") || ENDS("_proj_out")) return 2;
+    if ((strstr(p, "_resnets_") && (ENDS("_conv1") || ENDS("_conv2"))) || ENDS("samplers_0_conv")) return 3;
+#undef ENDS
+    return -1;
 }
 
 static void test_run_and_load(void) {
@@ -48,27 +67,36 @@ static void test_run_and_load(void) {
     CHECK(a.format == LORA_KOHYA, "format %d", a.format);
     CHECK(a.n_params == r.trainable, "params in file %lld != reported %lld", (long long)a.n_params,
           (long long)r.trainable);
-    int n_attn = 0, n_conv = 0, up_nonzero = 0;
+    int want[4] = {0}, got[4] = {0}, other = 0, up_nonzero = 0;
+    for (int i = 0; i < m.unet.wt.n_mods; i++) {
+        int g = target_group(m.unet.wt.mods[i].name);
+        if (g >= 0) want[g]++;
+        CHECK(g != 3 || m.unet.wt.mods[i].kind == MOD_CONV, "%s is in the conv group", m.unet.wt.mods[i].name);
+    }
     int64_t sum = 0;
     for (int i = 0; i < a.n_mods; i++) {
         const LoraModule *lm = &a.mods[i];
+        int g = target_group(lm->module);
         sum += (int64_t)lm->rank * lm->in * lm->k * lm->k + lm->out * lm->rank;
-        if (lm->k == 3) {
-            n_conv++;
-            CHECK(lm->rank == 2 && lm->alpha == 2.0f, "%s: conv rank %d alpha %g", lm->module, lm->rank,
-                  (double)lm->alpha);
-            CHECK(strstr(lm->module, "_resnets_") != NULL, "%s is not a resnet conv", lm->module);
+        if (g >= 0) got[g]++;
+        other += g < 0;
+        CHECK(g >= 0, "%s is in no default target group", lm->module);
+        if (g == 3) {
+            CHECK(lm->k == 3 && lm->rank == 2 && lm->alpha == 2.0f, "%s: conv k %d rank %d alpha %g", lm->module,
+                  lm->k, lm->rank, (double)lm->alpha);
         } else {
-            n_attn++;
-            CHECK(lm->rank == 4 && lm->alpha == 1.0f, "%s: rank %d alpha %g", lm->module, lm->rank,
-                  (double)lm->alpha);
-            CHECK(strstr(lm->module, "_attn1_to_") || strstr(lm->module, "_attn2_to_"), "%s", lm->module);
+            CHECK(lm->k == 1 && lm->rank == 4 && lm->alpha == 1.0f, "%s: k %d rank %d alpha %g", lm->module, lm->k,
+                  lm->rank, (double)lm->alpha);
         }
         for (int64_t j = 0; j < lm->out * lm->rank; j++) up_nonzero |= lm->up[j] != 0.0f;
     }
+    printf("default targets: attn %d, ff %d, proj %d, conv %d modules (the model has %d, %d, %d, %d)\n", got[0],
+           got[1], got[2], got[3], want[0], want[1], want[2], want[3]);
     CHECK(sum == r.trainable, "sum of down/up sizes %lld != %lld", (long long)sum, (long long)r.trainable);
-    CHECK(n_attn > 0 && n_attn % 8 == 0, "%d attention modules", n_attn);
-    CHECK(n_conv > 0, "%d conv modules", n_conv);
+    CHECK(want[0] > 0 && want[0] % 8 == 0 && want[1] > 0 && want[2] > 0 && want[3] > 0, "the tiny model's groups");
+    CHECK(!memcmp(got, want, sizeof got) && other == 0 && a.n_mods == want[0] + want[1] + want[2] + want[3] &&
+              a.n_conv == want[3],
+          "the default adapter holds every attn/ff/proj/conv module of the model and nothing else");
     CHECK(up_nonzero, "every up matrix is still 0 after training");
     const StTensor *t = st_find(&a.file, "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q.lora_down.weight");
     CHECK(t && t->ndim == 2 && t->shape[0] == 4, "kohya key/shape of attn1.to_q down");
@@ -76,6 +104,12 @@ static void test_run_and_load(void) {
     CHECK(t && t->ndim == 0, "0-d alpha of attn2.to_out.0");
     t = st_find(&a.file, "lora_unet_down_blocks_0_resnets_0_conv1.lora_up.weight");
     CHECK(t && t->ndim == 4 && t->shape[1] == 2 && t->shape[2] == 1, "LoCon up is (out, r, 1, 1)");
+    t = st_find(&a.file, "lora_unet_down_blocks_0_downsamplers_0_conv.lora_down.weight");
+    CHECK(t && t->ndim == 4 && t->shape[0] == 2 && t->shape[2] == 3, "LoCon down of a downsampler is (r, in, 3, 3)");
+    t = st_find(&a.file, "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_ff_net_0_proj.lora_down.weight");
+    CHECK(t && t->ndim == 2 && t->shape[0] == 4, "ff.net.0.proj down is 2-d (r, in)");
+    t = st_find(&a.file, "lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight");
+    CHECK(t && t->ndim == 4 && t->shape[2] == 1 && t->shape[3] == 1, "proj_in down is 4-d (r, in, 1, 1)");
     const char *mv = st_meta_get(&a.file, "ss_network_module");
     CHECK(mv && !strcmp(mv, "networks.lora"), "ss_network_module");
     mv = st_meta_get(&a.file, "ss_network_args");
@@ -99,7 +133,11 @@ static void test_run_and_load(void) {
             for (size_t j = 0; j < n; j++) lines += s[j] == '\n';
             CHECK(lines == 41, "loss.csv has %d lines", lines);
         }
-        if (s && i == 2) CHECK(strstr(s, "trainable parameters") && strstr(s, "peak memory"), "report.txt");
+        if (s && i == 2)
+            CHECK(strstr(s, "trainable parameters") && strstr(s, "peak memory") && strstr(s, "LoCon on --targets all"),
+                  "report.txt");
+        if (s && i == 1)
+            CHECK(strstr(s, "\"targets\":\t\"all\"") && strstr(s, "\"conv_rank\":\t2,"), "config.json: %s", s);
         free(s);
         free(p);
     }

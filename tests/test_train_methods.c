@@ -15,7 +15,9 @@
  *  4. --validation-split: rows at step 0, every --validate-every steps and the end; the step-0 loss is the
  *     base model's, the same for every method; resumed runs write the same validation.csv (in 1.);
  *  5. LoRA on SD1.x's 1×1-conv proj_in/proj_out is saved as 4-d tensors (what diffusers requires), other
- *     Linear targets as 2-d, and a reloaded file re-saves with the same shapes;
+ *     Linear targets as 2-d, and a reloaded file re-saves with the same shapes; --targets groups (all =
+ *     attn,ff,proj,conv = the default; attn = the attention projections, values as naming them), conv rank
+ *     0, suffixes naming other convolutions, and entries that match nothing, refused by name;
  *  6. options that do not fit the method are refused by name.
  * Usage: test_train_methods FIXTURE_DIR */
 #include <math.h>
@@ -307,28 +309,79 @@ static void test_conv1x1_shapes(void) {
     model_free(&m);
 }
 
-/* --targets may name convolutions beyond the resnets' (LoCon, given --conv-rank): a new adapter holds
- * them; without --conv-rank that is an error naming the conv. */
-static void test_conv_targets(void) {
+/* 1 if a and b hold the same modules (names, ranks, shapes) with the same initial values */
+static int same_modules(const Lora *a, const Lora *b) {
+    if (a->n_mods != b->n_mods) return 0;
+    for (int i = 0; i < a->n_mods; i++) {
+        const LoraModule *x = &a->mods[i], *y = &b->mods[i];
+        size_t nd = (size_t)x->rank * x->in * x->k * x->k;
+        if (strcmp(x->module, y->module) || x->rank != y->rank || x->in != y->in || x->out != y->out ||
+            x->k != y->k || x->alpha != y->alpha || memcmp(x->down, y->down, nd * sizeof(float)))
+            return 0;
+    }
+    return 1;
+}
+
+/* --targets groups and suffixes (lora_create): NULL = all = attn,ff,proj,conv in any order; attn = the 8
+ * attention suffixes (the set and the values the attention-only default always had); conv rank 0 leaves
+ * the convolutions out of all and refuses named ones; an entry that matches nothing is refused by name;
+ * suffixes may name other convolutions (LoCon). */
+static void test_targets(void) {
     Model m;
     if (model_load(&m, g_model, NULL) != LS_OK) {
         CHECK(0, "model_load: %s", ls_last_error());
         return;
     }
-    int convs = 0, down = 0;
+    int attn = 0, down = 0, shortcut = 0;
     for (int i = 0; i < m.unet.wt.n_mods; i++) {
         const char *n = m.unet.wt.mods[i].name;
-        convs += m.unet.wt.mods[i].kind == MOD_CONV && strstr(n, ".resnets.") &&
-                 (strstr(n, "conv1") || strstr(n, "conv2"));
+        attn += m.unet.wt.mods[i].kind == MOD_LINEAR && (strstr(n, ".attn1.to_") || strstr(n, ".attn2.to_"));
         down += strstr(n, "downsamplers.0.conv") != NULL;
+        shortcut += strstr(n, "conv_shortcut") != NULL;
     }
-    Lora a;
-    CHECK(lora_create(&a, &m, "attn2.to_k,downsamplers.0.conv", 4, 0, 0, 0, 1) == LS_ERR &&
-              strstr(ls_last_error(), "--conv-rank") && strstr(ls_last_error(), "downsamplers.0.conv"),
-          "conv target without --conv-rank: %s", ls_last_error());
-    int rc = lora_create(&a, &m, "attn2.to_k,downsamplers.0.conv", 4, 0, 2, 0, 1);
-    CHECK(rc == LS_OK && a.n_conv == convs + down && down > 0, "LoCon on %d resnet convs + %d downsamplers: %d (%s)",
-          convs, down, rc == LS_OK ? a.n_conv : -1, ls_last_error());
+    Lora ref, a;
+    CHECK(lora_create(&ref, &m, NULL, 4, 0, 3, 0, 5) == LS_OK, "default: %s", ls_last_error());
+    const char *same_as_default[] = {"all", "attn,ff,proj,conv", "conv, proj ,ff,attn", "attn,all"};
+    for (int i = 0; i < 4; i++) {
+        int rc = lora_create(&a, &m, same_as_default[i], 4, 0, 3, 0, 5);
+        CHECK(rc == LS_OK && same_modules(&ref, &a), "--targets '%s' is the default set (%s)", same_as_default[i],
+              rc == LS_OK ? "differs" : ls_last_error());
+        if (rc == LS_OK) lora_free(&a);
+    }
+    int n_default = ref.n_mods, n_conv = ref.n_conv;
+    lora_free(&ref);
+
+    CHECK(lora_create(&ref, &m, "attn1.to_q,attn1.to_k,attn1.to_v,attn1.to_out.0,attn2.to_q,attn2.to_k,attn2.to_v,"
+                                "attn2.to_out.0", 4, 0, 4, 0, 5) == LS_OK, "suffixes: %s", ls_last_error());
+    int rc = lora_create(&a, &m, "attn", 4, 0, 4, 0, 5);
+    CHECK(rc == LS_OK && same_modules(&ref, &a) && a.n_mods == attn && a.n_conv == 0,
+          "--targets attn: %d modules, the %d attention projections, same values as naming them", rc ? -1 : a.n_mods,
+          attn);
+    if (rc == LS_OK) lora_free(&a);
+    lora_free(&ref);
+
+    rc = lora_create(&a, &m, NULL, 4, 0, 0, 0, 5);
+    CHECK(rc == LS_OK && a.n_conv == 0 && a.n_mods == n_default - n_conv, "conv rank 0: %d modules, %d convs (%s)",
+          rc ? -1 : a.n_mods, rc ? -1 : a.n_conv, ls_last_error());
+    if (rc == LS_OK) lora_free(&a);
+    const struct {
+        const char *targets, *want[2];
+    } bad[] = {
+        {"attn,atn", {"'atn': matches no U-Net module", "groups: attn, ff, proj, conv, all"}},
+        {"attn2.to_kk", {"'attn2.to_kk'", "module-path suffixes"}},
+        {"attn,,ff", {"empty entry", "attn,,ff"}},
+        {"attn,conv", {"'conv'", "--conv-rank"}},
+        {"attn2.to_k,downsamplers.0.conv", {"downsamplers.0.conv", "--conv-rank"}},
+    };
+    for (int i = 0; i < (int)(sizeof bad / sizeof bad[0]); i++) {
+        rc = lora_create(&a, &m, bad[i].targets, 4, 0, 0, 0, 1);
+        CHECK(rc == LS_ERR && strstr(ls_last_error(), bad[i].want[0]) && strstr(ls_last_error(), bad[i].want[1]),
+              "--targets '%s' (conv rank 0) refused: %s", bad[i].targets, ls_last_error());
+    }
+    rc = lora_create(&a, &m, "attn2.to_k,downsamplers.0.conv,conv_shortcut", 4, 0, 2, 0, 1);
+    CHECK(rc == LS_OK && a.n_conv == down && down > 0 && a.n_mods == attn / 8 + down + shortcut,
+          "LoCon on the %d downsamplers and %d conv_shortcuts named: %d modules, %d k×k (%s)", down, shortcut,
+          rc == LS_OK ? a.n_mods : -1, rc == LS_OK ? a.n_conv : -1, ls_last_error());
     if (rc == LS_OK) lora_free(&a);
     model_free(&m);
 }
@@ -399,7 +452,7 @@ int main(int argc, char **argv) {
     test_adapter_method();
     printf("[%.1f s] adapter\n", ls_time() - t0);
     test_conv1x1_shapes();
-    test_conv_targets();
+    test_targets();
     test_validation();
     printf("[%.1f s] validation\n", ls_time() - t0);
     test_release();

@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
-# The main job on the built-in default, from a fresh checkout: build, make the default model if there is
-# none yet (`lorastyle init` → models/tiny, randomly initialised until a trained base model ships), train a
-# style adapter on a folder of images + captions (default: the shipped datasets/sample_style) into
-# output/quickstart/, then generate one image with it at strength 1 (out.png).
+# The main job on the built-in default, from a fresh checkout: build, train a style adapter with the
+# defaults on one of the shipped style sets (default: datasets/styles/ink) on the built-in base model
+# (models/base), then write a strength sweep — rows: adapter strength 0, 0.25, 0.5, 0.75, 1; columns: four
+# prompts the style set never showed — as output/quickstart/sweep/grid.png.
 #   bash scripts/quickstart.sh [DIR] [more lorastyle train options]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh >/dev/null
-[ -d models/tiny ] || build/lorastyle init --preset tiny -o models/tiny
-dir=datasets/sample_style
+dir=datasets/styles/ink
 if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then dir=$1; shift; fi
 # --force: this script's own output folder is started over on every run
-build/lorastyle train "$dir" -o output/quickstart --name style --steps 200 --sample-every 100 --force "$@"
-build/lorastyle generate "$(sed -n 1p "$(ls "$dir"/*.txt "$dir"/*/*.txt 2>/dev/null | head -1)" 2>/dev/null \
-    || echo "a picture")" --lora output/quickstart/style.safetensors:1 --seed 42 -o out.png
-echo "adapter: output/quickstart/style.safetensors (report.txt, samples/, loss.png beside it); image: out.png"
+build/lorastyle train "$dir" -o output/quickstart --name style --force "$@"
+rm -rf output/quickstart/sweep
+build/lorastyle sweep --prompts samples/prompts.txt --lora output/quickstart/style.safetensors \
+    --scales 0,0.25,0.5,0.75,1 --seeds 7 -o output/quickstart/sweep
+echo "adapter: output/quickstart/style.safetensors (report.txt, samples/, loss.png beside it)"
+echo "strength sweep: output/quickstart/sweep/grid.png"

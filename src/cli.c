@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -115,10 +116,32 @@ void cli_on_step(int step, int total, void *user) {
 
 /* ---------------- generation options ---------------- */
 
+const char *cli_default_model(void) {
+    static char buf[4096];
+    const char *env = getenv("LORASTYLE_MODEL");
+    if (env && *env) return env;
+    if (ls_is_dir(DEFAULT_MODEL)) return DEFAULT_MODEL;
+    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n > 0) {
+        buf[n] = 0;
+        char *sl = strrchr(buf, '/');
+        if (sl && (size_t)(sl - buf) + 32 < sizeof buf) {
+            strcpy(sl, "/../" DEFAULT_MODEL);
+            if (ls_is_dir(buf)) return buf;
+        }
+    }
+    return DEFAULT_MODEL;
+}
+
+int cli_missing_model(const char *path) {
+    return ls_set_error("%s: the built-in model is not here (it ships in the repository's models/base; run from "
+                        "the repository, set LORASTYLE_MODEL, or pass --model DIR|FILE)", path);
+}
+
 void genopts_init(GenOptions *o, const char *default_out) {
     memset(o, 0, sizeof *o);
     gen_params_init(&o->p);
-    o->model = DEFAULT_MODEL;
+    o->model = cli_default_model();
     o->seed = -1;
     o->out = default_out;
     o->merge = -1; /* merged where possible */
@@ -234,9 +257,7 @@ int gensession_open(GenSession *s, const GenOptions *o, const char *prompt) {
     memset(s, 0, sizeof *s);
     double t0 = ls_time();
     if (model_load(&s->m, o->model, &o->mo) < 0) {
-        if (!strcmp(o->model, DEFAULT_MODEL) && !ls_is_dir(o->model))
-            ls_set_error("%s: no model here yet; make the built-in tiny one with `lorastyle init` or pass "
-                         "--model DIR|FILE", o->model);
+        if (!strcmp(o->model, cli_default_model()) && !ls_is_dir(o->model)) cli_missing_model(o->model);
         return LS_ERR;
     }
     s->prompt = strdup(prompt ? prompt : "");

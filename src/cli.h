@@ -9,7 +9,13 @@
 #include "model.h"    // defines: Model, ModelOpts
 #include "pipeline.h" // defines: GenParams
 
-#define DEFAULT_MODEL "models/tiny"
+#define DEFAULT_MODEL "models/base"
+/* The built-in model used when --model is not given: $LORASTYLE_MODEL, else models/base under the current
+ * folder, else models/base beside the build folder of this executable (<exe>/../models/base), else
+ * DEFAULT_MODEL (whose load then fails with cli_missing_model's message). */
+const char *cli_default_model(void);
+/* The error for a default model that is not there (names where it was looked for). LS_ERR. */
+int cli_missing_model(const char *path);
 #define LS_MAX_LORAS 16
 
 /* Print "lorastyle: error: <last error>" to stderr; returns the exit code 1. */

@@ -317,7 +317,8 @@ int cmd_merge(int argc, char **argv) {
     int help;
     if (parse_args(&o, argc, argv, "merge", &model, &help) < 0) return cli_fail();
     if (help) {
-        printf("usage: lorastyle merge MODEL --lora FILE[:SCALE] [--lora ...] -o OUT [--dtype f32|f16]\n");
+        printf("usage: lorastyle merge MODEL [--lora FILE[:SCALE] ...] -o OUT [--dtype f32|f16]\n"
+               "(without --lora: a copy of MODEL, e.g. in f16)\n");
         return 0;
     }
     if (model) o.model = model;
@@ -326,10 +327,7 @@ int cmd_merge(int argc, char **argv) {
                      "for a single-file one)");
         return cli_fail();
     }
-    if (o.n_lora == 0) {
-        ls_set_error("merge: give at least one --lora FILE[:SCALE]");
-        return cli_fail();
-    }
+    /* no --lora: a plain copy, e.g. in another --dtype (how the shipped f16 base model is written) */
     if (ls_file_exists(o.out) || ls_is_dir(o.out)) {
         ls_set_error("%s: already exists; choose a new output name", o.out);
         return cli_fail();

@@ -8,7 +8,7 @@
 
 static int train_usage(void) {
     printf("usage: lorastyle train DIR [options]      (DIR: images + same-name .txt captions, N_name/ = N repeats)\n"
-           "  -o OUT (output/NAME)  --name NAME (DIR's name)  --model M (models/tiny)  --config FILE.json\n"
+           "  -o OUT (output/NAME)  --name NAME (DIR's name)  --model M (models/base)  --config FILE.json\n"
            "  --resume (continue OUT's checkpoint)  --force (start OUT over)  --quiet\n"
            "  --method lora|locon|full|adapter (lora = locon)  --rank R (4)  --alpha A (= rank)\n"
            "  --targets LIST (all): groups attn (attn1/attn2 to_q,to_k,to_v,to_out.0), ff (ff.net.0.proj, ff.net.2),\n"
@@ -23,6 +23,8 @@ static int train_usage(void) {
            "  --bucket-no-upscale]  --caption TEXT  --trigger WORD  --shuffle-tags  --keep-tokens N  --flip\n"
            "  --caption-dropout P  --tag-dropout P  --caption-ext EXT (.txt)\n"
            "  --checkpoint-every N (100)  --save-every N  --sample-every N (0: at the end)  --no-samples\n"
+           "  --style-curve N (4 captions at resolutions <= 128, else 0: style distance at strength 0/0.5/1 in\n"
+           "    the report, with a warning when the adapter has no measurable effect)\n"
            "  --validation-split F (hold out a fraction for a validation loss)  --validate-every N (= checkpoint)\n"
            "  --sample-prompts FILE (prompt --n NEG --d SEED --s STEPS --l CFG --ss SAMPLER)  --sample-steps N (20)\n"
            "  --sample-strengths LIST (0,0.5,1)  --cache-dir DIR (OUT/cache)  --no-cache\n"

@@ -12,6 +12,7 @@
 
 int cmd_scenes(int argc, char **argv);   /* cmd_scenes.c */
 int cmd_pretrain(int argc, char **argv); /* pretrain.c */
+int cmd_eval(int argc, char **argv);     /* cmd_eval.c */
 
 #ifdef LS_HAVE_GUI
 int cmd_view(int argc, char **argv); /* gui/view.c */
@@ -46,8 +47,9 @@ static int usage(FILE *f) {
             "  lorastyle convert MODEL -o FILE.safetensors [--dtype f32|f16]  (single-file LDM layout)\n"
             "  lorastyle tokenizer --bpe bpe_simple_vocab_16e6.txt.gz -o DIR\n"
             "  lorastyle scenes -o DIR [--style NAME] [-n N] [--seed S]   (synthetic captioned scenes)\n"
-            "  lorastyle pretrain vae|diffusion MODEL [--steps N] ...  (train a small model from scratch)\n\n"
-            "The default model is %s (make it with `lorastyle init`).\n",
+            "  lorastyle pretrain vae|diffusion MODEL [--steps N] ...  (train a small model from scratch)\n"
+            "  lorastyle eval content|style ...     (what a model/adapter draws, scored; eval --help)\n\n"
+            "The default model is the built-in %s (trained by lorastyle itself on synthetic scenes; see README).\n",
             DEFAULT_MODEL);
     return f == stderr ? 2 : 0;
 }
@@ -80,6 +82,10 @@ static int cmd_init(int argc, char **argv) {
     if (!out) {
         snprintf(def, sizeof def, "models/%s", preset);
         out = def;
+        if (ls_is_dir(out)) { /* never overwrite a model by default (models/base is the shipped one) */
+            ls_set_error("init: %s exists already; give a new folder with -o DIR", out);
+            return cli_fail();
+        }
     }
     double t0 = ls_time();
     if (model_init_preset(preset, out, (uint64_t)seed, dt, bpe) < 0) return cli_fail();
@@ -287,7 +293,8 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "view")) return cmd_view(argc - 2, argv + 2);
     if (!strcmp(cmd, "scenes")) return cmd_scenes(argc - 2, argv + 2);
     if (!strcmp(cmd, "pretrain")) return cmd_pretrain(argc - 2, argv + 2);
-    ls_set_error("unknown command '%s' (commands: init, generate, sweep, merge, train, view, info, convert, tokenizer, scenes, pretrain; see "
+    if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
+    ls_set_error("unknown command '%s' (commands: init, generate, sweep, merge, train, view, info, convert, tokenizer, scenes, pretrain, eval; see "
                  "lorastyle --help)", cmd);
     return cli_fail();
 }

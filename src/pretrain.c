@@ -45,6 +45,7 @@ typedef struct {
     long steps, batch, warmup, checkpoint_every, seed, threads;
     float lr, kl_weight, edge_weight, uncond, ema_decay, min_snr;
     int resume, force, quiet;
+    int overfit; /* --overfit: every step sees step 0's batch (a sanity check: the loss must fall to ~0) */
 } PretrainOptions;
 
 typedef struct {
@@ -216,7 +217,7 @@ static double l1_edge(float *d, const float *a, const float *b, int B, int C, in
 /* The images of step s: B scenes, in a random style (the VAE stage) or plain. */
 static void step_images(const PretrainOptions *o, int s, int any_style, float *img, int size, char (*cap)[256]) {
     for (int k = 0; k < o->batch; k++) {
-        uint64_t idx = (uint64_t)s * (uint64_t)o->batch + (uint64_t)k;
+        uint64_t idx = (uint64_t)(o->overfit ? 0 : s) * (uint64_t)o->batch + (uint64_t)k;
         Scene sc;
         scene_sample(&sc, SCENE_TRAIN, (uint64_t)o->seed, idx);
         int style = SCENE_STYLE_PLAIN;
@@ -392,6 +393,10 @@ static int parse(PretrainOptions *o, int argc, char **argv) {
         }
         if (!strcmp(a, "--quiet")) {
             o->quiet = 1;
+            continue;
+        }
+        if (!strcmp(a, "--overfit")) {
+            o->overfit = 1;
             continue;
         }
         if (a[0] != '-') {

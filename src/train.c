@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cli.h"        // defines: DEFAULT_MODEL
+#include "cli.h"        // defines: cli_default_model, cli_missing_model
 #include "common.h"     // defines: ls_set_error, ls_time, ls_peak_rss, ls_path_join
 #include "rng.h"        // defines: rng_normal, rng_uniform
 #include "scheduler.h"  // defines: sched_alphas_cumprod
@@ -243,9 +243,7 @@ static int trainer_setup(Trainer *T) {
     TrainOptions *o = &T->o;
     ModelOpts mo = {o->config_dir, o->tokenizer_dir};
     if (model_load(&T->m, o->model, &mo) < 0) {
-        if (!strcmp(o->model, DEFAULT_MODEL) && !ls_is_dir(o->model))
-            ls_set_error("%s: no model here yet; make the built-in tiny one with `lorastyle init` or pass "
-                         "--model DIR|FILE", o->model);
+        if (!strcmp(o->model, cli_default_model()) && !ls_is_dir(o->model)) cli_missing_model(o->model);
         return LS_ERR;
     }
     int f = vae_scale_factor(&T->m.vae.cfg);
@@ -522,6 +520,10 @@ int train_run(const TrainOptions *oin, TrainResult *res) {
     if (o->samples && train_write_samples(T) < 0) {
         if (!g_interrupted) goto loop_out;
         ls_warn("samples skipped (interrupted); the adapter is saved");
+    }
+    if (!g_interrupted && train_style_curve(T) < 0) {
+        if (!g_interrupted) goto loop_out;
+        ls_warn("style curve skipped (interrupted); the adapter is saved");
     }
     {
         double sf = 0, sl = 0;

@@ -38,7 +38,7 @@ typedef enum { SAVE_FP32, SAVE_FP16, SAVE_BF16 } SavePrecision;
 
 typedef struct {
     const char *data_dir;    /* training folder (kohya N_name layout, datasets/README.md) */
-    const char *model;       /* model folder or single file (default models/tiny) */
+    const char *model;       /* model folder or single file (default: the built-in models/base) */
     const char *config_dir, *tokenizer_dir; /* single-file model options (may be NULL) */
     const char *out;         /* output folder (default output/<name>) */
     const char *name;        /* adapter file name without extension (default basename of data_dir) */
@@ -80,6 +80,8 @@ typedef struct {
     const char *sample_prompts; /* file: one prompt per line, kohya options --n NEG --d SEED --s STEPS --l CFG */
     int sample_steps;        /* sampler steps per sample image (default 20) */
     const char *sample_strengths; /* comma list (default "0,0.5,1") */
+    int style_curve;         /* captions for the style curve in the report (style distance to the training
+                              * images at strengths 0, 0.5, 1); -1 (default): 4 at resolutions ≤ 128, else 0 */
     int cache;               /* on-disk latent cache (default 1) */
     const char *cache_dir;   /* default OUT/cache */
     int force;               /* overwrite an existing OUT */

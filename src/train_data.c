@@ -160,6 +160,7 @@ int train_precache(Trainer *T) {
 void train_release_encoders(Trainer *T) {
     const TrainOptions *o = &T->o;
     if (o->samples || T->capv || o->method == METHOD_FULL || !train_captions_fixed(o) ||
+        train_style_curve_n(o, T->res) > 0 ||
         T->dc.n_text >= MAX_TEXT_CACHE)
         return;
     T->released_bytes = wt_release(&T->m.vae.wt) + wt_release(&T->m.clip.wt);

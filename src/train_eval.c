@@ -2,6 +2,8 @@
  * validation loss on held-out images, the loss curve. */
 #include "train_internal.h"
 
+#include "style_eval.h" // defines: style_curve, style_signature_of_dataset
+
 #include <math.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -231,4 +233,62 @@ int train_record_validation(Trainer *T) {
     fflush(T->val_csv);
     if (!T->o.quiet && !T->tty) fprintf(stderr, "lorastyle: step %d  validation loss %.5f\n", T->step, v);
     return LS_OK;
+}
+
+/* ---------------- the style curve ---------------- */
+
+int train_style_curve_n(const TrainOptions *o, int res) {
+    if (o->method == METHOD_FULL) return 0; /* no strength to vary */
+    return o->style_curve >= 0 ? o->style_curve : res <= 128 ? 4 : 0;
+}
+
+int train_style_curve(Trainer *T) {
+    int n = train_style_curve_n(&T->o, T->res);
+    if (n <= 0 || !T->lora.n_mods || T->o.buckets) return LS_OK;
+    /* the captions: held-out images' when there are some, else the first distinct ones */
+    char **caps = callocCheck((size_t)n, sizeof *caps);
+    int k = 0;
+    for (int pass = 0; pass < 2 && k < n; pass++) {
+        int m = pass == 0 ? T->n_val_items : T->d.n_items;
+        for (int j = 0; j < m && k < n; j++) {
+            int item = pass == 0 ? T->val_items[j] : j;
+            char *c = mallocCheck((size_t)T->capb + 1);
+            dataset_caption(&T->d, item, T->o.seed, DATASET_CAPTION_PLAIN, c, T->capb + 1);
+            int dup = 0;
+            for (int q = 0; q < k; q++) dup |= !strcmp(caps[q], c);
+            if (dup) free(c);
+            else caps[k++] = c;
+        }
+    }
+    double t0 = ls_time();
+    QualityStyleSig *ref = mallocCheck(sizeof *ref);
+    int size = 0, rc = style_signature_of_dataset(&T->d, 256, ref, &size);
+    StylePoint pt[3];
+    const float sc[3] = {0.0f, 0.5f, 1.0f};
+    Image *cells = callocCheck((size_t)3 * k, sizeof *cells);
+    if (rc == LS_OK) rc = style_curve(&T->m, &T->lora, ref, (const char *const *)caps, k, 4321, size, sc, 3, pt, cells);
+    lora_set_strength(&T->lora, 1.0f, 1.0f);
+    if (rc == LS_OK) {
+        for (int i = 0; i < 3; i++) T->curve[i] = pt[i].dist;
+        T->n_curve = k;
+        T->curve_same = 1;
+        for (int i = 0; i < k; i++)
+            T->curve_same &= !memcmp(cells[i].data, cells[2 * k + i].data, (size_t)size * size * 3);
+        if (!T->o.quiet)
+            fprintf(stderr, "lorastyle: style curve (%d captions, %.1f s): distance to the training images %.4f / "
+                            "%.4f / %.4f at strength 0 / 0.5 / 1\n", k, ls_time() - t0, (double)T->curve[0],
+                    (double)T->curve[1], (double)T->curve[2]);
+        if (T->curve_same)
+            ls_warn("the adapter has no effect: images at strength 1 are identical to the base model's (the "
+                    "learning rate or the steps may be far too low)");
+        else if (T->curve[2] > 0.97f * T->curve[0])
+            ls_warn("the adapter has no measurable effect on style: at strength 1 its images are not closer to the "
+                    "training images than the base model's (distance %.4f vs %.4f); train longer, raise --lr or "
+                    "--rank, or check that the captions do not describe the style itself",
+                    (double)T->curve[2], (double)T->curve[0]);
+    }
+    for (int i = 0; i < 3 * k; i++) image_free(&cells[i]);
+    for (int i = 0; i < k; i++) free(caps[i]);
+    free(cells), free(caps), free(ref);
+    return rc;
 }

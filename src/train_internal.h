@@ -93,6 +93,9 @@ typedef struct {
     char *val_path;              /* OUT/validation.csv */
     FILE *val_csv;
     int64_t released_bytes;      /* VAE + text-encoder weights given back after caching (0: kept) */
+    float curve[3];              /* style distance to the training images at strength 0, 0.5, 1 */
+    int n_curve;                 /* captions the curve used (0: not measured) */
+    int curve_same;              /* the strength-1 images equal the strength-0 ones, byte for byte */
 } Trainer;
 
 static inline uint64_t train_mix64(uint64_t x) { /* splitmix64 finaliser */
@@ -153,6 +156,10 @@ int train_load_sample_prompts(Trainer *T);
 int train_write_samples(Trainer *T);
 int train_record_validation(Trainer *T);
 int train_write_plot(Trainer *T);
+/* The style curve of the report (--style-curve): how many captions it uses for these options (0: off), and
+ * the measurement (T->curve, T->n_curve, T->curve_same; a warning when the adapter has no measurable effect). */
+int train_style_curve_n(const TrainOptions *o, int res);
+int train_style_curve(Trainer *T);
 
 /* train_report.c: the adapter (or model) at T->adapter, an intermediate one (steps_done < steps) under
  * kohya's NAME-step%08d name; a file's or folder's size; the method in words; report.txt */

@@ -74,6 +74,7 @@ static const Field FIELDS[] = {
     F("sample_prompts", "--sample-prompts", K_STR, sample_prompts, 0, 0),
     F("sample_steps", "--sample-steps", K_INT, sample_steps, 1, 1000),
     F("sample_strengths", "--sample-strengths", K_LIST, sample_strengths, 0, 0),
+    F("style_curve", "--style-curve", K_INT, style_curve, -1, 64),
     F("cache", "--no-cache", K_NOBOOL, cache, 0, 0),
     F("cache_dir", "--cache-dir", K_STR, cache_dir, 0, 0),
     F(NULL, "--force", K_BOOL, force, 0, 0),
@@ -85,7 +86,7 @@ static const Field FIELDS[] = {
 
 void train_options_default(TrainOptions *o) {
     memset(o, 0, sizeof *o);
-    o->model = DEFAULT_MODEL;
+    o->model = cli_default_model();
     o->method = METHOD_LORA;
     o->steps = 500;
     o->batch = 1;
@@ -100,6 +101,7 @@ void train_options_default(TrainOptions *o) {
     o->samples = 1;
     o->sample_steps = 20;
     o->sample_strengths = "0,0.5,1";
+    o->style_curve = -1;
     o->cache = 1;
     o->fixed_t = -1;
 }

@@ -200,6 +200,12 @@ int train_write_report(Trainer *T, TrainResult *r) {
         fprintf(mf, "validation loss:      %d held-out images x %d timesteps: step %d %.5f, best %.5f at step %d, "
                     "last %.5f (validation.csv)\n", T->n_val_items, VAL_T, T->val_step[0], r->val_first, r->val_best,
                 r->val_best_step, r->val_last);
+    if (T->n_curve)
+        fprintf(mf, "style curve:          distance to the training images %.4f / %.4f / %.4f at strength 0 / 0.5 / 1 "
+                    "(%d captions; lower = closer to the training style)%s\n", (double)T->curve[0],
+                (double)T->curve[1], (double)T->curve[2], T->n_curve,
+                T->curve_same ? " -- WARNING: no effect at all (strength 1 == the base model)"
+                : T->curve[2] > 0.97f * T->curve[0] ? " -- WARNING: no measurable effect" : "");
     dataset_report(&T->d, mf);
     fclose(mf);
     char *rp = ls_path_join(o->out, "report.txt");

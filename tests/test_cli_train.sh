@@ -107,7 +107,7 @@ expect_fail "unknown option" "$o" "--stepz" "$LS" train "$DATA" --stepz 3 -o "$o
 outdir
 expect_fail "bad method" "$o" "--method|dreambooth" "$LS" train "$DATA" --method dreambooth -o "$o/x"
 outdir
-expect_fail "no built-in model yet" "$o" "models/tiny|lorastyle init" bash -c "cd '$o' && exec \"\$0\" \"\$@\"" "$LS" train "$DATA" -o "$o/x"
+expect_fail "built-in model missing" "$o" "$o/nomodel|built-in model is not here" env LORASTYLE_MODEL="$o/nomodel" "$LS" train "$DATA" -o "$o/x"
 outdir
 expect_fail "missing sample prompts" "$o" "nope.txt" "$LS" train "$DATA" --model "$T/m" --resolution 64 --sample-prompts "$T/nope.txt" -o "$o/x"
 outdir

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Recreates the built-in base model (models/base) from scratch with lorastyle's own commands:
+#   1. lorastyle init --preset base           random weights, the scene grammar's tokenizer
+#   2. lorastyle pretrain vae                 the autoencoder on scenes in every style
+#   3. lorastyle pretrain diffusion           U-Net + text encoder on plain scenes (EMA weights)
+#   4. lorastyle merge (no adapters) --dtype f16   the shipped f16 copy
+# Work folders (checkpoints, loss.csv, loss.png) go to output/base-model/. Every stage resumes: run the
+# script again after an interruption and it continues from the last checkpoint.
+#   bash scripts/make_base_model.sh [VAE_STEPS] [DIFFUSION_STEPS]
+# Times on 2 CPU cores (this machine): about 8 min for the VAE, about 0.75 s per diffusion step.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+vae_steps=${1:-1200}
+diff_steps=${2:-5000}
+bash scripts/build.sh >/dev/null
+exe=build/lorastyle
+work=output/base-model
+mkdir -p "$work"
+export GOMP_SPINCOUNT=${GOMP_SPINCOUNT:-30000} # short spin, then sleep: robust when something else runs
+[ -d "$work/model" ] || $exe init --preset base -o "$work/model" --seed 0
+resume() { [ -f "$1/checkpoint.safetensors" ] && echo --resume || true; }
+if [ ! -f "$work/vae.done" ]; then
+    $exe pretrain vae "$work/model" --work "$work/vae" --steps "$vae_steps" --batch 8 --lr 6e-4 --seed 1 \
+        --checkpoint-every 200 $(resume "$work/vae")
+    touch "$work/vae.done"
+fi
+$exe pretrain diffusion "$work/model" --work "$work/diffusion" --steps "$diff_steps" --batch 16 --lr 4e-4 \
+    --seed 2 --checkpoint-every 250 $(resume "$work/diffusion")
+rm -rf models/base.new
+$exe merge "$work/model" -o models/base.new --dtype f16
+rm -rf models/base && mv models/base.new models/base
+echo "models/base written (f16); logs and loss curves in $work/"

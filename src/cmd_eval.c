@@ -1,0 +1,253 @@
+/* cmd_eval.c — `lorastyle eval content|style`: what a model (and its adapters) draws, scored against the scene
+ * grammar's ground truth with datasets/quality.h — no pretrained network needed.
+ *   content  single-object prompts (the held-out colour×shape×position combinations pre-training never saw,
+ *            or seen ones): how often the named colour, shape and position come out.
+ *   style    an adapter's style curve: the style distance of generated images to a style folder at each
+ *            strength, the floor (fresh images of the same style drawn by the scene renderer: the best an
+ *            adapter can do) and the content adherence of the same images (forgetting). */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"        // defines: GenOptions, GenSession, cli_*
+#include "common.h"     // defines: ls_set_error, ls_path_join, ls_time
+#include "dataset.h"    // defines: Dataset, dataset_scan
+#include "grid.h"       // defines: grid_compose
+#include "scenes.h"     // defines: Scene, scene_sample, scene_caption, scene_render
+#include "style_eval.h" // defines: style_curve, StylePoint
+
+#define EVAL_MAX 256
+
+static int usage(FILE *f) {
+    fprintf(f,
+            "usage: lorastyle eval content [--model M] [--lora FILE[:S]]... [--set heldout|single] [-n 32] [--seed 1]\n"
+            "                              [-o grid.png]\n"
+            "       lorastyle eval style DIR --lora FILE [--model M] [--style NAME] [--scales 0,0.25,0.5,0.75,1]\n"
+            "                              [-n 16] [--seed 1] [-o OUTDIR]\n"
+            "content: n single-object prompts of the scene grammar (held-out combinations by default), one image\n"
+            "each; prints how often the named colour, shape and position come out.\n"
+            "style: the adapter's style curve against the images in DIR (a training folder): style distance per\n"
+            "strength, the floor (fresh images of DIR's style, --style, default DIR's name), the share of the\n"
+            "base-to-floor gap closed, and content adherence at each strength (forgetting). OUTDIR gets\n"
+            "style_curve.csv and grid.png (rows: strengths).\n");
+    return f == stderr ? 2 : 0;
+}
+
+static double pct(int a, int b) { return b > 0 ? 100.0 * a / b : 0.0; }
+
+/* n single-object captions from `set` (seed): the prompts of both modes. */
+static char **make_prompts(SceneSet set, uint64_t seed, int n) {
+    char **p = callocCheck((size_t)n, sizeof *p);
+    for (int i = 0; i < n; i++) {
+        Scene s;
+        char cap[256];
+        scene_sample(&s, set, seed, (uint64_t)i);
+        scene_caption(&s, cap, sizeof cap);
+        p[i] = strdupCheck(cap);
+    }
+    return p;
+}
+
+static void free_prompts(char **p, int n) {
+    for (int i = 0; i < n; i++) free(p[i]);
+    free(p);
+}
+
+static int write_grid(const char *path, Image *cells, int rows, int cols, char **rl, char **cl, const char *title) {
+    Image g = {0};
+    int rc = grid_compose(&g, cells, rows, cols, (const char *const *)rl, (const char *const *)cl, title);
+    if (rc == 0) rc = image_write_png(path, &g, NULL, 0);
+    image_free(&g);
+    return rc;
+}
+
+int cmd_eval(int argc, char **argv) {
+    if (argc < 1 || cli_is_help(argv[0])) return usage(argc < 1 ? stderr : stdout);
+    int style_mode = !strcmp(argv[0], "style");
+    if (!style_mode && strcmp(argv[0], "content")) {
+        ls_set_error("eval: unknown mode '%s' (content or style)", argv[0]);
+        return cli_fail();
+    }
+    GenOptions o;
+    genopts_init(&o, NULL);
+    const char *dir = NULL, *style_name = NULL, *set_name = "heldout", *scales_s = "0,0.25,0.5,0.75,1";
+    long n = style_mode ? 16 : 32, seed = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (cli_is_help(a)) return usage(stdout);
+        if (a[0] != '-') {
+            if (!style_mode || dir) {
+                ls_set_error("eval: unexpected argument '%s'", a);
+                return cli_fail();
+            }
+            dir = a;
+            continue;
+        }
+        if (!strcmp(a, "-n") || !strcmp(a, "--seed") || !strcmp(a, "--style") || !strcmp(a, "--set") ||
+            !strcmp(a, "--scales")) {
+            if (cli_need_arg(argc, argv, i) < 0) return cli_fail();
+            const char *v = argv[++i];
+            int rc = 0;
+            if (!strcmp(a, "-n")) rc = cli_parse_int(a, v, 2, EVAL_MAX, &n);
+            else if (!strcmp(a, "--seed")) rc = cli_parse_int(a, v, 0, 0x7fffffffL, &seed);
+            else if (!strcmp(a, "--style")) style_name = v;
+            else if (!strcmp(a, "--set")) set_name = v;
+            else scales_s = v;
+            if (rc < 0) return cli_fail();
+            continue;
+        }
+        int used = genopts_parse(&o, argc, argv, i);
+        if (used < 0) return cli_fail();
+        if (used == 0) {
+            ls_set_error("eval: unknown option '%s' (lorastyle eval --help)", a);
+            return cli_fail();
+        }
+        i += used - 1;
+    }
+    SceneSet set = !strcmp(set_name, "heldout") ? SCENE_HELDOUT : !strcmp(set_name, "single") ? SCENE_SINGLE : (SceneSet)-1;
+    if ((int)set < 0) {
+        ls_set_error("eval: --set '%s': heldout or single", set_name);
+        return cli_fail();
+    }
+    float scales[16];
+    int ns = cli_parse_list("--scales", scales_s, scales, 16);
+    if (ns < 0) return cli_fail();
+    int style = -1;
+    Dataset d = {0};
+    if (style_mode) {
+        if (!dir) {
+            ls_set_error("eval style: give the style folder (e.g. datasets/styles/ink)");
+            return cli_fail();
+        }
+        if (o.n_lora != 1) {
+            ls_set_error("eval style: give exactly one adapter with --lora FILE");
+            return cli_fail();
+        }
+        if (!style_name) { /* the folder's name */
+            const char *b = strrchr(dir, '/');
+            while (b && b[1] == 0 && b > dir) { /* trailing slash */
+                const char *q = b - 1;
+                while (q > dir && *q != '/') q--;
+                b = q;
+            }
+            style_name = b ? b + (*b == '/') : dir;
+        }
+        char sn[64];
+        snprintf(sn, sizeof sn, "%s", style_name);
+        sn[strcspn(sn, "/")] = 0;
+        if ((style = scene_style_from_name(sn)) < 0) {
+            ls_set_error("eval style: '%s' is not a style of the scene renderer (give --style ink|neon|mosaic|"
+                         "watercolour|plain for the floor)", sn);
+            return cli_fail();
+        }
+    }
+    o.merge = 0; /* strengths change between rows: live adapters */
+    GenSession s;
+    if (gensession_open(&s, &o, "") < 0) return cli_fail();
+    int size = s.m.unet.cfg.sample_size * vae_scale_factor(&s.m.vae.cfg), rc = LS_OK;
+    char **prompts = make_prompts(style_mode ? SCENE_SINGLE : set, (uint64_t)seed + 1000, (int)n);
+    double t0 = ls_time();
+    if (!style_mode) {
+        StylePoint pt;
+        QualityStyleSig *dummy = callocCheck(1, sizeof *dummy);
+        Image *cells = callocCheck((size_t)n, sizeof *cells);
+        float one = 1.0f;
+        rc = style_curve(&s.m, NULL, dummy, (const char *const *)prompts, (int)n, (uint64_t)seed, size, &one, 1, &pt, cells);
+        if (rc == LS_OK) {
+            printf("model %s%s, %ld %s single-object prompts, %dx%d, seeds %ld..%ld\n", o.model,
+                   s.n_lora ? " + adapters" : "", n, set == SCENE_HELDOUT ? "held-out" : "seen", size, size, seed,
+                   seed + n - 1);
+            printf("colour %.1f%%  shape %.1f%%  position %.1f%%  (%d scored)\n", pct(pt.colour_ok, pt.scored),
+                   pct(pt.shape_ok, pt.scored), pct(pt.pos_ok, pt.scored), pt.scored);
+            if (o.out) {
+                int cols = (int)n < 8 ? (int)n : 8, rows = ((int)n + cols - 1) / cols;
+                Image *g = callocCheck((size_t)rows * cols, sizeof *g);
+                for (int i = 0; i < rows * cols; i++) g[i] = i < n ? cells[i] : cells[0];
+                rc = write_grid(o.out, g, rows, cols, NULL, NULL, "eval content");
+                free(g);
+            }
+        }
+        for (int i = 0; i < n; i++) image_free(&cells[i]);
+        free(cells), free(dummy);
+    } else {
+        DatasetOptions dopt;
+        dataset_options_default(&dopt);
+        dopt.resolution = size;
+        dopt.quiet = 1;
+        QualityStyleSig *ref = mallocCheck(sizeof *ref), *floor_sig = mallocCheck(sizeof *floor_sig);
+        int rs = 0;
+        rc = dataset_scan(&d, dir, &dopt);
+        if (rc == LS_OK) rc = style_signature_of_dataset(&d, EVAL_MAX, ref, &rs);
+        /* the floor: fresh images of the style for the same prompts (never seen by the adapter) */
+        Image *fl = callocCheck((size_t)n, sizeof *fl);
+        for (int i = 0; rc == LS_OK && i < n; i++) {
+            Scene sc;
+            scene_sample(&sc, SCENE_SINGLE, (uint64_t)seed + 1000, (uint64_t)i);
+            fl[i] = (Image){size, size, 3, mallocCheck((size_t)size * size * 3)};
+            scene_render(&sc, style, (uint64_t)seed + 5000, (uint64_t)i, fl[i].data, size);
+        }
+        float floor_d = 0;
+        if (rc == LS_OK && (rc = style_signature_of(fl, (int)n, size, floor_sig)) == LS_OK)
+            floor_d = quality_style_distance(floor_sig, ref).total;
+        StylePoint pts[16];
+        Image *cells = callocCheck((size_t)ns * n, sizeof *cells);
+        if (rc == LS_OK)
+            rc = style_curve(&s.m, &s.lora[0], ref, (const char *const *)prompts, (int)n, (uint64_t)seed, size, scales,
+                             ns, pts, cells);
+        if (rc == LS_OK) {
+            int i0 = -1;
+            for (int k = 0; k < ns; k++)
+                if (scales[k] == 0.0f) i0 = k;
+            float base = i0 >= 0 ? pts[i0].dist : NAN;
+            printf("style %s (%s, %d images), adapter %s, %ld single-object prompts, %dx%d\n", scene_style_names[style],
+                   dir, d.n_items, s.lora[0].name, n, size, size);
+            printf("strength  distance  gap closed  colour  shape  position\n");
+            char *csv = NULL;
+            size_t cl = 0;
+            FILE *cf = open_memstream(&csv, &cl);
+            fprintf(cf, "strength,distance,gap_closed,colour,shape,position\n");
+            for (int k = 0; k < ns; k++) {
+                double gap = isfinite(base) && base > floor_d ? 100.0 * (base - pts[k].dist) / (base - floor_d) : NAN;
+                printf("%8g  %8.4f  %9.1f%%  %5.1f%%  %4.1f%%  %7.1f%%\n", (double)pts[k].scale, (double)pts[k].dist, gap,
+                       pct(pts[k].colour_ok, pts[k].scored), pct(pts[k].shape_ok, pts[k].scored),
+                       pct(pts[k].pos_ok, pts[k].scored));
+                fprintf(cf, "%g,%.5f,%.2f,%.2f,%.2f,%.2f\n", (double)pts[k].scale, (double)pts[k].dist, gap,
+                        pct(pts[k].colour_ok, pts[k].scored), pct(pts[k].shape_ok, pts[k].scored),
+                        pct(pts[k].pos_ok, pts[k].scored));
+            }
+            printf("   floor  %8.4f  (fresh %s images drawn by the scene renderer)\n", (double)floor_d,
+                   scene_style_names[style]);
+            fprintf(cf, "floor,%.5f,,,,\n", (double)floor_d);
+            fclose(cf);
+            if (o.out) {
+                rc = ls_mkdir_p(o.out);
+                char *p = ls_path_join(o.out, "style_curve.csv");
+                if (rc == 0) rc = ls_write_file_atomic(p, csv, cl);
+                free(p);
+                int cols = (int)n < 8 ? (int)n : 8;
+                Image *g = callocCheck((size_t)ns * cols, sizeof *g);
+                char **rl = callocCheck((size_t)ns, sizeof *rl);
+                for (int k = 0; k < ns; k++) {
+                    char b[32];
+                    snprintf(b, sizeof b, "%g", (double)scales[k]);
+                    rl[k] = strdupCheck(b);
+                    for (int c = 0; c < cols; c++) g[k * cols + c] = cells[k * n + c];
+                }
+                p = ls_path_join(o.out, "grid.png");
+                if (rc == 0) rc = write_grid(p, g, ns, cols, rl, NULL, "strength");
+                free(p);
+                for (int k = 0; k < ns; k++) free(rl[k]);
+                free(rl), free(g);
+            }
+            free(csv);
+        }
+        for (int i = 0; i < ns * n; i++) image_free(&cells[i]);
+        for (int i = 0; i < n; i++) image_free(&fl[i]);
+        free(cells), free(fl), free(ref), free(floor_sig);
+        dataset_free(&d);
+    }
+    if (rc == LS_OK) fprintf(stderr, "lorastyle: eval done in %.1f s\n", ls_time() - t0);
+    free_prompts(prompts, (int)n);
+    gensession_close(&s);
+    return rc == LS_OK ? 0 : cli_fail();
+}

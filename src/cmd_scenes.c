@@ -44,13 +44,13 @@ int cmd_scenes(int argc, char **argv) {
     }
     int style = scene_style_from_name(style_name);
     if (style < 0) {
-        ls_set_error("scenes: unknown style '%s' (plain, ink, neon, mosaic, watercolour)", style_name);
+        ls_set_error("scenes: --style '%s': unknown (plain, ink, neon, mosaic, watercolour)", style_name);
         return cli_fail();
     }
     SceneSet set = !strcmp(set_name, "train") ? SCENE_TRAIN : !strcmp(set_name, "heldout") ? SCENE_HELDOUT
                    : !strcmp(set_name, "single") ? SCENE_SINGLE : (SceneSet)-1;
     if ((int)set < 0) {
-        ls_set_error("scenes: unknown set '%s' (train, heldout, single)", set_name);
+        ls_set_error("scenes: --set '%s': unknown (train, heldout, single)", set_name);
         return cli_fail();
     }
     char cap[256];

@@ -16,6 +16,7 @@
  * continues exactly. The model folder is rewritten (atomically, file by file) at every checkpoint and at the
  * end, so a stopped run still leaves a usable model. */
 #include <errno.h>
+#include <stddef.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -42,11 +43,35 @@ enum { S_SCENE = 1, S_STYLE, S_EPS, S_T, S_NOISE, S_DROP }; /* RNG stream purpos
 typedef struct {
     int stage;
     const char *model, *work, *out;
-    long steps, batch, warmup, checkpoint_every, seed, threads;
+    long steps, batch, warmup, checkpoint_every, seed, stop_after;
     float lr, kl_weight, edge_weight, uncond, ema_decay, min_snr;
     int resume, force, quiet;
     int overfit; /* --overfit: every step sees step 0's batch (a sanity check: the loss must fall to ~0) */
+    char given[16][24]; /* options given on the command line (--resume takes the others from the checkpoint) */
+    int n_given;
 } PretrainOptions;
+
+/* The options a checkpoint records, so that --resume continues with them. */
+typedef struct {
+    const char *flag;
+    char type; /* 'l' long, 'f' float */
+    size_t off;
+} PretrainField;
+#define PF(fl, t, m) {fl, t, offsetof(PretrainOptions, m)}
+static const PretrainField RECORDED[] = {
+    PF("--steps", 'l', steps),   PF("--batch", 'l', batch),           PF("--warmup", 'l', warmup),
+    PF("--seed", 'l', seed),     PF("--lr", 'f', lr),                 PF("--kl-weight", 'f', kl_weight),
+    PF("--edge-weight", 'f', edge_weight), PF("--uncond", 'f', uncond), PF("--ema", 'f', ema_decay),
+    PF("--min-snr", 'f', min_snr),
+};
+#undef PF
+#define N_RECORDED ((int)(sizeof RECORDED / sizeof RECORDED[0]))
+
+static int was_given(const PretrainOptions *o, const char *flag) {
+    for (int i = 0; i < o->n_given; i++)
+        if (!strcmp(o->given[i], flag)) return 1;
+    return 0;
+}
 
 typedef struct {
     PretrainOptions o;
@@ -105,9 +130,31 @@ static int ckpt_save(Pretrainer *P) {
     st_writer_meta(&w, "lorastyle_format", "pretrain-checkpoint-1");
     st_writer_meta(&w, "stage", P->o.stage == STAGE_VAE ? "vae" : "diffusion");
     st_writer_meta(&w, "step", sv);
+    for (int i = 0; i < N_RECORDED; i++) {
+        const char *p = (const char *)&P->o + RECORDED[i].off;
+        char v[64];
+        if (RECORDED[i].type == 'l') snprintf(v, sizeof v, "%ld", *(const long *)p);
+        else snprintf(v, sizeof v, "%.9g", (double)*(const float *)p);
+        st_writer_meta(&w, RECORDED[i].flag, v);
+    }
     int rc = st_writer_save(&w, P->ckpt);
     st_writer_free(&w);
     return rc;
+}
+
+/* --resume: the options the checkpoint recorded, for those not given again on the command line. */
+static int ckpt_read_options(PretrainOptions *o, const char *path) {
+    StFile f;
+    LS_TRY(st_open(&f, path));
+    for (int i = 0; i < N_RECORDED; i++) {
+        const char *v = st_meta_get(&f, RECORDED[i].flag);
+        if (!v || was_given(o, RECORDED[i].flag)) continue;
+        char *p = (char *)o + RECORDED[i].off;
+        if (RECORDED[i].type == 'l') *(long *)p = atol(v);
+        else *(float *)p = (float)atof(v);
+    }
+    st_close(&f);
+    return LS_OK;
 }
 
 static int ckpt_load(Pretrainer *P) {
@@ -361,13 +408,14 @@ out:
 static int usage(FILE *f) {
     fprintf(f,
             "usage: lorastyle pretrain vae|diffusion MODEL [-o OUT] [--work DIR] [--steps N] [--batch B] [--lr X]\n"
-            "           [--warmup N (200)] [--checkpoint-every N] [--seed S] [--resume] [--force]\n"
+            "           [--warmup N (200)] [--checkpoint-every N] [--seed S] [--resume] [--force] [--stop-after N]\n"
             "           vae: [--kl-weight 1e-6] [--edge-weight 1]   diffusion: [--uncond 0.1] [--ema 0.999]\n"
             "                [--min-snr 5]\n"
             "Trains MODEL's VAE, or its U-Net and text encoder together, from its current weights on streamed\n"
             "synthetic scenes (datasets/scenes.h) and writes the model to OUT (default: MODEL, in place) at every\n"
             "checkpoint and at the end. WORK (default output/pretrain-STAGE) gets checkpoint.safetensors,\n"
-            "loss.csv and loss.png; Ctrl-C saves a checkpoint, --resume continues it exactly.\n");
+            "loss.csv and loss.png; Ctrl-C saves a checkpoint, --resume continues it exactly (with the options the\n"
+            "checkpoint recorded, unless given again).\n");
     return f == stderr ? 2 : 0;
 }
 
@@ -405,6 +453,7 @@ static int parse(PretrainOptions *o, int argc, char **argv) {
             continue;
         }
         if (cli_need_arg(argc, argv, i) < 0) return LS_ERR;
+        if (o->n_given < 16) snprintf(o->given[o->n_given++], sizeof o->given[0], "%s", a);
         const char *v = argv[++i];
         int rc = 0;
         if (!strcmp(a, "-o")) o->out = v;
@@ -414,6 +463,7 @@ static int parse(PretrainOptions *o, int argc, char **argv) {
         else if (!strcmp(a, "--warmup")) rc = cli_parse_int(a, v, 0, 10000000, &o->warmup);
         else if (!strcmp(a, "--checkpoint-every")) rc = cli_parse_int(a, v, 0, 10000000, &o->checkpoint_every);
         else if (!strcmp(a, "--seed")) rc = cli_parse_int(a, v, 0, 0x7fffffffL, &o->seed);
+        else if (!strcmp(a, "--stop-after")) rc = cli_parse_int(a, v, 1, 10000000, &o->stop_after);
         else if (!strcmp(a, "--lr")) rc = cli_parse_float(a, v, &o->lr);
         else if (!strcmp(a, "--kl-weight")) rc = cli_parse_float(a, v, &o->kl_weight);
         else if (!strcmp(a, "--edge-weight")) rc = cli_parse_float(a, v, &o->edge_weight);
@@ -466,6 +516,7 @@ int cmd_pretrain(int argc, char **argv) {
         ls_set_error("%s: no checkpoint to resume (run without --resume)", P->ckpt);
         goto out;
     }
+    if (o->resume && ckpt_read_options(o, P->ckpt) < 0) goto out;
     if (model_load(&P->m, o->model, NULL) < 0 || ls_mkdir_p(o->work) < 0) goto out;
     if (P->m.single_file) {
         ls_set_error("%s: pretrain works on a diffusers folder (lorastyle init --preset base -o DIR)", o->model);
@@ -533,6 +584,7 @@ int cmd_pretrain(int argc, char **argv) {
         fprintf(P->csv, "%d,%.6g,%.6g,%.6g,%.3f\n", P->step, loss, (double)lr, gn, ls_time() - t0);
         ema_loss = 0.98 * ema_loss + 0.02 * loss, ema_w = 0.98 * ema_w + 0.02;
         int last = P->step == o->steps;
+        if (o->stop_after > 0 && P->step - start >= o->stop_after) g_stop = 1; /* as Ctrl-C (tests) */
         if (!o->quiet && (P->step % 50 == 0 || last)) {
             double el = ls_time() - t0, rate = (P->step - start) / el;
             fprintf(stderr, "lorastyle: %s step %d/%ld  loss %.5f  lr %.2e  %.2f s/step  ETA %.0f min\n", stage,
@@ -551,7 +603,8 @@ int cmd_pretrain(int argc, char **argv) {
                 rc = LS_ERR;
             if (g_stop && rc == LS_OK && !last) {
                 rc = ls_set_error("interrupted at step %d of %ld: checkpoint saved to %s; continue with: lorastyle "
-                                  "pretrain %s %s --work %s --resume", P->step, o->steps, P->ckpt, stage, o->model, o->work);
+                                  "pretrain %s %s --work %s -o %s --resume", P->step, o->steps, P->ckpt, stage,
+                                  o->model, o->work, o->out);
                 sigaction(SIGINT, &old_int, NULL), sigaction(SIGTERM, &old_term, NULL);
                 pretrainer_free(P), free(acp), free(P);
                 cli_fail();

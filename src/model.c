@@ -288,7 +288,7 @@ static int write_json(const char *dir, const char *sub, const char *file, char *
 }
 
 /* The built-in base model's shapes (trained from scratch on datasets/scenes.h, models/base): 64×64 images, a
- * VAE with 4× downsampling (16×16×4 latents; 16/32/64 channels, 16 norm groups), a 3-level U-Net with cross-attention at the two finer levels
+ * VAE with 4× downsampling (16×16×4 latents; 16/32/64 channels in 4 norm groups: at least 4 channels per group, as SD's VAE; with one channel per group, GroupNorm removed every channel's mean and the VAE could hardly learn colours), a 3-level U-Net with cross-attention at the two finer levels
  * and the mid block, a 3-layer CLIP text encoder of width 64 over the scene grammar's vocabulary. */
 void model_config_base(UNetConfig *uc, VaeConfig *vc, ClipConfig *cc) {
     uc->n_levels = 3;
@@ -299,7 +299,7 @@ void model_config_base(UNetConfig *uc, VaeConfig *vc, ClipConfig *cc) {
     uc->sample_size = 16;
     int vb[3] = {16, 32, 64};
     vc->n_levels = 3;
-    vc->norm_num_groups = 16;
+    vc->norm_num_groups = 4;
     for (int i = 0; i < 3; i++) vc->block_out[i] = vb[i];
     vc->layers_per_block = 1;
     vc->sample_size = 64;

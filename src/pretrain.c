@@ -5,6 +5,8 @@
  *              textures crisp) + KL at LDM's weight (1e-6 against per-pixel sums); the images are scenes
  *              in every render style, as SD's VAE saw every kind of image. At the end the latent scaling
  *              factor is measured (1/std of the latents, as SD's 0.18215 was) and written to vae/config.json.
+ *              --decoder-only fine-tunes the decoder alone (as SD's ft-MSE VAE): the latent space, and so any
+ *              U-Net trained on it, stays valid.
  *   diffusion  the U-Net and the text encoder together through the ε-prediction loss (min-SNR-5 weights),
  *              on plain-style scenes only (the styles stay new to the model), with the caption dropped
  *              (empty prompt) for 10% of the samples so classifier-free guidance works; the VAE is frozen.
@@ -46,6 +48,7 @@ typedef struct {
     long steps, batch, warmup, checkpoint_every, seed, stop_after;
     float lr, kl_weight, edge_weight, uncond, ema_decay, min_snr;
     int resume, force, quiet;
+    int decoder_only; /* vae --decoder-only: the encoder (and so the latent space) stays as it is */
     int overfit; /* --overfit: every step sees step 0's batch (a sanity check: the loss must fall to ~0) */
     char given[16][24]; /* options given on the command line (--resume takes the others from the checkpoint) */
     int n_given;
@@ -309,7 +312,7 @@ static double vae_step(Pretrainer *P, int s, int size) {
             int clamped = mom[il] < -30.0f || mom[il] > 20.0f;
             dmom[il] = clamped ? 0.0f : dz[iz] * eps[iz] * 0.5f * sd + (float)(o->kl_weight * norm) * 0.5f * (sd * sd - 1.0f);
         }
-    vae_encode_backward(v, &acts, dmom);
+    if (!o->decoder_only) vae_encode_backward(v, &acts, dmom);
     vae_acts_free(&acts);
     free(img), free(rec), free(drec), free(mom), free(dmom), free(z), free(dz), free(eps);
     return rl * norm + o->kl_weight * kl * norm;
@@ -409,7 +412,7 @@ static int usage(FILE *f) {
     fprintf(f,
             "usage: lorastyle pretrain vae|diffusion MODEL [-o OUT] [--work DIR] [--steps N] [--batch B] [--lr X]\n"
             "           [--warmup N (200)] [--checkpoint-every N] [--seed S] [--resume] [--force] [--stop-after N]\n"
-            "           vae: [--kl-weight 1e-6] [--edge-weight 1]   diffusion: [--uncond 0.1] [--ema 0.999]\n"
+            "           vae: [--kl-weight 1e-6] [--edge-weight 1] [--decoder-only]   diffusion: [--uncond 0.1] [--ema 0.999]\n"
             "                [--min-snr 5]\n"
             "Trains MODEL's VAE, or its U-Net and text encoder together, from its current weights on streamed\n"
             "synthetic scenes (datasets/scenes.h) and writes the model to OUT (default: MODEL, in place) at every\n"
@@ -441,6 +444,10 @@ static int parse(PretrainOptions *o, int argc, char **argv) {
         }
         if (!strcmp(a, "--quiet")) {
             o->quiet = 1;
+            continue;
+        }
+        if (!strcmp(a, "--decoder-only")) {
+            o->decoder_only = 1;
             continue;
         }
         if (!strcmp(a, "--overfit")) {
@@ -525,6 +532,15 @@ int cmd_pretrain(int argc, char **argv) {
     int size = P->m.unet.cfg.sample_size * vae_scale_factor(&P->m.vae.cfg);
     if (o->stage == STAGE_VAE) {
         if (vae_full_grads_alloc(&P->m.vae, &P->ts) < 0) goto out;
+        if (o->decoder_only) { /* keep the decoder's tensors only: the optimizer never touches the encoder */
+            int k = 0;
+            for (int i = 0; i < P->ts.n; i++) {
+                TrainTensor t = P->ts.t[i];
+                if (!strncmp(t.name, "decoder.", 8) || !strncmp(t.name, "post_quant_conv.", 16)) P->ts.t[k++] = t;
+                else P->ts.n_params -= (int64_t)t.n, free(t.name);
+            }
+            P->ts.n = k;
+        }
     } else {
         if (unet_full_grads_alloc(&P->m.unet, &P->ts) < 0 || clip_full_grads_alloc(&P->m.clip, &P->ts) < 0) goto out;
         P->ema = callocCheck((size_t)P->ts.n, sizeof *P->ema);
@@ -592,7 +608,7 @@ int cmd_pretrain(int argc, char **argv) {
         }
         if (last || g_stop || (o->checkpoint_every > 0 && P->step % o->checkpoint_every == 0)) {
             fflush(P->csv);
-            if (last && o->stage == STAGE_VAE) {
+            if (last && o->stage == STAGE_VAE && !o->decoder_only) {
                 P->m.vae.cfg.scaling_factor = measure_scaling(P, size);
                 if (!o->quiet)
                     fprintf(stderr, "lorastyle: latent scaling factor %.5f (1/std of the latents)\n",

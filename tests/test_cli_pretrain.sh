@@ -76,4 +76,13 @@ run "$LS" merge "$T/a_diffusion" -o "$T/f16" --dtype f16
 run "$LS" generate "a large red circle on the left on a white background" --model "$T/f16" --steps 2 -o "$T/x.png"
 [ "$rc" -eq 0 ] && [ -s "$T/x.png" ] && ok "merge without --lora writes a loadable f16 copy" || bad "f16 copy" "status $rc"
 
+# ---- the built-in model (models/base, found beside the build folder) trains on a shipped style ----
+run "$LS" train "$HERE/../datasets/styles/ink" -o "$T/ink" --steps 4 --batch 2 --no-samples --style-curve 2 --quiet
+if [ "$rc" -eq 0 ] && [ -s "$T/ink/ink.safetensors" ] && grep -q "^style curve: .*at strength 0 / 0.5 / 1" "$T/ink/report.txt" &&
+    grep -q "models/base" "$T/ink/config.json"; then
+    ok "train on datasets/styles/ink with the built-in model: adapter, report with a style curve"
+else bad "train on a shipped style" "status $rc"; fi
+run "$LS" generate "a small blue star at the top on a white background" --lora "$T/ink/ink.safetensors:1" --steps 4 -o "$T/ink.png"
+[ "$rc" -eq 0 ] && [ -s "$T/ink.png" ] && ok "generate with that adapter" || bad "generate with the adapter" "status $rc"
+
 summary

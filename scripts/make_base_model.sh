@@ -2,14 +2,16 @@
 # Recreates the built-in base model (models/base) from scratch with lorastyle's own commands:
 #   1. lorastyle init --preset base           random weights, the scene grammar's tokenizer
 #   2. lorastyle pretrain vae                 the autoencoder on scenes in every style
-#   3. lorastyle pretrain diffusion           U-Net + text encoder on plain scenes (EMA weights)
-#   4. lorastyle merge (no adapters) --dtype f16   the shipped f16 copy
+#   3. lorastyle pretrain diffusion           U-Net + text encoder on plain scenes (EMA weights), one core;
+#      beside it on the other core, lorastyle pretrain vae --decoder-only (the latent space stays the same)
+#   4. the fine-tuned decoder into the model; lorastyle merge (no adapters) --dtype f16: the shipped copy
 # Work folders (checkpoints, loss.csv, loss.png) go to output/base-model/. Every stage resumes: run the
 # script again after an interruption and it continues from the last checkpoint.
 #   bash scripts/make_base_model.sh [VAE_STEPS] [DIFFUSION_STEPS]
-# Times on this 2-core machine: the VAE 0.36 s/step on 2 threads (2000 steps, 12 min); the diffusion stage
-# 1.0 s/step on one thread (3200 steps, 55 min; a second thread gains only ~25% at these small shapes and
-# makes the run fragile when anything else uses the machine, so it runs single-threaded).
+# Times on this 2-core machine (2026-12-02): the VAE 0.37 s/step on 2 threads (2000 steps, 12.9 min); then
+# the diffusion stage at 1.0 s/step on one thread (3200 steps, 53.3 min) beside the decoder fine-tuning at
+# 0.41 s/step on the other (4000 steps, 27.4 min): about 67 min in all. (A second thread gains only ~25% at
+# these small shapes and makes a run fragile when anything else uses the machine.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 vae_steps=${1:-2000}
@@ -26,8 +28,13 @@ if [ ! -f "$work/vae.done" ]; then
         --checkpoint-every 250 $(resume "$work/vae")
     touch "$work/vae.done"
 fi
+[ -d "$work/vae-ft" ] || cp -r "$work/model" "$work/vae-ft"
+OMP_NUM_THREADS=1 $exe pretrain vae "$work/vae-ft" --work "$work/vae-decoder" --steps 4000 --batch 8 --lr 5e-4 \
+    --warmup 100 --seed 11 --checkpoint-every 250 --decoder-only $(resume "$work/vae-decoder") &
 OMP_NUM_THREADS=1 $exe pretrain diffusion "$work/model" --work "$work/diffusion" --steps "$diff_steps" --batch 16 \
     --lr 4e-4 --seed 2 --checkpoint-every 200 $(resume "$work/diffusion")
+wait %1 # the decoder fine-tuning
+cp "$work/vae-ft/vae/diffusion_pytorch_model.safetensors" "$work/model/vae/diffusion_pytorch_model.safetensors"
 rm -rf models/base.new
 $exe merge "$work/model" -o models/base.new --dtype f16
 rm -rf models/base && mv models/base.new models/base

@@ -119,8 +119,9 @@ int cmd_eval(int argc, char **argv) {
             ls_set_error("eval style: give the style folder (e.g. datasets/styles/ink)");
             return cli_fail();
         }
-        if (o.n_lora != 1) {
-            ls_set_error("eval style: give exactly one adapter with --lora FILE");
+        if (o.n_lora > 1) {
+            ls_set_error("eval style: give one adapter with --lora FILE (or none: the model itself, e.g. a fully "
+                         "fine-tuned one, at one point)");
             return cli_fail();
         }
         if (!style_name) { /* the folder's name */
@@ -160,10 +161,14 @@ int cmd_eval(int argc, char **argv) {
             printf("colour %.1f%%  shape %.1f%%  position %.1f%%  (%d scored)\n", pct(pt.colour_ok, pt.scored),
                    pct(pt.shape_ok, pt.scored), pct(pt.pos_ok, pt.scored), pt.scored);
             if (o.out) {
+                /* (at most) 8 prompts per grid row; a single row gets the prompts as column labels */
                 int cols = (int)n < 8 ? (int)n : 8, rows = ((int)n + cols - 1) / cols;
                 Image *g = callocCheck((size_t)rows * cols, sizeof *g);
                 for (int i = 0; i < rows * cols; i++) g[i] = i < n ? cells[i] : cells[0];
-                rc = write_grid(o.out, g, rows, cols, NULL, NULL, "eval content");
+                char **cl = callocCheck((size_t)cols, sizeof *cl);
+                for (int c = 0; c < cols; c++) cl[c] = prompts[c];
+                rc = write_grid(o.out, g, rows, cols, NULL, rows == 1 ? cl : NULL, "eval content");
+                free(cl);
                 free(g);
             }
         }
@@ -192,15 +197,16 @@ int cmd_eval(int argc, char **argv) {
         StylePoint pts[16];
         Image *cells = callocCheck((size_t)ns * n, sizeof *cells);
         if (rc == LS_OK)
-            rc = style_curve(&s.m, &s.lora[0], ref, (const char *const *)prompts, (int)n, (uint64_t)seed, size, scales,
+            rc = style_curve(&s.m, s.n_lora ? &s.lora[0] : NULL, ref, (const char *const *)prompts, (int)n, (uint64_t)seed, size, scales,
                              ns, pts, cells);
+        if (!s.n_lora) ns = 1;
         if (rc == LS_OK) {
             int i0 = -1;
             for (int k = 0; k < ns; k++)
                 if (scales[k] == 0.0f) i0 = k;
             float base = i0 >= 0 ? pts[i0].dist : NAN;
             printf("style %s (%s, %d images), adapter %s, %ld single-object prompts, %dx%d\n", scene_style_names[style],
-                   dir, d.n_items, s.lora[0].name, n, size, size);
+                   dir, d.n_items, s.n_lora ? s.lora[0].name : "(none: the model itself)", n, size, size);
             printf("strength  distance  gap closed  colour  shape  position\n");
             char *csv = NULL;
             size_t cl = 0;

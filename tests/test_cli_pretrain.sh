@@ -38,7 +38,7 @@ run "$LS" init --preset base --seed 2 -o "$T/m"
 run "$LS" info "$T/m"
 if grep -q "block_out_channels 64,128,128" "$T/stdout" && grep -q "scale factor 4" "$T/stdout" &&
     grep -q "default image size: 64x64" "$T/stdout"; then ok "base preset shapes"; else bad "base preset" "$(cat "$T/stdout")"; fi
-expect_fail "init refuses to overwrite by default" "" "exists" bash -c "mkdir -p models/base && exec \"\$0\" init --preset base" "$LS"
+expect_fail "init refuses to overwrite by default" "" "exists" bash -c "mkdir -p sub/models/base && cd sub && exec \"\$0\" init --preset base" "$LS"
 
 # ---- pretrain: stop + resume == uninterrupted ----
 for stage in vae diffusion; do

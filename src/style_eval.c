@@ -45,7 +45,7 @@ int style_curve(Model *m, Lora *lora, const QualityStyleSig *ref, const char *co
             rc = pipeline_generate(m, &p, &imgs[i], NULL);
             if (rc < 0) break;
             QualityResult q;
-            if (quality_score_caption(imgs[i].data, size, prompts[i], &q) == LS_OK) {
+            if (quality_score_caption(imgs[i].data, size, prompts[i], 0, &q) == LS_OK) {
                 pt->scored++;
                 pt->colour_ok += q.colour_ok, pt->shape_ok += q.shape_ok, pt->pos_ok += q.pos_ok;
             } else {

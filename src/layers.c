@@ -243,3 +243,19 @@ void conv_backward(const Conv2d *c, float *dx, const float *dy, const float *x, 
         free(dt);
     }
 }
+
+int layers_full_grads_alloc(WeightTable *t, TrainSet *ts, const char *what) {
+    for (int i = 0; i < t->n_mods; i++) { /* a merged adapter's weights are a modified copy */
+        const ModuleSpec *s = &t->mods[i];
+        const float *base = s->kind == MOD_LINEAR ? ((const Linear *)s->layer)->w_base
+                                                  : ((const Conv2d *)s->layer)->w_base;
+        if (base)
+            return ls_set_error("%s module %s has a merged adapter: training it needs the plain base weights", what,
+                                s->name);
+    }
+    wt_make_writable(t);
+    LS_TRY(wt_grads_alloc(t));
+    for (int i = 0; i < t->n; i++)
+        trainset_add(ts, t->v[i].name, *t->v[i].ptr, *t->v[i].gptr, (size_t)t->v[i].numel);
+    return LS_OK;
+}

@@ -6,6 +6,7 @@
 
 #include "common.h"  // defines: mallocCheck
 #include "ops.h"     // defines: op_linear, op_conv2d, op_groupnorm, op_layernorm
+#include "trainset.h" // defines: TrainSet, trainset_add
 #include "weights.h" // defines: WeightTable, wt_add
 
 /* A low-rank update attached to a layer (LoRA, kohya/PEFT math):
@@ -104,6 +105,12 @@ static inline void groupnorm_forward(const Norm *n, float *y, const float *x, in
 static inline void layernorm_forward(const Norm *n, float *y, const float *x, int N) {
     op_layernorm(y, x, n->g, n->b, N, n->C, n->eps);
 }
+
+/* Full training of one model part (the U-Net, the VAE or the text encoder): refuse when a module holds a
+ * merged adapter (its weights are then a modified copy; `what` names the part in the message), else make
+ * every tensor a private writable float32 copy (wt_make_writable), give every tensor its gradient buffer
+ * (wt_grads_alloc) and append each to ts under its checkpoint key. LS_ERR with nothing allocated on refusal. */
+int layers_full_grads_alloc(WeightTable *t, TrainSet *ts, const char *what);
 
 /* printf into a fresh stack buffer helper for building prefixes */
 #define LS_NAME_MAX 256

@@ -221,20 +221,7 @@ void clip_backward(const Clip *m, const ClipActs *acts, const float *dout) {
 
 /* ---------------- full fine-tuning ---------------- */
 
-int clip_full_grads_alloc(Clip *m, TrainSet *ts) {
-    WeightTable *t = &m->wt;
-    for (int i = 0; i < t->n_mods; i++) { /* a merged adapter's weights are a modified copy */
-        const ModuleSpec *s = &t->mods[i]; /* the encoder's modules are all Linear */
-        if (s->kind == MOD_LINEAR && ((const Linear *)s->layer)->w_base)
-            return ls_set_error("text-encoder module %s has a merged adapter: full fine-tuning needs the plain "
-                                "base weights", s->name);
-    }
-    wt_make_writable(t);
-    LS_TRY(wt_grads_alloc(t));
-    for (int i = 0; i < t->n; i++)
-        trainset_add(ts, t->v[i].name, *t->v[i].ptr, *t->v[i].gptr, (size_t)t->v[i].numel);
-    return LS_OK;
-}
+int clip_full_grads_alloc(Clip *m, TrainSet *ts) { return layers_full_grads_alloc(&m->wt, ts, "text-encoder"); }
 
 void clip_full_grads_free(Clip *m) { wt_grads_free(&m->wt); }
 

@@ -343,18 +343,7 @@ void unet_backward(const UNet *u, const UNetActs *acts, float *dctx, const float
 /* ---------------- full fine-tuning ---------------- */
 
 int unet_full_grads_alloc(UNet *u, TrainSet *ts) {
-    WeightTable *t = &u->wt;
-    for (int i = 0; i < t->n_mods; i++) { /* a merged adapter's weights are a modified copy */
-        const ModuleSpec *s = &t->mods[i];
-        const float *base = s->kind == MOD_LINEAR ? ((Linear *)s->layer)->w_base : ((Conv2d *)s->layer)->w_base;
-        if (base) return ls_set_error("U-Net module %s has a merged adapter: full fine-tuning needs the plain "
-                                      "base weights", s->name);
-    }
-    wt_make_writable(t);
-    LS_TRY(wt_grads_alloc(t));
-    for (int i = 0; i < t->n; i++)
-        trainset_add(ts, t->v[i].name, *t->v[i].ptr, *t->v[i].gptr, (size_t)t->v[i].numel);
-    return LS_OK;
+    return layers_full_grads_alloc(&u->wt, ts, "U-Net");
 }
 
 void unet_full_grads_free(UNet *u) { wt_grads_free(&u->wt); }

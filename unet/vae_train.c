@@ -268,18 +268,7 @@ void vae_decode_backward(const Vae *v, const VaeActs *acts, float *dz, const flo
 /* ---------------- full training ---------------- */
 
 int vae_full_grads_alloc(Vae *v, TrainSet *ts) {
-    WeightTable *t = &v->wt;
-    for (int i = 0; i < t->n_mods; i++) { /* a merged adapter's weights are a modified copy */
-        const ModuleSpec *s = &t->mods[i];
-        const float *base = s->kind == MOD_LINEAR ? ((Linear *)s->layer)->w_base : ((Conv2d *)s->layer)->w_base;
-        if (base) return ls_set_error("VAE module %s has a merged adapter: training needs the plain base weights",
-                                      s->name);
-    }
-    wt_make_writable(t);
-    LS_TRY(wt_grads_alloc(t));
-    for (int i = 0; i < t->n; i++)
-        trainset_add(ts, t->v[i].name, *t->v[i].ptr, *t->v[i].gptr, (size_t)t->v[i].numel);
-    return LS_OK;
+    return layers_full_grads_alloc(&v->wt, ts, "VAE");
 }
 
 void vae_full_grads_free(Vae *v) { wt_grads_free(&v->wt); }

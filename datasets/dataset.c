@@ -7,7 +7,7 @@
 
 #include "common.h" /* defines: ls_set_error, ls_warn, mallocCheck, ls_path_join, LS_OK/LS_ERR */
 #include "image.h"  /* defines: Image, image_load */
-#include "rng.h"    /* defines: rng_u32 */
+#include "rng.h"    /* defines: rng_u32, rng_mix64 */
 #include "sha256.h" /* defines: Sha256, sha256_* */
 
 #include <cjson/cJSON.h>
@@ -936,18 +936,11 @@ int dataset_load_item(const Dataset *d, int i, float *chw, int flip) {
 /* captions per step                                                                                */
 /* ================================================================================================ */
 
-/* splitmix64's finaliser: a well-mixed 64-bit value from any input (stream seeds for rng_u32). */
-static uint64_t mix64(uint64_t x) {
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
 
 /* A Philox stream seed for (seed, a, b) in a named role, so different uses never share numbers. */
 enum { ROLE_CAPTION = 1, ROLE_BUCKET = 2, ROLE_BATCHES = 3, ROLE_FLIP = 4, ROLE_HOLDOUT = 5, ROLE_DROPOUT = 6 };
 static uint64_t stream(uint64_t seed, uint64_t a, uint64_t b, int role) {
-    return mix64(seed ^ mix64(a ^ mix64(b ^ mix64((uint64_t)role))));
+    return rng_mix64(seed ^ rng_mix64(a ^ rng_mix64(b ^ rng_mix64((uint64_t)role))));
 }
 
 /* Uniform integer in [0, n) from draw k of stream s (Lemire's multiply-shift; bias < n/2^32). */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common.h" // defines: LS_OK, LS_ERR, mallocCheck, ls_set_error
+#include "rng.h"    // defines: rng_mix64
 
 const char *const scene_shape_names[SCENE_N_SHAPES] = {"circle", "square", "triangle", "star", "ring"};
 const char *const scene_colour_names[SCENE_N_COLOURS] = {"red",    "green",  "blue",  "yellow",
@@ -71,18 +72,12 @@ typedef struct {
     uint64_t s;
 } Rng;
 
-static uint64_t mix64(uint64_t x) {
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
 
 static Rng rng_for(uint64_t seed, uint64_t index, uint64_t purpose) {
-    return (Rng){mix64(mix64(seed) ^ mix64(index * 8 + purpose))};
+    return (Rng){rng_mix64(rng_mix64(seed) ^ rng_mix64(index * 8 + purpose))};
 }
 
-static uint64_t next64(Rng *r) { return mix64(r->s += 0x9e3779b97f4a7c15ULL); }
+static uint64_t next64(Rng *r) { return rng_mix64(r->s += 0x9e3779b97f4a7c15ULL); }
 static int rint_(Rng *r, int n) { return (int)(next64(r) % (uint64_t)n); }
 static float runif(Rng *r) { return (float)(next64(r) >> 40) / (float)(1 << 24); }
 
@@ -375,7 +370,7 @@ static void boundary_distance(const int *lab, float *d, int N) {
 
 /* Smooth value noise in [0, 1): lattice every `cell` pixels, bilinear, from (seed, index, octave). */
 static float lattice(uint64_t key, int ix, int iy) {
-    return (float)(mix64(key ^ mix64((uint64_t)(uint32_t)ix * 0x100000001b3ULL + (uint32_t)iy)) >> 40) /
+    return (float)(rng_mix64(key ^ rng_mix64((uint64_t)(uint32_t)ix * 0x100000001b3ULL + (uint32_t)iy)) >> 40) /
            (float)(1 << 24);
 }
 
@@ -485,7 +480,7 @@ static void render_float(const Scene *s, int style, uint64_t seed, uint64_t inde
         dist = mallocCheck((size_t)N * N * sizeof(float));
         boundary_distance(lab, dist, N);
     }
-    uint64_t key = mix64(seed * 31 + index);
+    uint64_t key = rng_mix64(seed * 31 + index);
     memset(rgb, 0, (size_t)size * size * 3 * sizeof(float));
     for (int y = 0; y < N; y++)
         for (int x = 0; x < N; x++) {

@@ -5,7 +5,7 @@
 
 #include "common.h" // defines: callocCheck, ls_set_error
 #include "lora.h"   // defines: Lora, LoraModule
-#include "rng.h"    // defines: rng_uniform
+#include "rng.h"    // defines: rng_uniform, rng_mix64
 
 static size_t down_numel(const LoraModule *m) { return (size_t)m->rank * m->in * m->k * m->k; }
 static size_t up_numel(const LoraModule *m) { return (size_t)m->out * m->rank; }
@@ -109,12 +109,6 @@ static int split_targets(const char *targets, char *buf, size_t cap, const char 
     }
 }
 
-static uint64_t mix64(uint64_t x) { /* splitmix64 finaliser */
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
 
 /* kohya's initialisation of a new module: down ~ U(±1/√fan_in) (kaiming_uniform(a=√5), fan_in = in·k·k)
  * from the portable RNG, one stream per module keyed by seed and its index; up = 0, so the attached
@@ -124,7 +118,7 @@ static void lora_init_module(LoraModule *lm, uint64_t seed, int index) {
     lm->down = mallocCheck(nd * sizeof(float));
     lm->up = callocCheck(nu, sizeof(float));
     float bound = 1.0f / sqrtf((float)(lm->in * lm->k * lm->k));
-    rng_uniform(lm->down, nd, mix64(seed ^ mix64(0x4c6f5241ULL + (uint64_t)index)), 0);
+    rng_uniform(lm->down, nd, rng_mix64(seed ^ rng_mix64(0x4c6f5241ULL + (uint64_t)index)), 0);
     for (size_t j = 0; j < nd; j++) lm->down[j] = (2.0f * lm->down[j] - 1.0f) * bound;
 }
 

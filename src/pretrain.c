@@ -434,26 +434,15 @@ static int parse(PretrainOptions *o, int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is_help(a)) return usage(stdout), 1;
-        if (!strcmp(a, "--resume")) {
-            o->resume = 1;
-            continue;
-        }
-        if (!strcmp(a, "--force")) {
-            o->force = 1;
-            continue;
-        }
-        if (!strcmp(a, "--quiet")) {
-            o->quiet = 1;
-            continue;
-        }
-        if (!strcmp(a, "--decoder-only")) {
-            o->decoder_only = 1;
-            continue;
-        }
-        if (!strcmp(a, "--overfit")) {
-            o->overfit = 1;
-            continue;
-        }
+        struct {
+            const char *flag;
+            int *on;
+        } bools[] = {{"--resume", &o->resume}, {"--force", &o->force}, {"--quiet", &o->quiet},
+                     {"--decoder-only", &o->decoder_only}, {"--overfit", &o->overfit}};
+        int is_bool = 0;
+        for (size_t k = 0; k < sizeof bools / sizeof *bools; k++)
+            if (!strcmp(a, bools[k].flag)) *bools[k].on = 1, is_bool = 1;
+        if (is_bool) continue;
         if (a[0] != '-') {
             if (o->model) return ls_set_error("pretrain: unexpected argument '%s'", a);
             o->model = a;

@@ -16,6 +16,15 @@ void rng_normal(float *out, size_t n, uint64_t seed, uint64_t offset);
 void rng_uniform(float *out, size_t n, uint64_t seed, uint64_t offset);
 /* One 32-bit random value: word (index % 4) of Philox(seed, counter = index / 4). */
 uint32_t rng_u32(uint64_t seed, uint64_t index);
+/* splitmix64's finaliser: a well-mixed 64-bit value from any input (stream seeds built from a run's seed,
+ * step, item and purpose). */
+static inline uint64_t rng_mix64(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
 /* The raw Philox4x32-10 block function (10 rounds, 128-bit counter, 64-bit key as two words); exposed for
  * the known-answer test and for backends that must reproduce the stream. */
 void rng_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);

@@ -18,6 +18,7 @@
 #include "dataset.h"    // defines: Dataset, DatasetEpoch
 #include "lora.h"       // defines: Lora
 #include "model.h"      // defines: Model
+#include "rng.h"        // defines: rng_mix64
 #include "train.h"      // defines: TrainOptions, TrainResult
 #include "trainset.h"   // defines: TrainSet
 #include "unet_train.h" // defines: UNetActs
@@ -98,15 +99,9 @@ typedef struct {
     int curve_same;              /* the strength-1 images equal the strength-0 ones, byte for byte */
 } Trainer;
 
-static inline uint64_t train_mix64(uint64_t x) { /* splitmix64 finaliser */
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
 /* The seed of the RNG stream for (seed, micro-step, purpose): every random draw of a run is keyed so. */
 static inline uint64_t train_stream(uint64_t seed, uint64_t step, uint64_t purpose) {
-    return train_mix64(train_mix64(seed) ^ train_mix64(step * 16 + purpose));
+    return rng_mix64(rng_mix64(seed) ^ rng_mix64(step * 16 + purpose));
 }
 
 /* Do the captions stay the same from step to step (no tag shuffling, no tag dropout; a dropped caption is

@@ -368,12 +368,19 @@ int model_init_preset(const char *preset, const char *dir, uint64_t seed, StDtyp
     char *s = cJSON_Print(mi);
     cJSON_Delete(mi);
     LS_TRY(write_json(dir, ".", "model_index.json", s));
-    LS_TRY(write_json(dir, "scheduler", "scheduler_config.json",
-                      strdup("{\n  \"_class_name\": \"PNDMScheduler\",\n  \"_diffusers_version\": \"0.6.0\",\n"
+    /* SD1.5's scheduler file; the base preset adds v-prediction on a zero-terminal-SNR schedule with
+     * trailing timesteps (Lin et al. 2023): with SD1's schedule, ᾱ_T = 0.0047 leaves the mean colour of the
+     * image in the noisiest training input, a 64² model learns its background from that instead of from
+     * the caption, and at sampling time the seed's noise decides it (seen on the first base model). */
+    char sched[1024];
+    snprintf(sched, sizeof sched, "{\n  \"_class_name\": \"PNDMScheduler\",\n  \"_diffusers_version\": \"0.6.0\",\n"
                              "  \"beta_end\": 0.012,\n  \"beta_schedule\": \"scaled_linear\",\n"
                              "  \"beta_start\": 0.00085,\n  \"num_train_timesteps\": 1000,\n"
                              "  \"set_alpha_to_one\": false,\n  \"skip_prk_steps\": true,\n"
-                             "  \"steps_offset\": 1,\n  \"trained_betas\": null,\n  \"clip_sample\": false\n}\n")));
+                             "  \"steps_offset\": 1,\n  \"trained_betas\": null,\n  \"clip_sample\": false%s\n}\n",
+                             base ? ",\n  \"prediction_type\": \"v_prediction\",\n  \"rescale_betas_zero_snr\": true,\n"
+                                    "  \"timestep_spacing\": \"trailing\"" : "");
+    LS_TRY(write_json(dir, "scheduler", "scheduler_config.json", strdup(sched)));
     LS_TRY(write_json(dir, "unet", "config.json", unet_config_to_json(&uc)));
     LS_TRY(write_json(dir, "vae", "config.json", vae_config_to_json(&vc)));
     LS_TRY(write_json(dir, "text_encoder", "config.json", clip_config_to_json(&cc)));

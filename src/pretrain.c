@@ -7,7 +7,9 @@
  *              factor is measured (1/std of the latents, as SD's 0.18215 was) and written to vae/config.json.
  *              --decoder-only fine-tunes the decoder alone (as SD's ft-MSE VAE): the latent space, and so any
  *              U-Net trained on it, stays valid.
- *   diffusion  the U-Net and the text encoder together through the ε-prediction loss (min-SNR-5 weights),
+ *   diffusion  the U-Net and the text encoder together through the diffusion loss in the model's own
+ *              parameterisation (its scheduler config: ε, or v with a zero-terminal-SNR schedule as the
+ *              base preset uses; min-SNR-5 weights),
  *              on plain-style scenes only (the styles stay new to the model), with the caption dropped
  *              (empty prompt) for 10% of the samples so classifier-free guidance works; the VAE is frozen.
  *              The model written is the exponential moving average of the weights (decay 0.999).
@@ -350,6 +352,7 @@ static double diffusion_step(Pretrainer *P, int s, int size, const float *acp) {
     Model *m = &P->m;
     int B = (int)o->batch, f = vae_scale_factor(&m->vae.cfg), h = size / f, C = m->vae.cfg.latent_channels;
     int T = m->sched.num_train_timesteps, Lt = tokenizer_max_length(m->tok), D = m->clip.cfg.hidden;
+    int vpred = m->sched.prediction == PRED_V;
     size_t per = (size_t)C * h * h, n = (size_t)B * per, ni = (size_t)B * 3 * size * size;
     float *img = fbuf(ni), *mom = fbuf(2 * n), *x0 = fbuf(n), *noise = fbuf(n), *xt = fbuf(n);
     float *target = fbuf(n), *out = fbuf(n), *dout = fbuf(n), *ctx = fbuf((size_t)B * Lt * D);
@@ -377,7 +380,8 @@ static double diffusion_step(Pretrainer *P, int s, int size, const float *acp) {
         float a = sqrtf(acp[tt[b]]), sg = sqrtf(1.0f - acp[tt[b]]);
         for (size_t q = 0; q < per; q++) {
             xt[b * per + q] = a * x0[b * per + q] + sg * noise[b * per + q];
-            target[b * per + q] = noise[b * per + q];
+            /* the model's prediction type (its scheduler config): ε, or v = α·ε − σ·x0 */
+            target[b * per + q] = vpred ? a * noise[b * per + q] - sg * x0[b * per + q] : noise[b * per + q];
         }
     }
     ClipActs cacts = {0};
@@ -390,7 +394,12 @@ static double diffusion_step(Pretrainer *P, int s, int size, const float *acp) {
     unet_forward_train(&m->unet, &uacts, out, xt, tf, ctx, B, h, h, Lt);
     for (int b = 0; b < B; b++) {
         double lb = unet_mse_loss(dout + b * per, out + b * per, target + b * per, per);
-        double snr = acp[tt[b]] / (1.0 - acp[tt[b]]), wk = o->min_snr > 0 ? fmin(snr, o->min_snr) / snr : 1.0;
+        /* min-SNR-γ (Hang et al. 2023): x0-loss weight min(SNR, γ), i.e. min(SNR, γ)/SNR on the ε loss and
+         * min(SNR, γ)/(SNR + 1) on the v loss; for v the SNR is floored at 1, so the pure-noise steps of a
+         * zero-terminal-SNR schedule (SNR 0), where the model learns what the caption alone implies, keep
+         * weight 1/(SNR + 1) instead of none. */
+        double snr = acp[tt[b]] / (1.0 - acp[tt[b]]), wk = 1.0;
+        if (o->min_snr > 0) wk = vpred ? fmin(fmax(snr, 1.0), o->min_snr) / (snr + 1.0) : snr > 0 ? fmin(snr, o->min_snr) / snr : 1.0;
         l += wk * lb / B;
         for (size_t q = 0; q < per; q++) dout[b * per + q] *= (float)(wk / B);
     }

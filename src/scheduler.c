@@ -141,9 +141,10 @@ static int config_from_json(SchedConfig *c, const cJSON *root, const char *path)
     if (spacing >= 0) snprintf(c->timestep_spacing, sizeof c->timestep_spacing, "%s", spacings[spacing]);
     /* Options that would change the math and that SD1.x/2.x files leave off. */
     if (cfg_item(root, "trained_betas")) return ls_set_error("%s: \"trained_betas\" is not supported", path);
-    LS_TRY(cfg_bool(root, "rescale_betas_zero_snr", path, &flag));
-    if (flag) return ls_set_error("%s: \"rescale_betas_zero_snr\": true is not supported", path);
-    flag = 0;
+    LS_TRY(cfg_bool(root, "rescale_betas_zero_snr", path, &c->rescale_zero_snr));
+    if (c->rescale_zero_snr && c->prediction == PRED_EPSILON)
+        ls_warn("%s: rescale_betas_zero_snr with epsilon prediction: the last timestep (pure noise) cannot be "
+                "sampled; zero-terminal-SNR models use \"prediction_type\": \"v_prediction\"", path);
     LS_TRY(cfg_bool(root, "clip_sample", path, &flag));
     if (flag) ls_warn("%s: clip_sample is ignored (no clipping of the predicted x0)", path);
     return LS_OK;
@@ -199,6 +200,20 @@ void sched_alphas_cumprod(const SchedConfig *c, float *alphas_cumprod) {
         float b = torch_linspace_f32(b0, b1, T, t);
         if (c->scaled_linear) b = b * b;
         acc *= (double)(1.0f - b);
+        alphas_cumprod[t] = (float)acc;
+    }
+    if (!c->rescale_zero_snr) return;
+    /* rescale_zero_terminal_snr (float32 tensors as diffusers): √ᾱ shifted so its last value is 0 and
+     * scaled so its first stays; ᾱ = (√ᾱ)²; α_t = ᾱ_t/ᾱ_{t−1} (α_0 = ᾱ_0); β = 1 − α; then the cumprod
+     * again from the new β. */
+    float s0 = sqrtf(alphas_cumprod[0]), sT = sqrtf(alphas_cumprod[T - 1]);
+    float k = s0 / (s0 - sT), prev = 0.0f;
+    acc = 1.0;
+    for (int t = 0; t < T; t++) {
+        float sq = (sqrtf(alphas_cumprod[t]) - sT) * k, ab = sq * sq;
+        float alpha = t == 0 ? ab : ab / prev, beta = 1.0f - alpha;
+        prev = ab;
+        acc *= (double)(1.0f - beta);
         alphas_cumprod[t] = (float)acc;
     }
 }
@@ -351,6 +366,9 @@ int sampler_init(Sampler *s, const SchedConfig *c, SamplerKind kind, int steps, 
     s->n = steps;
     s->prev_step = -1;
     sched_alphas_cumprod(c, s->alphas_cumprod);
+    /* ᾱ_T = 0 makes σ_T infinite: the σ-based samplers (Euler, Euler a, DPM++) take ᾱ_T = 2^-24 instead
+     * (σ_T ≈ 4096), as diffusers does; DDIM uses ᾱ_T = 0 as it is (with v-prediction, x̂0 = −v there). */
+    if (c->rescale_zero_snr && kind != SAMPLER_DDIM) s->alphas_cumprod[T - 1] = 0x1p-24f;
 
     float sigma_tab[SCHED_MAX_TRAIN_T], log_sigma_tab[SCHED_MAX_TRAIN_T];
     for (int t = 0; t < T; t++) {

@@ -35,13 +35,15 @@ typedef struct {
     int set_alpha_to_one;        /* 0 */
     PredictionType prediction;   /* epsilon */
     char timestep_spacing[16];   /* "" = each sampler's own default (leading for DDIM, linspace else) */
+    int rescale_zero_snr;        /* rescale_betas_zero_snr: ᾱ_T = 0 (Lin et al. 2023, Algorithm 1); 0 */
 } SchedConfig;
 
 void sched_config_default(SchedConfig *c);
 /* Read path (a scheduler_config.json); missing keys keep defaults. LS_ERR on malformed JSON/values. */
 int sched_config_load(SchedConfig *c, const char *path);
 
-/* fp32 β / ᾱ tables as diffusers computes them (torch.linspace in float32, sequential cumprod). */
+/* fp32 β / ᾱ tables as diffusers computes them (torch.linspace in float32, sequential cumprod), with
+ * rescale_betas_zero_snr applied when set (then ᾱ[T−1] = 0 exactly). */
 void sched_alphas_cumprod(const SchedConfig *c, float *alphas_cumprod /* num_train_timesteps */);
 
 typedef struct {

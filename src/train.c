@@ -169,7 +169,7 @@ static int micro_step(Trainer *T, uint64_t u, double *loss) {
             if (o->min_snr_gamma > 0) {
                 double snr = T->acp[tt[k]] / (1.0 - T->acp[tt[k]]);
                 double mn = snr < o->min_snr_gamma ? snr : o->min_snr_gamma;
-                wk = T->vpred ? mn / (snr + 1.0) : mn / snr;
+                wk = T->vpred ? mn / (snr + 1.0) : snr > 0 ? mn / snr : 1.0; /* SNR 0: zero-terminal-SNR ᾱ_T */
             }
             l += wk * lk / B;
             float sc = (float)(wk / B / o->grad_accum);

@@ -9,6 +9,7 @@ PNDMScheduler of SD1.5's scheduler_config.json, so each class's own defaults (ti
 
     alphas_cumprod                       [1000]  SD1.5 (scaled_linear 0.00085..0.012)
     alphas_cumprod.linear                [1000]  beta_schedule linear 0.0001..0.02 (DDPM defaults)
+    alphas_cumprod.zsnr                  [1000]  SD1.5 with rescale_betas_zero_snr (DDIM's table: ends at 0)
     sched.<sampler>.<spacing>.k<karras>.n<steps>.{timesteps [n], sigmas [n+1], init_noise_sigma [1]}
     traj.<sampler>.<pred>.<spacing>.k<karras>.n<steps>.{x_init, xin, model_out, noise, x}
         x_init [B,C,H,W]: the sample before step 0 (= N(0,1) · init_noise_sigma)
@@ -18,7 +19,8 @@ PNDMScheduler of SD1.5's scheduler_config.json, so each class's own defaults (ti
         x [n,...]: the sample after step i
 
 sampler ∈ ddim, euler, euler_a, dpmpp_2m; spacing ∈ default (the class default), leading, linspace,
-trailing; pred ∈ epsilon, v_prediction. The fake model makes the trajectory depend on the sample, but the C
+trailing; pred ∈ epsilon, v_prediction, vzsnr (v_prediction with rescale_betas_zero_snr: the built-in
+model's scheduler). The fake model makes the trajectory depend on the sample, but the C
 test feeds the stored model outputs so each step is checked on its own numbers.
 """
 import os
@@ -49,7 +51,10 @@ def make_scheduler(sampler, spacing="default", karras=False, pred="epsilon"):
         kw["timestep_spacing"] = spacing
     if karras:
         kw["use_karras_sigmas"] = True
-    if pred != "epsilon":
+    if pred == "vzsnr":
+        kw["prediction_type"] = "v_prediction"
+        kw["rescale_betas_zero_snr"] = True
+    elif pred != "epsilon":
         kw["prediction_type"] = pred
     return CLASSES[sampler].from_config(pndm.config, **kw)
 
@@ -122,6 +127,9 @@ def dump_trajectories(out):
         ("dpmpp_2m", "epsilon", "default", False, 7), ("dpmpp_2m", "epsilon", "default", False, 20),
         ("dpmpp_2m", "epsilon", "default", True, 7), ("dpmpp_2m", "epsilon", "default", True, 20),
         ("dpmpp_2m", "v_prediction", "default", False, 7),
+        ("ddim", "vzsnr", "trailing", False, 7), ("euler", "vzsnr", "trailing", False, 7),
+        ("euler_a", "vzsnr", "trailing", False, 7), ("euler_a", "vzsnr", "trailing", False, 20),
+        ("dpmpp_2m", "vzsnr", "trailing", False, 7),
     ]
     for k, (sampler, pred, spacing, karras, n) in enumerate(runs):
         run_trajectory(out, sampler, pred, spacing, karras, n, seed=1234 + k)
@@ -134,6 +142,7 @@ def main():
     out["alphas_cumprod"] = f32(make_scheduler("ddim").alphas_cumprod.numpy())
     lin = DDIMScheduler(beta_schedule="linear", beta_start=0.0001, beta_end=0.02)
     out["alphas_cumprod.linear"] = f32(lin.alphas_cumprod.numpy())
+    out["alphas_cumprod.zsnr"] = f32(make_scheduler("ddim", pred="vzsnr").alphas_cumprod.numpy())
     dump_schedules(out)
     dump_trajectories(out)
     meta = {"diffusers": diffusers.__version__, "torch": torch.__version__, "generator": os.path.basename(__file__)}

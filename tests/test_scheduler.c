@@ -227,6 +227,10 @@ static void test_config(void) {
     CHECK(rc == LS_OK && c.prediction == PRED_V && !strcmp(c.timestep_spacing, "leading") && !c.scaled_linear &&
               c.steps_offset == 0,
           "v config");
+    rc = load_text(&c, "{\"prediction_type\": \"v_prediction\", \"rescale_betas_zero_snr\": true, "
+                       "\"timestep_spacing\": \"trailing\"}");
+    CHECK(rc == LS_OK && c.prediction == PRED_V && c.rescale_zero_snr && !strcmp(c.timestep_spacing, "trailing"),
+          "zero-SNR config: %s", rc ? ls_last_error() : "wrong values");
     rc = load_text(&c, "{\"timestep_spacing\": \"leading\", \"_use_default_values\": [\"timestep_spacing\"]}");
     CHECK(rc == LS_OK && c.timestep_spacing[0] == 0, "_use_default_values not honoured");
     rc = load_text(&c, "{\"steps_offset\": \"1\"}");
@@ -259,23 +263,26 @@ static int kind_of(const char *name, SamplerKind *k) {
 static void test_alphas(const Fixture *f) {
     SchedConfig c;
     float ac[SCHED_MAX_TRAIN_T];
-    for (int lin = 0; lin < 2; lin++) {
+    for (int lin = 0; lin < 3; lin++) { /* SD1.5, linear, SD1.5 + rescale_betas_zero_snr */
         sched_config_default(&c);
-        if (lin) {
+        c.rescale_zero_snr = lin == 2;
+        if (lin == 1) {
             c.scaled_linear = 0;
             c.beta_start = 0.0001f;
             c.beta_end = 0.02f;
         }
         size_t n = 0;
-        float *ref = fx_get(f, lin ? "alphas_cumprod.linear" : "alphas_cumprod", &n);
+        static const char *const names[] = {"alphas_cumprod", "alphas_cumprod.linear", "alphas_cumprod.zsnr"};
+        float *ref = fx_get(f, names[lin], &n);
         CHECK(ref && n == 1000, "alphas_cumprod fixture missing");
         if (!ref) continue;
         sched_alphas_cumprod(&c, ac);
         int exact = 0;
         for (size_t i = 0; i < n; i++) exact += ac[i] == ref[i];
         double e = rel_err(ac, ref, n);
-        printf("alphas_cumprod%s: max rel err %.3g, %d/1000 bit exact\n", lin ? " (linear)" : "", e, exact);
-        CHECK(e <= 1e-6, "alphas_cumprod rel err %g", e);
+        printf("%s: max rel err %.3g, %d/1000 bit exact\n", names[lin], e, exact);
+        CHECK(e <= 1e-6, "%s rel err %g", names[lin], e);
+        if (lin == 2) CHECK(ac[n - 1] == 0.0f && ref[n - 1] == 0.0f, "zero-SNR ᾱ_T %g (diffusers %g)", ac[n - 1], ref[n - 1]);
         free(ref);
     }
 }
@@ -362,7 +369,8 @@ static void test_trajectories(const Fixture *f) {
         CHECK(kind_of(samp, &kind), "unknown sampler in fixture %s", e->string);
         SchedConfig c;
         sched_config_default(&c);
-        c.prediction = strcmp(pred, "v_prediction") ? PRED_EPSILON : PRED_V;
+        c.prediction = strcmp(pred, "v_prediction") && strcmp(pred, "vzsnr") ? PRED_EPSILON : PRED_V;
+        c.rescale_zero_snr = !strcmp(pred, "vzsnr");
         if (strcmp(spacing, "default")) snprintf(c.timestep_spacing, sizeof c.timestep_spacing, "%.15s", spacing);
         Sampler s;
         if (sampler_init(&s, &c, kind, n, karras) != LS_OK) {

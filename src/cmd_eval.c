@@ -25,7 +25,8 @@ static int usage(FILE *f) {
             "       lorastyle eval style DIR --lora FILE [--model M] [--style NAME] [--scales 0,0.25,0.5,0.75,1]\n"
             "                              [-n 16] [--seed 1] [-o OUTDIR]\n"
             "content: n single-object prompts of the scene grammar (held-out combinations by default), one image\n"
-            "each; prints how often the named colour, shape and position come out.\n"
+            "each; prints how often the named colour, shape and position come out, and the ceiling the VAE sets\n"
+            "(the same scenes rendered, encoded and decoded, scored alike).\n"
             "style: the adapter's style curve against the images in DIR (a training folder): style distance per\n"
             "strength, the floor (fresh images of DIR's style, --style, default DIR's name), the share of the\n"
             "base-to-floor gap closed, and content adherence at each strength (forgetting). OUTDIR gets\n"
@@ -46,6 +47,35 @@ static char **make_prompts(SceneSet set, uint64_t seed, int n) {
         p[i] = strdupCheck(cap);
     }
     return p;
+}
+
+/* The ceiling the model's VAE puts on content adherence: the scenes of make_prompts(set, seed, n) drawn
+ * by the renderer, encoded and decoded by the VAE (latent means), scored like generated images. */
+static void vae_ceiling(const Vae *v, SceneSet set, uint64_t seed, int n, int size, int ok[3], int *scored) {
+    int f = vae_scale_factor(&v->cfg), h = size / f, L = v->cfg.latent_channels;
+    float *chw = mallocCheck((size_t)3 * size * size * sizeof(float)), *rec = mallocCheck((size_t)3 * size * size * sizeof(float));
+    float *mom = mallocCheck((size_t)2 * L * h * h * sizeof(float));
+    uint8_t *rgb = mallocCheck((size_t)3 * size * size);
+    ok[0] = ok[1] = ok[2] = *scored = 0;
+    for (int i = 0; i < n; i++) {
+        Scene sc;
+        char cap[256];
+        scene_sample(&sc, set, seed, (uint64_t)i);
+        scene_caption(&sc, cap, sizeof cap);
+        scene_render_chw(&sc, SCENE_STYLE_PLAIN, seed + 4000, (uint64_t)i, chw, size);
+        int hh, ww;
+        vae_encode(v, mom, chw, 1, size, size, &hh, &ww);
+        vae_decode(v, rec, mom, 1, hh, ww);
+        for (int q = 0; q < size * size; q++)
+            for (int c = 0; c < 3; c++) {
+                float x = (rec[(size_t)c * size * size + q] + 1.0f) * 127.5f + 0.5f;
+                rgb[(size_t)q * 3 + c] = (uint8_t)(x < 0 ? 0 : x > 255 ? 255 : x);
+            }
+        QualityResult r;
+        if (quality_score_caption(rgb, size, cap, 0, &r) != LS_OK) continue;
+        ok[0] += r.colour_ok, ok[1] += r.shape_ok, ok[2] += r.pos_ok, (*scored)++;
+    }
+    free(chw), free(rec), free(mom), free(rgb);
 }
 
 static void free_prompts(char **p, int n) {
@@ -160,6 +190,11 @@ int cmd_eval(int argc, char **argv) {
                    seed + n - 1);
             printf("colour %.1f%%  shape %.1f%%  position %.1f%%  (%d scored)\n", pct(pt.colour_ok, pt.scored),
                    pct(pt.shape_ok, pt.scored), pct(pt.pos_ok, pt.scored), pt.scored);
+            int ok[3], sc;
+            vae_ceiling(&s.m.vae, set, (uint64_t)seed + 1000, (int)n, size, ok, &sc);
+            printf("VAE ceiling: colour %.1f%%  shape %.1f%%  position %.1f%%  (the same scenes drawn by the "
+                   "renderer through the model's VAE: the most its U-Net can reach)\n",
+                   pct(ok[0], sc), pct(ok[1], sc), pct(ok[2], sc));
             if (o.out) {
                 /* (at most) 8 prompts per grid row; a single row gets the prompts as column labels */
                 int cols = (int)n < 8 ? (int)n : 8, rows = ((int)n + cols - 1) / cols;

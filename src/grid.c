@@ -13,6 +13,21 @@
 #define GRID_MAX_SIDE 65535    /* per side of the output image */
 #define GRID_MAX_PIXELS (1LL << 28)
 
+/* Width of the widest space-separated word of text (words of at most 63 bytes are measured whole). */
+static int widest_word(const char *text, int scale) {
+    int best = 0;
+    while (*text) {
+        while (*text == ' ') text++;
+        char word[64];
+        int n = 0;
+        while (text[n] && text[n] != ' ') n++;
+        snprintf(word, sizeof word, "%.*s", LS_MIN(n, 63), text);
+        best = LS_MAX(best, font_text_width(word, scale));
+        text += n;
+    }
+    return best;
+}
+
 /* The layout plus the wrapped text it was computed from. */
 typedef struct {
     GridLayout L;
@@ -67,7 +82,9 @@ static int plan_grid(Plan *P, int cell_w, int cell_h, int rows, int cols, const 
         int widest = 0;
         for (int r = 0; r < rows; r++) {
             FontLines *t = &P->row_text[r];
-            font_wrap(t, row_labels[r], cell_w * 3 / 4 - 2 * L->pad, L->scale, max_lines);
+            /* never narrower than the label's longest word: small cells must not split "strength" */
+            font_wrap(t, row_labels[r], LS_MAX(cell_w * 3 / 4 - 2 * L->pad, widest_word(row_labels[r], L->scale)),
+                      L->scale, max_lines);
             for (int i = 0; i < t->n; i++) widest = LS_MAX(widest, font_text_width(t->lines[i], L->scale));
         }
         L->label_w = widest + 2 * L->pad;

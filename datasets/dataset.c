@@ -322,7 +322,8 @@ static int check_image(Scan *sc, const char *path, DatasetItem *it) {
     ImageInfo info; /* format and size from the header (image.c's sniffing), nothing decoded yet */
     if (image_probe(fp, path, &info) != LS_OK) {
         fclose(fp);
-        skip(sc, path, info.format == IMAGE_OTHER ? DS_SKIP_UNSUPPORTED : DS_SKIP_CORRUPT, "%s", ls_last_error());
+        DatasetSkipReason r = info.format == IMAGE_OTHER ? DS_SKIP_UNSUPPORTED : DS_SKIP_CORRUPT;
+        skip(sc, path, r, "%s", ls_last_error());
         return 0;
     }
     if (info.w > max_side || info.h > max_side || info.w * info.h > max_px) {

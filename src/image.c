@@ -306,7 +306,8 @@ static const char *other_format(const uint8_t *b, size_t n) {
     for (size_t i = 0; i < sizeof known / sizeof *known; i++)
         if (n >= known[i].at + known[i].len && memcmp(b + known[i].at, known[i].magic, known[i].len) == 0)
             return known[i].name;
-    if (n >= 3 && b[0] == 'P' && b[1] >= '1' && b[1] <= '7' && strchr(" \t\r\n", b[2])) return "PNM (PPM/PGM/PBM)";
+    if (n >= 3 && b[0] == 'P' && b[1] >= '1' && b[1] <= '7' && strchr(" \t\r\n", b[2]))
+        return "PNM (PPM/PGM/PBM)";
     return NULL;
 }
 
@@ -358,7 +359,8 @@ static int sniff(FILE *fp, const char *path, ImageInfo *info) {
     const char *other;
     if (n >= 8 && png_sig_cmp(b, 0, 8) == 0) {
         info->format = IMAGE_PNG;
-        if (n < 24 || memcmp(b + 12, "IHDR", 4) != 0) return ls_set_error("%s: corrupt PNG: no IHDR chunk", path);
+        if (n < 24 || memcmp(b + 12, "IHDR", 4) != 0)
+            return ls_set_error("%s: corrupt PNG: no IHDR chunk", path);
         info->w = rd_be32(b + 16), info->h = rd_be32(b + 20);
     } else if (n >= 3 && b[0] == 0xff && b[1] == 0xd8 && b[2] == 0xff) {
         info->format = IMAGE_JPEG;
@@ -399,7 +401,8 @@ static void flatten_rgba(Image *img, const uint8_t *rgba, int w, int h) {
     for (size_t i = 0; i < np; i++) {
         const uint8_t *s = rgba + 4 * i;
         unsigned a = s[3];
-        for (int k = 0; k < 3; k++) img->data[3 * i + k] = (uint8_t)((s[k] * a + 255u * (255u - a) + 127u) / 255u);
+        for (int k = 0; k < 3; k++)
+            img->data[3 * i + k] = (uint8_t)((s[k] * a + 255u * (255u - a) + 127u) / 255u);
     }
 }
 
@@ -463,8 +466,10 @@ static void on_jpeg_error(j_common_ptr ci) {
     JpegErr *e = (JpegErr *)ci->err;
     char m[JMSG_LENGTH_MAX];
     ci->err->format_message(ci, m);
-    if (ci->err->msg_code == JWRN_JPEG_EOF) snprintf(e->msg, sizeof e->msg, "truncated JPEG (premature end of data)");
-    else snprintf(e->msg, sizeof e->msg, "corrupt JPEG: %s", m);
+    if (ci->err->msg_code == JWRN_JPEG_EOF)
+        snprintf(e->msg, sizeof e->msg, "truncated JPEG (premature end of data)");
+    else /* libjpeg's warnings already say "Corrupt JPEG data: ..." */
+        snprintf(e->msg, sizeof e->msg, "corrupt JPEG: %s", strncmp(m, "Corrupt JPEG data: ", 19) ? m : m + 19);
     longjmp(e->jb, 1);
 }
 
@@ -492,16 +497,16 @@ static int jpeg_decode(FILE *fp, const char *path, const ImageInfo *info, Image 
     e.pub.error_exit = on_jpeg_error;
     e.pub.emit_message = on_jpeg_message;
     e.progress.progress_monitor = on_jpeg_progress;
-    jpeg_create_decompress(&ci);
     if (setjmp(e.jb)) {
         jpeg_destroy_decompress(&ci);
         free(rgba);
         return ls_set_error("%s: %s", path, e.msg);
     }
+    jpeg_create_decompress(&ci);
     ci.progress = &e.progress;
     jpeg_stdio_src(&ci, fp);
     jpeg_read_header(&ci, TRUE);
-    /* CMYK/YCCK (Adobe's inverted CMYK, as stb and Pillow read it) comes out as CMYK and is converted below */
+    /* CMYK/YCCK (Adobe's inverted CMYK, as stb and Pillow read it) comes out as CMYK, converted below */
     int cmyk = ci.jpeg_color_space == JCS_CMYK || ci.jpeg_color_space == JCS_YCCK;
     ci.out_color_space = cmyk ? JCS_CMYK : JCS_EXT_RGBA;
     jpeg_start_decompress(&ci);
@@ -538,7 +543,7 @@ static int jpeg_decode(FILE *fp, const char *path, const ImageInfo *info, Image 
  * from sniff. stb reads only uncompressed BMPs with 1/4/8/16/24/32 bits per pixel. */
 static const char *bmp_check(const uint8_t *b, size_t n, int64_t w, int64_t h) {
     uint32_t off = rd_le32(b + 10), hsz = rd_le32(b + 14);
-    if (n < 14 + (uint64_t)hsz + 4) return "truncated BMP (header is short)";
+    if (n < 14 + (uint64_t)hsz) return "truncated BMP (header is short)";
     int bits = hsz == 12 ? rd_le16(b + 24) : rd_le16(b + 28);
     uint32_t comp = hsz == 12 ? 0 : rd_le32(b + 30);
     if (comp == 1 || comp == 2) return "run-length compressed BMP (unsupported: use PNG)";
@@ -581,7 +586,8 @@ static const char *tga_check(const uint8_t *b, size_t n, int64_t w, int64_t h) {
 static int stb_decode(FILE *fp, const char *path, const ImageInfo *info, Image *img) {
     const char *what = info->format == IMAGE_BMP ? "BMP" : "TGA";
     long len = fseek(fp, 0, SEEK_END) == 0 ? ftell(fp) : -1;
-    if (len < 0 || len > INT_MAX) return ls_set_error("%s: cannot read the %s file (%ld bytes)", path, what, len);
+    if (len < 0 || len > INT_MAX)
+        return ls_set_error("%s: cannot read the %s file (%ld bytes)", path, what, len);
     uint8_t *b = malloc((size_t)len);
     rewind(fp);
     if (!b || fread(b, 1, (size_t)len, fp) != (size_t)len) {

@@ -221,7 +221,8 @@ int64_t wt_make_writable(WeightTable *t) {
      * converted, only happens for odd files) */
     float *arena = malloc((size_t)t->numel * sizeof(float)), *dst = arena;
     if (!arena)
-        return ls_set_error("out of memory: %lld MiB for a writable copy of the weights", (long long)(t->numel >> 18));
+        return ls_set_error("out of memory: %lld MiB for a writable copy of the weights",
+                            (long long)(t->numel >> 18));
     for (int i = 0; i < t->n; i++) {
         const WeightSpec *s = &t->v[i];
         const float *p = *s->ptr;
@@ -253,7 +254,8 @@ int wt_grads_alloc(WeightTable *t) {
         if (!t->v[i].gptr) return ls_set_error("tensor %s has no gradient field (it cannot be trained)", t->v[i].name);
     wt_grads_free(t);
     t->grads = calloc((size_t)t->numel, sizeof(float));
-    if (!t->grads) return ls_set_error("out of memory: %lld MiB for the gradients", (long long)(t->numel >> 18));
+    if (!t->grads)
+        return ls_set_error("out of memory: %lld MiB for the gradients", (long long)(t->numel >> 18));
     float *g = t->grads;
     for (int i = 0; i < t->n; i++) {
         *t->v[i].gptr = g;

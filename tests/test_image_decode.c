@@ -34,7 +34,8 @@ static void expect_pixels(const char *name, const char *ref, int tol) {
     if (rc == LS_OK && want && n == (size_t)W * H * 3) {
         CHECK(img.w == W && img.h == H && img.c == 3, "%s: %dx%dx%d", name, img.w, img.h, img.c);
         int maxd = 0;
-        for (size_t i = 0; img.w == W && img.h == H && i < n; i++) maxd = LS_MAX(maxd, abs(img.data[i] - want[i]));
+        for (size_t i = 0; img.w == W && img.h == H && i < n; i++)
+            maxd = LS_MAX(maxd, abs(img.data[i] - want[i]));
         CHECK(maxd <= tol, "%s: pixels differ from %s by up to %d (tolerance %d)", name, ref, maxd, tol);
     }
     if (rc == LS_OK) image_free(&img);
@@ -101,7 +102,8 @@ static void test_refused(void) {
     /* the TGA claiming 5888x6179 is refused without allocating its 145 MB of pixels */
     size_t rss0 = ls_peak_rss();
     expect_refused("huge_rle.tga", "truncated TGA");
-    CHECK(ls_peak_rss() - rss0 < (size_t)16 << 20, "huge_rle.tga: peak RSS grew %zu MB", (ls_peak_rss() - rss0) >> 20);
+    CHECK(ls_peak_rss() - rss0 < (size_t)16 << 20, "huge_rle.tga: peak RSS grew %zu MB",
+          (ls_peak_rss() - rss0) >> 20);
 
     /* image_probe: the size from the header, the format, and IMAGE_OTHER for a disguised GIF */
     ImageInfo info;

@@ -19,12 +19,13 @@ int image_write_png(const char *path, const Image *img, const char *const *text,
 /* Read the tEXt/iTXt chunk named key from a PNG into a malloc'd string (NULL + error if absent). */
 char *image_png_get_text(const char *path, const char *key);
 
-/* Largest image image_load decodes; the size is read from the header, before anything is decoded. */
+/* Largest image image_load decodes; the size is read from the header, before anything is decoded.
+ * (datasets/dataset.h's DATASET_MAX_SIDE/PIXELS are the same numbers.) */
 #define IMAGE_MAX_SIDE 16384
 #define IMAGE_MAX_PIXELS ((int64_t)1 << 26) /* 67 Mpx: 256 MiB as decoded RGBA */
 
 typedef enum {
-    IMAGE_NONE,  /* not an image lorastyle recognises, or an empty/corrupt header */
+    IMAGE_NONE,  /* not recognised (not an image, empty, unreadable) */
     IMAGE_PNG,
     IMAGE_JPEG,
     IMAGE_BMP,

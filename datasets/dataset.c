@@ -6,7 +6,7 @@
 #include "dataset.h"
 
 #include "common.h" /* defines: ls_set_error, ls_warn, mallocCheck, ls_path_join, LS_OK/LS_ERR */
-#include "image.h"  /* defines: Image, image_load */
+#include "image.h"  /* defines: Image, image_probe, image_load_max */
 #include "rng.h"    /* defines: rng_u32, rng_mix64 */
 #include "sha256.h" /* defines: Sha256, sha256_* */
 
@@ -15,7 +15,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
-#include <stb_image.h>
 #include <stdarg.h>
 #include <string.h>
 #include <strings.h>
@@ -289,89 +288,18 @@ static void skip(Scan *sc, const char *path, DatasetSkipReason r, const char *fm
 /* checking one image                                                                               */
 /* ================================================================================================ */
 
-static uint32_t le32(const uint8_t *p) {
-    return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static uint32_t le16(const uint8_t *p) { return p[0] | (uint32_t)p[1] << 8; }
-
-/* JPEG: walk the marker segments; the file is complete if an EOI marker follows the entropy-coded data
- * (stb_image decodes a truncated JPEG without complaint, filling the rest with grey). */
-static int jpeg_complete(const uint8_t *b, size_t n) {
-    size_t p = 2;
-    while (p + 1 < n) {
-        if (b[p] != 0xff) return 0;
-        unsigned m = b[p + 1];
-        if (m == 0xd9) return 1;
-        if (m == 0xff || m == 0x01 || (m >= 0xd0 && m <= 0xd7)) { /* fill byte, TEM, RSTn: no length */
-            p += m == 0xff ? 1 : 2;
-            continue;
-        }
-        if (p + 3 >= n) return 0;
-        p += 2 + ((size_t)b[p + 2] << 8 | b[p + 3]);
-        if (m != 0xda) continue;
-        /* after SOS: entropy data until a marker that is not a stuffed 0xff00 or a restart */
-        while (p + 1 < n && !(b[p] == 0xff && b[p + 1] != 0 && b[p + 1] != 0xff &&
-                              !(b[p + 1] >= 0xd0 && b[p + 1] <= 0xd7)))
-            p++;
-    }
-    return 0;
-}
-
-/* NULL if the file holds all the pixel data its header promises (JPEG, uncompressed BMP/TGA; PNG is
- * checked by image_load's chunk walk), else the problem. */
-static const char *truncation(const uint8_t *b, size_t n, const char *path) {
-    if (n >= 3 && b[0] == 0xff && b[1] == 0xd8 && b[2] == 0xff)
-        return jpeg_complete(b, n) ? NULL : "truncated JPEG (no end-of-image marker)";
-    if (n >= 34 && b[0] == 'B' && b[1] == 'M' && le32(b + 14) >= 40) {
-        uint32_t comp = le32(b + 30);
-        int64_t w = (int32_t)le32(b + 18), h = (int32_t)le32(b + 22), bpp = le16(b + 28);
-        int64_t need = le32(b + 10) + (w * bpp + 31) / 32 * 4 * llabs(h);
-        if ((comp == 0 || comp == 3) && need > (int64_t)n) return "truncated BMP (pixel data is short)";
-        return NULL;
-    }
-    const char *dot = strrchr(path, '.');
-    if (n >= 18 && dot && strcasecmp(dot, ".tga") == 0 && (b[2] == 1 || b[2] == 2 || b[2] == 3)) {
-        int64_t cmap = b[1] ? (int64_t)le16(b + 5) * ((b[7] + 7) / 8) : 0;
-        int64_t need = 18 + b[0] + cmap + (int64_t)le16(b + 12) * le16(b + 14) * ((b[16] + 7) / 8);
-        if (need > (int64_t)n) return "truncated TGA (pixel data is short)";
-    }
-    return NULL;
-}
-
-static uint32_t be32(const uint8_t *p) {
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-/* The size a PNG, BMP or JPEG header claims (read from fp's start; up to 1 MiB is searched for a JPEG's
- * frame header). 1 if found. Only used to classify files stb_image refuses. */
-static int header_size(FILE *fp, int64_t *w, int64_t *h) {
-    enum { N = 1 << 20 };
-    uint8_t *b = mallocCheck(N);
-    rewind(fp);
-    size_t n = fread(b, 1, N, fp);
-    int found = 0;
-    if (n >= 24 && memcmp(b, "\x89PNG\r\n\x1a\n", 8) == 0 && memcmp(b + 12, "IHDR", 4) == 0) {
-        *w = be32(b + 16), *h = be32(b + 20), found = 1;
-    } else if (n >= 26 && b[0] == 'B' && b[1] == 'M' && le32(b + 14) >= 40) {
-        *w = llabs((int32_t)le32(b + 18)), *h = llabs((int32_t)le32(b + 22)), found = 1;
-    } else if (n >= 4 && b[0] == 0xff && b[1] == 0xd8) {
-        for (size_t p = 2; !found && p + 9 < n && b[p] == 0xff;) { /* marker segments up to a SOFn */
-            unsigned m = b[p + 1];
-            if (m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc)
-                *h = b[p + 5] << 8 | b[p + 6], *w = b[p + 7] << 8 | b[p + 8], found = 1;
-            p += 2 + ((size_t)b[p + 2] << 8 | b[p + 3]);
-        }
-    }
-    free(b);
-    return found;
+static void size_limits(const DatasetOptions *o, int *max_side, int64_t *max_px) {
+    *max_side = o->max_side > 0 ? o->max_side : DATASET_MAX_SIDE;
+    *max_px = o->max_pixels > 0 ? o->max_pixels : DATASET_MAX_PIXELS;
 }
 
 /* Check one image file and fill it->path/w/h/sha256. 1: usable; 0: skipped (recorded with a warning).
- * Order: size from the header (stbi_info, no pixel allocation) → limits → read + hash → full decode. */
+ * Order: format and size from the header (image_probe, no pixel allocation) → limits → read + hash →
+ * full decode (image_load_max). */
 static int check_image(Scan *sc, const char *path, DatasetItem *it) {
-    const DatasetOptions *o = &sc->d->opt;
-    int max_side = o->max_side > 0 ? o->max_side : DATASET_MAX_SIDE;
-    int64_t max_px = o->max_pixels > 0 ? o->max_pixels : DATASET_MAX_PIXELS;
+    int max_side;
+    int64_t max_px;
+    size_limits(&sc->d->opt, &max_side, &max_px);
     struct stat st;
     if (stat(path, &st) != 0) {
         skip(sc, path, DS_SKIP_UNREADABLE, "cannot open: %s", strerror(errno));
@@ -391,35 +319,23 @@ static int check_image(Scan *sc, const char *path, DatasetItem *it) {
         skip(sc, path, DS_SKIP_UNREADABLE, "cannot open: %s", strerror(errno));
         return 0;
     }
-    int w = 0, h = 0, c = 0;
-    if (!stbi_info_from_file(fp, &w, &h, &c)) {
-        /* stb refuses headers beyond its own limits too, but then reports "unknown image type": read the
-         * size ourselves to tell a huge image from a corrupt one */
-        const char *why = stbi_failure_reason();
-        int64_t hw = 0, hh = 0;
-        int huge = header_size(fp, &hw, &hh) && (hw > max_side || hh > max_side || hw * hh > max_px);
+    ImageInfo info; /* format and size from the header (image.c's sniffing), nothing decoded yet */
+    if (image_probe(fp, path, &info) != LS_OK) {
         fclose(fp);
-        if (huge)
-            skip(sc, path, DS_SKIP_HUGE, "%lldx%lld exceeds the limit of %d px per side and %lld pixels",
-                 (long long)hw, (long long)hh, max_side, (long long)max_px);
-        else skip(sc, path, DS_SKIP_CORRUPT, "not a readable image (%s)", why ? why : "unknown format");
+        DatasetSkipReason r = info.format == IMAGE_OTHER ? DS_SKIP_UNSUPPORTED : DS_SKIP_CORRUPT;
+        skip(sc, path, r, "%s", ls_last_error());
         return 0;
     }
-    if (w < 1 || h < 1) {
+    if (info.w > max_side || info.h > max_side || info.w * info.h > max_px) {
         fclose(fp);
-        skip(sc, path, DS_SKIP_CORRUPT, "the header gives an empty %dx%d image", w, h);
+        skip(sc, path, DS_SKIP_HUGE, "%lldx%lld exceeds the limit of %d px per side and %lld pixels",
+             (long long)info.w, (long long)info.h, max_side, (long long)max_px);
         return 0;
     }
-    if (w > max_side || h > max_side || (int64_t)w * h > max_px) {
-        fclose(fp);
-        skip(sc, path, DS_SKIP_HUGE, "%dx%d exceeds the limit of %d px per side and %lld pixels", w, h,
-             max_side, (long long)max_px);
-        return 0;
-    }
-    /* the whole file: its hash is the cache key's image part, and truncation is checked on it */
-    size_t n = (size_t)st.st_size, got;
-    uint8_t *buf = mallocCheck(n);
+    /* the whole file: its hash is the cache key's image part */
     rewind(fp);
+    size_t n = (size_t)st.st_size, got;
+    uint8_t *buf = mallocCheck(n ? n : 1);
     got = fread(buf, 1, n, fp);
     int rerr = ferror(fp);
     fclose(fp);
@@ -428,7 +344,6 @@ static int check_image(Scan *sc, const char *path, DatasetItem *it) {
         skip(sc, path, DS_SKIP_UNREADABLE, "read error");
         return 0;
     }
-    const char *trunc = truncation(buf, n, path);
     Sha256 s;
     sha256_init(&s);
     sha256_update(&s, buf, n);
@@ -436,18 +351,14 @@ static int check_image(Scan *sc, const char *path, DatasetItem *it) {
     sha256_final(&s, dg);
     sha256_hex(dg, it->sha256);
     free(buf);
-    if (trunc) {
-        skip(sc, path, DS_SKIP_CORRUPT, "%s", trunc);
-        return 0;
-    }
-    Image img;
-    if (image_load(&img, path) != LS_OK) {
+    Image img; /* a full decode: corrupt or truncated data is refused here */
+    if (image_load_max(&img, path, max_side, max_px) != LS_OK) {
         skip(sc, path, DS_SKIP_CORRUPT, "%s", ls_last_error());
         return 0;
     }
     image_free(&img);
     it->path = xstrdup(path);
-    it->w = w, it->h = h;
+    it->w = (int)info.w, it->h = (int)info.h;
     return 1;
 }
 
@@ -920,7 +831,10 @@ int dataset_load_item(const Dataset *d, int i, float *chw, int flip) {
         return ls_set_error("%s: item %d out of range (0..%d)", d->dir, i, d->n_items - 1);
     const DatasetItem *it = &d->items[i];
     Image img;
-    LS_TRY(image_load(&img, it->path));
+    int max_side;
+    int64_t max_px;
+    size_limits(&d->opt, &max_side, &max_px);
+    LS_TRY(image_load_max(&img, it->path, max_side, max_px));
     if (img.w != it->w || img.h != it->h) {
         ls_set_error("%s: changed since the dataset was scanned (was %dx%d, now %dx%d)", it->path, it->w,
                      it->h, img.w, img.h);

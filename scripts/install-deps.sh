@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages lorastyle builds against (run as root, or it uses sudo).
-# Required: compiler, CMake, libpng, zlib, stb, cJSON, OpenBLAS, OpenMP (part of gcc).
+# Required: compiler, CMake, libpng, libjpeg-turbo, zlib, stb, cJSON, OpenBLAS, OpenMP (part of gcc).
 # Optional (LS_GUI): SDL2 + SDL2_ttf + a font; Xvfb for the viewer's headless test.
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
-PKGS="build-essential cmake pkg-config libpng-dev zlib1g-dev libstb-dev libcjson-dev libopenblas-openmp-dev"
+PKGS="build-essential cmake pkg-config libpng-dev libjpeg-dev zlib1g-dev libstb-dev libcjson-dev libopenblas-openmp-dev"
 if [ "${1:-}" != "--minimal" ]; then
   PKGS="$PKGS libsdl2-dev libsdl2-ttf-dev fonts-dejavu-core xvfb xauth"
 fi

@@ -35,19 +35,23 @@ int json_require(const cJSON *o, const char *path, const char *key) {
     return 0;
 }
 
-static int as_int(const cJSON *v, int *out) {
-    if (!cJSON_IsNumber(v)) return -1;
-    double d = v->valuedouble;
-    if (d != floor(d) || d < -2147483648.0 || d > 2147483647.0) return -1;
-    *out = (int)d;
-    return 0;
+/* v as an int in [lo, hi]; LS_ERR + "<path>: key '<key>[i]' must be an integer in [lo, hi] (got v)". */
+static int int_in(const cJSON *v, const char *path, const char *key, int i, int lo, int hi, int *out) {
+    double d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+    if (d == floor(d) && d >= lo && d <= hi) {
+        *out = (int)d;
+        return LS_OK;
+    }
+    char idx[16] = "", got[40] = "not a number";
+    if (i >= 0) snprintf(idx, sizeof idx, "[%d]", i);
+    if (cJSON_IsNumber(v)) snprintf(got, sizeof got, "%.17g", d);
+    return ls_set_error("%s: key '%s%s' must be an integer in [%d, %d] (got %s)", path, key, idx, lo, hi,
+                        got);
 }
 
-int json_get_int(const cJSON *o, const char *path, const char *key, int *out) {
+int json_get_int(const cJSON *o, const char *path, const char *key, int lo, int hi, int *out) {
     const cJSON *v = field(o, key);
-    if (!v) return 0;
-    if (as_int(v, out) < 0) return ls_set_error("%s: key '%s' must be an integer", path, key);
-    return 0;
+    return v ? int_in(v, path, key, -1, lo, hi, out) : LS_OK;
 }
 
 int json_get_float(const cJSON *o, const char *path, const char *key, float *out) {
@@ -76,21 +80,18 @@ int json_get_string(const cJSON *o, const char *path, const char *key, char *out
     return 0;
 }
 
-int json_get_int_array(const cJSON *o, const char *path, const char *key, int *out, int cap, int *n,
-                       int allow_scalar) {
+int json_get_int_array(const cJSON *o, const char *path, const char *key, int lo, int hi, int *out, int cap,
+                       int *n, int allow_scalar) {
     const cJSON *v = field(o, key);
     if (!v) return 0;
     if (allow_scalar && cJSON_IsNumber(v)) {
-        if (as_int(v, &out[0]) < 0) return ls_set_error("%s: key '%s' must be an integer", path, key);
         *n = -1; /* scalar: caller broadcasts */
-        return 0;
+        return int_in(v, path, key, -1, lo, hi, &out[0]);
     }
     if (!cJSON_IsArray(v)) return ls_set_error("%s: key '%s' must be a list of integers", path, key);
     int k = cJSON_GetArraySize(v);
     if (k < 1 || k > cap) return ls_set_error("%s: key '%s' must have 1 to %d entries", path, key, cap);
-    for (int i = 0; i < k; i++)
-        if (as_int(cJSON_GetArrayItem(v, i), &out[i]) < 0)
-            return ls_set_error("%s: key '%s' must be a list of integers", path, key);
+    for (int i = 0; i < k; i++) LS_TRY(int_in(cJSON_GetArrayItem(v, i), path, key, i, lo, hi, &out[i]));
     *n = k;
     return 0;
 }

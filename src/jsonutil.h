@@ -7,14 +7,16 @@
 /* Parse a JSON file whose top level must be an object. NULL + error naming path on failure. */
 cJSON *json_load_file(const char *path);
 
-/* Each getter: key absent (or null) → *out keeps its default, returns 0; wrong type → LS_ERR. */
-int json_get_int(const cJSON *o, const char *path, const char *key, int *out);
+/* Each getter: key absent (or null) → *out keeps its default, returns 0; wrong type → LS_ERR.
+ * Integers must lie in [lo, hi] (every config dimension has a sane range, so a typo such as
+ * "layers_per_block": 2000000000 is an error naming file, key and range, not a failed allocation). */
+int json_get_int(const cJSON *o, const char *path, const char *key, int lo, int hi, int *out);
 int json_get_float(const cJSON *o, const char *path, const char *key, float *out);
 int json_get_bool(const cJSON *o, const char *path, const char *key, int *out);
 int json_get_string(const cJSON *o, const char *path, const char *key, char *out, int cap);
-/* Array of ints (or a single int broadcast when allow_scalar): returns count in *n (≤ cap). */
-int json_get_int_array(const cJSON *o, const char *path, const char *key, int *out, int cap, int *n,
-                       int allow_scalar);
+/* Array of ints in [lo, hi] (or a single int broadcast when allow_scalar: *n = -1): count in *n (≤ cap). */
+int json_get_int_array(const cJSON *o, const char *path, const char *key, int lo, int hi, int *out, int cap,
+                       int *n, int allow_scalar);
 /* Array of strings: calls fn(i, string, ctx) for each; returns count or LS_ERR. */
 int json_get_string_array(const cJSON *o, const char *path, const char *key, char out[][64], int cap,
                           int *n);

@@ -253,8 +253,7 @@ int layers_full_grads_alloc(WeightTable *t, TrainSet *ts, const char *what) {
             return ls_set_error("%s module %s has a merged adapter: training it needs the plain base weights", what,
                                 s->name);
     }
-    wt_make_writable(t);
-    LS_TRY(wt_grads_alloc(t));
+    if (wt_make_writable(t) < 0 || wt_grads_alloc(t) < 0) return ls_error_context("%s", what);
     for (int i = 0; i < t->n; i++)
         trainset_add(ts, t->v[i].name, *t->v[i].ptr, *t->v[i].gptr, (size_t)t->v[i].numel);
     return LS_OK;

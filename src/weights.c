@@ -139,8 +139,13 @@ int wt_load(WeightTable *t, const StFile *f, KeyMapFn map, const void *map_ctx) 
         if (!in_place) convert_numel += s->numel;
     }
     free(t->owned);
-    t->owned = convert_numel ? mallocCheck((size_t)convert_numel * sizeof(float)) : NULL;
-    t->owned_numel = convert_numel;
+    t->owned = convert_numel ? malloc((size_t)convert_numel * sizeof(float)) : NULL;
+    t->owned_numel = t->owned ? convert_numel : 0;
+    if (convert_numel && !t->owned) {
+        free(found);
+        return ls_set_error("%s: out of memory: %lld MiB for the weights as float32", f->path,
+                            (long long)(convert_numel >> 18));
+    }
     float *dst = t->owned;
     for (int i = 0; i < t->n; i++) {
         const WeightSpec *s = &t->v[i];
@@ -214,7 +219,10 @@ int64_t wt_make_writable(WeightTable *t) {
     if (all_owned) return 0;
     /* one new arena for every tensor (simplest; the mixed case, some F32 tensors mmapped and others
      * converted, only happens for odd files) */
-    float *arena = mallocCheck((size_t)t->numel * sizeof(float)), *dst = arena;
+    float *arena = malloc((size_t)t->numel * sizeof(float)), *dst = arena;
+    if (!arena)
+        return ls_set_error("out of memory: %lld MiB for a writable copy of the weights",
+                            (long long)(t->numel >> 18));
     for (int i = 0; i < t->n; i++) {
         const WeightSpec *s = &t->v[i];
         const float *p = *s->ptr;
@@ -245,7 +253,9 @@ int wt_grads_alloc(WeightTable *t) {
     for (int i = 0; i < t->n; i++)
         if (!t->v[i].gptr) return ls_set_error("tensor %s has no gradient field (it cannot be trained)", t->v[i].name);
     wt_grads_free(t);
-    t->grads = callocCheck((size_t)t->numel, sizeof(float));
+    t->grads = calloc((size_t)t->numel, sizeof(float));
+    if (!t->grads)
+        return ls_set_error("out of memory: %lld MiB for the gradients", (long long)(t->numel >> 18));
     float *g = t->grads;
     for (int i = 0; i < t->n; i++) {
         *t->v[i].gptr = g;

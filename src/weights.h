@@ -84,7 +84,8 @@ void wt_init_random(WeightTable *t, uint64_t seed);
 /* Full fine-tuning: make every tensor a private, writable float32 copy. Tensors used in place from a
  * read-only mmap (aligned F32 files) are copied into one new arena (the table's numel floats; the mmap
  * itself is then no longer read); when everything is already private (F16/BF16 files converted at load,
- * or wt_init_random) nothing is done. Returns the bytes newly allocated. */
+ * or wt_init_random) nothing is done. Returns the bytes newly allocated, or LS_ERR when the memory is not
+ * there. */
 int64_t wt_make_writable(WeightTable *t);
 /* Give a component's weights back (a model part that is no longer needed, e.g. the VAE and text encoder once
  * training has cached their outputs): the float32 copies are freed and the pages of tensors read in place
@@ -93,7 +94,7 @@ int64_t wt_make_writable(WeightTable *t);
 int64_t wt_release(WeightTable *t);
 
 /* Full fine-tuning: one zeroed float32 gradient arena (numel floats) pointed into by every tensor's
- * gradient field. LS_ERR naming the first tensor that has no gradient field. */
+ * gradient field. LS_ERR naming the first tensor that has no gradient field, or when out of memory. */
 int wt_grads_alloc(WeightTable *t);
 /* Free the arena and set every gradient field back to NULL (frozen again). */
 void wt_grads_free(WeightTable *t);

@@ -191,6 +191,17 @@ V=$(variant mergesfifo); rm "$V/tokenizer/merges.txt"; mkfifo "$V/tokenizer/merg
 outdir; expect_fail "tokenizer merges.txt is a FIFO (no hang)" "$o" "$V/tokenizer/merges.txt|not a regular file" "$LS" "${GEN[@]}" --model "$V" -o "$o/out.png"
 V=$(variant wrongtype); st json "$V/unet/config.json" layers_per_block '"two"'
 outdir; expect_fail "config value of the wrong type" "$o" "$V/unet/config.json|layers_per_block" "$LS" "${GEN[@]}" --model "$V" -o "$o/out.png"
+# config values out of their sane range: an error naming file, key and range, never an abort
+V=$(variant layers); st json "$V/unet/config.json" layers_per_block 2000000000
+outdir; expect_fail "config layers_per_block 2e9 (no abort)" "$o" "$V/unet/config.json|'layers_per_block'|[1, 32]|2000000000" "$LS" "${GEN[@]}" --model "$V" -o "$o/out.png"
+V=$(variant heads); st json "$V/unet/config.json" attention_head_dim '[4, 0]'
+outdir; expect_fail "config head count 0" "$o" "$V/unet/config.json|'attention_head_dim[1]'|[1, 8192]" "$LS" "${GEN[@]}" --model "$V" -o "$o/out.png"
+V=$(variant latent); st json "$V/vae/config.json" latent_channels 1e12
+outdir; expect_fail "config latent_channels 1e12" "$o" "$V/vae/config.json|'latent_channels'|[1, 256]" "$LS" "${GEN[@]}" --model "$V" -o "$o/out.png"
+V=$(variant width); st json "$V/text_encoder/config.json" hidden_size -768
+outdir; expect_fail "config hidden_size negative" "$o" "$V/text_encoder/config.json|'hidden_size'|[1, 8192]" "$LS" "${GEN[@]}" --model "$V" -o "$o/out.png"
+V=$(variant eos); st json "$V/text_encoder/config.json" eos_token_id 49408
+outdir; expect_fail "config eos_token_id outside the vocabulary" "$o" "$V/text_encoder/config.json|'eos_token_id'" "$LS" "${GEN[@]}" --model "$V" -o "$o/out.png"
 V=$(variant block); st json "$V/unet/config.json" down_block_types '["CrossAttnDownBlock2D", "AttnDownBlock2D"]'
 outdir; expect_fail "unsupported block type" "$o" "$V/unet/config.json|AttnDownBlock2D" "$LS" "${GEN[@]}" --model "$V" -o "$o/out.png"
 V=$(variant vocab); printf '{"a": ' >"$V/tokenizer/vocab.json"

@@ -1,4 +1,4 @@
-/* test_image.c — PNG writing with text chunks, loading through stb_image, error handling for unwritable
+/* test_image.c — PNG writing with text chunks, loading through libpng, error handling for unwritable
  * and corrupt files, and image_from_chw's rounding/clamping. Test PNGs in other formats (gray, RGBA,
  * 16-bit, text after IDAT) are made here with libpng directly, independently of image_write_png.
  *

@@ -31,22 +31,32 @@ void clip_config_tiny(ClipConfig *c) {
     c->pad_id = 999;
 }
 
+/* Ranges for config.json values: far beyond any CLIP text model (SD1.5: 49408 tokens, width 768, 12
+ * layers, 77 positions; OpenCLIP bigG: width 1280, 32 layers), tight enough that a typo cannot ask
+ * clip_build for gigabytes. Token ids must lie in the vocabulary. */
+#define CLIP_MAX_VOCAB (1 << 20)
+#define CLIP_MAX_WIDTH 8192
+#define CLIP_MAX_MLP 65536
+#define CLIP_MAX_LAYERS 256
+#define CLIP_MAX_HEADS 1024
+#define CLIP_MAX_POSITIONS 8192
+
 int clip_config_load(ClipConfig *c, const char *path) {
     cJSON *o = json_load_file(path);
     if (!o) return LS_ERR;
     clip_config_sd15(c);
     char act[32] = "quick_gelu";
     int rc = LS_ERR;
-    if (json_get_int(o, path, "vocab_size", &c->vocab_size) < 0 ||
-        json_get_int(o, path, "hidden_size", &c->hidden) < 0 ||
-        json_get_int(o, path, "intermediate_size", &c->intermediate) < 0 ||
-        json_get_int(o, path, "num_hidden_layers", &c->layers) < 0 ||
-        json_get_int(o, path, "num_attention_heads", &c->heads) < 0 ||
-        json_get_int(o, path, "max_position_embeddings", &c->max_positions) < 0 ||
+    if (json_get_int(o, path, "vocab_size", 1, CLIP_MAX_VOCAB, &c->vocab_size) < 0 ||
+        json_get_int(o, path, "hidden_size", 1, CLIP_MAX_WIDTH, &c->hidden) < 0 ||
+        json_get_int(o, path, "intermediate_size", 1, CLIP_MAX_MLP, &c->intermediate) < 0 ||
+        json_get_int(o, path, "num_hidden_layers", 1, CLIP_MAX_LAYERS, &c->layers) < 0 ||
+        json_get_int(o, path, "num_attention_heads", 1, CLIP_MAX_HEADS, &c->heads) < 0 ||
+        json_get_int(o, path, "max_position_embeddings", 1, CLIP_MAX_POSITIONS, &c->max_positions) < 0 ||
         json_get_float(o, path, "layer_norm_eps", &c->ln_eps) < 0 ||
-        json_get_int(o, path, "bos_token_id", &c->bos_id) < 0 ||
-        json_get_int(o, path, "eos_token_id", &c->eos_id) < 0 ||
-        json_get_int(o, path, "pad_token_id", &c->pad_id) < 0 ||
+        json_get_int(o, path, "bos_token_id", 0, c->vocab_size - 1, &c->bos_id) < 0 ||
+        json_get_int(o, path, "eos_token_id", 0, c->vocab_size - 1, &c->eos_id) < 0 ||
+        json_get_int(o, path, "pad_token_id", 0, c->vocab_size - 1, &c->pad_id) < 0 ||
         json_get_string(o, path, "hidden_act", act, sizeof act) < 0)
         goto done;
     if (!strcmp(act, "quick_gelu")) c->quick_gelu = 1;
@@ -55,9 +65,9 @@ int clip_config_load(ClipConfig *c, const char *path) {
         ls_set_error("%s: unsupported hidden_act '%s'", path, act);
         goto done;
     }
-    if (c->vocab_size <= 0 || c->hidden <= 0 || c->intermediate <= 0 || c->layers <= 0 ||
-        c->heads <= 0 || c->hidden % c->heads || c->max_positions <= 0 || c->ln_eps <= 0) {
-        ls_set_error("%s: sizes must be positive and hidden_size divisible by num_attention_heads", path);
+    if (c->hidden % c->heads || !(c->ln_eps > 0)) {
+        ls_set_error("%s: hidden_size must be divisible by num_attention_heads and layer_norm_eps positive",
+                     path);
         goto done;
     }
     rc = LS_OK;

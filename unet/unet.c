@@ -44,6 +44,15 @@ void unet_config_tiny(UNetConfig *c) {
     c->sample_size = 16;
 }
 
+/* Ranges for config.json values: far beyond any SD-family U-Net (SD1.5: 320..1280 channels, 2 layers per
+ * block; SDXL: up to 10 transformer layers, cross_attention_dim 2048), tight enough that a typo cannot
+ * ask unet_build for gigabytes of block structs. */
+#define UNET_MAX_CHANNELS 8192
+#define UNET_MAX_IO_CHANNELS 256
+#define UNET_MAX_LAYERS 32
+#define UNET_MAX_GROUPS 1024
+#define UNET_MAX_SAMPLE 1024 /* latent pixels */
+
 int unet_config_load(UNetConfig *c, const char *path) {
     cJSON *o = json_load_file(path);
     if (!o) return LS_ERR;
@@ -52,7 +61,8 @@ int unet_config_load(UNetConfig *c, const char *path) {
     int rc = LS_ERR, n = 0;
     char types[UNET_MAX_LEVELS][64];
     if (json_require(o, path, "block_out_channels") < 0) goto done;
-    if (json_get_int_array(o, path, "block_out_channels", c->block_out, UNET_MAX_LEVELS, &n, 0) < 0)
+    if (json_get_int_array(o, path, "block_out_channels", 1, UNET_MAX_CHANNELS, c->block_out,
+                           UNET_MAX_LEVELS, &n, 0) < 0)
         goto done;
     c->n_levels = n;
     /* down block types */
@@ -104,22 +114,23 @@ int unet_config_load(UNetConfig *c, const char *path) {
                                !cJSON_IsNull(cJSON_GetObjectItem(o, "num_attention_heads"))
                            ? "num_attention_heads"
                            : "attention_head_dim";
-    if (json_get_int_array(o, path, hkey, heads, UNET_MAX_LEVELS, &hn, 1) < 0) goto done;
+    if (json_get_int_array(o, path, hkey, 1, UNET_MAX_CHANNELS, heads, UNET_MAX_LEVELS, &hn, 1) < 0)
+        goto done;
     if (hn > 0 && hn != n) {
         ls_set_error("%s: %s has %d entries, expected %d", path, hkey, hn, n);
         goto done;
     }
     for (int i = 0; i < n; i++) c->heads[i] = hn > 0 ? heads[i] : heads[0];
     char act[32] = "silu";
-    if (json_get_int(o, path, "in_channels", &c->in_channels) < 0 ||
-        json_get_int(o, path, "out_channels", &c->out_channels) < 0 ||
-        json_get_int(o, path, "layers_per_block", &c->layers_per_block) < 0 ||
-        json_get_int(o, path, "cross_attention_dim", &c->cross_attention_dim) < 0 ||
-        json_get_int(o, path, "norm_num_groups", &c->norm_num_groups) < 0 ||
+    if (json_get_int(o, path, "in_channels", 1, UNET_MAX_IO_CHANNELS, &c->in_channels) < 0 ||
+        json_get_int(o, path, "out_channels", 1, UNET_MAX_IO_CHANNELS, &c->out_channels) < 0 ||
+        json_get_int(o, path, "layers_per_block", 1, UNET_MAX_LAYERS, &c->layers_per_block) < 0 ||
+        json_get_int(o, path, "cross_attention_dim", 1, UNET_MAX_CHANNELS, &c->cross_attention_dim) < 0 ||
+        json_get_int(o, path, "norm_num_groups", 1, UNET_MAX_GROUPS, &c->norm_num_groups) < 0 ||
         json_get_float(o, path, "norm_eps", &c->norm_eps) < 0 ||
         json_get_bool(o, path, "use_linear_projection", &c->use_linear_projection) < 0 ||
-        json_get_int(o, path, "transformer_layers_per_block", &c->transformer_layers) < 0 ||
-        json_get_int(o, path, "sample_size", &c->sample_size) < 0 ||
+        json_get_int(o, path, "transformer_layers_per_block", 1, UNET_MAX_LAYERS, &c->transformer_layers) < 0 ||
+        json_get_int(o, path, "sample_size", 1, UNET_MAX_SAMPLE, &c->sample_size) < 0 ||
         json_get_bool(o, path, "flip_sin_to_cos", &c->flip_sin_to_cos) < 0 ||
         json_get_float(o, path, "freq_shift", &c->freq_shift) < 0 ||
         json_get_string(o, path, "act_fn", act, sizeof act) < 0)
@@ -132,17 +143,13 @@ int unet_config_load(UNetConfig *c, const char *path) {
         ls_set_error("%s: flip_sin_to_cos=false is not supported", path);
         goto done;
     }
-    int ok = c->in_channels > 0 && c->out_channels > 0 && c->layers_per_block > 0 &&
-             c->cross_attention_dim > 0 && c->norm_num_groups > 0 && c->transformer_layers > 0 &&
-             c->norm_eps > 0 && c->sample_size > 0;
-    if (!ok) {
-        ls_set_error("%s: channel counts, layers and sizes must be positive", path);
+    if (!(c->norm_eps > 0)) {
+        ls_set_error("%s: key 'norm_eps' must be positive", path);
         goto done;
     }
     for (int i = 0; i < n; i++) {
-        if (c->block_out[i] <= 0 || c->block_out[i] % c->norm_num_groups || c->heads[i] <= 0 ||
-            c->block_out[i] % c->heads[i]) {
-            ls_set_error("%s: block_out_channels[%d]=%d must be positive and divisible by norm_num_groups "
+        if (c->block_out[i] % c->norm_num_groups || c->block_out[i] % c->heads[i]) {
+            ls_set_error("%s: block_out_channels[%d]=%d must be divisible by norm_num_groups "
                          "(%d) and the head count (%d)", path, i, c->block_out[i], c->norm_num_groups,
                          c->heads[i]);
             goto done;

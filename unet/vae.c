@@ -28,6 +28,14 @@ void vae_config_tiny(VaeConfig *c) {
     c->sample_size = 128;
 }
 
+/* Ranges for config.json values: far beyond any SD-family VAE (128..512 channels, 4 latent channels,
+ * 512-1024 px samples), tight enough that a typo cannot ask vae_build for gigabytes. */
+#define VAE_MAX_CHANNELS 8192
+#define VAE_MAX_IO_CHANNELS 256
+#define VAE_MAX_LAYERS 32
+#define VAE_MAX_GROUPS 1024
+#define VAE_MAX_SAMPLE 16384 /* pixels */
+
 int vae_config_load(VaeConfig *c, const char *path) {
     cJSON *o = json_load_file(path);
     if (!o) return LS_ERR;
@@ -36,7 +44,8 @@ int vae_config_load(VaeConfig *c, const char *path) {
     int rc = LS_ERR, n = 0;
     char types[VAE_MAX_LEVELS][64];
     if (json_require(o, path, "block_out_channels") < 0 ||
-        json_get_int_array(o, path, "block_out_channels", c->block_out, VAE_MAX_LEVELS, &n, 0) < 0)
+        json_get_int_array(o, path, "block_out_channels", 1, VAE_MAX_CHANNELS, c->block_out, VAE_MAX_LEVELS,
+                           &n, 0) < 0)
         goto done;
     c->n_levels = n;
     int nt = 0;
@@ -53,12 +62,12 @@ int vae_config_load(VaeConfig *c, const char *path) {
             goto done;
         }
     char act[32] = "silu";
-    if (json_get_int(o, path, "in_channels", &c->in_channels) < 0 ||
-        json_get_int(o, path, "out_channels", &c->out_channels) < 0 ||
-        json_get_int(o, path, "latent_channels", &c->latent_channels) < 0 ||
-        json_get_int(o, path, "layers_per_block", &c->layers_per_block) < 0 ||
-        json_get_int(o, path, "norm_num_groups", &c->norm_num_groups) < 0 ||
-        json_get_int(o, path, "sample_size", &c->sample_size) < 0 ||
+    if (json_get_int(o, path, "in_channels", 1, VAE_MAX_IO_CHANNELS, &c->in_channels) < 0 ||
+        json_get_int(o, path, "out_channels", 1, VAE_MAX_IO_CHANNELS, &c->out_channels) < 0 ||
+        json_get_int(o, path, "latent_channels", 1, VAE_MAX_IO_CHANNELS, &c->latent_channels) < 0 ||
+        json_get_int(o, path, "layers_per_block", 1, VAE_MAX_LAYERS, &c->layers_per_block) < 0 ||
+        json_get_int(o, path, "norm_num_groups", 1, VAE_MAX_GROUPS, &c->norm_num_groups) < 0 ||
+        json_get_int(o, path, "sample_size", 1, VAE_MAX_SAMPLE, &c->sample_size) < 0 ||
         json_get_float(o, path, "scaling_factor", &c->scaling_factor) < 0 ||
         json_get_bool(o, path, "mid_block_add_attention", &c->mid_attention) < 0 ||
         json_get_bool(o, path, "use_quant_conv", &c->use_quant_conv) < 0 ||
@@ -75,13 +84,12 @@ int vae_config_load(VaeConfig *c, const char *path) {
         ls_set_error("%s: unsupported act_fn '%s'", path, act);
         goto done;
     }
-    if (c->in_channels <= 0 || c->out_channels <= 0 || c->latent_channels <= 0 ||
-        c->layers_per_block <= 0 || c->norm_num_groups <= 0 || c->scaling_factor <= 0) {
-        ls_set_error("%s: channel counts, layers and scaling_factor must be positive", path);
+    if (!(c->scaling_factor > 0)) {
+        ls_set_error("%s: key 'scaling_factor' must be positive", path);
         goto done;
     }
     for (int i = 0; i < n; i++)
-        if (c->block_out[i] <= 0 || c->block_out[i] % c->norm_num_groups) {
+        if (c->block_out[i] % c->norm_num_groups) {
             ls_set_error("%s: block_out_channels[%d]=%d must be divisible by norm_num_groups (%d)", path,
                          i, c->block_out[i], c->norm_num_groups);
             goto done;

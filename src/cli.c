@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common.h" // defines: ls_set_error, ls_last_error
+#include "image.h"  // defines: image_png_get_text
 
 int cli_fail(void) {
     fprintf(stderr, "lorastyle: error: %s\n", ls_last_error());
@@ -148,6 +149,53 @@ void genopts_init(GenOptions *o, const char *default_out) {
     o->dtype = ST_DTYPE_COUNT;
 }
 
+void genopts_free(GenOptions *o) { infotext_free(&o->png); }
+
+/* --params-from: the settings of an A1111 / lorastyle PNG (see genopts_parse); fields it lacks keep their
+ * values, except the negative prompt (none) and clip skip (1), as A1111 reads them. */
+static int params_from_png(GenOptions *o, const char *path) {
+    char *text = image_png_get_text(path, "parameters");
+    if (!text) return LS_ERR;
+    infotext_free(&o->png);
+    int rc = infotext_parse(&o->png, text);
+    free(text);
+    if (rc < 0) return ls_error_context("%s: parameters text", path);
+    const InfoText *it = &o->png;
+    GenParams *p = &o->p;
+    p->prompt = it->prompt;
+    p->negative = it->negative;
+    const char *v, *smp = infotext_get(it, "Sampler");
+    long n, w, h;
+    if ((v = infotext_get(it, "Steps"))) {
+        if (cli_parse_int("Steps", v, 1, SCHED_MAX_STEPS, &n) < 0) return ls_error_context("%s", path);
+        p->steps = (int)n;
+    }
+    if ((v = infotext_get(it, "CFG scale")) && cli_parse_float("CFG scale", v, &p->cfg) < 0)
+        return ls_error_context("%s", path);
+    if ((v = infotext_get(it, "Seed")) && cli_parse_int("Seed", v, 0, 4294967295L, &o->seed) < 0)
+        return ls_error_context("%s", path);
+    if ((v = infotext_get(it, "Size"))) {
+        char tail;
+        if (sscanf(v, "%ldx%ld%c", &w, &h, &tail) != 2 || w < 1 || h < 1 || w > 1 << 14 || h > 1 << 14)
+            return ls_set_error("%s: Size '%s' is not WIDTHxHEIGHT", path, v);
+        p->width = (int)w, p->height = (int)h;
+    }
+    p->clip_skip = 1;
+    if ((v = infotext_get(it, "Clip skip"))) {
+        if (cli_parse_int("Clip skip", v, 1, 64, &n) < 0) return ls_error_context("%s", path);
+        p->clip_skip = (int)n;
+    }
+    o->png_sampler_error[0] = 0;
+    if (smp) {
+        int karras;
+        if (sampler_from_display_name(smp, infotext_get(it, "Schedule type"), &p->sampler, &karras) < 0)
+            snprintf(o->png_sampler_error, sizeof o->png_sampler_error, "%s: %s (give --sampler after --params-from)",
+                     path, ls_last_error());
+        else p->karras = o->png_karras = karras;
+    }
+    return LS_OK;
+}
+
 int genopts_parse(GenOptions *o, int argc, char **argv, int i) {
     const char *a = argv[i];
     GenParams *p = &o->p;
@@ -158,14 +206,15 @@ int genopts_parse(GenOptions *o, int argc, char **argv, int i) {
         "--model", "--prompt", "--negative", "-o", "--output", "--init-latent", "--config", "--tokenizer",
         "--sampler", "--steps", "--cfg", "--seed", "--width", "-W", "--height", "-H", "--batch",
         "--clip-skip", "--lora", "--lora-dir", "--lora-mode", "--dtype", "--scales", "--scales-b", "--seeds",
-        "--prompts", NULL};
+        "--prompts", "--params-from", NULL};
     int known = 0;
     for (int k = 0; with_value[k]; k++) known |= !strcmp(a, with_value[k]);
-    if (!known) return 0;
+    if (!known || (!o->params_from_ok && !strcmp(a, "--params-from"))) return 0;
     if (cli_need_arg(argc, argv, i) < 0) return LS_ERR;
     const char *v = argv[i + 1];
     long n;
-    if (!strcmp(a, "--model")) o->model = v;
+    if (!strcmp(a, "--params-from")) LS_TRY(params_from_png(o, v));
+    else if (!strcmp(a, "--model")) o->model = v;
     else if (!strcmp(a, "--prompt")) p->prompt = v;
     else if (!strcmp(a, "--negative")) p->negative = v;
     else if (!strcmp(a, "-o") || !strcmp(a, "--output")) o->out = v;
@@ -188,7 +237,9 @@ int genopts_parse(GenOptions *o, int argc, char **argv, int i) {
     } else if (!strcmp(a, "--sampler")) {
         int k = 0;
         LS_TRY(sampler_from_name(v, &p->sampler, &k));
+        if (o->png_karras) p->karras = o->png_karras = 0; /* the PNG's schedule goes with its sampler */
         p->karras |= k;
+        o->png_sampler_error[0] = 0;
     } else if (!strcmp(a, "--steps")) {
         LS_TRY(cli_parse_int(a, v, 1, SCHED_MAX_STEPS, &n));
         p->steps = (int)n;

@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 
+#include "infotext.h" // defines: InfoText
 #include "lora.h"     // defines: Lora
 #include "model.h"    // defines: Model, ModelOpts
 #include "pipeline.h" // defines: GenParams
@@ -57,11 +58,20 @@ typedef struct {
     /* sweep */
     const char *scales, *scales_b, *seeds, *prompts_file;
     int compare;                   /* sweep --compare: each --lora alone (rows), the others at 0 */
+    /* generate --params-from IMAGE.png (only where params_from_ok: the caller frees with genopts_free) */
+    int params_from_ok;
+    InfoText png;                  /* the PNG's parameters text (owns p.prompt / p.negative when they came from it) */
+    int png_karras;                /* karras was set by the PNG: a later --sampler replaces it */
+    char png_sampler_error[512];   /* the PNG names a sampler lorastyle lacks: the error, unless a later --sampler */
 } GenOptions;
 
 void genopts_init(GenOptions *o, const char *default_out);
+void genopts_free(GenOptions *o);
 /* Parse argv[i] (and its value). Returns how many arguments were used (1 or 2), 0 if argv[i] is not a
- * generation option, LS_ERR (message set) on a bad value. */
+ * generation option, LS_ERR (message set) on a bad value. Options apply in order: --params-from IMAGE.png sets
+ * the prompt, negative prompt, seed, sampler (and schedule), steps, CFG, size and clip skip of an A1111 or
+ * lorastyle PNG ("PNG Info → Send to txt2img"; <lora:...> tags stay in the prompt), and options after it
+ * override them. */
 int genopts_parse(GenOptions *o, int argc, char **argv, int i);
 
 /* A loaded model with its adapters attached (and merged when o->merge). */

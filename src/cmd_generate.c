@@ -52,26 +52,29 @@ static int write_png(GenSession *s, const GenParams *p, const Image *img, int b,
 
 /* ---------------- generate ---------------- */
 
-int cmd_generate(int argc, char **argv) {
-    GenOptions o;
-    genopts_init(&o, "out.png");
+static int generate(GenOptions *o, int argc, char **argv) {
     const char *prompt = NULL;
     int help;
-    if (parse_args(&o, argc, argv, "generate", &prompt, &help) < 0) return cli_fail();
+    if (parse_args(o, argc, argv, "generate", &prompt, &help) < 0) return cli_fail();
     if (help) {
         printf("usage: lorastyle generate \"prompt\" [options]  (see `lorastyle --help`)\n");
         return 0;
     }
-    if (!prompt) prompt = o.p.prompt && o.p.prompt[0] ? o.p.prompt : NULL;
+    if (o->png_sampler_error[0]) {
+        ls_set_error("%s", o->png_sampler_error);
+        return cli_fail();
+    }
+    /* a prompt argument, else --prompt, else --params-from's (which may be empty, as A1111 allows) */
+    if (!prompt) prompt = o->p.prompt && (o->p.prompt[0] || o->p.prompt == o->png.prompt) ? o->p.prompt : NULL;
     if (!prompt) {
         ls_set_error("generate: no prompt given (lorastyle generate \"a watercolor fox\")");
         return cli_fail();
     }
-    o.p.seed = pick_seed(o.seed);
-    if (cli_check_output(o.out, o.p.batch) < 0) return cli_fail();
+    o->p.seed = pick_seed(o->seed);
+    if (cli_check_output(o->out, o->p.batch) < 0) return cli_fail();
     GenSession s;
-    if (gensession_open(&s, &o, prompt) < 0) return cli_fail();
-    GenParams p = o.p;
+    if (gensession_open(&s, o, prompt) < 0) return cli_fail();
+    GenParams p = o->p;
     p.prompt = s.prompt;
     if (gen_params_check(&s.m, &p) < 0) {
         gensession_close(&s);
@@ -84,7 +87,7 @@ int cmd_generate(int argc, char **argv) {
     int rc = pipeline_generate(&s.m, &p, imgs, NULL);
     double t_gen = ls_time() - pr.t0;
     for (int b = 0; rc == 0 && b < p.batch; b++) {
-        char *path = cli_batch_path(o.out, b);
+        char *path = cli_batch_path(o->out, b);
         rc = write_png(&s, &p, &imgs[b], b, path);
         if (rc == 0) printf("%s\n", path);
         free(path);
@@ -98,6 +101,15 @@ int cmd_generate(int argc, char **argv) {
     free(imgs);
     gensession_close(&s);
     return rc < 0 ? cli_fail() : 0;
+}
+
+int cmd_generate(int argc, char **argv) {
+    GenOptions o;
+    genopts_init(&o, "out.png");
+    o.params_from_ok = 1;
+    int rc = generate(&o, argc, argv);
+    genopts_free(&o);
+    return rc;
 }
 
 /* ---------------- sweep ---------------- */

@@ -18,6 +18,7 @@ const char *lora_format_name(LoraFormat f) {
     case LORA_PEFT: return "diffusers/PEFT (lora_A/lora_B)";
     case LORA_DIFFUSERS_OLD: return "diffusers attention processors (old format)";
     case LORA_ADAPTER: return "lorastyle bottleneck adapter (adapter_down/adapter_up/alpha)";
+    case LORA_MIXED: return "mixed kohya/A1111 and diffusers/PEFT keys";
     }
     return "?";
 }
@@ -27,18 +28,24 @@ const char *lora_format_name(LoraFormat f) {
 enum { PART_DOWN, PART_UP, PART_ALPHA };
 
 /* Split a file key into (component, module key, part). Module key: kohya's flat name without the
- * lora_unet_/lora_te_ prefix is kept as is ("down_blocks_0_..."), PEFT/old keys become dotted module paths.
- * Returns 1 if recognised, 0 if not a LoRA key, LS_ERR for a recognised-but-unsupported one. */
-static int classify(const char *key, LoraFormat *fmt, int *comp, char *mod, int cap, int *part) {
+ * lora_unet_/lora_te_/lora_te1_ prefix (*prefix) is kept as is ("down_blocks_0_..."), PEFT/old keys become
+ * dotted module paths. Returns 1 if recognised, 0 if not a LoRA key, LS_ERR for a recognised-but-unsupported
+ * one. */
+static int classify(const char *key, LoraFormat *fmt, int *comp, char *mod, int cap, int *part,
+                    const char **prefix) {
     const char *dot = strchr(key, '.');
-    if (!strncmp(key, "lora_unet_", 10) || !strncmp(key, "lora_te_", 8) || !strncmp(key, "lora_te1_", 9) ||
-        !strncmp(key, "lora_te2_", 9)) {
-        if (!strncmp(key, "lora_te1_", 9) || !strncmp(key, "lora_te2_", 9))
-            return ls_set_error("key %s: lora_te1_/lora_te2_ are SDXL text encoders (not SD-1.x)", key);
+    static const char *const kohya[] = {"lora_unet_", "lora_te_", "lora_te1_"}; /* te1: SDXL-era name of SD1's */
+    int kp = -1;
+    for (int i = 0; i < 3; i++)
+        if (!strncmp(key, kohya[i], strlen(kohya[i]))) kp = i;
+    if (!strncmp(key, "lora_te2_", 9))
+        return ls_set_error("key %s: lora_te2_ is SDXL's second text encoder (not SD-1.x)", key);
+    if (kp >= 0) {
         if (!dot) return 0;
         *fmt = LORA_KOHYA;
-        *comp = key[5] == 'u' ? LORA_UNET : LORA_TE;
-        const char *flat = key + (*comp == LORA_UNET ? 10 : 8);
+        *comp = kp == 0 ? LORA_UNET : LORA_TE;
+        *prefix = kohya[kp];
+        const char *flat = key + strlen(kohya[kp]);
         snprintf(mod, (size_t)cap, "%.*s", (int)(dot - flat), flat);
         const char *suf = dot + 1;
         if (!strcmp(suf, "lora_down.weight")) *part = PART_DOWN;
@@ -57,6 +64,7 @@ static int classify(const char *key, LoraFormat *fmt, int *comp, char *mod, int 
     if (!strncmp(key, "adapter_unet_", 13) && dot) {
         *fmt = LORA_ADAPTER;
         *comp = LORA_UNET;
+        *prefix = "adapter_unet_";
         snprintf(mod, (size_t)cap, "%.*s", (int)(dot - (key + 13)), key + 13);
         const char *suf = dot + 1;
         if (!strcmp(suf, "adapter_down.weight")) *part = PART_DOWN;
@@ -126,9 +134,10 @@ static int classify(const char *key, LoraFormat *fmt, int *comp, char *mod, int 
 
 /* ---------------- load ---------------- */
 
-static LoraModule *find_or_add(Lora *a, int *cap, int comp, const char *key) {
+static LoraModule *find_or_add(Lora *a, int *cap, int comp, LoraFormat fmt, const char *key) {
     for (int i = 0; i < a->n_mods; i++)
-        if (a->mods[i].component == comp && !strcmp(a->mods[i].module, key)) return &a->mods[i];
+        if (a->mods[i].component == comp && a->mods[i].format == fmt && !strcmp(a->mods[i].module, key))
+            return &a->mods[i];
     if (a->n_mods == *cap) {
         *cap = *cap ? 2 * *cap : 64;
         a->mods = realloc(a->mods, (size_t)*cap * sizeof *a->mods);
@@ -138,6 +147,7 @@ static LoraModule *find_or_add(Lora *a, int *cap, int comp, const char *key) {
     memset(m, 0, sizeof *m);
     m->module = strdup(key);
     m->component = comp;
+    m->format = fmt;
     m->alpha = NAN; /* unset */
     return m;
 }
@@ -205,7 +215,8 @@ int lora_load(Lora *a, const char *path) {
         const StTensor *t = &f->tensors[i];
         LoraFormat fmt = LORA_KOHYA;
         int comp = 0, part = 0;
-        int k = classify(t->name, &fmt, &comp, mod, sizeof mod, &part);
+        const char *prefix = NULL;
+        int k = classify(t->name, &fmt, &comp, mod, sizeof mod, &part, &prefix);
         if (k < 0) {
             rc = ls_error_context("%s", path);
             break;
@@ -215,14 +226,17 @@ int lora_load(Lora *a, const char *path) {
                               t->name);
             break;
         }
-        if (have_fmt && fmt != a->format) {
-            rc = ls_set_error("%s: key %s mixes adapter formats", path, t->name);
+        /* kohya, PEFT and old diffusers keys may share a file (A1111 and ComfyUI read them key by key); a
+         * bottleneck adapter is lorastyle's own format and comes alone */
+        if (have_fmt && fmt != a->format && (fmt == LORA_ADAPTER || a->format == LORA_ADAPTER)) {
+            rc = ls_set_error("%s: key %s mixes a bottleneck adapter with LoRA keys", path, t->name);
             break;
         }
-        a->format = fmt;
+        a->format = have_fmt && fmt != a->format ? LORA_MIXED : fmt;
         have_fmt = 1;
         int before = a->n_mods;
-        LoraModule *m = find_or_add(a, &cap, comp, mod);
+        LoraModule *m = find_or_add(a, &cap, comp, fmt, mod);
+        m->prefix = prefix;
         if (a->n_mods != before) { /* grew: keep the tensor pointer arrays in step */
             down = realloc(down, (size_t)cap * sizeof *down);
             up = realloc(up, (size_t)cap * sizeof *up);
@@ -246,7 +260,7 @@ int lora_load(Lora *a, const char *path) {
     }
     if (rc == 0 && a->n_mods == 0) rc = ls_set_error("%s: no LoRA tensors in this file", path);
     float palpha[2] = {NAN, NAN};
-    if (rc == 0 && a->format == LORA_PEFT) peft_alpha(f, palpha);
+    if (rc == 0 && (a->format == LORA_PEFT || a->format == LORA_MIXED)) peft_alpha(f, palpha);
     for (int i = 0; rc == 0 && i < a->n_mods; i++) {
         LoraModule *m = &a->mods[i];
         const char *pre = m->component == LORA_UNET ? "unet" : "text encoder";
@@ -256,13 +270,13 @@ int lora_load(Lora *a, const char *path) {
             break;
         }
         const StTensor *d = down[i], *u = up[i];
-        if (a->format == LORA_ADAPTER &&
+        if (m->format == LORA_ADAPTER &&
             (d->ndim != 2 || u->ndim != 2 || d->shape[1] != u->shape[0] || d->shape[0] != u->shape[1])) {
             rc = ls_set_error("%s: bottleneck module %s: down %s / up %s are not a (r, C) / (C, r) pair", path,
                               m->module, d->name, u->name);
             break;
         }
-        m->bottleneck = a->format == LORA_ADAPTER;
+        m->bottleneck = m->format == LORA_ADAPTER;
         int conv = d->ndim == 4;
         int ok = (d->ndim == 2 || (conv && d->shape[2] == d->shape[3])) &&
                  (u->ndim == 2 || (u->ndim == 4 && u->shape[2] == 1 && u->shape[3] == 1)) &&
@@ -277,7 +291,7 @@ int lora_load(Lora *a, const char *path) {
         m->k = conv ? (int)d->shape[2] : 1;
         m->as_conv = conv;
         m->out = u->shape[0];
-        if (a->format == LORA_PEFT && !isnan(palpha[m->component])) m->alpha = palpha[m->component];
+        if (m->format == LORA_PEFT && !isnan(palpha[m->component])) m->alpha = palpha[m->component];
         if (isnan(m->alpha) || m->alpha == 0.0f) m->alpha = (float)m->rank; /* missing/0 → scale 1 */
         if (!isfinite(m->alpha)) {
             rc = ls_set_error("%s: %s module %s has a non-finite alpha", path, pre, m->module);
@@ -327,9 +341,9 @@ static void flatten(const char *path, char *out, int cap) {
         if (*p == '.') *p = '_';
 }
 
-static const ModuleSpec *resolve(const Lora *a, const LoraModule *lm, const Model *m) {
+static const ModuleSpec *resolve(const LoraModule *lm, const Model *m) {
     const WeightTable *t = lm->component == LORA_UNET ? &m->unet.wt : &m->clip.wt;
-    if (a->format == LORA_KOHYA || a->format == LORA_ADAPTER) {
+    if (lm->format == LORA_KOHYA || lm->format == LORA_ADAPTER) {
         char flat[512];
         for (int i = 0; i < t->n_mods; i++) {
             flatten(t->mods[i].name, flat, sizeof flat);
@@ -356,10 +370,16 @@ int lora_attach(Lora *a, Model *m, int lenient) {
     int kept = 0;
     for (int i = 0; i < a->n_mods; i++) {
         LoraModule *lm = &a->mods[i];
-        const char *pre = lm->component == LORA_UNET ? "lora_unet_" : "lora_te_";
-        const ModuleSpec *s = resolve(a, lm, m);
+        const char *pre = lm->prefix ? lm->prefix : "";
+        const ModuleSpec *s = resolve(lm, m);
         char why[256] = "";
+        int twin = -1; /* an earlier module of this file on the same layer (the same module in two key styles) */
+        for (int j = 0; s && j < i; j++)
+            if (a->mods[j].layer == s->layer && a->mods[j].bottleneck == lm->bottleneck) twin = j;
         if (!s) snprintf(why, sizeof why, "matches no module of the model");
+        else if (twin >= 0)
+            snprintf(why, sizeof why, "adapts %s, as module %s%s of this file already does (one layer in two key "
+                     "styles)", s->name, a->mods[twin].prefix ? a->mods[twin].prefix : "", a->mods[twin].module);
         else if (lm->bottleneck) {
             const Linear *l = s->layer;
             if (s->kind != MOD_LINEAR) snprintf(why, sizeof why, "is a bottleneck adapter but %s is a conv", s->name);
@@ -387,8 +407,8 @@ int lora_attach(Lora *a, Model *m, int lenient) {
                         if (*pp) *pp = a->mods[j].hook.next;
                         a->mods[j].layer = NULL;
                     }
-                return ls_set_error("%s: module %s%s %s (another architecture? --lenient skips such keys)",
-                                    a->path, a->format == LORA_KOHYA ? pre : "", lm->module, why);
+                return ls_set_error("%s: module %s%s %s%s", a->path, pre, lm->module, why,
+                                    twin >= 0 ? "" : " (another architecture? --lenient skips such keys)");
             }
             ls_warn("%s: skipping module %s: %s", a->path, lm->module, why);
             lm->layer = NULL;

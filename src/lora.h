@@ -2,11 +2,14 @@
  * (live strength, one scalar) or merged (zero per-step cost), combine several, merge into a checkpoint.
  *
  * Formats (sd1-reference.md §6):
- *  - kohya / A1111: lora_unet_<path with '_'>.{lora_down.weight, lora_up.weight, alpha} and lora_te_...;
+ *  - kohya / A1111: lora_unet_<path with '_'>.{lora_down.weight, lora_up.weight, alpha} and lora_te_... (or
+ *    lora_te1_..., as SDXL-era tools name the first text encoder; A1111 and ComfyUI read it on SD1 too);
  *    LoCon conv adapters (k×k down, 1×1 up). Missing or zero alpha means alpha = rank.
  *  - diffusers / PEFT: unet.<path>.lora_A.weight / lora_B.weight and text_encoder.<path>...; alpha from
  *    __metadata__["lora_adapter_metadata"] (<component>.lora_alpha) when present, else alpha = rank.
  *  - old diffusers attention-processor keys (…attn1.processor.to_q_lora.down.weight, …).
+ *  One file may mix the kohya, PEFT and old diffusers key styles (module by module, as A1111 and ComfyUI
+ *  read them: LORA_MIXED); a module given twice (in two styles) is an error at attach time.
  *  LyCORIS LoHa/LoKr (hada_*, lokr_*) and DoRA are refused with a clear "unsupported" message.
  *  - lorastyle bottleneck adapters (`train --method adapter`; Houlsby-style, layers.h): a nonlinear
  *    y ← y + s·up(gelu(down(y))) on the OUTPUT of every transformer block's attn1.to_out.0, attn2.to_out.0
@@ -24,12 +27,14 @@
 #include "safetensors.h" // defines: StFile
 #include "trainset.h"    // defines: TrainSet
 
-typedef enum { LORA_KOHYA, LORA_PEFT, LORA_DIFFUSERS_OLD, LORA_ADAPTER } LoraFormat;
+typedef enum { LORA_KOHYA, LORA_PEFT, LORA_DIFFUSERS_OLD, LORA_ADAPTER, LORA_MIXED } LoraFormat;
 enum { LORA_UNET = 0, LORA_TE = 1 };
 
 typedef struct {
     char *module;      /* model module path (diffusers naming), e.g. "mid_block.attentions.0.proj_in" */
     int component;     /* LORA_UNET or LORA_TE */
+    LoraFormat format; /* key style of this module (never LORA_MIXED): kohya/adapter flat names or dotted paths */
+    const char *prefix; /* kohya/adapter key prefix in the file ("lora_te1_", ...) for messages, or NULL */
     int rank, k;       /* k: kernel size of the down projection (1 for Linear) */
     int64_t in, out;
     float alpha;
@@ -47,7 +52,7 @@ typedef struct {
     char *path;
     char name[128];        /* file name without .safetensors (the <lora:NAME:...> name) */
     char hash[13];         /* A1111/kohya short hash: sha256 of the data after the header, 12 hex */
-    LoraFormat format;
+    LoraFormat format;     /* the modules' key style, or LORA_MIXED when they differ */
     LoraModule *mods;
     int n_mods;
     int n_unet, n_te;      /* modules per component */

@@ -136,6 +136,8 @@ static void push_module(Lora *a, int *cap, const char *path, LoraModule lm, int 
         if (*p == '.') *p = '_';
     lm.module = strdupCheck(flat);
     lm.component = LORA_UNET;
+    lm.format = lm.bottleneck ? LORA_ADAPTER : LORA_KOHYA;
+    lm.prefix = lm.bottleneck ? "adapter_unet_" : "lora_unet_";
     lm.rank = r;
     lm.alpha = al > 0 ? al : (float)r;
     size_t nd = down_numel(&lm), nu = up_numel(&lm);
@@ -233,6 +235,7 @@ int lora_add_te(Lora *a, Model *m, int rank, float alpha, uint64_t seed) {
             for (char *p = lm.module; *p; p++)
                 if (*p == '.') *p = '_';
             lm.component = LORA_TE;
+            lm.prefix = "lora_te_";
             lm.rank = rank;
             lm.alpha = alpha > 0 ? alpha : (float)rank;
             lora_init_module(&lm, seed, a->n_mods);

@@ -37,6 +37,7 @@ static int usage(FILE *f) {
             "                     [--init-latent FILE] [--config DIR] [--tokenizer DIR] [-o out.png]\n"
             "                     [--lora FILE[:SCALE[:TE_SCALE]]]... [--lora-dir DIR] [--lenient]\n"
             "                     [--lora-mode merged|unmerged]   (prompt tags: <lora:NAME:SCALE>)\n"
+            "                     [--params-from IMAGE.png]   (an A1111/lorastyle PNG's settings; later options override)\n"
             "  lorastyle sweep \"prompt\" --lora FILE [--lora B] [--scales 0,0.25,0.5,0.75,1,1.25]\n"
             "                     [--scales-b LIST] [--seeds 1,2,3] [--prompts FILE] [-o DIR] [generate options]\n"
             "  lorastyle merge MODEL --lora FILE[:SCALE]... -o OUT [--dtype f32|f16]\n"

@@ -26,6 +26,14 @@ static void set_name(Model *m, const char *path) {
     if (dot && !strcmp(dot, ".safetensors")) *dot = 0;
 }
 
+/* "text_model.X" → ctx + "X": text-encoder files without the text_model. level (transformers >= 5 saves
+ * CLIPTextModel flattened: "embeddings.…", "encoder.layers.…", "final_layer_norm.…"; some single-file
+ * merges drop it too). */
+static int te_flat_key(const char *key, char *out, int cap, const void *ctx) {
+    if (strncmp(key, "text_model.", 11)) return -1;
+    return ldm_prefix_key(key + 11, out, cap, ctx);
+}
+
 /* First existing weights file of a diffusers component folder. */
 static char *find_weights(const char *dir, const char *const *names) {
     for (int i = 0; names[i]; i++) {
@@ -110,7 +118,10 @@ static int load_folder(Model *m, const char *dir) {
     clip_build(&m->clip, &cc);
     rc = st_open(&m->files[2], w);
     free(w);
-    if (rc < 0 || wt_load(&m->clip.wt, &m->files[2], NULL, NULL) < 0) return LS_ERR;
+    if (rc < 0) return LS_ERR;
+    int flat = !st_find(&m->files[2], "text_model.embeddings.token_embedding.weight") &&
+               st_find(&m->files[2], "embeddings.token_embedding.weight");
+    if (wt_load(&m->clip.wt, &m->files[2], flat ? te_flat_key : NULL, "") < 0) return LS_ERR;
     /* tokenizer, scheduler */
     sub = ls_path_join(dir, "tokenizer");
     m->tok = tokenizer_load(sub);
@@ -171,25 +182,9 @@ static int load_single(Model *m, const char *path, const ModelOpts *o) {
     vae_build(&m->vae, &vc);
     LS_TRY(wt_load(&m->vae.wt, f, ldm_vae_key, &m->vae.cfg));
     clip_build(&m->clip, &cc);
-    const char *cp = st_find(f, "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight")
-                         ? "cond_stage_model.transformer."
-                         : "cond_stage_model.transformer.text_model."; /* some merges drop text_model. */
-    if (!strcmp(cp, "cond_stage_model.transformer.text_model.")) {
-        /* keys lack "text_model.": map "text_model.X" → prefix + X */
-        for (int i = 0; i < m->clip.wt.n; i++) {
-            char key[512];
-            snprintf(key, sizeof key, "cond_stage_model.transformer.%s", m->clip.wt.v[i].name + 11);
-            if (!st_find(f, key))
-                return ls_set_error("%s: missing text encoder tensor %s", path, m->clip.wt.v[i].name);
-        }
-        for (int i = 0; i < m->clip.wt.n; i++) {
-            char *old = m->clip.wt.v[i].name;
-            m->clip.wt.v[i].name = strdup(old + 11);
-            free(old);
-        }
-        cp = "cond_stage_model.transformer.";
-    }
-    LS_TRY(wt_load(&m->clip.wt, f, ldm_prefix_key, cp));
+    int flat = !st_find(f, "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight") &&
+               st_find(f, "cond_stage_model.transformer.embeddings.token_embedding.weight");
+    LS_TRY(wt_load(&m->clip.wt, f, flat ? te_flat_key : ldm_prefix_key, "cond_stage_model.transformer."));
     sched_config_default(&m->sched);
     if (o->config_dir) {
         char *sp = ls_path_join(o->config_dir, "scheduler/scheduler_config.json");
@@ -209,9 +204,10 @@ static int load_single(Model *m, const char *path, const ModelOpts *o) {
         tdir = ls_path_join(s ? d : ".", "tokenizer");
         free(d);
     }
-    char *vj = ls_path_join(tdir, "vocab.json");
-    int ok = ls_file_exists(vj);
+    char *vj = ls_path_join(tdir, "vocab.json"), *tj = ls_path_join(tdir, "tokenizer.json");
+    int ok = ls_file_exists(vj) || ls_file_exists(tj);
     free(vj);
+    free(tj);
     if (!ok) {
         ls_set_error("%s: a single-file checkpoint has no tokenizer; none found in %s (pass --tokenizer "
                      "DIR, set LORASTYLE_TOKENIZER, or run `lorastyle tokenizer --bpe FILE -o DIR`)",
@@ -428,6 +424,7 @@ int model_save_folder(Model *m, const char *out, StDtype dt) {
     const char *src = m->path;
     static const char *const copies[] = {"model_index.json",          "scheduler/scheduler_config.json",
                                          "tokenizer/vocab.json",      "tokenizer/merges.txt",
+                                         "tokenizer/tokenizer.json",
                                          "tokenizer/tokenizer_config.json",
                                          "tokenizer/special_tokens_map.json", NULL};
     static const char *const subs[] = {"unet", "vae", "text_encoder", "scheduler", "tokenizer", NULL};

@@ -4,7 +4,8 @@
 #include <math.h>
 #include <string.h>
 
-#include "common.h" // defines: ls_set_error, ls_warn
+#include "common.h"   // defines: ls_set_error, ls_warn
+#include "infotext.h" // defines: infotext_quote
 #include "rng.h"    // defines: rng_normal
 
 #define LS_VERSION "0.1.0"
@@ -215,16 +216,20 @@ void pipeline_decode(Model *m, const float *latents, int B, int h, int w, Image 
 char *pipeline_parameters_text(Model *m, const GenParams *p, int b) {
     const char *prompt = p->display_prompt ? p->display_prompt : p->prompt;
     const char *extra = p->extra_params ? p->extra_params : "";
-    size_t cap = strlen(prompt) + strlen(p->negative ? p->negative : "") + strlen(extra) + 1024;
+    char *model = infotext_quote(m->name);
+    size_t cap = strlen(prompt) + strlen(p->negative ? p->negative : "") + strlen(extra) + strlen(model) + 1024;
     char *s = mallocCheck(cap);
     int k = snprintf(s, cap, "%s\n", prompt);
     if (p->negative && p->negative[0]) k += snprintf(s + k, cap - (size_t)k, "Negative prompt: %s\n", p->negative);
+    /* A1111 >= 1.9: the schedule in its own field ("DPM++ 2M" + "Karras", not "DPM++ 2M Karras") */
     k += snprintf(s + k, cap - (size_t)k,
-                  "Steps: %d, Sampler: %s, CFG scale: %g, Seed: %llu, Size: %dx%d, Model hash: %s, Model: %s",
-                  p->steps, sampler_display_name(p->sampler, p->karras), (double)p->cfg,
-                  (unsigned long long)(p->seed + (uint64_t)b), p->width, p->height, model_hash(m), m->name);
+                  "Steps: %d, Sampler: %s, Schedule type: %s, CFG scale: %g, Seed: %llu, Size: %dx%d, Model hash: %s, "
+                  "Model: %s",
+                  p->steps, sampler_display_name(p->sampler, 0), p->karras ? "Karras" : "Automatic", (double)p->cfg,
+                  (unsigned long long)(p->seed + (uint64_t)b), p->width, p->height, model_hash(m), model);
     if (p->clip_skip > 1) k += snprintf(s + k, cap - (size_t)k, ", Clip skip: %d", p->clip_skip);
     k += snprintf(s + k, cap - (size_t)k, "%s", extra);
     snprintf(s + k, cap - (size_t)k, ", Version: lorastyle %s", LS_VERSION);
+    free(model);
     return s;
 }

@@ -36,6 +36,29 @@ const char *sampler_display_name(SamplerKind k, int karras) {
     return k_display[k];
 }
 
+int sampler_from_display_name(const char *sampler, const char *schedule, SamplerKind *k, int *karras) {
+    char name[64];
+    snprintf(name, sizeof name, "%s", sampler ? sampler : "");
+    size_t n = strlen(name);
+    int old_karras = n > 7 && !strcasecmp(name + n - 7, " Karras"); /* "DPM++ 2M Karras": A1111 < 1.9 */
+    if (old_karras) name[n - 7] = 0;
+    int want = old_karras;
+    if (schedule && !strcasecmp(schedule, "Karras")) want = 1;
+    else if (schedule && *schedule && strcasecmp(schedule, "Automatic"))
+        return ls_set_error("schedule type '%s' is not available (lorastyle has Automatic and Karras)", schedule);
+    for (int i = 0; i < SAMPLER_COUNT; i++) {
+        if (strcasecmp(name, k_display[i])) continue;
+        if (want && !supports_karras((SamplerKind)i))
+            return ls_set_error("sampler '%s' with the Karras schedule is not available (Karras: Euler, DPM++ 2M)",
+                                k_display[i]);
+        *k = (SamplerKind)i;
+        *karras = want;
+        return LS_OK;
+    }
+    return ls_set_error("sampler '%s' is not available (lorastyle has DDIM, Euler, Euler a, DPM++ 2M)",
+                        sampler ? sampler : "");
+}
+
 int sampler_from_name(const char *name, SamplerKind *k, int *karras) {
     static const char suffix[] = "_karras";
     if (!name) return ls_set_error("no sampler name given");

@@ -20,8 +20,14 @@ typedef enum { PRED_EPSILON, PRED_V } PredictionType;
 
 /* Short CLI names: "ddim", "euler", "euler_a", "dpmpp_2m". */
 const char *sampler_name(SamplerKind k);
-/* A1111-style display name for PNG metadata, e.g. "Euler a", "DPM++ 2M Karras". */
+/* A1111-style display name, e.g. "Euler a", "DPM++ 2M Karras" (with karras; labels and messages). PNG
+ * metadata writes A1111 >= 1.9's form instead: "Sampler: " sampler_display_name(k, 0) ", Schedule type: "
+ * "Karras" or "Automatic". */
 const char *sampler_display_name(SamplerKind k, int karras);
+/* The inverse, from PNG metadata: A1111's sampler name ("DPM++ 2M", or the old combined "DPM++ 2M Karras")
+ * and "Schedule type" ("Karras", "Automatic", or NULL/"" when absent), case-insensitive. LS_ERR naming the
+ * sampler or schedule lorastyle does not have. */
+int sampler_from_display_name(const char *sampler, const char *schedule, SamplerKind *k, int *karras);
 /* Parses short names (case-insensitive; also accepts "dpmpp_2m_karras" and "euler_karras" → karras=1).
  * LS_ERR if unknown, with a message listing the valid names. */
 int sampler_from_name(const char *name, SamplerKind *k, int *karras);

@@ -116,6 +116,10 @@ expect_fail "unknown command" "" "frobnicate|unknown command" "$LS" frobnicate
 expect_fail "generate: no prompt" "" "prompt" "$LS" generate --model "$M"
 expect_fail "generate: unknown option" "" "--frob|unknown option" "$LS" "${GEN[@]}" --model "$M" --frob 1
 expect_fail "generate: option without value" "" "--steps|needs a value" "$LS" generate x --model "$M" --steps
+expect_fail "generate --params-from: missing file" "" "$T/nope.png" "$LS" generate --model "$M" --params-from "$T/nope.png"
+printf 'not a png' >"$T/notpng.png"
+expect_fail "generate --params-from: not a PNG" "" "$T/notpng.png" "$LS" generate --model "$M" --params-from "$T/notpng.png"
+expect_fail "sweep --params-from: a generate option" "" "--params-from|unknown option" "$LS" sweep x --model "$M" --params-from "$T/nope.png"
 expect_fail "info: no argument" "" "info" "$LS" info
 
 # ==== options ====
@@ -253,6 +257,16 @@ else ok "generate writes a PNG with parameters"; fi
 run "$LS" generate "a red fox" --model "$M" --steps 2 --width 64 --height 64 --seed 7 -o "$o/again.png"
 if [ "$rc" -eq 0 ] && cmp -s "$o/out.png" "$o/again.png"; then ok "same seed, same bytes"
 else bad "same seed, same bytes" "rc=$rc or the files differ"; fi
+# --params-from: the PNG's settings reproduce it byte for byte; options after it override
+run "$LS" generate --model "$M" --params-from "$o/out.png" -o "$o/from.png"
+if [ "$rc" -eq 0 ] && cmp -s "$o/out.png" "$o/from.png"; then ok "--params-from reproduces the image and its text"
+else bad "--params-from reproduces the image and its text" "rc=$rc or the files differ"; fi
+run "$LS" generate --model "$M" --params-from "$o/out.png" --seed 8 --sampler dpmpp_2m_karras -o "$o/over.png"
+if [ "$rc" -eq 0 ] && grep -aq 'a red fox' "$o/over.png" &&
+    grep -aq 'Steps: 2, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7.5, Seed: 8, Size: 64x64' "$o/over.png"
+then ok "--params-from, then --seed and --sampler override"
+else bad "--params-from, then --seed and --sampler override" "rc=$rc or wrong parameters text"; fi
+rm -f "$o/from.png" "$o/over.png"
 
 outdir
 run "$LS" generate "" --model "$M" --steps 1 --width 64 --height 64 --seed 3 -o "$o/empty.png"

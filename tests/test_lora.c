@@ -3,11 +3,14 @@
  * Against diffusers (tests/gen_lora_fixtures.py: load_lora_weights + set_adapters on the same files):
  * a kohya-format LoCon adapter (attention, feed-forward, 1×1 and 3×3 convs, time_emb_proj, text encoder)
  * at strength 0.7 gives the U-Net and text-encoder outputs within 1e-4 relative L2, unmerged and merged,
- * and the diffusers/PEFT-format copy of the same adapter gives the same. Exact properties: strength 0 and
+ * and the diffusers/PEFT-format copy of the same adapter gives the same, and so do copies made here: the kohya
+ * file with lora_te1_ text-encoder keys (SDXL-era naming, read on SD1 by A1111 and ComfyUI) and two files
+ * that mix kohya and PEFT keys (U-Net from one, text encoder from the other). Exact properties: strength 0 and
  * an adapter whose up matrices are zero reproduce the base bit for bit; unmerge restores the weights bit
  * for bit; changing the strength of a merged adapter equals merging at that strength; merged and
  * unmerged generation give the same image (mean |Δ| ≤ 1/255). Bad input: shape mismatch, NaN, unknown
- * keys, LyCORIS keys, missing up matrix, malformed scales and prompt tags.
+ * keys, LyCORIS keys, missing up matrix, a module given twice (kohya and PEFT keys for the same layers),
+ * lora_te2_ (SDXL) keys, a lora_te1_ key matching no module, malformed scales and prompt tags.
  *
  * Usage: test_lora FIXTURE_DIR [LORASTYLE] [--model DIR]. With --model (e.g. SD1.5 shapes, outside CI:
  * tests/check_sd15.sh), FIXTURE_DIR holds lora_{kohya,peft,ref}.safetensors made for that model by
@@ -65,6 +68,40 @@ static char *rewrite_adapter(const char *src, const char *name, void (*fn)(const
     for (int i = 0; i < f.n_tensors; i++) free(bufs[i]);
     free(bufs);
     st_close(&f);
+    return path;
+}
+
+/* Tensors of src whose names start with `from`, renamed to start with `to` instead. */
+typedef struct {
+    const char *src, *from, *to;
+} KeyCopy;
+
+/* Write g_tmp/name.safetensors from the tensors of n KeyCopy rules (for mixed-style files). */
+static char *write_keys(const char *name, const KeyCopy *c, int n) {
+    StWriter w;
+    st_writer_init(&w);
+    StFile f[4];
+    float *bufs[2048];
+    int nb = 0;
+    for (int i = 0; i < n; i++) {
+        if (st_open(&f[i], c[i].src) < 0) return NULL;
+        for (int k = 0; k < f[i].n_tensors && nb < 2048; k++) {
+            const StTensor *t = &f[i].tensors[k];
+            size_t lf = strlen(c[i].from);
+            if (strncmp(t->name, c[i].from, lf)) continue;
+            char key[512];
+            snprintf(key, sizeof key, "%s%s", c[i].to, t->name + lf);
+            bufs[nb] = malloc((size_t)t->numel * sizeof(float));
+            st_to_f32(&f[i], t, bufs[nb], 0);
+            st_writer_add(&w, key, ST_F32, t->ndim, t->shape, bufs[nb++]);
+        }
+    }
+    char *path = malloc(512);
+    snprintf(path, 512, "%s/%s.safetensors", g_tmp, name);
+    CHECK(st_writer_save(&w, path) == 0, "write %s: %s", path, ls_last_error());
+    st_writer_free(&w);
+    for (int i = 0; i < nb; i++) free(bufs[i]);
+    for (int i = 0; i < n; i++) st_close(&f[i]);
     return path;
 }
 
@@ -130,9 +167,15 @@ int main(int argc, char **argv) {
     double e = rel_l2(base, ref_base, in.n);
     CHECK(e < TOL, "base U-Net rel L2 %.3g", e);
 
-    /* --- kohya and PEFT formats against diffusers, unmerged and merged --- */
-    const char *files[2] = {fk, fp};
-    for (int f = 0; f < 2; f++) {
+    /* --- kohya and PEFT formats against diffusers, unmerged and merged; the same weights with lora_te1_
+     *     text-encoder keys, and mixed kohya + PEFT keys --- */
+    KeyCopy te1[2] = {{fk, "lora_unet_", "lora_unet_"}, {fk, "lora_te_", "lora_te1_"}};
+    KeyCopy mix1[2] = {{fk, "lora_unet_", "lora_unet_"}, {fp, "text_encoder.", "text_encoder."}};
+    KeyCopy mix2[2] = {{fp, "unet.", "unet."}, {fk, "lora_te_", "lora_te1_"}};
+    char *derived[3] = {write_keys("te1", te1, 2), write_keys("mixed1", mix1, 2), write_keys("mixed2", mix2, 2)};
+    const char *files[5] = {fk, fp, derived[0], derived[1], derived[2]};
+    LoraFormat formats[5] = {LORA_KOHYA, LORA_PEFT, LORA_KOHYA, LORA_MIXED, LORA_MIXED};
+    for (int f = 0; f < 5; f++) {
         Lora a;
         int rc = lora_load(&a, files[f]);
         CHECK(rc == 0, "load %s: %s", files[f], ls_last_error());
@@ -140,6 +183,7 @@ int main(int argc, char **argv) {
         printf("%s: %s, %d U-Net + %d text-encoder modules (%d conv), %lld parameters, hash %s\n", a.name,
                lora_format_name(a.format), a.n_unet, a.n_te, a.n_conv, (long long)a.n_params, a.hash);
         CHECK(a.n_unet > 0 && a.n_te > 0 && a.n_conv > 0, "expected U-Net, text-encoder and conv modules");
+        CHECK(a.format == formats[f], "%s: format %d, expected %d", a.name, a.format, formats[f]);
         CHECK(lora_attach(&a, &g_m, 0) == 0, "attach: %s", ls_last_error());
         lora_set_strength(&a, s, s);
         unet_out(&in, out);
@@ -288,7 +332,22 @@ int main(int argc, char **argv) {
         st_writer_save(&w, path);
         st_writer_free(&w);
         expect_load_or_attach_error(path, "not_a_module", "module matching nothing");
+
+        st_writer_init(&w);
+        st_writer_add(&w, "lora_te1_text_model_encoder_layers_0_not_a_module.lora_down.weight", ST_F32, 2, ws, d);
+        st_writer_add(&w, "lora_te1_text_model_encoder_layers_0_not_a_module.lora_up.weight", ST_F32, 2, wu, u);
+        snprintf(path, sizeof path, "%s/unknown_te1.safetensors", g_tmp);
+        st_writer_save(&w, path);
+        st_writer_free(&w);
+        expect_load_or_attach_error(path, "lora_te1_text_model_encoder_layers_0_not_a_module matches no module",
+                                    "lora_te1_ module matching nothing");
     }
+    KeyCopy twice[2] = {{fk, "lora_unet_", "lora_unet_"}, {fp, "unet.", "unet."}};
+    char *twp = write_keys("twice", twice, 2);
+    expect_load_or_attach_error(twp, "of this file already does", "one module in kohya and PEFT keys");
+    KeyCopy te2[1] = {{fk, "lora_te_", "lora_te2_"}};
+    char *te2p = write_keys("te2", te2, 1);
+    expect_load_or_attach_error(te2p, "SDXL", "lora_te2_ keys");
     expect_load_or_attach_error("/nonexistent/x.safetensors", "cannot open", "missing file");
 
     /* --- spec and prompt-tag parsing --- */
@@ -319,7 +378,8 @@ int main(int argc, char **argv) {
     CHECK(lora_extract_prompt_tags(unterminated, names, te_s, un_s, 4) < 0, "unterminated tag");
 
     free(base), free(out), free(te), free(te_base), free(ref_base), free(ref_unet), free(ref_te);
-    free(in.x), free(in.t), free(in.ctx), free(in.ids_f), free(zp), free(nanp), free(mism);
+    free(in.x), free(in.t), free(in.ctx), free(in.ids_f), free(zp), free(nanp), free(mism), free(twp), free(te2p);
+    for (int i = 0; i < 3; i++) free(derived[i]);
     st_close(&ref);
     model_free(&g_m);
     char cmd[128];

@@ -25,6 +25,7 @@
 
 #include <cjson/cJSON.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #define BOS_TOKEN "<|startoftext|>"
@@ -503,30 +504,52 @@ void tokenizer_free(Tokenizer *t) {
     free(t);
 }
 
-static int load_vocab(Tokenizer *t, const char *path) {
-    size_t len;
-    char *text = ls_read_file(path, &len);
-    if (!text) return LS_ERR;
-    cJSON *root = cJSON_ParseWithLength(text, len);
-    free(text);
-    if (!cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        return ls_set_error("%s: not a JSON object (expected token → id)", path);
-    }
-    strmap_init(&t->vocab, (size_t)cJSON_GetArraySize(root));
+/* The token → id object of vocab.json, or of tokenizer.json's "model" → "vocab". */
+static int vocab_from_json(Tokenizer *t, const cJSON *obj, const char *path) {
+    if (!cJSON_IsObject(obj)) return ls_set_error("%s: vocabulary is not a JSON object (expected token → id)", path);
+    strmap_init(&t->vocab, (size_t)cJSON_GetArraySize(obj));
     t->vocab_size = 0;
-    for (cJSON *it = root->child; it; it = it->next) {
+    for (const cJSON *it = obj->child; it; it = it->next) {
         double v = cJSON_IsNumber(it) ? it->valuedouble : -1;
-        if (v < 0 || v > 1e8 || v != (double)(int)v) {
-            int r = ls_set_error("%s: token \"%.40s\" has no valid integer id", path, it->string);
-            cJSON_Delete(root);
-            return r;
-        }
+        if (v < 0 || v > 1e8 || v != (double)(int)v)
+            return ls_set_error("%s: token \"%.40s\" has no valid integer id", path, it->string);
         strmap_put(&t->vocab, it->string, strlen(it->string), (int)v);
         t->vocab_size = LS_MAX(t->vocab_size, (int)v + 1);
     }
-    cJSON_Delete(root);
     if (t->vocab.n == 0) return ls_set_error("%s: empty vocabulary", path);
+    return LS_OK;
+}
+
+static cJSON *read_json(const char *path) {
+    size_t len;
+    char *text = ls_read_file(path, &len);
+    if (!text) return NULL;
+    cJSON *root = cJSON_ParseWithLength(text, len);
+    free(text);
+    if (!root) ls_set_error("%s: not valid JSON", path);
+    return root;
+}
+
+static int load_vocab(Tokenizer *t, const char *path) {
+    cJSON *root = read_json(path);
+    if (!root) return LS_ERR;
+    int rc = vocab_from_json(t, root, path);
+    cJSON_Delete(root);
+    return rc;
+}
+
+/* Append merge (left, right) with the next rank; `where` names it in errors ("merges.txt:3"). */
+static int add_merge(Tokenizer *t, const char *left, const char *right, int *rank, Buf *joined,
+                     const char *where) {
+    int a = strmap_get(&t->vocab, left, strlen(left));
+    int b = strmap_get(&t->vocab, right, strlen(right));
+    joined->n = 0;
+    buf_str(joined, left);
+    buf_str(joined, right);
+    int m = strmap_get(&t->vocab, joined->p, joined->n);
+    if (a < 0 || b < 0 || m < 0)
+        return ls_set_error("%s: merge \"%s %s\" uses a token missing from the vocabulary", where, left, right);
+    pairmap_put(&t->merges, a, b, (*rank)++, m);
     return LS_OK;
 }
 
@@ -540,6 +563,7 @@ static int load_merges(Tokenizer *t, const char *path) {
     pairmap_init(&t->merges, 1024);
     int rank = 0, lineno = 0, err = LS_OK;
     Buf joined = {0};
+    char where[1100];
     for (char *line = text, *next; line && *line && err == LS_OK; line = next) {
         next = strchr(line, '\n');
         if (next) *next++ = 0;
@@ -547,27 +571,58 @@ static int load_merges(Tokenizer *t, const char *path) {
         size_t n = strlen(line);
         if (n && line[n - 1] == '\r') line[--n] = 0; /* "\r\n" endings, as Rust's lines() */
         if (!strncmp(line, "#version", 8)) continue;
+        snprintf(where, sizeof where, "%s:%d", path, lineno);
         char *sp = strchr(line, ' ');
         if (!sp || strchr(sp + 1, ' ')) {
-            err = ls_set_error("%s:%d: expected \"left right\" (two tokens, one space)", path, lineno);
+            err = ls_set_error("%s: expected \"left right\" (two tokens, one space)", where);
             break;
         }
         *sp = 0;
-        const char *left = line, *right = sp + 1;
-        int a = strmap_get(&t->vocab, left, strlen(left));
-        int b = strmap_get(&t->vocab, right, strlen(right));
-        joined.n = 0;
-        buf_str(&joined, left);
-        buf_str(&joined, right);
-        int m = strmap_get(&t->vocab, joined.p, joined.n);
-        if (a < 0 || b < 0 || m < 0)
-            err = ls_set_error("%s:%d: merge \"%s %s\" uses a token missing from vocab.json", path, lineno,
-                               left, right);
-        else
-            pairmap_put(&t->merges, a, b, rank++, m);
+        err = add_merge(t, line, sp + 1, &rank, &joined, where);
     }
     free(joined.p);
     free(text);
+    return err;
+}
+
+/* tokenizer.json (HF tokenizers; what transformers >= 5 saves instead of vocab.json + merges.txt): the BPE
+ * model's "vocab" object and "merges" list, each merge either a ["left", "right"] pair (tokenizers >= 0.20)
+ * or a "left right" string (older files). The normalizer / pre-tokenizer are CLIP's fixed ones, not read. */
+static int load_tokenizer_json(Tokenizer *t, const char *path) {
+    cJSON *root = read_json(path);
+    if (!root) return LS_ERR;
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(model, "type");
+    const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
+    int err = LS_OK;
+    if (!cJSON_IsObject(model) || (type && !(cJSON_IsString(type) && !strcmp(type->valuestring, "BPE"))))
+        err = ls_set_error("%s: not a BPE tokenizer (\"model\": {\"type\": \"BPE\", ...} expected)", path);
+    else if (!cJSON_IsArray(merges))
+        err = ls_set_error("%s: the BPE model has no \"merges\" list", path);
+    if (!err) err = vocab_from_json(t, cJSON_GetObjectItemCaseSensitive(model, "vocab"), path);
+    if (!err) pairmap_init(&t->merges, 1024);
+    int rank = 0, i = 0;
+    Buf joined = {0}, pair = {0};
+    char where[1100];
+    for (const cJSON *m = merges ? merges->child : NULL; m && !err; m = m->next, i++) {
+        snprintf(where, sizeof where, "%s: merges[%d]", path, i);
+        const cJSON *l = cJSON_GetArrayItem(m, 0), *r = cJSON_GetArrayItem(m, 1);
+        if (cJSON_IsArray(m) && cJSON_GetArraySize(m) == 2 && cJSON_IsString(l) && cJSON_IsString(r)) {
+            err = add_merge(t, l->valuestring, r->valuestring, &rank, &joined, where);
+            continue;
+        }
+        const char *sp = cJSON_IsString(m) ? strchr(m->valuestring, ' ') : NULL;
+        if (!sp || strchr(sp + 1, ' ')) {
+            err = ls_set_error("%s: expected [\"left\", \"right\"] or \"left right\"", where);
+            break;
+        }
+        pair.n = 0;
+        buf_add(&pair, m->valuestring, (size_t)(sp - m->valuestring)); /* NUL-terminated */
+        err = add_merge(t, pair.p, sp + 1, &rank, &joined, where);
+    }
+    free(joined.p);
+    free(pair.p);
+    cJSON_Delete(root);
     return err;
 }
 
@@ -606,7 +661,7 @@ static int load_config(Tokenizer *t, const char *path) {
     for (int i = 0; i < MAX_SPECIALS && err == LS_OK; i++) {
         ids[i] = strmap_get(&t->vocab, names[i], strlen(names[i]));
         if (ids[i] < 0) {
-            err = ls_set_error("%s: special token \"%s\" is not in vocab.json", path, names[i]);
+            err = ls_set_error("%s: special token \"%s\" is not in the vocabulary", path, names[i]);
             break;
         }
         int dup = 0;
@@ -626,9 +681,18 @@ Tokenizer *tokenizer_load(const char *dir) {
     Tokenizer *t = callocCheck(1, sizeof *t);
     char *vocab = ls_path_join(dir, "vocab.json");
     char *merges = ls_path_join(dir, "merges.txt");
+    char *json = ls_path_join(dir, "tokenizer.json");
     char *config = ls_path_join(dir, "tokenizer_config.json");
-    int err = load_vocab(t, vocab);
-    if (!err) err = load_merges(t, merges);
+    struct stat st;
+    int has_vocab = stat(vocab, &st) == 0, err; /* any kind of file: a broken one is reported, not skipped */
+    if (!has_vocab && ls_file_exists(json)) { /* transformers >= 5 writes only tokenizer.json */
+        err = load_tokenizer_json(t, json);
+    } else if (!has_vocab && stat(merges, &st) != 0) {
+        err = ls_set_error("%s: no tokenizer files (vocab.json + merges.txt, or tokenizer.json)", dir);
+    } else {
+        err = load_vocab(t, vocab);
+        if (!err) err = load_merges(t, merges);
+    }
     if (!err) err = load_config(t, config);
     for (int b = 0; b < 256 && !err; b++) { /* ids of the initial symbols; -1 → unk at encode time */
         char s[16];
@@ -639,6 +703,7 @@ Tokenizer *tokenizer_load(const char *dir) {
     }
     free(vocab);
     free(merges);
+    free(json);
     free(config);
     if (err) {
         tokenizer_free(t);

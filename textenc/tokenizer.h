@@ -1,6 +1,7 @@
 /* tokenizer.h — CLIP byte-level BPE tokenizer (== transformers CLIPTokenizer for SD1.x).
  *
- * Loads vocab.json + merges.txt (and tokenizer_config.json for model_max_length, if present). Pipeline:
+ * Loads vocab.json + merges.txt, or tokenizer.json (what transformers >= 5 saves), and tokenizer_config.json
+ * for model_max_length and the special tokens, if present. Pipeline:
  * NFC → whitespace collapse/strip → lowercase → special-token split → CLIP pre-tokenizer regex →
  * bytes_to_unicode → BPE by merge rank → ids. Sequences are [bos] + tokens[:max_len-2] + [eos] + pad.
  */
@@ -11,7 +12,7 @@
 
 typedef struct Tokenizer Tokenizer;
 
-/* dir holds vocab.json and merges.txt. NULL + error naming the file on failure. */
+/* dir holds vocab.json and merges.txt, or tokenizer.json. NULL + error naming the file on failure. */
 Tokenizer *tokenizer_load(const char *dir);
 void tokenizer_free(Tokenizer *t);
 

@@ -515,6 +515,7 @@ int quality_score(const uint8_t *rgb, int size, const Scene *expect, int group, 
         r->colour_ok = r->colour == g->colour, r->shape_ok = r->shape == g->shape,
         r->pos_ok = r->pos == g->pos;
         r->count_ok = r->count == g->count;
+        r->bg_ok = expect->bg2 < 0 && r->bg == expect->bg;
     }
     free(lab), free(dbg), free(mask), free(label), free(area), free(cxy), free(box), free(cand);
     return LS_OK;

@@ -33,6 +33,7 @@ typedef struct {
     float area;             /* its pixels / all pixels */
     int bg;                 /* nearest named colour of the background's main mode (as rendered) */
     int colour_ok, shape_ok, pos_ok, count_ok; /* agree with the expected group (0 without one) */
+    int bg_ok;              /* bg is the expected scene's (one-colour) background (0 without one) */
 } QualityResult;
 
 /* Score rgb (size×size×3, interleaved, 16 ≤ size ≤ 4096) against group `group` (0 or 1) of `expect`

@@ -188,8 +188,9 @@ int cmd_eval(int argc, char **argv) {
             printf("model %s%s, %ld %s single-object prompts, %dx%d, seeds %ld..%ld\n", o.model,
                    s.n_lora ? " + adapters" : "", n, set == SCENE_HELDOUT ? "held-out" : "seen", size, size, seed,
                    seed + n - 1);
-            printf("colour %.1f%%  shape %.1f%%  position %.1f%%  (%d scored)\n", pct(pt.colour_ok, pt.scored),
-                   pct(pt.shape_ok, pt.scored), pct(pt.pos_ok, pt.scored), pt.scored);
+            printf("colour %.1f%%  shape %.1f%%  position %.1f%%  background %.1f%%  (%d scored)\n",
+                   pct(pt.colour_ok, pt.scored), pct(pt.shape_ok, pt.scored), pct(pt.pos_ok, pt.scored),
+                   pct(pt.bg_ok, pt.scored), pt.scored);
             int ok[3], sc;
             vae_ceiling(&s.m.vae, set, (uint64_t)seed + 1000, (int)n, size, ok, &sc);
             printf("VAE ceiling: colour %.1f%%  shape %.1f%%  position %.1f%%  (the same scenes drawn by the "

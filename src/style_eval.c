@@ -47,7 +47,7 @@ int style_curve(Model *m, Lora *lora, const QualityStyleSig *ref, const char *co
             QualityResult q;
             if (quality_score_caption(imgs[i].data, size, prompts[i], 0, &q) == LS_OK) {
                 pt->scored++;
-                pt->colour_ok += q.colour_ok, pt->shape_ok += q.shape_ok, pt->pos_ok += q.pos_ok;
+                pt->colour_ok += q.colour_ok, pt->shape_ok += q.shape_ok, pt->pos_ok += q.pos_ok, pt->bg_ok += q.bg_ok;
             } else {
                 ls_clear_error();
             }

@@ -16,7 +16,7 @@
 typedef struct {
     float scale;                        /* adapter strength (U-Net and text encoder) */
     float dist;                         /* style distance (quality_style_distance total) to the reference */
-    int n, scored, colour_ok, shape_ok, pos_ok; /* images; those whose prompt parses; adherence counts */
+    int n, scored, colour_ok, shape_ok, pos_ok, bg_ok; /* images; those whose prompt parses; adherence counts */
 } StylePoint;
 
 /* For each strength scales[k] (lora NULL: the model alone, one point with scales[0] only as a label):

@@ -153,7 +153,7 @@ static void test_cases(void) {
     CHECK(quality_score_caption(img, S, cap, 0, &r) == LS_OK, "score");
     CHECK(r.found && r.colour == SCENE_RED && r.shape == SCENE_STAR && r.pos == SCENE_LEFT && r.count == 1,
           "red star left: got colour %d shape %d pos %d count %d", r.colour, r.shape, r.pos, r.count);
-    CHECK(r.colour_ok && r.shape_ok && r.pos_ok && r.count_ok && r.bg == SCENE_WHITE, "all agree");
+    CHECK(r.colour_ok && r.shape_ok && r.pos_ok && r.count_ok && r.bg == SCENE_WHITE && r.bg_ok, "all agree");
     CHECK(fabsf(r.cx - 0.25f) < 0.03f && fabsf(r.cy - 0.5f) < 0.03f && r.area > 0.02f && r.area < 0.1f,
           "centroid (%.3f, %.3f), area %.3f", r.cx, r.cy, r.area);
     CHECK(quality_score_caption(img, S, "two small blue squares at the top on a white background", 0, &r) ==

@@ -5,7 +5,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include <cjson/cJSON.h> // defines: cJSON_Minify
+#include <cjson/cJSON.h> // defines: cJSON_Parse, cJSON_PrintUnformatted
 
 #include "common.h"      // defines: ls_set_error, ls_read_file, ls_write_file_atomic
 #include "safetensors.h" // defines: StWriter, StFile
@@ -46,10 +46,18 @@ int train_ckpt_save(Trainer *T) {
     META("seed", "%llu", (unsigned long long)T->o.seed);
     META("max_train_steps", "%d", T->o.steps);
 #undef META
-    char *opts = train_options_to_json(&T->o, T->res); /* what --resume compares its options with */
-    cJSON_Minify(opts);
-    st_writer_meta(&w, "options", opts);
-    free(opts);
+    { /* the options, for --resume to name what changed; without the run's own folder, so that a
+       * checkpoint does not depend on where it lies */
+        char *js = train_options_to_json(&T->o, T->res);
+        cJSON *j = cJSON_Parse(js);
+        LS_ASSERT(j);
+        cJSON_DeleteItemFromObjectCaseSensitive(j, "output");
+        cJSON_DeleteItemFromObjectCaseSensitive(j, "cache_dir");
+        char *opts = cJSON_PrintUnformatted(j);
+        st_writer_meta(&w, "options", opts);
+        free(js), free(opts);
+        cJSON_Delete(j);
+    }
     int rc = st_writer_save(&w, T->ckpt_path);
     st_writer_free(&w);
     free(vh);

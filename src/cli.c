@@ -304,6 +304,19 @@ static int add_adapter(GenSession *s, const GenOptions *o, const char *path, flo
     return LS_OK;
 }
 
+/* A <lora:NAME:...> tag stays inside its LoRA folder: NAME (subfolders allowed) is not absolute and has no
+ * ".." component; prompts come from files, PNG metadata and other people, so a tag never reads elsewhere. */
+static int lora_tag_name_ok(const char *name) {
+    if (!*name || name[0] == '/' || strchr(name, '\\')) return 0;
+    for (const char *c = name; c;) { /* each '/'-separated component */
+        const char *e = strchr(c, '/');
+        size_t n = e ? (size_t)(e - c) : strlen(c);
+        if (n == 2 && c[0] == '.' && c[1] == '.') return 0;
+        c = e ? e + 1 : NULL;
+    }
+    return 1;
+}
+
 int gensession_open(GenSession *s, const GenOptions *o, const char *prompt) {
     memset(s, 0, sizeof *s);
     double t0 = ls_time();
@@ -341,6 +354,9 @@ int gensession_open(GenSession *s, const GenOptions *o, const char *prompt) {
     for (int i = 0; i < nt; i++) {
         char path[1200];
         snprintf(path, sizeof path, "%s/%s.safetensors", dir, names[i]);
+        if (rc == 0 && !lora_tag_name_ok(names[i]))
+            rc = ls_set_error("<lora:%s:...>: prompt tags may only name adapters inside the LoRA folder %s (no "
+                              "absolute path or '..'; give other files with --lora FILE)", names[i], dir);
         if (rc == 0 && !ls_file_exists(path))
             rc = ls_set_error("<lora:%s:...>: no file %s (set --lora-dir)", names[i], path);
         if (rc == 0) rc = add_adapter(s, o, path, un[i], te[i]);

@@ -353,7 +353,13 @@ int cmd_merge(int argc, char **argv) {
         dt = (in == ST_F16 || in == ST_BF16) ? in : ST_F32;
     }
     double t0 = ls_time();
-    int rc = model_save(&s.m, o.out, dt);
+    int rc;
+    if (s.m.single_file) { /* a temporary file renamed into place (st_writer_save) */
+        rc = model_save_single_file(&s.m, o.out, dt);
+    } else { /* a folder: written into OUT.tmp.PID and renamed, so a full disk leaves no partial model */
+        char *tmp = ls_dir_begin(o.out);
+        rc = tmp ? ls_dir_commit(tmp, o.out, model_save_folder(&s.m, tmp, dt)) : LS_ERR;
+    }
     if (rc == 0) {
         printf("%s\n", o.out);
         fprintf(stderr, "lorastyle: merged %d adapter%s into %s (%s, %s) in %.1f s\n", s.n_lora,

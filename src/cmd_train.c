@@ -9,7 +9,7 @@
 static int train_usage(void) {
     printf("usage: lorastyle train DIR [options]      (DIR: images + same-name .txt captions, N_name/ = N repeats)\n"
            "  -o OUT (output/NAME)  --name NAME (DIR's name)  --model M (models/base)  --config FILE.json\n"
-           "  --resume (continue OUT's checkpoint)  --force (start OUT over)  --quiet\n"
+           "  --resume (continue OUT's checkpoint; changed options are named)  --force (start OUT over)  --quiet\n"
            "  --method lora|locon|full|adapter (lora = locon)  --rank R (8)  --alpha A (= rank)\n"
            "  --targets LIST (all): groups attn (attn1/attn2 to_q,to_k,to_v,to_out.0), ff (ff.net.0.proj, ff.net.2),\n"
            "    proj (proj_in/proj_out), conv (resnet conv1/conv2, down/upsampler convs), all (= attn,ff,proj,conv),\n"

@@ -1,8 +1,10 @@
 /* common.c — see common.h. */
 #include "common.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -200,4 +202,99 @@ int ls_mkdir_p(const char *path) {
     free(p);
     if (!ls_is_dir(path)) return ls_set_error("%s: exists and is not a directory", path);
     return LS_OK;
+}
+
+int ls_remove_tree(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return errno == ENOENT ? LS_OK : ls_set_error("%s: %s", path, strerror(errno));
+    if (S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(path);
+        if (!d) return ls_set_error("%s: cannot open folder: %s", path, strerror(errno));
+        int rc = LS_OK;
+        for (struct dirent *e; rc == LS_OK && (e = readdir(d));) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+            char *c = ls_path_join(path, e->d_name);
+            rc = ls_remove_tree(c);
+            free(c);
+        }
+        closedir(d);
+        if (rc == LS_OK && rmdir(path) != 0) rc = ls_set_error("%s: cannot remove: %s", path, strerror(errno));
+        return rc;
+    }
+    if (unlink(path) != 0) return ls_set_error("%s: cannot remove: %s", path, strerror(errno));
+    return LS_OK;
+}
+
+/* The PID of a "NAME.tmp.PID" name (0: not such a name). */
+static long tmp_pid(const char *name) {
+    const char *t = NULL;
+    for (const char *p = strstr(name, ".tmp."); p; p = strstr(p + 1, ".tmp.")) t = p;
+    if (!t || t == name || !t[5]) return 0;
+    char *end;
+    long pid = strtol(t + 5, &end, 10);
+    return (*end || pid <= 0 || t[5] < '0' || t[5] > '9') ? 0 : pid;
+}
+
+static int pid_running(long pid) { return kill((pid_t)pid, 0) == 0 || errno == EPERM; }
+
+int ls_remove_stale_tmp(const char *dir, int depth) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2]))) continue;
+        char *c = ls_path_join(dir, e->d_name);
+        long pid = tmp_pid(e->d_name);
+        struct stat st;
+        if (pid && !pid_running(pid)) n += ls_remove_tree(c) == LS_OK;
+        else if (depth > 0 && lstat(c, &st) == 0 && S_ISDIR(st.st_mode)) n += ls_remove_stale_tmp(c, depth - 1);
+        free(c);
+    }
+    closedir(d);
+    return n;
+}
+
+char *ls_dir_begin(const char *out) {
+    size_t n = strlen(out);
+    while (n > 1 && out[n - 1] == '/') n--;
+    char *tmp = mallocCheck(n + 32);
+    snprintf(tmp, n + 32, "%.*s", (int)n, out);
+    char *sl = strrchr(tmp, '/');
+    const char *base = sl ? sl + 1 : tmp;
+    /* stale siblings "base.tmp.PID" of killed runs */
+    char *parent = sl ? strndup(tmp, sl == tmp ? 1 : (size_t)(sl - tmp)) : strdup(".");
+    LS_ASSERT(parent);
+    DIR *d = opendir(parent);
+    size_t bl = strlen(base);
+    for (struct dirent *e; d && (e = readdir(d));)
+        if (!strncmp(e->d_name, base, bl) && !strncmp(e->d_name + bl, ".tmp.", 5) && tmp_pid(e->d_name) &&
+            !pid_running(tmp_pid(e->d_name))) {
+            char *c = ls_path_join(parent, e->d_name);
+            ls_remove_tree(c);
+            free(c);
+        }
+    if (d) closedir(d);
+    free(parent);
+    snprintf(tmp + n, 32, ".tmp.%d", (int)getpid());
+    if (ls_remove_tree(tmp) < 0 || ls_mkdir_p(tmp) < 0) {
+        free(tmp);
+        return NULL;
+    }
+    return tmp;
+}
+
+int ls_dir_commit(char *tmp, const char *out, int rc) {
+    if (rc >= 0 && rename(tmp, out) != 0)
+        rc = ls_set_error("%s: cannot move the finished folder into place: %s", out, strerror(errno));
+    if (rc < 0) { /* the error names out, not the temporary folder that is gone */
+        char err[1024];
+        size_t tl = strlen(tmp);
+        const char *e = ls_last_error();
+        if (!strncmp(e, tmp, tl)) snprintf(err, sizeof err, "%s%s", out, e + tl);
+        else snprintf(err, sizeof err, "%s", e);
+        ls_remove_tree(tmp);
+        ls_set_error("%s", err);
+    }
+    free(tmp);
+    return rc;
 }

@@ -69,5 +69,17 @@ int ls_file_exists(const char *path);
 int ls_is_dir(const char *path);
 /* mkdir -p; LS_ERR + error on failure. */
 int ls_mkdir_p(const char *path);
+/* Remove a file, or a folder with everything in it (links are removed, never followed). LS_ERR + error. */
+int ls_remove_tree(const char *path);
+/* Remove what killed writers left under dir (and `depth` levels of subfolders): files and folders named
+ * "NAME.tmp.PID" (ls_write_file_atomic's and ls_dir_begin's temporaries) whose PID is no running process.
+ * Returns how many were removed. */
+int ls_remove_stale_tmp(const char *dir, int depth);
+/* Write a whole folder or nothing: ls_dir_begin creates the empty sibling "out.tmp.PID" (after removing
+ * stale ones of killed runs) and returns its malloc'd path, or NULL + error; write into it, then
+ * ls_dir_commit renames it to out (which must not exist, or be an empty folder) when rc ≥ 0, or removes
+ * it when rc < 0 (keeping the error). Frees tmp; returns rc, or LS_ERR when the rename fails. */
+char *ls_dir_begin(const char *out);
+int ls_dir_commit(char *tmp, const char *out, int rc);
 
 #endif

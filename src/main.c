@@ -1,11 +1,13 @@
 /* main.c — the lorastyle command line: dispatch, and the model/file commands init, info, convert,
  * tokenizer (generate, sweep and merge live in cmd_generate.c). */
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"    // defines: cli_*, cmd_generate, cmd_sweep, cmd_merge
-#include "common.h" // defines: ls_last_error, ls_time
+#include "common.h" // defines: ls_last_error, ls_time, ls_dir_begin, ls_dir_commit
 #include "lora.h"   // defines: lora_load (info on adapters)
 #include "model.h"  // defines: Model, model_load, model_init_preset
 #include "train.h"  // defines: cmd_train
@@ -57,6 +59,16 @@ static int usage(FILE *f) {
 
 /* ---------------- init ---------------- */
 
+/* Does folder `path` hold nothing? */
+static int dir_empty(const char *path) {
+    DIR *d = opendir(path);
+    if (!d) return 0;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    closedir(d);
+    return n == 0;
+}
+
 static int cmd_init(int argc, char **argv) {
     const char *preset = "tiny", *out = NULL, *bpe = NULL;
     long seed = 0;
@@ -88,8 +100,17 @@ static int cmd_init(int argc, char **argv) {
             return cli_fail();
         }
     }
+    struct stat st;
+    if (stat(out, &st) == 0 && (!S_ISDIR(st.st_mode) || !dir_empty(out))) {
+        ls_set_error("init: %s exists already%s; give a new folder with -o DIR", out,
+                     S_ISDIR(st.st_mode) ? " and is not empty" : "");
+        return cli_fail();
+    }
     double t0 = ls_time();
-    if (model_init_preset(preset, out, (uint64_t)seed, dt, bpe) < 0) return cli_fail();
+    /* written into OUT.tmp.PID and renamed into place: a full disk or an error leaves no partial model */
+    char *tmp = ls_dir_begin(out);
+    if (!tmp || ls_dir_commit(tmp, out, model_init_preset(preset, tmp, (uint64_t)seed, dt, bpe)) < 0)
+        return cli_fail();
     fprintf(stderr, "lorastyle: wrote a randomly initialised %s model to %s (seed %ld, %.1f s)\n", preset, out,
             seed, ls_time() - t0);
     return 0;

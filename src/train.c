@@ -382,10 +382,19 @@ int train_run(const TrainOptions *oin, TrainResult *res) {
     if (check_method_options(o) < 0) goto out;
     resolve_options(o, nb, sizeof nb, ob, sizeof ob);
     if (check_out(o->out, o->force, o->resume) < 0) goto out;
+    if (ls_is_dir(o->out)) { /* what a killed run's atomic writes left: "NAME.tmp.PID" of dead PIDs */
+        int nr = ls_remove_stale_tmp(o->out, 3);
+        if (nr && !o->quiet)
+            fprintf(stderr, "lorastyle: removed %d temporary file%s left by a killed run in %s\n", nr,
+                    nr == 1 ? "" : "s", o->out);
+    }
     T->ckpt_path = ls_path_join(o->out, "checkpoint.safetensors");
-    if (o->resume && !ls_file_exists(T->ckpt_path)) {
-        ls_set_error("%s: no checkpoint to resume from (run without --resume)", T->ckpt_path);
-        goto out;
+    char *report_path = ls_path_join(o->out, "report.txt");
+    T->report_done = ls_file_exists(report_path);
+    if (o->resume && !ls_file_exists(T->ckpt_path)) { /* stopped before its first checkpoint */
+        ls_warn("%s: no checkpoint yet (the run stopped before its first one): starting the training over",
+                o->out);
+        o->resume = 0, o->force = 1;
     }
     char *cache_default = NULL;
     if (!o->cache_dir) o->cache_dir = cache_default = ls_path_join(o->out, "cache");
@@ -401,6 +410,13 @@ int train_run(const TrainOptions *oin, TrainResult *res) {
     T->samples_dir = ls_path_join(o->out, "samples");
     if (o->resume && train_ckpt_load(T) < 0) goto out_cd;
     if (ls_mkdir_p(o->out) < 0) goto out_cd;
+    if (T->step < o->steps && unlink(report_path) != 0 && errno != ENOENT) { /* it described a finished run */
+        ls_set_error("%s: cannot remove the old report: %s", report_path, strerror(errno));
+        goto out_cd;
+    }
+    if (T->step == o->steps && !o->quiet) /* resumed at the last step: only the end-of-run files are left */
+        fprintf(stderr, "lorastyle: %s is at the last step (%d): writing the end-of-run files\n", T->ckpt_path,
+                T->step);
     if (!o->resume && ls_file_exists(T->ckpt_path) && unlink(T->ckpt_path) != 0) { /* --force: start over */
         ls_set_error("%s: cannot remove the old checkpoint: %s", T->ckpt_path, strerror(errno));
         goto out_cd;
@@ -552,6 +568,7 @@ out_cd:
     r.steps_done = T->step;
     r.cache_hits = T->dc.hits, r.cache_misses = T->dc.misses;
     free(cache_default);
+    free(report_path);
 out:
     trainer_free(T);
     free(T);

@@ -131,6 +131,10 @@ int train_option_takes_value(const char *flag);
 int train_options_load_json(TrainOptions *o, const char *path);
 /* The effective options as JSON text (malloc'd), the keys train_options_load_json reads. */
 char *train_options_to_json(const TrainOptions *o, int resolution);
+/* The options that differ between two train_options_to_json texts, as "key: OLD → NEW" parts joined by
+ * "; " into out (truncated to cap); returns how many differ. The run's own paths (output, cache_dir) are
+ * not compared. */
+int train_options_diff(const char *was, const char *now, char *out, size_t cap);
 
 /* The default output folder: output/<name>, name defaulting to data_dir's last component. Returns buf. */
 const char *train_default_out(const char *data_dir, const char *name, char *buf, size_t cap);

@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include <cjson/cJSON.h> // defines: cJSON_Parse, cJSON_PrintUnformatted
+
 #include "common.h"      // defines: ls_set_error, ls_read_file, ls_write_file_atomic
 #include "safetensors.h" // defines: StWriter, StFile
 
@@ -44,6 +46,18 @@ int train_ckpt_save(Trainer *T) {
     META("seed", "%llu", (unsigned long long)T->o.seed);
     META("max_train_steps", "%d", T->o.steps);
 #undef META
+    { /* the options, for --resume to name what changed; without the run's own folder, so that a
+       * checkpoint does not depend on where it lies */
+        char *js = train_options_to_json(&T->o, T->res);
+        cJSON *j = cJSON_Parse(js);
+        LS_ASSERT(j);
+        cJSON_DeleteItemFromObjectCaseSensitive(j, "output");
+        cJSON_DeleteItemFromObjectCaseSensitive(j, "cache_dir");
+        char *opts = cJSON_PrintUnformatted(j);
+        st_writer_meta(&w, "options", opts);
+        free(js), free(opts);
+        cJSON_Delete(j);
+    }
     int rc = st_writer_save(&w, T->ckpt_path);
     st_writer_free(&w);
     free(vh);
@@ -97,7 +111,9 @@ int train_ckpt_load(Trainer *T) {
         ls_set_error("%s: inconsistent step/epoch values", f.path);
         goto out;
     }
-    if (step >= T->o.steps) {
+    /* at the last step: the run was stopped while writing its end-of-run files (the adapter comes first,
+     * report.txt last); train_run writes them again unless report.txt says the run is complete */
+    if (step > T->o.steps || (step == T->o.steps && T->report_done)) {
         ls_set_error("%s: the checkpoint is at step %lld and --steps is %d: nothing left to train (raise --steps "
                      "to continue)", f.path, step, T->o.steps);
         goto out;
@@ -130,6 +146,13 @@ int train_ckpt_load(Trainer *T) {
     }
     const char *e = st_meta_get(&f, "ema"), *ew = st_meta_get(&f, "ema_w");
     T->ema = e ? strtod(e, NULL) : 0.0, T->ema_w = ew ? strtod(ew, NULL) : 0.0;
+    const char *was = st_meta_get(&f, "options"); /* (older checkpoints have none) */
+    if (was) {
+        char *now = train_options_to_json(&T->o, T->res), diff[1024];
+        int nd = train_options_diff(was, now, diff, sizeof diff);
+        if (nd) ls_warn("resuming with %d option%s changed since the checkpoint: %s", nd, nd == 1 ? "" : "s", diff);
+        free(now);
+    }
     T->step = T->start_step = T->ckpt_step = (int)step;
     T->ep_index = epoch, T->bi = (int)bi;
     if (epoch >= 0 && dataset_epoch(&T->d, T->o.seed, (uint64_t)epoch, T->o.batch, &T->ep) < 0) goto out;

@@ -79,6 +79,7 @@ typedef struct {
     double ema, ema_w;
     int step, start_step; /* optimizer steps done; where this run started */
     int ckpt_step;        /* step of the last checkpoint written (0: none) */
+    int report_done;      /* OUT/report.txt was there when the run started (the last run finished) */
     char *captxt;
     int capb;
     SamplePrompt sp[MAX_SAMPLE_PROMPTS];

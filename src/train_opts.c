@@ -305,3 +305,22 @@ char *train_options_to_json(const TrainOptions *o, int resolution) {
     s[len] = '\n', s[len + 1] = 0;
     return s;
 }
+
+int train_options_diff(const char *was, const char *now, char *out, size_t cap) {
+    cJSON *a = cJSON_Parse(was), *b = cJSON_Parse(now);
+    int n = 0;
+    size_t o = 0;
+    out[0] = 0;
+    for (int i = 0; a && b && i < N_FIELDS; i++) {
+        const char *k = FIELDS[i].key;
+        if (!k || !strcmp(k, "output") || !strcmp(k, "cache_dir")) continue;
+        cJSON *x = cJSON_GetObjectItemCaseSensitive(a, k), *y = cJSON_GetObjectItemCaseSensitive(b, k);
+        if (!x || !y || cJSON_Compare(x, y, 1)) continue;
+        char *xs = cJSON_PrintUnformatted(x), *ys = cJSON_PrintUnformatted(y);
+        if (o < cap) o += (size_t)snprintf(out + o, cap - o, "%s%s: %s → %s", n ? "; " : "", k, xs, ys);
+        free(xs), free(ys);
+        n++;
+    }
+    cJSON_Delete(a), cJSON_Delete(b);
+    return n;
+}

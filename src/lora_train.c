@@ -2,10 +2,12 @@
  * "training"). */
 #include <math.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common.h" // defines: callocCheck, ls_set_error
 #include "lora.h"   // defines: Lora, LoraModule
 #include "rng.h"    // defines: rng_uniform, rng_mix64
+#include "sha256.h" // defines: sha256_file_kohya
 
 static size_t down_numel(const LoraModule *m) { return (size_t)m->rank * m->in * m->k * m->k; }
 static size_t up_numel(const LoraModule *m) { return (size_t)m->out * m->rank; }
@@ -301,12 +303,28 @@ int lora_save_kohya(const Lora *a, const char *path, const char *const *meta, in
         module_key(lm, 2, key, sizeof key);
         st_writer_add(&w, key, ST_F32, 0, NULL, &alphas[i]);
     }
+    /* sshs_model_hash / sshs_legacy_hash, as sd-scripts' save_weights precalculates them for the
+     * additional-networks extension (precalculate_safetensors_hashes): the file written with its ss_* keys
+     * only, its data part hashed, and its 64 KiB at 1 MiB (so the legacy one shifts with those keys). */
+    for (int i = 0; i + 1 < 2 * n_meta; i += 2)
+        if (!strncmp(meta[i], "ss_", 3)) st_writer_meta(&w, meta[i], meta[i + 1]);
+    size_t tl = strlen(path) + 32;
+    char *tmp = mallocCheck(tl), hex[65], legacy[9];
+    snprintf(tmp, tl, "%s.sshs.%d", path, (int)getpid());
+    int rc = st_writer_save(&w, tmp);
+    if (rc == LS_OK) rc = sha256_file_kohya(tmp, 1, hex, legacy);
+    unlink(tmp);
+    free(tmp);
     for (int i = 0; i + 1 < 2 * n_meta; i += 2) {
-        st_writer_meta(&w, meta[i], meta[i + 1]);
+        if (strncmp(meta[i], "ss_", 3)) st_writer_meta(&w, meta[i], meta[i + 1]);
         has_method |= !strcmp(meta[i], "lorastyle_method");
     }
     if (bottleneck && !has_method) st_writer_meta(&w, "lorastyle_method", "adapter");
-    int rc = st_writer_save(&w, path);
+    if (rc == LS_OK) {
+        st_writer_meta(&w, "sshs_model_hash", hex);
+        st_writer_meta(&w, "sshs_legacy_hash", legacy);
+        rc = st_writer_save(&w, path);
+    }
     st_writer_free(&w);
     free(alphas);
     return rc;

@@ -554,14 +554,18 @@ static void buf_put(Buf *b, const char *s, size_t n) {
 
 static void buf_str(Buf *b, const char *s) { buf_put(b, s, strlen(s)); }
 
-/* Append s as a JSON string literal (quotes, backslashes and control characters escaped; UTF-8 kept). */
+/* Append s as a JSON string literal escaped as serde_json (the reference writer) does, so a header has its
+ * length byte for byte (kohya's sshs_legacy_hash depends on it): \" \\ \b \f \n \r \t, other control
+ * characters as \u00xx, UTF-8 kept. */
 static void buf_json_str(Buf *b, const char *s) {
     buf_put(b, "\"", 1);
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
         char esc[8];
-        if (c == '"' || c == '\\') {
-            esc[0] = '\\', esc[1] = (char)c;
+        char e = c == '"' ? '"' : c == '\\' ? '\\' : c == '\b' ? 'b' : c == '\f' ? 'f' : c == '\n' ? 'n'
+               : c == '\r' ? 'r' : c == '\t' ? 't' : 0;
+        if (e) {
+            esc[0] = '\\', esc[1] = e;
             buf_put(b, esc, 2);
         } else if (c < 0x20) {
             snprintf(esc, sizeof esc, "\\u%04x", c);

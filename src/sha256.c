@@ -133,3 +133,43 @@ int sha256_file_hex(const char *path, char hex[65]) {
     sha256_hex(d, hex);
     return LS_OK;
 }
+
+int sha256_file_kohya(const char *path, int after_header, char hex[65], char legacy[9]) {
+    enum { LEGACY_AT = 0x100000, LEGACY_N = 0x10000 };
+    FILE *f = fopen(path, "rb");
+    if (!f) return ls_set_error("%s: cannot open: %s", path, strerror(errno));
+    uint64_t start = 0, pos = 0; /* the whole-file hash covers [start, EOF) */
+    if (after_header) {
+        uint8_t b[8];
+        if (fread(b, 1, 8, f) != 8) {
+            fclose(f);
+            return ls_set_error("%s: not a safetensors file (shorter than 8 bytes)", path);
+        }
+        for (int i = 0; i < 8; i++) start |= (uint64_t)b[i] << (8 * i);
+        start += 8;
+        pos = 8;
+    }
+    Sha256 s, l;
+    sha256_init(&s);
+    sha256_init(&l);
+    static _Thread_local uint8_t buf[1 << 16];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) {
+        uint64_t a = pos > start ? pos : start, la = pos > LEGACY_AT ? pos : LEGACY_AT, end = pos + n;
+        if (a < end) sha256_update(&s, buf + (a - pos), (size_t)(end - a));
+        uint64_t le = end < LEGACY_AT + LEGACY_N ? end : LEGACY_AT + LEGACY_N;
+        if (la < le) sha256_update(&l, buf + (la - pos), (size_t)(le - la));
+        pos = end;
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (err) return ls_set_error("%s: read error", path);
+    uint8_t d[32];
+    char lh[65];
+    sha256_final(&s, d);
+    sha256_hex(d, hex);
+    sha256_final(&l, d);
+    sha256_hex(d, lh);
+    snprintf(legacy, 9, "%.8s", lh);
+    return LS_OK;
+}

@@ -18,5 +18,10 @@ void sha256_final(Sha256 *s, uint8_t out[32]);
 /* Hex digest of a whole file (64 chars + NUL). LS_ERR + error naming path on I/O failure. */
 int sha256_file_hex(const char *path, char hex[65]);
 void sha256_hex(const uint8_t d[32], char hex[65]);
+/* kohya's two hashes of a file (sd-scripts library/train_util.py): hex = the sha256 of the whole file
+ * (calculate_sha256), or with after_header of a safetensors file's data part only, from byte 8 + header
+ * length on (addnet_hash_safetensors); legacy = the first 8 hex of the sha256 of the 64 KiB at offset 1 MiB
+ * (model_hash, addnet_hash_legacy; of what is there in a shorter file, so "e3b0c442" under 1 MiB). */
+int sha256_file_kohya(const char *path, int after_header, char hex[65], char legacy[9]);
 
 #endif

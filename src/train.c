@@ -365,6 +365,7 @@ int train_run(const TrainOptions *oin, TrainResult *res) {
     TrainResult r;
     memset(&r, 0, sizeof r);
     double t_start = ls_time();
+    T->started_at = train_wall_clock();
     T->o = *oin;
     TrainOptions *o = &T->o;
     o->n_owned = 0; /* the caller owns the strings */

@@ -11,7 +11,9 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "clip_train.h" // defines: ClipActs
 #include "common.h"     // defines: strdupCheck
@@ -98,6 +100,8 @@ typedef struct {
     float curve[3];              /* style distance to the training images at strength 0, 0.5, 1 */
     int n_curve;                 /* captions the curve used (0: not measured) */
     int curve_same;              /* the strength-1 images equal the strength-0 ones, byte for byte */
+    double started_at;           /* wall clock (Unix seconds) when train_run began: ss_training_started_at */
+    char sd_sha[65], sd_legacy[13]; /* the base model's kohya hashes, "" until the first adapter is saved */
 } Trainer;
 
 /* The seed of the RNG stream for (seed, micro-step, purpose): every random draw of a run is keyed so. */
@@ -125,6 +129,17 @@ static inline char *train_fmt(const char *f, double v) {
     char b[64];
     snprintf(b, sizeof b, f, v);
     return strdupCheck(b);
+}
+
+/* Wall-clock Unix time for the adapter's kohya timestamps (ss_training_started_at/finished_at,
+ * modelspec.date); SOURCE_DATE_EPOCH (reproducible-builds.org) fixes it, so two runs with one seed, or a run
+ * and its --resume, write byte-identical files. */
+static inline double train_wall_clock(void) {
+    const char *e = getenv("SOURCE_DATE_EPOCH");
+    if (e && *e) return strtod(e, NULL);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* 1 once SIGINT/SIGTERM arrived during train_run (src/train.c). */

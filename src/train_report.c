@@ -1,12 +1,15 @@
 /* train_report.c — what a run writes for its user (train_internal.h): the adapter (kohya format with
- * ss_* metadata) or the fine-tuned model, and report.txt with the costs. */
+ * sd-scripts' ss_*, sshs_* and modelspec.* metadata) or the fine-tuned model, and report.txt with the costs. */
 #include "train_internal.h"
 
+#include <cjson/cJSON.h>
 #include <dirent.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
-#include "common.h" // defines: ls_path_join, ls_write_file_atomic
+#include "common.h" // defines: ls_path_join, ls_write_file_atomic, ls_is_dir
+#include "sha256.h" // defines: sha256_file_kohya
 
 /* The adapter's modules on a Conv2d (LoCon, rank --conv-rank); attached, so each module knows its layer. */
 static int conv_modules(const Lora *l) {
@@ -15,28 +18,101 @@ static int conv_modules(const Lora *l) {
     return n;
 }
 
-/* The adapter in kohya's format, with the ss_* training metadata other tools read (conv_dim and "locon"
- * only when it has convolution modules, so `--targets attn` writes what attention-only LoRA always did). */
+/* v as Python's str(float) writes it, which is how kohya's float options reach its metadata ("4.0",
+ * "0.0001", "1e-05"): the fewest digits that read back as v (as a float when single), fixed-point for
+ * decimal exponents -4..15 with ".0" when whole, else scientific. Malloc'd. */
+static char *py_float(double v, int single) {
+    char b[48];
+    int p = 1;
+    for (; p < 17; p++) {
+        snprintf(b, sizeof b, "%.*e", p - 1, v);
+        double r = strtod(b, NULL);
+        if (single ? (float)r == (float)v : r == v) break;
+    }
+    snprintf(b, sizeof b, "%.*e", p - 1, v);
+    int e = atoi(strchr(b, 'e') + 1);
+    if (e >= -4 && e < 16) {
+        snprintf(b, sizeof b, "%.*f", p - 1 - e > 0 ? p - 1 - e : 0, v);
+        if (!strchr(b, '.')) strcat(b, ".0");
+    }
+    return strdupCheck(b);
+}
+
+/* kohya's ss_bucket_info ({"buckets": {"0": {"resolution": [w, h], "count": images × repeats}, ...},
+ * "mean_img_ar_error": mean |bucket − image aspect ratio|}, "null" without buckets) and ss_dataset_dirs
+ * ({"10_name": {"n_repeats": 10, "img_count": n}, ...}). Malloc'd. */
+static char *bucket_info_json(const Dataset *d) {
+    if (!d->opt.buckets) return strdupCheck("null");
+    cJSON *root = cJSON_CreateObject(), *bs = cJSON_AddObjectToObject(root, "buckets");
+    double ar_err = 0;
+    for (int b = 0; b < d->n_buckets; b++) {
+        int count = 0;
+        for (int i = 0; i < d->n_items; i++) count += d->items[i].bucket == b ? d->items[i].repeats : 0;
+        cJSON *o = cJSON_CreateObject();
+        int wh[2] = {d->buckets[b].w, d->buckets[b].h};
+        cJSON_AddItemToObject(o, "resolution", cJSON_CreateIntArray(wh, 2));
+        cJSON_AddNumberToObject(o, "count", count);
+        char key[16];
+        snprintf(key, sizeof key, "%d", b);
+        cJSON_AddItemToObject(bs, key, o);
+    }
+    for (int i = 0; i < d->n_items; i++)
+        ar_err += fabs((double)d->items[i].tw / d->items[i].th - (double)d->items[i].w / d->items[i].h);
+    cJSON_AddNumberToObject(root, "mean_img_ar_error", d->n_items ? ar_err / d->n_items : 0);
+    char *js = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    LS_ASSERT(js);
+    return js;
+}
+
+static char *dataset_dirs_json(const Dataset *d) {
+    cJSON *root = cJSON_CreateObject();
+    for (int s = 0; s < d->n_subsets; s++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "n_repeats", d->subsets[s].repeats);
+        cJSON_AddNumberToObject(o, "img_count", d->subsets[s].n_images);
+        cJSON_AddItemToObject(root, d->subsets[s].name, o);
+    }
+    char *js = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    LS_ASSERT(js);
+    return js;
+}
+
+/* The adapter in kohya's format, with the ss_* training metadata and modelspec.* keys (sai_model_spec) that
+ * sd-scripts' train_network.py writes and other tools read (conv_dim and "locon" only when it has
+ * convolution modules, so `--targets attn` writes what attention-only LoRA always did); lora_save_kohya
+ * adds sshs_*. Floats as Python prints them, the model hashes as train_util computes them. */
 static int save_lora(Trainer *T, const char *path, int steps_done) {
     const TrainOptions *o = &T->o;
+    /* the base model's hashes, once: kohya's open() of a diffusers folder fails with IsADirectoryError and
+     * it writes that (train_util.model_hash / calculate_sha256) */
+    if (!T->sd_sha[0] && ls_is_dir(T->m.path)) {
+        snprintf(T->sd_sha, sizeof T->sd_sha, "IsADirectory");
+        snprintf(T->sd_legacy, sizeof T->sd_legacy, "IsADirectory");
+    } else if (!T->sd_sha[0] && sha256_file_kohya(T->m.path, 0, T->sd_sha, T->sd_legacy) != LS_OK) {
+        return LS_ERR;
+    }
     int locon = conv_modules(&T->lora) > 0;
-    const char *kv[128];
-    char *own[64];
+    const char *kv[160];
+    char *own[80];
     int n = 0, no = 0;
 #define KV(k, v) (kv[2 * n] = (k), kv[2 * n + 1] = (v), n++)
 #define KVF(k, f, x) (own[no] = train_fmt((f), (x)), KV((k), own[no]), no++)
+#define KVP(k, x) (own[no] = py_float((x), 1), KV((k), own[no]), no++)
+#define KVS(k, s) (own[no] = (s), KV((k), own[no]), no++)
     KV("ss_network_module", o->method == METHOD_ADAPTER ? "lorastyle.adapter" : "networks.lora");
     KVF("ss_network_dim", "%.0f", (double)o->rank);
-    KVF("ss_network_alpha", "%g", (double)o->alpha);
+    KVP("ss_network_alpha", (double)o->alpha);
     char args[128];
     if (locon) {
         snprintf(args, sizeof args, "{\"conv_dim\": \"%d\", \"conv_alpha\": \"%g\"}", o->conv_rank,
                  (double)o->conv_alpha);
         KV("ss_network_args", args);
     }
-    KVF("ss_learning_rate", "%g", (double)o->lr);
-    KVF("ss_unet_lr", "%g", (double)o->lr);
-    if (o->train_text_encoder) KVF("ss_text_encoder_lr", "%g", (double)(o->text_encoder_lr > 0 ? o->text_encoder_lr : o->lr));
+    KVP("ss_learning_rate", (double)o->lr);
+    KVP("ss_unet_lr", (double)o->lr);
+    if (o->train_text_encoder) KVP("ss_text_encoder_lr", (double)(o->text_encoder_lr > 0 ? o->text_encoder_lr : o->lr));
     KV("ss_network_train_unet_only", o->train_text_encoder ? "False" : "True");
     KVF("ss_max_train_steps", "%.0f", (double)o->steps);
     KVF("ss_steps", "%.0f", (double)steps_done);
@@ -46,6 +122,8 @@ static int save_lora(Trainer *T, const char *path, int steps_done) {
     snprintf(resb, sizeof resb, "(%d, %d)", T->res, T->res);
     KV("ss_resolution", resb);
     KV("ss_enable_bucket", o->buckets ? "True" : "False");
+    KVS("ss_bucket_info", bucket_info_json(&T->d));
+    KVS("ss_dataset_dirs", dataset_dirs_json(&T->d));
     KVF("ss_num_train_images", "%.0f", (double)T->d.n_samples);
     KVF("ss_batch_size_per_device", "%.0f", (double)o->batch);
     char seedb[32];
@@ -53,30 +131,56 @@ static int save_lora(Trainer *T, const char *path, int steps_done) {
     KV("ss_seed", seedb);
     KV("ss_lr_scheduler", train_lr_schedule_name(o->lr_schedule));
     KVF("ss_lr_warmup_steps", "%.0f", (double)o->warmup);
-    if (o->min_snr_gamma > 0) KVF("ss_min_snr_gamma", "%g", (double)o->min_snr_gamma);
-    KVF("ss_noise_offset", "%g", (double)o->noise_offset);
-    KVF("ss_max_grad_norm", "%g", (double)o->max_grad_norm);
-    if (o->validation_split > 0) KVF("ss_validation_split", "%g", (double)o->validation_split);
+    if (o->min_snr_gamma > 0) KVP("ss_min_snr_gamma", (double)o->min_snr_gamma);
+    KVP("ss_noise_offset", (double)o->noise_offset);
+    KVP("ss_max_grad_norm", (double)o->max_grad_norm);
+    if (o->validation_split > 0) KVP("ss_validation_split", (double)o->validation_split);
     KV("ss_optimizer", "torch.optim.AdamW(weight_decay=0.01,betas=(0.9, 0.999),eps=1e-08)");
     KVF("ss_clip_skip", "%.0f", (double)o->clip_skip);
     KV("ss_flip_aug", o->flip ? "True" : "False");
     KV("ss_shuffle_caption", o->shuffle_tags ? "True" : "False");
     KVF("ss_keep_tokens", "%.0f", (double)o->keep_tokens);
-    KVF("ss_caption_dropout_rate", "%g", (double)o->caption_dropout);
-    KVF("ss_caption_tag_dropout_rate", "%g", (double)o->tag_dropout);
+    KVP("ss_caption_dropout_rate", (double)o->caption_dropout);
+    KVP("ss_caption_tag_dropout_rate", (double)o->tag_dropout);
+    /* SD 1.x: ss_v2 stays False for a v-prediction model; kohya marks v in the version and prediction type */
     KV("ss_v2", "False");
-    KV("ss_base_model_version", "sd_v1");
-    KV("ss_sd_model_name", T->m.name);
-    KV("ss_sd_model_hash", model_hash(&T->m));
-    char *tagf = dataset_tag_frequency_json(&T->d);
-    KV("ss_tag_frequency", tagf);
+    KV("ss_base_model_version", T->vpred ? "sd_v1_v" : "sd_v1");
+    KV("ss_zero_terminal_snr", T->m.sched.rescale_zero_snr ? "True" : "False");
+    /* the model as given: its file name (a folder's name) and hashes */
+    const char *mp = T->m.path, *slash = strrchr(mp, '/');
+    char mname[256];
+    snprintf(mname, sizeof mname, "%s", slash && slash[1] ? slash + 1 : mp);
+    KV("ss_sd_model_name", mname);
+    KV("ss_sd_model_hash", T->sd_legacy);
+    KV("ss_new_sd_model_hash", T->sd_sha);
+    KVS("ss_tag_frequency", dataset_tag_frequency_json(&T->d));
     KV("ss_output_name", o->name);
+    KVS("ss_training_started_at", py_float(T->started_at, 0));
+    double now = train_wall_clock();
+    KVS("ss_training_finished_at", py_float(now, 0));
+    /* sai_model_spec.build_metadata for an SD 1.x LoRA (train_util.get_sai_model_spec) */
+    KV("modelspec.sai_model_spec", "1.0.1");
+    KV("modelspec.architecture", "stable-diffusion-v1/lora");
+    KV("modelspec.implementation", "diffusers");
+    KV("modelspec.implementation_version", "lorastyle");
+    KV("modelspec.title", o->name);
+    char resm[32], date[32], enc[16];
+    snprintf(resm, sizeof resm, "%dx%d", T->res, T->res);
+    KV("modelspec.resolution", resm);
+    struct tm tm;
+    time_t secs = (time_t)now;
+    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", localtime_r(&secs, &tm)); /* datetime.isoformat() */
+    KV("modelspec.date", date);
+    KV("modelspec.prediction_type", T->vpred ? "v" : "epsilon");
+    snprintf(enc, sizeof enc, "%d", o->clip_skip);
+    if (o->clip_skip > 1) KV("modelspec.encoder_layer", enc);
     KV("lorastyle_method", o->method == METHOD_ADAPTER ? "adapter" : locon ? "locon" : "lora");
-    LS_ASSERT(n <= 64 && no <= 64);
+    LS_ASSERT(n <= 80 && no <= 80);
 #undef KV
 #undef KVF
+#undef KVP
+#undef KVS
     int rc = lora_save_kohya(&T->lora, path, kv, n);
-    free(tagf);
     for (int i = 0; i < no; i++) free(own[i]);
     return rc;
 }

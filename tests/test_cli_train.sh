@@ -8,6 +8,7 @@
 set -u
 
 LS=${1:?usage: test_cli_train.sh path/to/lorastyle [fixtures_dir]}
+export SOURCE_DATE_EPOCH=1700000000 # fixed kohya timestamps in the adapters, so runs compare byte for byte
 LS=$(cd "$(dirname "$LS")" && pwd)/$(basename "$LS")
 HERE=$(cd "$(dirname "$0")" && pwd)
 DATA=$HERE/../datasets/sample_style

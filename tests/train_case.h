@@ -1,6 +1,7 @@
 /* train_case.h — what the `lorastyle train` tests (test_train, test_train_state, test_train_methods)
  * share: a scratch folder with a fresh tiny model, the shipped sample data, the base options every run
- * starts from (64×64, quiet, no sample grids, adapter name "style") and a byte comparison of two files. */
+ * starts from (64×64, quiet, no sample grids, adapter name "style") and a byte comparison of two files
+ * (SOURCE_DATE_EPOCH fixes the adapters' training timestamps). */
 #ifndef LS_TRAIN_CASE_H
 #define LS_TRAIN_CASE_H
 
@@ -18,6 +19,7 @@ static inline int train_case_setup(int argc, char **argv, const char *name) {
         return LS_ERR;
     }
     snprintf(g_data, sizeof g_data, "%s/../../datasets/sample_style", argv[1]);
+    setenv("SOURCE_DATE_EPOCH", "1700000000", 1); /* fixed kohya timestamps: runs compare byte for byte */
     return test_tiny_model(g_tmp, g_model, sizeof g_model);
 }
 

@@ -8,6 +8,7 @@
 #
 # usage: bash tests/test_cli_recovery.sh path/to/lorastyle [fixtures_dir]
 set -u
+export SOURCE_DATE_EPOCH=1700000000 # fixed kohya timestamps in the adapters, so runs compare byte for byte
 
 LS=${1:?usage: test_cli_recovery.sh path/to/lorastyle [fixtures_dir]}
 LS=$(cd "$(dirname "$LS")" && pwd)/$(basename "$LS")

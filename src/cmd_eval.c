@@ -183,7 +183,7 @@ int cmd_eval(int argc, char **argv) {
         QualityStyleSig *dummy = callocCheck(1, sizeof *dummy);
         Image *cells = callocCheck((size_t)n, sizeof *cells);
         float one = 1.0f;
-        rc = style_curve(&s.m, NULL, dummy, (const char *const *)prompts, (int)n, (uint64_t)seed, size, &one, 1, &pt, cells);
+        rc = style_curve(&s.m, NULL, dummy, (const char *const *)prompts, (int)n, (uint64_t)seed, size, &one, 1, &pt, cells, NULL);
         if (rc == LS_OK) {
             printf("model %s%s, %ld %s single-object prompts, %dx%d, seeds %ld..%ld\n", o.model,
                    s.n_lora ? " + adapters" : "", n, set == SCENE_HELDOUT ? "held-out" : "seen", size, size, seed,
@@ -234,7 +234,7 @@ int cmd_eval(int argc, char **argv) {
         Image *cells = callocCheck((size_t)ns * n, sizeof *cells);
         if (rc == LS_OK)
             rc = style_curve(&s.m, s.n_lora ? &s.lora[0] : NULL, ref, (const char *const *)prompts, (int)n, (uint64_t)seed, size, scales,
-                             ns, pts, cells);
+                             ns, pts, cells, NULL);
         if (!s.n_lora) ns = 1;
         if (rc == LS_OK) {
             int i0 = -1;

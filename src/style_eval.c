@@ -25,7 +25,7 @@ int style_signature_of(const Image *imgs, int n, int size, QualityStyleSig *sig)
 }
 
 int style_curve(Model *m, Lora *lora, const QualityStyleSig *ref, const char *const *prompts, int n, uint64_t seed,
-                int size, const float *scales, int ns, StylePoint *out, Image *cells) {
+                int size, const float *scales, int ns, StylePoint *out, Image *cells, int (*cancel)(void *)) {
     Image *imgs = callocCheck((size_t)n, sizeof *imgs);
     QualityStyleSig *sig = mallocCheck(sizeof *sig);
     int rc = LS_OK;
@@ -41,6 +41,7 @@ int style_curve(Model *m, Lora *lora, const QualityStyleSig *ref, const char *co
             p.prompt = prompts[i];
             p.seed = seed + (uint64_t)i;
             p.width = p.height = size;
+            p.cancel = cancel;
             image_free(&imgs[i]);
             rc = pipeline_generate(m, &p, &imgs[i], NULL);
             if (rc < 0) break;

@@ -23,9 +23,10 @@ typedef struct {
  * generate one size×size image per prompt (seed + i, 20 steps Euler a, CFG 7.5), measure the style distance
  * of the set to ref and score every image whose prompt is a caption of the grammar. The adapter must be
  * attached unmerged; its strength is left at the last scale. cells (ns·n images, row k = scale k; NULL: not
- * kept) receive the images. LS_ERR on a generation error. */
+ * kept) receive the images. LS_ERR on a generation error; LS_CANCELLED when cancel (may be NULL; polled
+ * before every sampling step, as GenParams.cancel) returns nonzero. */
 int style_curve(Model *m, Lora *lora, const QualityStyleSig *ref, const char *const *prompts, int n, uint64_t seed,
-                int size, const float *scales, int ns, StylePoint *out, Image *cells);
+                int size, const float *scales, int ns, StylePoint *out, Image *cells, int (*cancel)(void *));
 
 /* Signature of n images (Image array, all size×size RGB): LS_ERR naming the first of another size. */
 int style_signature_of(const Image *imgs, int n, int size, QualityStyleSig *sig);

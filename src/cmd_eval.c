@@ -13,6 +13,7 @@
 #include "common.h"     // defines: ls_set_error, ls_path_join, ls_time
 #include "dataset.h"    // defines: Dataset, dataset_scan
 #include "grid.h"       // defines: grid_compose
+#include "image.h"      // defines: Image, image_from_chw
 #include "scenes.h"     // defines: Scene, scene_sample, scene_caption, scene_render
 #include "style_eval.h" // defines: style_curve, StylePoint
 
@@ -55,7 +56,6 @@ static void vae_ceiling(const Vae *v, SceneSet set, uint64_t seed, int n, int si
     int f = vae_scale_factor(&v->cfg), h = size / f, L = v->cfg.latent_channels;
     float *chw = mallocCheck((size_t)3 * size * size * sizeof(float)), *rec = mallocCheck((size_t)3 * size * size * sizeof(float));
     float *mom = mallocCheck((size_t)2 * L * h * h * sizeof(float));
-    uint8_t *rgb = mallocCheck((size_t)3 * size * size);
     ok[0] = ok[1] = ok[2] = *scored = 0;
     for (int i = 0; i < n; i++) {
         Scene sc;
@@ -66,16 +66,16 @@ static void vae_ceiling(const Vae *v, SceneSet set, uint64_t seed, int n, int si
         int hh, ww;
         vae_encode(v, mom, chw, 1, size, size, &hh, &ww);
         vae_decode(v, rec, mom, 1, hh, ww);
-        for (int q = 0; q < size * size; q++)
-            for (int c = 0; c < 3; c++) {
-                float x = (rec[(size_t)c * size * size + q] + 1.0f) * 127.5f + 0.5f;
-                rgb[(size_t)q * 3 + c] = (uint8_t)(x < 0 ? 0 : x > 255 ? 255 : x);
-            }
+        Image img;
+        image_from_chw(&img, rec, size, size);
         QualityResult r;
-        if (quality_score_caption(rgb, size, cap, 0, &r) != LS_OK) continue;
-        ok[0] += r.colour_ok, ok[1] += r.shape_ok, ok[2] += r.pos_ok, (*scored)++;
+        if (quality_score_caption(img.data, size, cap, 0, &r) == LS_OK)
+            ok[0] += r.colour_ok, ok[1] += r.shape_ok, ok[2] += r.pos_ok, (*scored)++;
+        else
+            ls_clear_error(); /* as style_curve: an unscored scene is not an error */
+        image_free(&img);
     }
-    free(chw), free(rec), free(mom), free(rgb);
+    free(chw), free(rec), free(mom);
 }
 
 static void free_prompts(char **p, int n) {

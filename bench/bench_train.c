@@ -3,7 +3,7 @@
  *   bench_train MODEL [--size PIXELS] [--batch B] [--rank R] [--conv-rank R] [--targets LIST] [--reps N]
  *                     [--max-other F] [--inner K] [--no-infer] [--method lora|full|adapter]
  *
- * One step is exactly the work `lorastyle train` does per step once its data is cached (src/train.c):
+ * One step is exactly the work `lorastyle train` does per step once its data is cached (src/train/train.c):
  * zero the gradients, U-Net training forward (saving activations) + MSE loss, backward (LoRA gradients
  * only), gradient norm + clipping at 1.0, AdamW (lr 1e-4, betas 0.9/0.999, eps 1e-8, weight decay 1e-2).
  * The adapter is a new kohya-initialised one from lora_create (rank R, alpha = R) on --targets LIST

@@ -9,7 +9,7 @@
 
 #include <SDL.h>
 
-#include "cli.h"     // defines: GenOptions, GenSession, LS_MAX_LORAS
+#include "lorastyle.h" // defines: GenOptions, GenSession, genopts_parse, LS_MAX_LORAS
 #include "widgets.h" // defines: Ui
 #include "worker.h"  // defines: Worker
 

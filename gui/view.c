@@ -512,7 +512,7 @@ static int parse(App *a, int argc, char **argv, const char **prompt, const char 
     for (int i = 0; i < argc; i++) {
         const char *s = argv[i];
         if (!strcmp(s, "--screenshot") || !strcmp(s, "--script") || !strcmp(s, "--font")) {
-            if (cli_need_arg(argc, argv, i) < 0) return LS_ERR;
+            if (arg_need(argc, argv, i) < 0) return LS_ERR;
             if (!strcmp(s, "--screenshot")) a->screenshot_path = argv[++i];
             else if (!strcmp(s, "--script")) *script = argv[++i];
             else *font = argv[++i];
@@ -594,7 +594,7 @@ static void close_app(App *a, int have_session) {
 
 int cmd_view(int argc, char **argv) {
     for (int i = 0; i < argc; i++)
-        if (cli_is_help(argv[i])) return usage();
+        if (arg_is_help(argv[i])) return usage();
     static App app; /* large (text buffers); one per process */
     App *a = &app;
     memset(a, 0, sizeof *a);
@@ -602,21 +602,21 @@ int cmd_view(int argc, char **argv) {
     a->focus = FOCUS_NONE;
     a->drag = -1;
     const char *prompt = NULL, *font = UI_FONT_PATH, *script = NULL;
-    if (parse(a, argc, argv, &prompt, &font, &script) < 0) return cli_fail();
-    if (script && script_load(&a->script, script) < 0) return cli_fail();
+    if (parse(a, argc, argv, &prompt, &font, &script) < 0) return arg_fail();
+    if (script && script_load(&a->script, script) < 0) return arg_fail();
     a->log = script || a->screenshot_path;
     if (SDL_Init(SDL_INIT_VIDEO) != 0) {
         ls_set_error("view: cannot open a window: %s (no display? run it under X11/Wayland, or xvfb-run in CI)",
                      SDL_GetError());
         if (a->script) script_free(a->script);
-        return cli_fail();
+        return arg_fail();
     }
     const char *driver = SDL_GetCurrentVideoDriver();
     if (!a->log && driver && (!strcmp(driver, "offscreen") || !strcmp(driver, "dummy")) && !getenv("SDL_VIDEODRIVER")) {
         ls_set_error("view: no display found (SDL fell back to its '%s' video driver, nothing would be shown): run "
                      "it on a desktop, or under xvfb-run with --script/--screenshot", driver);
         SDL_Quit();
-        return cli_fail();
+        return arg_fail();
     }
     int rc = LS_ERR, have_session = 0;
     if (gensession_open(&a->s, &a->o, prompt) < 0) goto out;
@@ -659,7 +659,7 @@ int cmd_view(int argc, char **argv) {
     rc = a->script_failed ? LS_ERR : LS_OK;
     if (rc < 0) ls_set_error("view: the script failed (see the messages above)");
 out:
-    if (rc < 0) cli_fail();
+    if (rc < 0) arg_fail();
     close_app(a, have_session);
     return rc < 0 ? 1 : 0;
 }

@@ -1,5 +1,5 @@
 /* widgets.h — drawing for the viewer: filled/outlined rectangles, text (SDL2_ttf with DejaVu Sans, or the
- * built-in bitmap font of src/font.h when the TTF is missing), a small cache of text textures, and the
+ * built-in bitmap font of src/runtime/font.h when the TTF is missing), a small cache of text textures, and the
  * immediate-mode widgets the viewer uses (slider, button, text field) with their hit-testing.
  *
  * Everything here runs on the UI thread and only draws; state (values, focus, text) belongs to the caller.

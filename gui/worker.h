@@ -13,7 +13,7 @@
 
 #include <stdint.h>
 
-#include "cli.h" // defines: GenSession, LS_MAX_LORAS
+#include "lorastyle.h" // defines: GenSession, LS_MAX_LORAS
 
 typedef struct {
     const char *prompt, *negative; /* copied by worker_request */

@@ -5,20 +5,17 @@
 #   3. lorastyle pretrain diffusion           U-Net + text encoder on plain scenes (EMA weights), one core,
 #      in two stages: (a) ε-prediction on SD1.5's noise schedule, then (b) v-prediction on the same schedule
 #      rescaled to zero terminal SNR (the preset's scheduler; Lin et al. 2023), which makes the background
-#      and colours follow the caption instead of the seed's noise. Beside (a), on the other core,
-#      lorastyle pretrain vae --decoder-only (the latent space stays the same).
-#   4. the fine-tuned decoder into the model; lorastyle merge (no adapters) --dtype f16: the shipped copy
+#      and colours follow the caption instead of the seed's noise.
+#   4. lorastyle merge (no adapters) --dtype f16: the shipped copy
 # Work folders (checkpoints, loss.csv, loss.png) go to output/base-model/. Every stage resumes: run the
 # script again after an interruption and it continues from the last checkpoint.
 #   bash scripts/make_base_model.sh [VAE_STEPS] [EPS_STEPS] [V_STEPS]
-# Times on this 2-core machine (2026-12-02): the VAE 0.37 s/step on 2 threads (2000 steps, 12.9 min); stage
-# (a) 1.0 s/step on one thread (3200 steps, 53.3 min) beside the decoder fine-tuning at 0.41 s/step on the
-# other (4000 steps, 27.4 min); stage (b) 0.67 s/step when the machine is otherwise idle (4000 steps, 45 min;
-# 76 min measured while two such runs and other work shared the cores): about 2 hours in all. (A second
-# thread gains only ~25% at these small shapes and makes a run fragile when anything else uses the machine.)
+# Times on this 2-core machine (2026-12-02, third session): see samples/base_model/ and BENCHMARKS.md.
+# (A second thread gains only ~25% at these small shapes and makes a run fragile when anything else uses the
+# machine, so the diffusion stages run on one.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-vae_steps=${1:-2000}
+vae_steps=${1:-3000}
 diff_steps=${2:-3200}
 v_steps=${3:-4000}
 bash scripts/build.sh >/dev/null
@@ -30,12 +27,9 @@ export GOMP_SPINCOUNT=${GOMP_SPINCOUNT:-30000} # short spin, then sleep: robust 
 resume() { [ -f "$1/checkpoint.safetensors" ] && echo --resume || true; }
 if [ ! -f "$work/vae.done" ]; then
     $exe pretrain vae "$work/model" --work "$work/vae" --steps "$vae_steps" --batch 8 --lr 1e-3 --seed 1 \
-        --checkpoint-every 250 $(resume "$work/vae")
+        --object-weight 4 --checkpoint-every 250 $(resume "$work/vae")
     touch "$work/vae.done"
 fi
-[ -d "$work/vae-ft" ] || cp -r "$work/model" "$work/vae-ft"
-OMP_NUM_THREADS=1 $exe pretrain vae "$work/vae-ft" --work "$work/vae-decoder" --steps 4000 --batch 8 --lr 5e-4 \
-    --warmup 100 --seed 11 --checkpoint-every 250 --decoder-only $(resume "$work/vae-decoder") &
 # stage (a): the same model with SD1.5's scheduler file (ε-prediction, ᾱ_T = 0.0047)
 sched=$work/model/scheduler/scheduler_config.json
 [ -f "$work/v-scheduler_config.json" ] || cp "$sched" "$work/v-scheduler_config.json"
@@ -46,12 +40,10 @@ if [ ! -f "$work/eps.done" ]; then
         --batch 16 --lr 4e-4 --seed 2 --checkpoint-every 200 $(resume "$work/diffusion")
     touch "$work/eps.done"
 fi
-wait %1 # the decoder fine-tuning
 # stage (b): v-prediction with zero terminal SNR and trailing timesteps (the preset's own scheduler file)
 cp "$work/v-scheduler_config.json" "$sched"
 OMP_NUM_THREADS=1 $exe pretrain diffusion "$work/model" --work "$work/diffusion-v" --steps "$v_steps" --batch 16 \
     --lr 3e-4 --warmup 200 --seed 3 --checkpoint-every 250 $(resume "$work/diffusion-v")
-cp "$work/vae-ft/vae/diffusion_pytorch_model.safetensors" "$work/model/vae/diffusion_pytorch_model.safetensors"
 rm -rf models/base.new
 $exe merge "$work/model" -o models/base.new --dtype f16
 rm -rf models/base && mv models/base.new models/base

@@ -6,7 +6,7 @@ Never run in CI (CI compares against the committed files). Regenerate with
 
     cmake --build build && python3 tests/gen_adapter_fixtures.py --lorastyle build/lorastyle
 
-The adapter (src/lora.h, layers.h): on the OUTPUT of every transformer block's attn1.to_out.0,
+The adapter (src/pipeline/lora.h, layers.h): on the OUTPUT of every transformer block's attn1.to_out.0,
 attn2.to_out.0 and ff.net.2 (C = that Linear's out_features),
 
     y <- y + s * up(gelu(down(y))),   down (r, C), up (C, r), exact GELU, s = strength * alpha / r.

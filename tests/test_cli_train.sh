@@ -136,7 +136,7 @@ else
     bad "bad images" "status $rc: $(cat "$T/stderr") / $(cat "$T/badout/report.txt" 2>/dev/null)"
 fi
 
-# ---- every option of the table (src/train_opts.c) is in --help ----
+# ---- every option of the table (src/train/train_opts.c) is in --help ----
 run "$LS" train --help
 missing=""
 for f in $(grep -o '"--[a-z-]*"' "$HERE/../src/train_opts.c" | tr -d '"' | sort -u); do

@@ -1,4 +1,4 @@
-/* test_train.c — the LoRA training loop (src/train.c, lora_create/lora_save_kohya in src/lora_train.c).
+/* test_train.c — the LoRA training loop (src/train/train.c, lora_create/lora_save_kohya in src/train/lora_train.c).
  *
  * On a fresh tiny model (model_init_preset) and datasets/sample_style at 64×64:
  *  1. a 40-step run with the default targets (all; rank 4, alpha 1, conv rank 2) writes an adapter that

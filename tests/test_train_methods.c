@@ -1,4 +1,4 @@
-/* test_train_methods.c — `lorastyle train` beyond U-Net LoRA (src/train.c), on a fresh tiny model and
+/* test_train_methods.c — `lorastyle train` beyond U-Net LoRA (src/train/train.c), on a fresh tiny model and
  * datasets/sample_style at 64×64:
  *  1. --train-text-encoder: the file holds the 6·layers text-encoder modules besides the U-Net's; after ONE
  *     AdamW step (no clipping) every up matrix moved by its own learning rate (Adam's first step moves each

@@ -1,5 +1,5 @@
-/* test_train_state.c — the parts of `lorastyle train` around the loop (src/train*.c, src/train_opts.c,
- * src/lossplot.c), on a fresh tiny model and datasets/sample_style at 64×64:
+/* test_train_state.c — the parts of `lorastyle train` around the loop (src/train*.c, src/train/train_opts.c,
+ * src/train/lossplot.c), on a fresh tiny model and datasets/sample_style at 64×64:
  *  1. resume: a run stopped after 5 of 12 steps (the Ctrl-C path, via the stop_after hook) and resumed
  *     writes a byte-identical adapter and the same loss.csv rows (step, loss, lr, grad norm) as the run
  *     that was never stopped — with batch 2, gradient accumulation 2, flips, tag shuffling, noise offset

@@ -92,11 +92,11 @@ static int write_grid(const char *path, Image *cells, int rows, int cols, char *
 }
 
 int cmd_eval(int argc, char **argv) {
-    if (argc < 1 || cli_is_help(argv[0])) return usage(argc < 1 ? stderr : stdout);
+    if (argc < 1 || arg_is_help(argv[0])) return usage(argc < 1 ? stderr : stdout);
     int style_mode = !strcmp(argv[0], "style");
     if (!style_mode && strcmp(argv[0], "content")) {
         ls_set_error("eval: unknown mode '%s' (content or style)", argv[0]);
-        return cli_fail();
+        return arg_fail();
     }
     GenOptions o;
     genopts_init(&o, NULL);
@@ -104,55 +104,55 @@ int cmd_eval(int argc, char **argv) {
     long n = style_mode ? 16 : 32, seed = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (cli_is_help(a)) return usage(stdout);
+        if (arg_is_help(a)) return usage(stdout);
         if (a[0] != '-') {
             if (!style_mode || dir) {
                 ls_set_error("eval: unexpected argument '%s'", a);
-                return cli_fail();
+                return arg_fail();
             }
             dir = a;
             continue;
         }
         if (!strcmp(a, "-n") || !strcmp(a, "--seed") || !strcmp(a, "--style") || !strcmp(a, "--set") ||
             !strcmp(a, "--scales")) {
-            if (cli_need_arg(argc, argv, i) < 0) return cli_fail();
+            if (arg_need(argc, argv, i) < 0) return arg_fail();
             const char *v = argv[++i];
             int rc = 0;
-            if (!strcmp(a, "-n")) rc = cli_parse_int(a, v, 2, EVAL_MAX, &n);
-            else if (!strcmp(a, "--seed")) rc = cli_parse_int(a, v, 0, 0x7fffffffL, &seed);
+            if (!strcmp(a, "-n")) rc = arg_int(a, v, 2, EVAL_MAX, &n);
+            else if (!strcmp(a, "--seed")) rc = arg_int(a, v, 0, 0x7fffffffL, &seed);
             else if (!strcmp(a, "--style")) style_name = v;
             else if (!strcmp(a, "--set")) set_name = v;
             else scales_s = v;
-            if (rc < 0) return cli_fail();
+            if (rc < 0) return arg_fail();
             continue;
         }
         int used = genopts_parse(&o, argc, argv, i);
-        if (used < 0) return cli_fail();
+        if (used < 0) return arg_fail();
         if (used == 0) {
             ls_set_error("eval: unknown option '%s' (lorastyle eval --help)", a);
-            return cli_fail();
+            return arg_fail();
         }
         i += used - 1;
     }
     SceneSet set = !strcmp(set_name, "heldout") ? SCENE_HELDOUT : !strcmp(set_name, "single") ? SCENE_SINGLE : (SceneSet)-1;
     if ((int)set < 0) {
         ls_set_error("eval: --set '%s': heldout or single", set_name);
-        return cli_fail();
+        return arg_fail();
     }
     float scales[16];
-    int ns = cli_parse_list("--scales", scales_s, scales, 16);
-    if (ns < 0) return cli_fail();
+    int ns = arg_list("--scales", scales_s, scales, 16);
+    if (ns < 0) return arg_fail();
     int style = -1;
     Dataset d = {0};
     if (style_mode) {
         if (!dir) {
             ls_set_error("eval style: give the style folder (e.g. datasets/styles/ink)");
-            return cli_fail();
+            return arg_fail();
         }
         if (o.n_lora > 1) {
             ls_set_error("eval style: give one adapter with --lora FILE (or none: the model itself, e.g. a fully "
                          "fine-tuned one, at one point)");
-            return cli_fail();
+            return arg_fail();
         }
         if (!style_name) { /* the folder's name */
             const char *b = strrchr(dir, '/');
@@ -169,12 +169,12 @@ int cmd_eval(int argc, char **argv) {
         if ((style = scene_style_from_name(sn)) < 0) {
             ls_set_error("eval style: '%s' is not a style of the scene renderer (give --style ink|neon|mosaic|"
                          "watercolour|plain for the floor)", sn);
-            return cli_fail();
+            return arg_fail();
         }
     }
     o.merge = 0; /* strengths change between rows: live adapters */
     GenSession s;
-    if (gensession_open(&s, &o, "") < 0) return cli_fail();
+    if (gensession_open(&s, &o, "") < 0) return arg_fail();
     int size = s.m.unet.cfg.sample_size * vae_scale_factor(&s.m.vae.cfg), rc = LS_OK;
     char **prompts = make_prompts(style_mode ? SCENE_SINGLE : set, (uint64_t)seed + 1000, (int)n);
     double t0 = ls_time();
@@ -291,5 +291,5 @@ int cmd_eval(int argc, char **argv) {
     if (rc == LS_OK) fprintf(stderr, "lorastyle: eval done in %.1f s\n", ls_time() - t0);
     free_prompts(prompts, (int)n);
     gensession_close(&s);
-    return rc == LS_OK ? 0 : cli_fail();
+    return rc == LS_OK ? 0 : arg_fail();
 }

@@ -28,7 +28,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli.h"        // defines: cli_fail, cli_need_arg, cli_parse_int, cli_parse_float
+#include "args.h"       // defines: arg_fail, arg_need, arg_int, arg_float
 #include "clip_train.h" // defines: clip_encode_train, clip_backward, clip_full_grads_alloc
 #include "common.h"     // defines: ls_set_error, ls_time, ls_path_join
 #include "jsonutil.h"   // defines: json_float
@@ -48,7 +48,7 @@ typedef struct {
     int stage;
     const char *model, *work, *out;
     long steps, batch, warmup, checkpoint_every, seed, stop_after;
-    float lr, kl_weight, edge_weight, uncond, ema_decay, min_snr;
+    float lr, kl_weight, edge_weight, object_weight, uncond, ema_decay, min_snr;
     int resume, force, quiet;
     int decoder_only; /* vae --decoder-only: the encoder (and so the latent space) stays as it is */
     int overfit; /* --overfit: every step sees step 0's batch (a sanity check: the loss must fall to ~0) */
@@ -66,7 +66,7 @@ typedef struct {
 static const PretrainField RECORDED[] = {
     PF("--steps", 'l', steps),   PF("--batch", 'l', batch),           PF("--warmup", 'l', warmup),
     PF("--seed", 'l', seed),     PF("--lr", 'f', lr),                 PF("--kl-weight", 'f', kl_weight),
-    PF("--edge-weight", 'f', edge_weight), PF("--uncond", 'f', uncond), PF("--ema", 'f', ema_decay),
+    PF("--edge-weight", 'f', edge_weight), PF("--object-weight", 'f', object_weight), PF("--uncond", 'f', uncond), PF("--ema", 'f', ema_decay),
     PF("--min-snr", 'f', min_snr),
 };
 #undef PF
@@ -236,38 +236,56 @@ static int save_model(Pretrainer *P, const char *out, StDtype dt) {
 /* ---------------- the VAE stage ---------------- */
 
 /* Σ|a−b| (+ the same of horizontal and vertical differences, times we); d = ∂/∂a of it, times scale. */
-static double l1_edge(float *d, const float *a, const float *b, int B, int C, int H, int W, float we, float scale) {
+static double l1_edge(float *d, const float *a, const float *b, const float *wmap, int B, int C, int H, int W,
+                      float we, float scale) {
     double acc = 0.0;
-    size_t n = (size_t)B * C * H * W;
-    for (size_t i = 0; i < n; i++) {
-        float e = a[i] - b[i];
-        acc += fabsf(e);
-        d[i] = e > 0 ? scale : e < 0 ? -scale : 0.0f;
-    }
-    if (we > 0)
-        for (int p = 0; p < B * C; p++) {
-            const float *ap = a + (size_t)p * H * W, *bp = b + (size_t)p * H * W;
-            float *dp = d + (size_t)p * H * W;
-            for (int y = 0; y < H; y++)
-                for (int x = 0; x < W; x++) {
-                    int i = y * W + x;
-                    if (x + 1 < W) {
-                        float e = (ap[i + 1] - ap[i]) - (bp[i + 1] - bp[i]);
-                        float s = e > 0 ? we * scale : e < 0 ? -we * scale : 0.0f;
-                        acc += we * fabsf(e), dp[i + 1] += s, dp[i] -= s;
-                    }
-                    if (y + 1 < H) {
-                        float e = (ap[i + W] - ap[i]) - (bp[i + W] - bp[i]);
-                        float s = e > 0 ? we * scale : e < 0 ? -we * scale : 0.0f;
-                        acc += we * fabsf(e), dp[i + W] += s, dp[i] -= s;
-                    }
-                }
+    size_t hw = (size_t)H * W;
+    for (int p = 0; p < B * C; p++) {
+        const float *ap = a + (size_t)p * hw, *bp = b + (size_t)p * hw, *wp = wmap ? wmap + (size_t)(p / C) * hw : NULL;
+        float *dp = d + (size_t)p * hw;
+        for (size_t i = 0; i < hw; i++) {
+            float e = ap[i] - bp[i], wi = wp ? wp[i] : 1.0f;
+            acc += wi * fabsf(e);
+            dp[i] = e > 0 ? wi * scale : e < 0 ? -wi * scale : 0.0f;
         }
+        if (we <= 0) continue;
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                int i = y * W + x;
+                float wi = we * (wp ? wp[i] : 1.0f);
+                if (x + 1 < W) {
+                    float e = (ap[i + 1] - ap[i]) - (bp[i + 1] - bp[i]);
+                    float s = e > 0 ? wi * scale : e < 0 ? -wi * scale : 0.0f;
+                    acc += wi * fabsf(e), dp[i + 1] += s, dp[i] -= s;
+                }
+                if (y + 1 < H) {
+                    float e = (ap[i + W] - ap[i]) - (bp[i + W] - bp[i]);
+                    float s = e > 0 ? wi * scale : e < 0 ? -wi * scale : 0.0f;
+                    acc += wi * fabsf(e), dp[i + W] += s, dp[i] -= s;
+                }
+            }
+    }
     return acc;
 }
 
+/* Per-pixel loss weights of one scene: 1 + ow inside 1.25× each object's radius (small objects cover a few
+ * percent of the image; unweighted, the background dominates the reconstruction loss and small shapes come
+ * back with shifted colours and rounded corners). */
+static void object_weights(const Scene *sc, float ow, float *w, int size) {
+    for (int y = 0; y < size; y++)
+        for (int x = 0; x < size; x++) {
+            float px = (x + 0.5f) / size, py = (y + 0.5f) / size, v = 1.0f;
+            for (int k = 0; k < sc->n_obj; k++) {
+                float dx = px - sc->obj[k].cx, dy = py - sc->obj[k].cy, r = 1.25f * sc->obj[k].r;
+                if (dx * dx + dy * dy <= r * r) { v = 1.0f + ow; break; }
+            }
+            w[(size_t)y * size + x] = v;
+        }
+}
+
 /* The images of step s: B scenes, in a random style (the VAE stage) or plain. */
-static void step_images(const PretrainOptions *o, int s, int any_style, float *img, int size, char (*cap)[256]) {
+static void step_images(const PretrainOptions *o, int s, int any_style, float *img, int size, char (*cap)[256],
+                        float *wmap) {
     for (int k = 0; k < o->batch; k++) {
         uint64_t idx = (uint64_t)(o->overfit ? 0 : s) * (uint64_t)o->batch + (uint64_t)k;
         Scene sc;
@@ -279,6 +297,7 @@ static void step_images(const PretrainOptions *o, int s, int any_style, float *i
         }
         scene_render_chw(&sc, style, (uint64_t)o->seed, idx, img + (size_t)k * 3 * size * size, size);
         if (cap) scene_caption(&sc, cap[k], sizeof cap[k]);
+        if (wmap) object_weights(&sc, o->object_weight, wmap + (size_t)k * size * size, size);
     }
 }
 
@@ -289,7 +308,8 @@ static double vae_step(Pretrainer *P, int s, int size) {
     size_t ni = (size_t)B * 3 * size * size, nl = (size_t)B * L * h * h;
     float *img = fbuf(ni), *rec = fbuf(ni), *drec = fbuf(ni);
     float *mom = fbuf(2 * nl), *dmom = fbuf(2 * nl), *z = fbuf(nl), *dz = fbuf(nl), *eps = fbuf(nl);
-    step_images(o, s, 1, img, size, NULL);
+    float *wmap = o->object_weight > 0 ? fbuf((size_t)B * size * size) : NULL;
+    step_images(o, s, 1, img, size, NULL, wmap);
     VaeActs acts = {0};
     vae_encode_train(v, &acts, mom, img, B, size, size);
     rng_normal(eps, nl, stream((uint64_t)o->seed, (uint64_t)s, S_EPS), 0);
@@ -304,7 +324,7 @@ static double vae_step(Pretrainer *P, int s, int size) {
         }
     vae_decode_train(v, &acts, rec, z, B, h, h);
     double P_ = 3.0 * size * size, norm = 1.0 / (B * P_);
-    double rl = l1_edge(drec, rec, img, B, 3, size, size, o->edge_weight, (float)norm);
+    double rl = l1_edge(drec, rec, img, wmap, B, 3, size, size, o->edge_weight, (float)norm);
     vae_decode_backward(v, &acts, dz, drec);
     for (int b = 0; b < B; b++)
         for (size_t q = 0; q < per; q++) {
@@ -316,7 +336,7 @@ static double vae_step(Pretrainer *P, int s, int size) {
         }
     if (!o->decoder_only) vae_encode_backward(v, &acts, dmom);
     vae_acts_free(&acts);
-    free(img), free(rec), free(drec), free(mom), free(dmom), free(z), free(dz), free(eps);
+    free(img), free(rec), free(drec), free(mom), free(dmom), free(z), free(dz), free(eps), free(wmap);
     return rl * norm + o->kl_weight * kl * norm;
 }
 
@@ -359,7 +379,7 @@ static double diffusion_step(Pretrainer *P, int s, int size, const float *acp) {
     float *u = fbuf((size_t)2 * B), tf[1024];
     char(*cap)[256] = mallocCheck((size_t)B * sizeof *cap);
     const char **capp = mallocCheck((size_t)B * sizeof *capp);
-    step_images(o, s, 0, img, size, cap);
+    step_images(o, s, 0, img, size, cap, NULL);
     int hh, ww;
     vae_encode(&m->vae, mom, img, B, size, size, &hh, &ww);
     rng_normal(noise, n, stream((uint64_t)o->seed, (uint64_t)s, S_EPS), 0);
@@ -421,7 +441,7 @@ static int usage(FILE *f) {
     fprintf(f,
             "usage: lorastyle pretrain vae|diffusion MODEL [-o OUT] [--work DIR] [--steps N] [--batch B] [--lr X]\n"
             "           [--warmup N (200)] [--checkpoint-every N] [--seed S] [--resume] [--force] [--stop-after N]\n"
-            "           vae: [--kl-weight 1e-6] [--edge-weight 1] [--decoder-only]   diffusion: [--uncond 0.1] [--ema 0.999]\n"
+            "           vae: [--kl-weight 1e-6] [--edge-weight 1] [--object-weight 0] [--decoder-only]   diffusion: [--uncond 0.1] [--ema 0.999]\n"
             "                [--min-snr 5]\n"
             "Trains MODEL's VAE, or its U-Net and text encoder together, from its current weights on streamed\n"
             "synthetic scenes (datasets/scenes.h) and writes the model to OUT (default: MODEL, in place) at every\n"
@@ -432,7 +452,7 @@ static int usage(FILE *f) {
 }
 
 static int parse(PretrainOptions *o, int argc, char **argv) {
-    if (argc < 1 || cli_is_help(argv[0])) return usage(argc < 1 ? stderr : stdout) ? LS_ERR : 1;
+    if (argc < 1 || arg_is_help(argv[0])) return usage(argc < 1 ? stderr : stdout) ? LS_ERR : 1;
     if (!strcmp(argv[0], "vae")) o->stage = STAGE_VAE;
     else if (!strcmp(argv[0], "diffusion")) o->stage = STAGE_DIFFUSION;
     else return ls_set_error("pretrain: unknown stage '%s' (vae or diffusion)", argv[0]);
@@ -442,7 +462,7 @@ static int parse(PretrainOptions *o, int argc, char **argv) {
     o->kl_weight = 1e-6f, o->edge_weight = 1.0f, o->uncond = 0.1f, o->ema_decay = 0.999f, o->min_snr = 5.0f;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (cli_is_help(a)) return usage(stdout), 1;
+        if (arg_is_help(a)) return usage(stdout), 1;
         struct {
             const char *flag;
             int *on;
@@ -457,24 +477,25 @@ static int parse(PretrainOptions *o, int argc, char **argv) {
             o->model = a;
             continue;
         }
-        if (cli_need_arg(argc, argv, i) < 0) return LS_ERR;
+        if (arg_need(argc, argv, i) < 0) return LS_ERR;
         if (o->n_given < 16) snprintf(o->given[o->n_given++], sizeof o->given[0], "%s", a);
         const char *v = argv[++i];
         int rc = 0;
         if (!strcmp(a, "-o")) o->out = v;
         else if (!strcmp(a, "--work")) o->work = v;
-        else if (!strcmp(a, "--steps")) rc = cli_parse_int(a, v, 1, 10000000, &o->steps);
-        else if (!strcmp(a, "--batch")) rc = cli_parse_int(a, v, 1, 1024, &o->batch);
-        else if (!strcmp(a, "--warmup")) rc = cli_parse_int(a, v, 0, 10000000, &o->warmup);
-        else if (!strcmp(a, "--checkpoint-every")) rc = cli_parse_int(a, v, 0, 10000000, &o->checkpoint_every);
-        else if (!strcmp(a, "--seed")) rc = cli_parse_int(a, v, 0, 0x7fffffffL, &o->seed);
-        else if (!strcmp(a, "--stop-after")) rc = cli_parse_int(a, v, 1, 10000000, &o->stop_after);
-        else if (!strcmp(a, "--lr")) rc = cli_parse_float(a, v, &o->lr);
-        else if (!strcmp(a, "--kl-weight")) rc = cli_parse_float(a, v, &o->kl_weight);
-        else if (!strcmp(a, "--edge-weight")) rc = cli_parse_float(a, v, &o->edge_weight);
-        else if (!strcmp(a, "--uncond")) rc = cli_parse_float(a, v, &o->uncond);
-        else if (!strcmp(a, "--ema")) rc = cli_parse_float(a, v, &o->ema_decay);
-        else if (!strcmp(a, "--min-snr")) rc = cli_parse_float(a, v, &o->min_snr);
+        else if (!strcmp(a, "--steps")) rc = arg_int(a, v, 1, 10000000, &o->steps);
+        else if (!strcmp(a, "--batch")) rc = arg_int(a, v, 1, 1024, &o->batch);
+        else if (!strcmp(a, "--warmup")) rc = arg_int(a, v, 0, 10000000, &o->warmup);
+        else if (!strcmp(a, "--checkpoint-every")) rc = arg_int(a, v, 0, 10000000, &o->checkpoint_every);
+        else if (!strcmp(a, "--seed")) rc = arg_int(a, v, 0, 0x7fffffffL, &o->seed);
+        else if (!strcmp(a, "--stop-after")) rc = arg_int(a, v, 1, 10000000, &o->stop_after);
+        else if (!strcmp(a, "--lr")) rc = arg_float(a, v, &o->lr);
+        else if (!strcmp(a, "--kl-weight")) rc = arg_float(a, v, &o->kl_weight);
+        else if (!strcmp(a, "--edge-weight")) rc = arg_float(a, v, &o->edge_weight);
+        else if (!strcmp(a, "--object-weight")) rc = arg_float(a, v, &o->object_weight);
+        else if (!strcmp(a, "--uncond")) rc = arg_float(a, v, &o->uncond);
+        else if (!strcmp(a, "--ema")) rc = arg_float(a, v, &o->ema_decay);
+        else if (!strcmp(a, "--min-snr")) rc = arg_float(a, v, &o->min_snr);
         else rc = ls_set_error("pretrain: unknown option '%s' (lorastyle pretrain --help)", a);
         if (rc < 0) return LS_ERR;
     }
@@ -503,7 +524,7 @@ int cmd_pretrain(int argc, char **argv) {
     int prc = parse(o, argc, argv);
     if (prc != 0) {
         free(P);
-        return prc > 0 ? 0 : cli_fail();
+        return prc > 0 ? 0 : arg_fail();
     }
     const char *stage = o->stage == STAGE_VAE ? "vae" : "diffusion";
     char wbuf[256];
@@ -621,7 +642,7 @@ int cmd_pretrain(int argc, char **argv) {
                                   o->model, o->work, o->out);
                 sigaction(SIGINT, &old_int, NULL), sigaction(SIGTERM, &old_term, NULL);
                 pretrainer_free(P), free(acp), free(P);
-                cli_fail();
+                arg_fail();
                 return 130;
             }
         }
@@ -635,5 +656,5 @@ out:
     pretrainer_free(P);
     free(acp);
     free(P);
-    return rc == LS_OK ? 0 : cli_fail();
+    return rc == LS_OK ? 0 : arg_fail();
 }

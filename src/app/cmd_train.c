@@ -2,7 +2,7 @@
  * OUT/config.json when resuming, a `--config FILE` JSON file, and the command line; then train_run. */
 #include <string.h>
 
-#include "cli.h"    // defines: cli_fail, cli_need_arg, cli_is_help
+#include "cli.h"    // defines: arg_fail, arg_need, arg_is_help
 #include "common.h" // defines: ls_set_error, ls_path_join, ls_is_dir
 #include "train.h"  // defines: TrainOptions, train_option_set, train_options_load_json, train_run
 
@@ -45,14 +45,14 @@ int cmd_train(int argc, char **argv) {
     /* pass 1: where the options come from */
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
-        if (cli_is_help(a)) return train_usage();
+        if (arg_is_help(a)) return train_usage();
         if (a[0] == '-' && a[1]) {
             int takes = strcmp(a, "--config") ? train_option_takes_value(a) : 1;
             if (takes < 0) {
                 ls_set_error("train: unknown option '%s' (see lorastyle train --help)", a);
-                return cli_fail();
+                return arg_fail();
             }
-            if (takes && cli_need_arg(argc, argv, i) < 0) return cli_fail();
+            if (takes && arg_need(argc, argv, i) < 0) return arg_fail();
             if (!strcmp(a, "--config")) config = argv[i + 1];
             else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out = argv[i + 1];
             else if (!strcmp(a, "--name")) name = argv[i + 1];
@@ -62,7 +62,7 @@ int cmd_train(int argc, char **argv) {
             dir = a;
         } else {
             ls_set_error("train: unexpected argument '%s' (one training folder only)", a);
-            return cli_fail();
+            return arg_fail();
         }
     }
     if (resume) { /* the resumed run's own options first */
@@ -70,7 +70,7 @@ int cmd_train(int argc, char **argv) {
         if (!out) {
             if (!name && !dir) {
                 ls_set_error("train: --resume needs the training folder or -o OUT");
-                return cli_fail();
+                return arg_fail();
             }
             out = train_default_out(dir, name, buf, sizeof buf);
         }
@@ -113,8 +113,8 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "lorastyle: %s\n", ls_last_error());
         return 130;
     }
-    return rc < 0 ? cli_fail() : 0;
+    return rc < 0 ? arg_fail() : 0;
 fail:
     train_options_free(&o);
-    return cli_fail();
+    return arg_fail();
 }

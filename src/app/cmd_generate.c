@@ -20,7 +20,7 @@ static int parse_args(GenOptions *o, int argc, char **argv, const char *cmd, con
     *help = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
-        if (cli_is_help(a)) {
+        if (arg_is_help(a)) {
             *help = 1;
             return 0;
         }
@@ -55,30 +55,30 @@ static int write_png(GenSession *s, const GenParams *p, const Image *img, int b,
 static int generate(GenOptions *o, int argc, char **argv) {
     const char *prompt = NULL;
     int help;
-    if (parse_args(o, argc, argv, "generate", &prompt, &help) < 0) return cli_fail();
+    if (parse_args(o, argc, argv, "generate", &prompt, &help) < 0) return arg_fail();
     if (help) {
         printf("usage: lorastyle generate \"prompt\" [options]  (see `lorastyle --help`)\n");
         return 0;
     }
     if (o->png_sampler_error[0]) {
         ls_set_error("%s", o->png_sampler_error);
-        return cli_fail();
+        return arg_fail();
     }
     /* a prompt argument, else --prompt, else --params-from's (which may be empty, as A1111 allows) */
     if (!prompt) prompt = o->p.prompt && (o->p.prompt[0] || o->p.prompt == o->png.prompt) ? o->p.prompt : NULL;
     if (!prompt) {
         ls_set_error("generate: no prompt given (lorastyle generate \"a watercolor fox\")");
-        return cli_fail();
+        return arg_fail();
     }
     o->p.seed = pick_seed(o->seed);
-    if (cli_check_output(o->out, o->p.batch) < 0) return cli_fail();
+    if (cli_check_output(o->out, o->p.batch) < 0) return arg_fail();
     GenSession s;
-    if (gensession_open(&s, o, prompt) < 0) return cli_fail();
+    if (gensession_open(&s, o, prompt) < 0) return arg_fail();
     GenParams p = o->p;
     p.prompt = s.prompt;
     if (gen_params_check(&s.m, &p) < 0) {
         gensession_close(&s);
-        return cli_fail();
+        return arg_fail();
     }
     Image *imgs = callocCheck((size_t)p.batch, sizeof *imgs);
     CliProgress pr = {ls_time(), isatty(2), NULL};
@@ -100,7 +100,7 @@ static int generate(GenOptions *o, int argc, char **argv) {
     for (int b = 0; b < p.batch; b++) image_free(&imgs[b]);
     free(imgs);
     gensession_close(&s);
-    return rc < 0 ? cli_fail() : 0;
+    return rc < 0 ? arg_fail() : 0;
 }
 
 int cmd_generate(int argc, char **argv) {
@@ -161,7 +161,7 @@ static void sweep_set_strengths(GenSession *s, int merged, const float *st) {
 /* Error exit of sweep: remove the output folder if this run created it and it is still empty. */
 static int sweep_fail(const char *dir, int created) {
     if (created) rmdir(dir); /* fails harmlessly when cells were written */
-    return cli_fail();
+    return arg_fail();
 }
 
 int cmd_sweep(int argc, char **argv) {
@@ -169,7 +169,7 @@ int cmd_sweep(int argc, char **argv) {
     genopts_init(&o, "sweep");
     const char *prompt = NULL;
     int help;
-    if (parse_args(&o, argc, argv, "sweep", &prompt, &help) < 0) return cli_fail();
+    if (parse_args(&o, argc, argv, "sweep", &prompt, &help) < 0) return arg_fail();
     if (help) {
         printf("usage: lorastyle sweep \"prompt\" --lora FILE [--lora B] [--scales 0,0.25,0.5,0.75,1,1.25]\n"
                "       [--scales-b LIST] [--seeds 1,2,3] [--prompts FILE] [-o DIR] [generate options]\n"
@@ -181,32 +181,32 @@ int cmd_sweep(int argc, char **argv) {
     }
     if (!prompt && o.p.prompt && o.p.prompt[0]) prompt = o.p.prompt;
     float scales[SWEEP_MAX], scales_b[SWEEP_MAX], seeds_f[SWEEP_MAX];
-    int ns = cli_parse_list("--scales", o.scales ? o.scales : "0,0.25,0.5,0.75,1,1.25", scales, SWEEP_MAX);
-    int nb = o.scales_b ? cli_parse_list("--scales-b", o.scales_b, scales_b, SWEEP_MAX) : 0;
-    int nseed = o.seeds ? cli_parse_list("--seeds", o.seeds, seeds_f, SWEEP_MAX) : 1;
-    if (ns < 0 || nb < 0 || nseed < 0) return cli_fail();
+    int ns = arg_list("--scales", o.scales ? o.scales : "0,0.25,0.5,0.75,1,1.25", scales, SWEEP_MAX);
+    int nb = o.scales_b ? arg_list("--scales-b", o.scales_b, scales_b, SWEEP_MAX) : 0;
+    int nseed = o.seeds ? arg_list("--seeds", o.seeds, seeds_f, SWEEP_MAX) : 1;
+    if (ns < 0 || nb < 0 || nseed < 0) return arg_fail();
     uint64_t seeds[SWEEP_MAX];
     for (int i = 0; i < nseed; i++) {
         if (o.seeds && (seeds_f[i] < 0 || seeds_f[i] != floorf(seeds_f[i]) || seeds_f[i] > 4294967295.0f)) {
             ls_set_error("--seeds '%s': seeds must be whole numbers ≥ 0", o.seeds);
-            return cli_fail();
+            return arg_fail();
         }
         seeds[i] = o.seeds ? (uint64_t)seeds_f[i] : pick_seed(o.seed);
     }
     char **prompts = NULL;
     int np = 1;
     if (o.prompts_file) {
-        if ((np = read_prompts(o.prompts_file, &prompts)) < 0) return cli_fail();
+        if ((np = read_prompts(o.prompts_file, &prompts)) < 0) return arg_fail();
     } else if (!prompt) {
         ls_set_error("sweep: no prompt given (a prompt or --prompts FILE)");
-        return cli_fail();
+        return arg_fail();
     }
     if (o.p.batch != 1) {
         ls_set_error("sweep: --batch is not used by sweep (use --seeds)");
-        return cli_fail();
+        return arg_fail();
     }
     int created = !ls_is_dir(o.out);
-    if (ls_mkdir_p(o.out) < 0) return cli_fail();
+    if (ls_mkdir_p(o.out) < 0) return arg_fail();
     char *probe = ls_path_join(o.out, "grid.png");
     int ok = cli_check_output(probe, 1);
     free(probe);
@@ -327,7 +327,7 @@ int cmd_merge(int argc, char **argv) {
     genopts_init(&o, NULL);
     const char *model = NULL;
     int help;
-    if (parse_args(&o, argc, argv, "merge", &model, &help) < 0) return cli_fail();
+    if (parse_args(&o, argc, argv, "merge", &model, &help) < 0) return arg_fail();
     if (help) {
         printf("usage: lorastyle merge MODEL [--lora FILE[:SCALE] ...] -o OUT [--dtype f32|f16]\n"
                "(without --lora: a copy of MODEL, e.g. in f16)\n");
@@ -337,16 +337,16 @@ int cmd_merge(int argc, char **argv) {
     if (!o.out || !*o.out) {
         ls_set_error("merge: give the output with -o (a folder for a diffusers model, a .safetensors file "
                      "for a single-file one)");
-        return cli_fail();
+        return arg_fail();
     }
     /* no --lora: a plain copy, e.g. in another --dtype (how the shipped f16 base model is written) */
     if (ls_file_exists(o.out) || ls_is_dir(o.out)) {
         ls_set_error("%s: already exists; choose a new output name", o.out);
-        return cli_fail();
+        return arg_fail();
     }
     o.merge = 1;
     GenSession s;
-    if (gensession_open(&s, &o, NULL) < 0) return cli_fail();
+    if (gensession_open(&s, &o, NULL) < 0) return arg_fail();
     StDtype dt = o.dtype;
     if (dt == ST_DTYPE_COUNT) { /* like the input */
         StDtype in = s.m.files[0].n_tensors ? s.m.files[0].tensors[0].dtype : ST_F32;
@@ -367,5 +367,5 @@ int cmd_merge(int argc, char **argv) {
                 st_dtype_name(dt), ls_time() - t0);
     }
     gensession_close(&s);
-    return rc < 0 ? cli_fail() : 0;
+    return rc < 0 ? arg_fail() : 0;
 }

@@ -22,10 +22,20 @@
 #ifndef LS_LORA_H
 #define LS_LORA_H
 
+#include <string.h>
+
 #include "layers.h"      // defines: LoraHook
 #include "model.h"       // defines: Model
 #include "safetensors.h" // defines: StFile
 #include "trainset.h"    // defines: TrainSet
+
+/* __metadata__ "format" of a training checkpoint (OUT/checkpoint.safetensors); other lorastyle versions
+ * write "lorastyle-train-checkpoint-vN". train_is_checkpoint_format: is fmt (NULL: none) one of them? */
+#define TRAIN_CKPT_FORMAT "lorastyle-train-checkpoint-v1"
+#define TRAIN_CKPT_FORMAT_PREFIX "lorastyle-train-checkpoint"
+static inline int train_is_checkpoint_format(const char *fmt) {
+    return fmt && !strncmp(fmt, TRAIN_CKPT_FORMAT_PREFIX, sizeof TRAIN_CKPT_FORMAT_PREFIX - 1);
+}
 
 typedef enum { LORA_KOHYA, LORA_PEFT, LORA_DIFFUSERS_OLD, LORA_ADAPTER, LORA_MIXED } LoraFormat;
 enum { LORA_UNET = 0, LORA_TE = 1 };
@@ -85,7 +95,7 @@ void lora_unmerge(Lora *a);
 /* 1 unless a holds bottleneck modules (nonlinear: no weight can hold them). */
 int lora_is_mergeable(const Lora *a);
 
-/* ---- training (src/lora_train.c) ----
+/* ---- training (src/train/lora_train.c) ----
  * Gradient buffers for every module's down and up (shapes as down/up), shared with the attached hooks so
  * linear_backward / conv_backward accumulate into them. Call after lora_attach, on an unmerged adapter
  * (LS_ERR otherwise). Every module gets buffers: U-Net modules receive gradients from unet_backward,

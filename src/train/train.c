@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cli.h"        // defines: cli_default_model, cli_missing_model
+#include "session.h"    // defines: model_default_path, model_missing_default
 #include "common.h"     // defines: ls_set_error, ls_time, ls_peak_rss, ls_path_join
 #include "rng.h"        // defines: rng_normal, rng_uniform
 #include "scheduler.h"  // defines: sched_alphas_cumprod
@@ -243,7 +243,7 @@ static int trainer_setup(Trainer *T) {
     TrainOptions *o = &T->o;
     ModelOpts mo = {o->config_dir, o->tokenizer_dir};
     if (model_load(&T->m, o->model, &mo) < 0) {
-        if (!strcmp(o->model, cli_default_model()) && !ls_is_dir(o->model)) cli_missing_model(o->model);
+        if (!strcmp(o->model, model_default_path()) && !ls_is_dir(o->model)) model_missing_default(o->model);
         return LS_ERR;
     }
     int f = vae_scale_factor(&T->m.vae.cfg);

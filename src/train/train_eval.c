@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "cli.h"      // defines: cli_parse_list
+#include "args.h"     // defines: arg_list
 #include "common.h"   // defines: ls_set_error, ls_path_join, ls_mkdir_p
 #include "grid.h"     // defines: grid_compose
 #include "image.h"    // defines: Image, image_write_png
@@ -98,7 +98,7 @@ static int read_prompts(const TrainOptions *o, SamplePrompt *sp, int *n) {
 
 int train_load_sample_prompts(Trainer *T) {
     const TrainOptions *o = &T->o;
-    T->n_str = cli_parse_list("--sample-strengths", o->sample_strengths, T->strengths, MAX_STRENGTHS);
+    T->n_str = arg_list("--sample-strengths", o->sample_strengths, T->strengths, MAX_STRENGTHS);
     if (T->n_str < 0) return LS_ERR;
     if (o->method == METHOD_FULL) T->strengths[0] = 1.0f, T->n_str = 1; /* no adapter to scale: one row */
     if (!o->sample_prompts) return LS_OK; /* the default prompt comes from the data (trainer_setup) */

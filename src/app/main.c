@@ -24,7 +24,7 @@ static int cmd_view(int argc, char **argv) {
     (void)argv;
     ls_set_error("built without SDL2: `lorastyle view` is not available (apt-get install libsdl2-dev "
                  "libsdl2-ttf-dev, then rebuild with -DLS_GUI=ON)");
-    return cli_fail();
+    return arg_fail();
 }
 #endif
 
@@ -75,20 +75,20 @@ static int cmd_init(int argc, char **argv) {
     StDtype dt = ST_F32;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
-        if (cli_is_help(a)) return usage(stdout);
+        if (arg_is_help(a)) return usage(stdout);
         if (!strcmp(a, "--preset") || !strcmp(a, "-o") || !strcmp(a, "--seed") || !strcmp(a, "--dtype") ||
             !strcmp(a, "--bpe")) {
-            if (cli_need_arg(argc, argv, i) < 0) return cli_fail();
+            if (arg_need(argc, argv, i) < 0) return arg_fail();
             const char *v = argv[++i];
             if (!strcmp(a, "--preset")) preset = v;
             else if (!strcmp(a, "-o")) out = v;
             else if (!strcmp(a, "--bpe")) bpe = v;
             else if (!strcmp(a, "--seed")) {
-                if (cli_parse_int(a, v, 0, 2147483647L, &seed) < 0) return cli_fail();
-            } else if (cli_parse_dtype(v, &dt) < 0) return cli_fail();
+                if (arg_int(a, v, 0, 2147483647L, &seed) < 0) return arg_fail();
+            } else if (arg_dtype(v, &dt) < 0) return arg_fail();
         } else {
             ls_set_error("init: unknown argument '%s'", a);
-            return cli_fail();
+            return arg_fail();
         }
     }
     char def[256];
@@ -97,20 +97,20 @@ static int cmd_init(int argc, char **argv) {
         out = def;
         if (ls_is_dir(out)) { /* never overwrite a model by default (models/base is the shipped one) */
             ls_set_error("init: %s exists already; give a new folder with -o DIR", out);
-            return cli_fail();
+            return arg_fail();
         }
     }
     struct stat st;
     if (stat(out, &st) == 0 && (!S_ISDIR(st.st_mode) || !dir_empty(out))) {
         ls_set_error("init: %s exists already%s; give a new folder with -o DIR", out,
                      S_ISDIR(st.st_mode) ? " and is not empty" : "");
-        return cli_fail();
+        return arg_fail();
     }
     double t0 = ls_time();
     /* written into OUT.tmp.PID and renamed into place: a full disk or an error leaves no partial model */
     char *tmp = ls_dir_begin(out);
     if (!tmp || ls_dir_commit(tmp, out, model_init_preset(preset, tmp, (uint64_t)seed, dt, bpe)) < 0)
-        return cli_fail();
+        return arg_fail();
     fprintf(stderr, "lorastyle: wrote a randomly initialised %s model to %s (seed %ld, %.1f s)\n", preset, out,
             seed, ls_time() - t0);
     return 0;
@@ -142,7 +142,7 @@ static const char *module_group(const LoraModule *m) {
 
 static int info_adapter(const char *path) {
     Lora a;
-    if (lora_load(&a, path) < 0) return cli_fail();
+    if (lora_load(&a, path) < 0) return arg_fail();
     char sz[32];
     human(sz, sizeof sz, (double)a.file.map_size);
     int rmin = 1 << 30, rmax = 0;
@@ -179,7 +179,7 @@ static int info_adapter(const char *path) {
 
 static int info_file(const char *path) {
     StFile f;
-    if (st_open(&f, path) < 0) return cli_fail();
+    if (st_open(&f, path) < 0) return arg_fail();
     int64_t params = 0, counts[ST_DTYPE_COUNT] = {0};
     int unet = 0, vae = 0, te = 0, lora = 0;
     for (int i = 0; i < f.n_tensors; i++) {
@@ -192,7 +192,7 @@ static int info_file(const char *path) {
         if (strstr(t->name, "lora") || !strncmp(t->name, "adapter_unet_", 13)) lora++;
     }
     const char *fmt = st_meta_get(&f, "format"), *step = st_meta_get(&f, "step");
-    if (train_is_checkpoint_format(fmt)) { /* src/train_ckpt.c */
+    if (train_is_checkpoint_format(fmt)) { /* src/train/train_ckpt.c */
         const char *total = st_meta_get(&f, "max_train_steps");
         printf("file: %s\nlayout: lorastyle training checkpoint (%s): step %s of %s, %d tensors (trained values "
                "p., AdamW moments m. and v.)\nresume with: lorastyle train DIR -o <this folder> --resume; the "
@@ -221,15 +221,15 @@ static int info_file(const char *path) {
 }
 
 static int cmd_info(int argc, char **argv) {
-    if (argc == 1 && cli_is_help(argv[0])) return usage(stdout);
+    if (argc == 1 && arg_is_help(argv[0])) return usage(stdout);
     if (argc != 1) {
         ls_set_error("info: give one FILE or DIR");
-        return cli_fail();
+        return arg_fail();
     }
     const char *path = argv[0];
     if (!ls_is_dir(path)) return info_file(path);
     Model m;
-    if (model_load(&m, path, NULL) < 0) return cli_fail();
+    if (model_load(&m, path, NULL) < 0) return arg_fail();
     int64_t u, v, c;
     int64_t all = model_param_count(&m, &u, &v, &c);
     const UNetConfig *uc = &m.unet.cfg;
@@ -256,46 +256,46 @@ static int cmd_convert(int argc, char **argv) {
     StDtype dt = ST_F16;
     ModelOpts mo = {0};
     for (int i = 0; i < argc; i++) {
-        if (cli_is_help(argv[i])) return usage(stdout);
+        if (arg_is_help(argv[i])) return usage(stdout);
         if (!strcmp(argv[i], "-o") || !strcmp(argv[i], "--dtype") || !strcmp(argv[i], "--config") ||
             !strcmp(argv[i], "--tokenizer")) {
-            if (cli_need_arg(argc, argv, i) < 0) return cli_fail();
+            if (arg_need(argc, argv, i) < 0) return arg_fail();
             const char *a = argv[i], *v = argv[++i];
             if (!strcmp(a, "-o")) out = v;
             else if (!strcmp(a, "--config")) mo.config_dir = v;
             else if (!strcmp(a, "--tokenizer")) mo.tokenizer_dir = v;
-            else if (cli_parse_dtype(v, &dt) < 0) return cli_fail();
+            else if (arg_dtype(v, &dt) < 0) return arg_fail();
         } else if (!in) in = argv[i];
         else {
             ls_set_error("convert: unexpected argument '%s'", argv[i]);
-            return cli_fail();
+            return arg_fail();
         }
     }
     if (!in || !out) {
         ls_set_error("convert: usage: lorastyle convert MODEL -o FILE.safetensors");
-        return cli_fail();
+        return arg_fail();
     }
     Model m;
-    if (model_load(&m, in, &mo) < 0) return cli_fail();
+    if (model_load(&m, in, &mo) < 0) return arg_fail();
     int rc = model_save_single_file(&m, out, dt);
     model_free(&m);
-    if (rc < 0) return cli_fail();
+    if (rc < 0) return arg_fail();
     printf("%s\n", out);
     return 0;
 }
 
 static int cmd_tokenizer(int argc, char **argv) {
     const char *bpe = NULL, *out = NULL;
-    if (argc == 1 && cli_is_help(argv[0])) return usage(stdout);
+    if (argc == 1 && arg_is_help(argv[0])) return usage(stdout);
     for (int i = 0; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--bpe")) bpe = argv[i + 1];
         else if (!strcmp(argv[i], "-o")) out = argv[i + 1];
     }
     if (!bpe || !out || argc != 4) {
         ls_set_error("tokenizer: usage: lorastyle tokenizer --bpe FILE -o DIR");
-        return cli_fail();
+        return arg_fail();
     }
-    if (ls_mkdir_p(out) < 0 || tokenizer_write_from_bpe(bpe, out) < 0) return cli_fail();
+    if (ls_mkdir_p(out) < 0 || tokenizer_write_from_bpe(bpe, out) < 0) return arg_fail();
     printf("%s\n", out);
     return 0;
 }
@@ -318,5 +318,5 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
     ls_set_error("unknown command '%s' (commands: init, generate, sweep, merge, train, view, info, convert, tokenizer, scenes, pretrain, eval; see "
                  "lorastyle --help)", cmd);
-    return cli_fail();
+    return arg_fail();
 }

@@ -10,7 +10,6 @@
 #include "common.h" // defines: ls_set_error, ls_warn, mallocCheck
 #include "ops.h"    // defines: op_gemm
 #include "sha256.h" // defines: Sha256
-#include "train.h"  // defines: train_is_checkpoint_format
 
 const char *lora_format_name(LoraFormat f) {
     switch (f) {

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"    // defines: cli_fail, cli_need_arg, cli_parse_int
+#include "cli.h"    // defines: arg_fail, arg_need, arg_int
 #include "common.h" // defines: ls_set_error, ls_path_join, ls_mkdir_p, ls_write_file_atomic
 #include "image.h"  // defines: Image, image_write_png
 #include "scenes.h" // defines: Scene, scene_sample, scene_caption, scene_render
@@ -24,34 +24,34 @@ int cmd_scenes(int argc, char **argv) {
     int captions = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
-        if (cli_is_help(a)) return usage(stdout);
+        if (arg_is_help(a)) return usage(stdout);
         if (!strcmp(a, "--captions")) {
             captions = 1;
             continue;
         }
-        if (cli_need_arg(argc, argv, i) < 0) return cli_fail();
+        if (arg_need(argc, argv, i) < 0) return arg_fail();
         const char *v = argv[++i];
         int rc = 0;
         if (!strcmp(a, "-o")) out = v;
         else if (!strcmp(a, "--style")) style_name = v;
         else if (!strcmp(a, "--set")) set_name = v;
-        else if (!strcmp(a, "-n")) rc = cli_parse_int(a, v, 1, 1000000, &n);
-        else if (!strcmp(a, "--seed")) rc = cli_parse_int(a, v, 0, 0x7fffffffL, &seed);
-        else if (!strcmp(a, "--size")) rc = cli_parse_int(a, v, 16, 1024, &size);
-        else if (!strcmp(a, "--repeats")) rc = cli_parse_int(a, v, 1, 100000, &repeats);
+        else if (!strcmp(a, "-n")) rc = arg_int(a, v, 1, 1000000, &n);
+        else if (!strcmp(a, "--seed")) rc = arg_int(a, v, 0, 0x7fffffffL, &seed);
+        else if (!strcmp(a, "--size")) rc = arg_int(a, v, 16, 1024, &size);
+        else if (!strcmp(a, "--repeats")) rc = arg_int(a, v, 1, 100000, &repeats);
         else rc = ls_set_error("scenes: unknown option '%s' (lorastyle scenes --help)", a);
-        if (rc < 0) return cli_fail();
+        if (rc < 0) return arg_fail();
     }
     int style = scene_style_from_name(style_name);
     if (style < 0) {
         ls_set_error("scenes: --style '%s': unknown (plain, ink, neon, mosaic, watercolour)", style_name);
-        return cli_fail();
+        return arg_fail();
     }
     SceneSet set = !strcmp(set_name, "train") ? SCENE_TRAIN : !strcmp(set_name, "heldout") ? SCENE_HELDOUT
                    : !strcmp(set_name, "single") ? SCENE_SINGLE : (SceneSet)-1;
     if ((int)set < 0) {
         ls_set_error("scenes: --set '%s': unknown (train, heldout, single)", set_name);
-        return cli_fail();
+        return arg_fail();
     }
     char cap[256];
     if (captions) {
@@ -65,14 +65,14 @@ int cmd_scenes(int argc, char **argv) {
     }
     if (!out) {
         ls_set_error("scenes: give -o DIR (or --captions)");
-        return cli_fail();
+        return arg_fail();
     }
     char sub[64];
     snprintf(sub, sizeof sub, "%ld_%s", repeats, scene_style_names[style]);
     char *dir = ls_path_join(out, sub);
     if (ls_mkdir_p(dir) < 0) {
         free(dir);
-        return cli_fail();
+        return arg_fail();
     }
     Image img = {(int)size, (int)size, 3, mallocCheck((size_t)size * size * 3)};
     int rc = 0;
@@ -93,7 +93,7 @@ int cmd_scenes(int argc, char **argv) {
     free(img.data);
     if (rc < 0) {
         free(dir);
-        return cli_fail();
+        return arg_fail();
     }
     fprintf(stderr, "lorastyle: wrote %ld %s scenes (seed %ld, %ldx%ld) to %s\n", n, scene_style_names[style], seed,
             size, size, dir);

@@ -293,9 +293,9 @@ void model_config_base(UNetConfig *uc, VaeConfig *vc, ClipConfig *cc) {
     uc->layers_per_block = 1;
     uc->cross_attention_dim = 64;
     uc->sample_size = 16;
-    int vb[3] = {16, 32, 64};
+    int vb[3] = {32, 64, 128};
     vc->n_levels = 3;
-    vc->norm_num_groups = 4;
+    vc->norm_num_groups = 8;
     for (int i = 0; i < 3; i++) vc->block_out[i] = vb[i];
     vc->layers_per_block = 1;
     vc->sample_size = 64;

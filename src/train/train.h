@@ -26,6 +26,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "lora.h" // defines: TRAIN_CKPT_FORMAT, train_is_checkpoint_format
+
 typedef enum { LR_CONSTANT, LR_COSINE, LR_LINEAR } LrSchedule;
 /* lora: LoRA/LoCon on the --targets modules (default all: attention, feed-forward, proj_in/out, convs);
  * locon: the same (the name older command lines and configs use);
@@ -109,13 +111,7 @@ typedef struct {
     int val_best_step;
 } TrainResult;
 
-/* __metadata__ "format" of a training checkpoint (OUT/checkpoint.safetensors); other lorastyle versions
- * write "lorastyle-train-checkpoint-vN". train_is_checkpoint_format: is fmt (NULL: none) one of them? */
-#define TRAIN_CKPT_FORMAT "lorastyle-train-checkpoint-v1"
-#define TRAIN_CKPT_FORMAT_PREFIX "lorastyle-train-checkpoint"
-static inline int train_is_checkpoint_format(const char *fmt) {
-    return fmt && !strncmp(fmt, TRAIN_CKPT_FORMAT_PREFIX, sizeof TRAIN_CKPT_FORMAT_PREFIX - 1);
-}
+/* TRAIN_CKPT_FORMAT, train_is_checkpoint_format: src/pipeline/lora.h (adapter loading recognises a checkpoint) */
 
 #define TRAIN_INTERRUPTED (-3) /* train_run stopped by Ctrl-C (or stop_after) after saving a checkpoint */
 
@@ -153,13 +149,13 @@ float train_lr_at(const TrainOptions *o, int s);
 
 /* Write a loss-curve PNG (raw losses as dots, their moving average as a line, labelled axes) of n ≥ 1
  * values (loss[i] = step i+1), with nv validation losses vloss[j] at steps vstep[j] (0..n; nv may be 0) as a
- * red line, atomically. LS_ERR naming path. (src/lossplot.c) */
+ * red line, atomically. LS_ERR naming path. (src/train/lossplot.c) */
 /* Keep a CSV log's header and the rows of steps ≤ step (a resumed run appends after them). */
 int train_csv_truncate(const char *path, int step);
 int train_loss_plot(const char *path, const float *loss, int n, const int *vstep, const float *vloss, int nv,
                     const char *title);
 
-/* The sub-command (src/cmd_train.c). */
+/* The sub-command (src/app/cmd_train.c). */
 int cmd_train(int argc, char **argv);
 
 #endif

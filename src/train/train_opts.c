@@ -1,5 +1,5 @@
 /* train_opts.c — the training options as one table: command-line flag, config.json key, type and range.
- * The CLI (src/cmd_train.c), `--config FILE`, `--resume` (which reads OUT/config.json) and the config.json
+ * The CLI (src/app/cmd_train.c), `--config FILE`, `--resume` (which reads OUT/config.json) and the config.json
  * written next to the adapter all go through it, so the three always agree. */
 #include <math.h>
 #include <stddef.h>
@@ -7,7 +7,8 @@
 
 #include <cjson/cJSON.h>
 
-#include "cli.h"      // defines: cli_parse_int, cli_parse_float, cli_parse_list
+#include "args.h"     // defines: arg_int, arg_float, arg_list
+#include "session.h"  // defines: model_default_path
 #include "common.h"   // defines: ls_set_error, ls_error_context
 #include "jsonutil.h" // defines: json_load_file, json_float
 #include "train.h"
@@ -86,7 +87,7 @@ static const Field FIELDS[] = {
 
 void train_options_default(TrainOptions *o) {
     memset(o, 0, sizeof *o);
-    o->model = cli_default_model();
+    o->model = model_default_path();
     o->method = METHOD_LORA;
     /* measured on the built-in base model and its style sets (README "Training", BENCHMARKS.md): rank 8
      * (alpha = rank) LoCon on attention, feed-forward, proj and 3×3 convs, 1000 steps of 4 at 2e-3 with 10%
@@ -165,21 +166,21 @@ static int set_field(TrainOptions *o, const Field *f, const char *name, const ch
     case K_LIST:
         if (f->kind == K_LIST) {
             float tmp[64];
-            if (cli_parse_list(name, v, tmp, 64) < 0) return LS_ERR;
+            if (arg_list(name, v, tmp, 64) < 0) return LS_ERR;
         }
         *(const char **)p = v;
         return LS_OK;
     case K_INT:
-        LS_TRY(cli_parse_int(name, v, f->lo, f->hi, &n));
+        LS_TRY(arg_int(name, v, f->lo, f->hi, &n));
         *(int *)p = (int)n;
         return LS_OK;
     case K_SEED:
-        LS_TRY(cli_parse_int(name, v, 0, 2147483647L, &n));
+        LS_TRY(arg_int(name, v, 0, 2147483647L, &n));
         *(uint64_t *)p = (uint64_t)n;
         return LS_OK;
     case K_FLOAT: {
         float x;
-        LS_TRY(cli_parse_float(name, v, &x));
+        LS_TRY(arg_float(name, v, &x));
         if (!isfinite(x) || x < 0) return ls_set_error("%s: must be a finite number ≥ 0, got '%s'", name, v);
         if (!strcmp(f->key, "lr") && !(x > 0)) return ls_set_error("%s: must be positive, got '%s'", name, v);
         *(float *)p = x;

@@ -1,10 +1,10 @@
 /* train_internal.h — what the parts of `lorastyle train` share (not a public API): the Trainer (one
  * training run's state), its data cache and optimizer state, and the functions each file provides:
- *   src/train.c         options, setup, the step (forward/backward/AdamW), the loop, Ctrl-C
- *   src/train_data.c    latents and text embeddings: memory, the disk cache, the encoders
- *   src/train_ckpt.c    checkpoints (save, resume) and log truncation on resume
- *   src/train_eval.c    sample grids, the validation loss, the loss plot
- *   src/train_report.c  the output files (adapter or model) and report.txt */
+ *   src/train/train.c         options, setup, the step (forward/backward/AdamW), the loop, Ctrl-C
+ *   src/train/train_data.c    latents and text embeddings: memory, the disk cache, the encoders
+ *   src/train/train_ckpt.c    checkpoints (save, resume) and log truncation on resume
+ *   src/train/train_eval.c    sample grids, the validation loss, the loss plot
+ *   src/train/train_report.c  the output files (adapter or model) and report.txt */
 #ifndef LS_TRAIN_INTERNAL_H
 #define LS_TRAIN_INTERNAL_H
 
@@ -142,7 +142,7 @@ static inline double train_wall_clock(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* 1 once SIGINT/SIGTERM arrived during train_run (src/train.c). */
+/* 1 once SIGINT/SIGTERM arrived during train_run (src/train/train.c). */
 int train_interrupted(void);
 
 /* train_data.c: x0 of item i (flip) = the latent sample with its fixed noise; the text embedding (L, D) of a

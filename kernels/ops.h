@@ -7,8 +7,9 @@
  *  - Forward ops overwrite their output. (The training issue adds *_backward ops: parameter gradients
  *    accumulate (+=), activation gradients overwrite.)
  *  - Each op has a plain, obviously-correct reference in kernels/cpu/ref.c (suffix _ref) used as the test
- *    oracle; the functions below are the fast multithreaded CPU versions (OpenMP + BLAS). A CUDA backend
- *    (later issue) provides the same prototypes.
+ *    oracle. The op_* functions below dispatch through the backend's op table (OpTable, ls_ops); each backend
+ *    names its implementations by its suffix (kernels/cpu: op_linear_cpu, ...; a CUDA backend: _cuda), so
+ *    one binary holds several and the op tests run every backend present against the references.
  *  - Ops may allocate bounded scratch internally; they never hold state between calls.
  */
 #ifndef LS_OPS_H
@@ -16,88 +17,185 @@
 
 #include <stddef.h>
 
+/* ---- the op table: one per backend (kernels/<backend>/table.c), every entry with the semantics documented
+ * at its op_* wrapper below. ls_ops is the process's backend handle (the one global; kernels/ops.c): the
+ * CPU backend unless ops_select chose another. A NULL entry: the backend lacks the op (only the reference
+ * table has gaps; a compute backend fills every entry). ---- */
+typedef struct OpTable {
+    const char *name;
+    void (*linear)(float *y, const float *x, const float *w, const float *b, int M, int K, int N);
+    void (*conv2d)(float *y, const float *x, const float *w, const float *b, int B, int Cin, int H, int W, int Cout,
+                   int k, int stride, int pad0, int pad1);
+    void (*groupnorm)(float *y, const float *x, const float *gamma, const float *beta, int B, int C, int HW, int G,
+                      float eps, int silu);
+    void (*layernorm)(float *y, const float *x, const float *gamma, const float *beta, int N, int D, float eps);
+    void (*attention)(float *out, const float *q, const float *k, const float *v, int B, int Tq, int Tk, int NH,
+                      int Dh, int causal);
+    void (*silu_inplace)(float *x, size_t n);
+    void (*gelu_inplace)(float *x, size_t n);
+    void (*quick_gelu_inplace)(float *x, size_t n);
+    void (*geglu)(float *y, const float *x, int N, int D);
+    void (*add_inplace)(float *y, const float *x, size_t n);
+    void (*add_channel_bias)(float *y, const float *v, int B, int C, int HW);
+    void (*upsample_nearest)(float *y, const float *x, int B, int C, int H, int W, int Ho, int Wo);
+    void (*concat_channels)(float *y, const float *a, const float *b, int B, int Ca, int Cb, int HW);
+    void (*nchw_to_ntc)(float *y, const float *x, int B, int C, int T);
+    void (*ntc_to_nchw)(float *y, const float *x, int B, int C, int T);
+    void (*timestep_embedding)(float *emb, const float *t, int B, int dim, float shift);
+    void (*gemm)(float *C, const float *A, const float *B, int M, int N, int K, int transA, int transB, float alpha,
+                 float beta);
+    int (*num_threads)(void);
+    void (*linear_backward)(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, int M,
+                            int K, int N);
+    void (*conv2d_backward)(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, int B,
+                            int Cin, int H, int W, int Cout, int k, int stride, int pad0, int pad1);
+    void (*groupnorm_fwd_stats)(float *y, float *mean, float *rstd, const float *x, const float *gamma,
+                                const float *beta, int B, int C, int HW, int G, float eps, int silu);
+    void (*groupnorm_backward)(float *dx, float *dgamma, float *dbeta, const float *dy, const float *mean,
+                               const float *rstd, const float *x, const float *gamma, const float *beta, int B,
+                               int C, int HW, int G, float eps, int silu);
+    void (*layernorm_fwd_stats)(float *y, float *mean, float *rstd, const float *x, const float *gamma,
+                                const float *beta, int N, int D, float eps);
+    void (*layernorm_backward)(float *dx, float *dgamma, float *dbeta, const float *dy, const float *mean,
+                               const float *rstd, const float *x, const float *gamma, int N, int D, float eps);
+    void (*attention_backward)(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                               const float *v, int B, int Tq, int Tk, int NH, int Dh, int causal);
+    void (*silu_backward)(float *dx, const float *dy, const float *x, size_t n);
+    void (*gelu_backward)(float *dx, const float *dy, const float *x, size_t n);
+    void (*quick_gelu_backward)(float *dx, const float *dy, const float *x, size_t n);
+    void (*geglu_backward)(float *dx, const float *dy, const float *x, int N, int D);
+    void (*add_channel_bias_backward)(float *dv, const float *dy, int B, int C, int HW);
+    void (*upsample_nearest_backward)(float *dx, const float *dy, int B, int C, int H, int W, int Ho, int Wo);
+    void (*concat_channels_backward)(float *da, float *db, const float *dy, int B, int Ca, int Cb, int HW);
+    void (*nchw_to_ntc_backward)(float *dx, const float *dy, int B, int C, int T);
+    void (*ntc_to_nchw_backward)(float *dx, const float *dy, int B, int C, int T);
+} OpTable;
+
+extern const OpTable op_table_cpu; /* kernels/cpu/table.c: OpenMP + BLAS */
+extern const OpTable op_table_ref; /* kernels/cpu/ref.c: the plain references (forward ops only) */
+extern const OpTable *ls_ops;      /* the backend in use */
+/* Select a backend by name ("cpu"; "ref" for tests): LS_OK, or -1 when no backend has that name. */
+int ops_select(const char *name);
+/* The backends compiled into this binary, for tests: NULL-terminated. */
+const OpTable *const *ops_backends(void);
+
 /* y[M,N] = x[M,K] · w[N,K]ᵀ + b[N]   (== torch.nn.Linear; b may be NULL) */
-void op_linear(float *y, const float *x, const float *w, const float *b, int M, int K, int N);
+static inline void op_linear(float *y, const float *x, const float *w, const float *b, int M, int K, int N) {
+    ls_ops->linear(y, x, w, b, M, K, N);
+}
 
 /* 2-D convolution (cross-correlation, zero padding), == torch.nn.Conv2d with dilation 1, groups 1.
  * x (B,Cin,H,W), w (Cout,Cin,k,k), b (Cout) or NULL, y (B,Cout,Ho,Wo).
  * pad0 pads top and left, pad1 pads bottom and right (pad0 == pad1 is the usual symmetric padding; the VAE
  * encoder's downsample uses pad0 = 0, pad1 = 1). Ho = (H + pad0 + pad1 - k)/stride + 1, likewise Wo. */
-void op_conv2d(float *y, const float *x, const float *w, const float *b, int B, int Cin, int H, int W,
-               int Cout, int k, int stride, int pad0, int pad1);
+static inline void op_conv2d(float *y, const float *x, const float *w, const float *b, int B, int Cin, int H, int W,
+                             int Cout, int k, int stride, int pad0, int pad1) {
+    ls_ops->conv2d(y, x, w, b, B, Cin, H, W, Cout, k, stride, pad0, pad1);
+}
 static inline int op_conv2d_out(int H, int k, int stride, int pad0, int pad1) {
     return (H + pad0 + pad1 - k) / stride + 1;
 }
 
 /* GroupNorm over x (B,C,HW) with G groups, biased variance in float, affine gamma/beta (C).
  * If silu != 0, applies y = silu(y) afterwards (fused; the common norm→silu pair). */
-void op_groupnorm(float *y, const float *x, const float *gamma, const float *beta, int B, int C, int HW,
-                  int G, float eps, int silu);
+static inline void op_groupnorm(float *y, const float *x, const float *gamma, const float *beta, int B, int C,
+                                int HW, int G, float eps, int silu) {
+    ls_ops->groupnorm(y, x, gamma, beta, B, C, HW, G, eps, silu);
+}
 
 /* LayerNorm over the last dim D of x (N,D), affine gamma/beta (D). */
-void op_layernorm(float *y, const float *x, const float *gamma, const float *beta, int N, int D,
-                  float eps);
+static inline void op_layernorm(float *y, const float *x, const float *gamma, const float *beta, int N, int D,
+                                float eps) {
+    ls_ops->layernorm(y, x, gamma, beta, N, D, eps);
+}
 
 /* Multi-head scaled dot-product attention, softmax in float with max subtraction.
  * q (B,Tq,NH*Dh), k and v (B,Tk,NH*Dh), out (B,Tq,NH*Dh); head h uses features [h*Dh, (h+1)*Dh).
  * scale = 1/sqrt(Dh). causal != 0 masks key j > query i (requires Tq == Tk).
  * Never materialises more than one head's (chunk of) scores at a time. */
-void op_attention(float *out, const float *q, const float *k, const float *v, int B, int Tq, int Tk,
-                  int NH, int Dh, int causal);
+static inline void op_attention(float *out, const float *q, const float *k, const float *v, int B, int Tq, int Tk,
+                                int NH, int Dh, int causal) {
+    ls_ops->attention(out, q, k, v, B, Tq, Tk, NH, Dh, causal);
+}
 
 /* Elementwise activations, in place on n values. */
-void op_silu_inplace(float *x, size_t n);
-void op_gelu_inplace(float *x, size_t n);       /* exact erf GELU */
-void op_quick_gelu_inplace(float *x, size_t n); /* x * sigmoid(1.702 x) (CLIP) */
+static inline void op_silu_inplace(float *x, size_t n) {
+    ls_ops->silu_inplace(x, n);
+}
+static inline void op_gelu_inplace(float *x, size_t n) {
+    ls_ops->gelu_inplace(x, n);
+} /* exact erf GELU */
+static inline void op_quick_gelu_inplace(float *x, size_t n) {
+    ls_ops->quick_gelu_inplace(x, n);
+} /* x * sigmoid(1.702 x) (CLIP) */
 
 /* GEGLU: x (N, 2D) → y (N, D), y = a * gelu(g) with a = x[:, :D] (value), g = x[:, D:] (gate). */
-void op_geglu(float *y, const float *x, int N, int D);
+static inline void op_geglu(float *y, const float *x, int N, int D) {
+    ls_ops->geglu(y, x, N, D);
+}
 
 /* y[i] += x[i] (in place on y) */
-void op_add_inplace(float *y, const float *x, size_t n);
+static inline void op_add_inplace(float *y, const float *x, size_t n) {
+    ls_ops->add_inplace(y, x, n);
+}
 /* y[b,c,:] += v[b,c] for y (B,C,HW), v (B,C) (time-embedding broadcast) */
-void op_add_channel_bias(float *y, const float *v, int B, int C, int HW);
+static inline void op_add_channel_bias(float *y, const float *v, int B, int C, int HW) {
+    ls_ops->add_channel_bias(y, v, B, C, HW);
+}
 
 /* Nearest-neighbour resize x (B,C,H,W) → y (B,C,Ho,Wo) == F.interpolate(mode="nearest", size=...):
  * src = min(floor(dst · (float)(in/out)), in-1) with PyTorch's float scale (this differs from the exact
  * floor(dst·in/out) for some size pairs). Ho = 2H is the usual ×2 upsample. */
-void op_upsample_nearest(float *y, const float *x, int B, int C, int H, int W, int Ho, int Wo);
+static inline void op_upsample_nearest(float *y, const float *x, int B, int C, int H, int W, int Ho, int Wo) {
+    ls_ops->upsample_nearest(y, x, B, C, H, W, Ho, Wo);
+}
 
 /* Channel concat: a (B,Ca,HW), b (B,Cb,HW) → y (B,Ca+Cb,HW) (torch.cat(dim=1)). */
-void op_concat_channels(float *y, const float *a, const float *b, int B, int Ca, int Cb, int HW);
+static inline void op_concat_channels(float *y, const float *a, const float *b, int B, int Ca, int Cb, int HW) {
+    ls_ops->concat_channels(y, a, b, B, Ca, Cb, HW);
+}
 
 /* Layout change (B,C,T) ↔ (B,T,C), i.e. NCHW ↔ tokens. */
-void op_nchw_to_ntc(float *y, const float *x, int B, int C, int T);
-void op_ntc_to_nchw(float *y, const float *x, int B, int C, int T);
+static inline void op_nchw_to_ntc(float *y, const float *x, int B, int C, int T) {
+    ls_ops->nchw_to_ntc(y, x, B, C, T);
+}
+static inline void op_ntc_to_nchw(float *y, const float *x, int B, int C, int T) {
+    ls_ops->ntc_to_nchw(y, x, B, C, T);
+}
 
 /* Sinusoidal timestep embedding (diffusers get_timestep_embedding, flip_sin_to_cos=True,
  * downscale_freq_shift=shift): emb (B,dim) = [cos(t·f_k), sin(t·f_k)], f_k = exp(-ln(10000)·k/(half-shift)),
  * each step rounded to float in the source's order. t (B) may be fractional. dim must be even. */
-void op_timestep_embedding(float *emb, const float *t, int B, int dim, float shift);
+static inline void op_timestep_embedding(float *emb, const float *t, int B, int dim, float shift) {
+    ls_ops->timestep_embedding(emb, t, B, dim, shift);
+}
 
 /* ---- plain references (kernels/cpu/ref.c): same semantics, naive loops, no BLAS, no threads ---- */
 void op_linear_ref(float *y, const float *x, const float *w, const float *b, int M, int K, int N);
-void op_conv2d_ref(float *y, const float *x, const float *w, const float *b, int B, int Cin, int H,
-                   int W, int Cout, int k, int stride, int pad0, int pad1);
-void op_groupnorm_ref(float *y, const float *x, const float *gamma, const float *beta, int B, int C,
-                      int HW, int G, float eps, int silu);
-void op_layernorm_ref(float *y, const float *x, const float *gamma, const float *beta, int N, int D,
-                      float eps);
-void op_attention_ref(float *out, const float *q, const float *k, const float *v, int B, int Tq, int Tk,
-                      int NH, int Dh, int causal);
+void op_conv2d_ref(float *y, const float *x, const float *w, const float *b, int B, int Cin, int H, int W, int Cout,
+                   int k, int stride, int pad0, int pad1);
+void op_groupnorm_ref(float *y, const float *x, const float *gamma, const float *beta, int B, int C, int HW, int G,
+                      float eps, int silu);
+void op_layernorm_ref(float *y, const float *x, const float *gamma, const float *beta, int N, int D, float eps);
+void op_attention_ref(float *out, const float *q, const float *k, const float *v, int B, int Tq, int Tk, int NH,
+                      int Dh, int causal);
 void op_geglu_ref(float *y, const float *x, int N, int D);
 void op_upsample_nearest_ref(float *y, const float *x, int B, int C, int H, int W, int Ho, int Wo);
 
 /* General matrix product: C (M,N) = alpha · op(A) · op(B) + beta · C, op(X) = X or Xᵀ.
  * A is (M,K) or, with transA, (K,M); B is (K,N) or, with transB, (N,K). Row-major, contiguous.
  * Used for LoRA (merging ΔW = up·down, the unmerged up-projection) and, later, weight gradients. */
-void op_gemm(float *C, const float *A, const float *B, int M, int N, int K, int transA, int transB,
-             float alpha, float beta);
-void op_gemm_ref(float *C, const float *A, const float *B, int M, int N, int K, int transA, int transB,
-                 float alpha, float beta);
+static inline void op_gemm(float *C, const float *A, const float *B, int M, int N, int K, int transA, int transB,
+                           float alpha, float beta) {
+    ls_ops->gemm(C, A, B, M, N, K, transA, transB, alpha, beta);
+}
+void op_gemm_ref(float *C, const float *A, const float *B, int M, int N, int K, int transA, int transB, float alpha,
+                 float beta);
 
 /* Number of threads the CPU backend uses (OpenMP max threads). */
-int op_num_threads(void);
+static inline int op_num_threads(void) {
+    return ls_ops->num_threads();
+}
 
 /* ---- backward (kernels/cpu/..._bwd.c) ----
  * Signature order (llm.c): gradient outputs, then dy, saved caches, forward inputs, weights, dims.
@@ -109,62 +207,98 @@ int op_num_threads(void);
 
 /* op_linear: dy (M,N), x (M,K), w (N,K).  dx (M,K) = dy·w;  dw (N,K) += dyᵀ·x;  db (N) += Σ_m dy.
  * x is read only when dw != NULL (a frozen layer need not keep its input; it may be NULL then). */
-void op_linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
-                        int M, int K, int N);
+static inline void op_linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
+                                      const float *w, int M, int K, int N) {
+    ls_ops->linear_backward(dx, dw, db, dy, x, w, M, K, N);
+}
 
 /* op_conv2d: dy (B,Cout,Ho,Wo), x (B,Cin,H,W), w (Cout,Cin,k,k); same stride/pad0/pad1 as the forward.
  * dx (B,Cin,H,W) = transposed conv of dy (im2col adjoint, chunked like the forward);
  * dw (Cout,Cin,k,k) += Σ dy ⊗ im2col(x);  db (Cout) += Σ_{b,hw} dy.
  * x is read only when dw != NULL (a frozen conv need not keep its input; it may be NULL then). */
-void op_conv2d_backward(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
-                        int B, int Cin, int H, int W, int Cout, int k, int stride, int pad0, int pad1);
+static inline void op_conv2d_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
+                                      const float *w, int B, int Cin, int H, int W, int Cout, int k, int stride,
+                                      int pad0, int pad1) {
+    ls_ops->conv2d_backward(dx, dw, db, dy, x, w, B, Cin, H, W, Cout, k, stride, pad0, pad1);
+}
 
 /* op_groupnorm that also saves mean, rstd (B·G floats, index b*G + g; rstd = 1/sqrt(var + eps)) for the
  * backward. y equals op_groupnorm's up to rounding. */
-void op_groupnorm_fwd_stats(float *y, float *mean, float *rstd, const float *x, const float *gamma,
-                            const float *beta, int B, int C, int HW, int G, float eps, int silu);
+static inline void op_groupnorm_fwd_stats(float *y, float *mean, float *rstd, const float *x, const float *gamma,
+                                          const float *beta, int B, int C, int HW, int G, float eps, int silu) {
+    ls_ops->groupnorm_fwd_stats(y, mean, rstd, x, gamma, beta, B, C, HW, G, eps, silu);
+}
 /* op_groupnorm (silu fused or not): dy, x (B,C,HW); mean, rstd (B·G) from op_groupnorm_fwd_stats, or both
  * NULL to recompute them from x (same result). dx (B,C,HW) overwritten; dgamma, dbeta (C) +=.
  * beta is read only when silu != 0 (to rebuild the pre-activation). */
-void op_groupnorm_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *mean,
-                           const float *rstd, const float *x, const float *gamma, const float *beta, int B,
-                           int C, int HW, int G, float eps, int silu);
+static inline void op_groupnorm_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *mean,
+                                         const float *rstd, const float *x, const float *gamma, const float *beta,
+                                         int B, int C, int HW, int G, float eps, int silu) {
+    ls_ops->groupnorm_backward(dx, dgamma, dbeta, dy, mean, rstd, x, gamma, beta, B, C, HW, G, eps, silu);
+}
 
 /* op_layernorm that also saves mean, rstd (N floats each). */
-void op_layernorm_fwd_stats(float *y, float *mean, float *rstd, const float *x, const float *gamma,
-                            const float *beta, int N, int D, float eps);
+static inline void op_layernorm_fwd_stats(float *y, float *mean, float *rstd, const float *x, const float *gamma,
+                                          const float *beta, int N, int D, float eps) {
+    ls_ops->layernorm_fwd_stats(y, mean, rstd, x, gamma, beta, N, D, eps);
+}
 /* op_layernorm: dy, x (N,D); mean, rstd (N) or both NULL (recomputed). dx (N,D); dgamma, dbeta (D) +=. */
-void op_layernorm_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *mean,
-                           const float *rstd, const float *x, const float *gamma, int N, int D, float eps);
+static inline void op_layernorm_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *mean,
+                                         const float *rstd, const float *x, const float *gamma, int N, int D,
+                                         float eps) {
+    ls_ops->layernorm_backward(dx, dgamma, dbeta, dy, mean, rstd, x, gamma, N, D, eps);
+}
 
 /* op_attention: dout, q (B,Tq,NH*Dh); k, v (B,Tk,NH*Dh) — the forward's inputs, nothing else is saved.
  * dq (B,Tq,NH*Dh), dk, dv (B,Tk,NH*Dh) overwritten. Scores are recomputed per head per chunk of query rows
  * (flash-attention style; never a (Tq,Tk) matrix per head); causal as the forward (Tq == Tk). */
-void op_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
-                           const float *k, const float *v, int B, int Tq, int Tk, int NH, int Dh,
-                           int causal);
+static inline void op_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                                         const float *k, const float *v, int B, int Tq, int Tk, int NH, int Dh,
+                                         int causal) {
+    ls_ops->attention_backward(dq, dk, dv, dout, q, k, v, B, Tq, Tk, NH, Dh, causal);
+}
 
 /* Activations, given the forward's input x (n values): dx = dy · f'(x). dx may equal dy (in place). */
-void op_silu_backward(float *dx, const float *dy, const float *x, size_t n);
-void op_gelu_backward(float *dx, const float *dy, const float *x, size_t n);       /* exact erf GELU */
-void op_quick_gelu_backward(float *dx, const float *dy, const float *x, size_t n); /* x·σ(1.702x) */
+static inline void op_silu_backward(float *dx, const float *dy, const float *x, size_t n) {
+    ls_ops->silu_backward(dx, dy, x, n);
+}
+static inline void op_gelu_backward(float *dx, const float *dy, const float *x, size_t n) {
+    ls_ops->gelu_backward(dx, dy, x, n);
+} /* exact erf GELU */
+static inline void op_quick_gelu_backward(float *dx, const float *dy, const float *x, size_t n) {
+    ls_ops->quick_gelu_backward(dx, dy, x, n);
+} /* x·σ(1.702x) */
 
 /* op_geglu: dy (N,D), x (N,2D) the forward's input → dx (N,2D): [dvalue, dgate]. */
-void op_geglu_backward(float *dx, const float *dy, const float *x, int N, int D);
+static inline void op_geglu_backward(float *dx, const float *dy, const float *x, int N, int D) {
+    ls_ops->geglu_backward(dx, dy, x, N, D);
+}
 
 /* op_add_channel_bias: dv (B,C) += Σ_hw dy (B,C,HW) — accumulates like a bias gradient (zero dv first).
  * (dy itself flows on to y's input unchanged.) */
-void op_add_channel_bias_backward(float *dv, const float *dy, int B, int C, int HW);
+static inline void op_add_channel_bias_backward(float *dv, const float *dy, int B, int C, int HW) {
+    ls_ops->add_channel_bias_backward(dv, dy, B, C, HW);
+}
 
 /* op_upsample_nearest: dy (B,C,Ho,Wo) → dx (B,C,H,W), each source pixel the sum of the outputs copied
  * from it (same PyTorch float-scale index rule). */
-void op_upsample_nearest_backward(float *dx, const float *dy, int B, int C, int H, int W, int Ho, int Wo);
+static inline void op_upsample_nearest_backward(float *dx, const float *dy, int B, int C, int H, int W, int Ho,
+                                                int Wo) {
+    ls_ops->upsample_nearest_backward(dx, dy, B, C, H, W, Ho, Wo);
+}
 
 /* op_concat_channels: dy (B,Ca+Cb,HW) → da (B,Ca,HW), db (B,Cb,HW); either may be NULL. */
-void op_concat_channels_backward(float *da, float *db, const float *dy, int B, int Ca, int Cb, int HW);
+static inline void op_concat_channels_backward(float *da, float *db, const float *dy, int B, int Ca, int Cb,
+                                               int HW) {
+    ls_ops->concat_channels_backward(da, db, dy, B, Ca, Cb, HW);
+}
 
 /* op_nchw_to_ntc: dy (B,T,C) → dx (B,C,T);  op_ntc_to_nchw: dy (B,C,T) → dx (B,T,C). */
-void op_nchw_to_ntc_backward(float *dx, const float *dy, int B, int C, int T);
-void op_ntc_to_nchw_backward(float *dx, const float *dy, int B, int C, int T);
+static inline void op_nchw_to_ntc_backward(float *dx, const float *dy, int B, int C, int T) {
+    ls_ops->nchw_to_ntc_backward(dx, dy, B, C, T);
+}
+static inline void op_ntc_to_nchw_backward(float *dx, const float *dy, int B, int C, int T) {
+    ls_ops->ntc_to_nchw_backward(dx, dy, B, C, T);
+}
 
 #endif

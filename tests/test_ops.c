@@ -9,6 +9,7 @@
  * Usage: test_ops [fixtures_dir] [lorastyle_binary]  (both ignored). Exit 0 iff all checks pass.
  */
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -345,11 +346,17 @@ static void test_known_values(void) {
     if (op_num_threads() < 1) n_fail++, printf("FAIL op_num_threads() = %d\n", op_num_threads());
 }
 
-int main(int argc, char **argv) {
-    (void)argc, (void)argv;
-    double t0 = ls_time();
-    printf("test_ops: %d threads\n", op_num_threads());
+/* Every entry of a compute backend's table is filled (a NULL would crash the first model that calls it). */
+static void test_table_complete(const OpTable *t) {
+    const void *const *e = (const void *const *)((const char *)t + offsetof(OpTable, linear));
+    size_t n = (sizeof *t - offsetof(OpTable, linear)) / sizeof(void *);
+    for (size_t i = 0; i < n; i++)
+        if (!e[i]) n_fail++, printf("FAIL backend %s: op table entry %zu is NULL\n", t->name, i);
+        else n_pass++;
+}
 
+/* Every op of the backend in use (ls_ops) against the references. */
+static void test_backend(void) {
     test_known_values();
 
     test_linear(1, 1, 1, 1);
@@ -415,7 +422,22 @@ int main(int argc, char **argv) {
 
     test_timestep(3, 320, 0.0f);
     test_timestep(2, 8, 1.0f);
+}
 
+int main(int argc, char **argv) {
+    (void)argc, (void)argv;
+    double t0 = ls_time();
+    for (const OpTable *const *b = ops_backends(); *b; b++) {
+        ls_ops = *b;
+        printf("test_ops: backend %s, %d threads\n", ls_ops->name, op_num_threads());
+        test_table_complete(ls_ops);
+        test_backend();
+    }
+    /* selecting backends by name */
+    if (ops_select("ref") != 0 || ls_ops != &op_table_ref) n_fail++, printf("FAIL ops_select(\"ref\")\n");
+    if (ops_select("no-such-backend") != -1 || ls_ops != &op_table_ref)
+        n_fail++, printf("FAIL ops_select of an unknown name must fail and keep the backend\n");
+    if (ops_select("cpu") != 0 || ls_ops != &op_table_cpu) n_fail++, printf("FAIL ops_select(\"cpu\")\n");
     printf("test_ops: %.1f s\n", ls_time() - t0);
     printf("%d passed, %d failed\n", n_pass, n_fail);
     return n_fail ? 1 : 0;

@@ -16,7 +16,8 @@
 #include <string.h>
 
 #include "common.h" // defines: mallocCheck, LS_ASSERT, LS_MIN, LS_MAX
-#include "ops.h"    // defines: op_attention
+#include "cpu.h"    // defines: the op_*_cpu prototypes
+#include "ops.h"    // defines: the ops' semantics (OpTable), op_conv2d_out
 #include "vecmath.h" // defines: v8f, v8_exp_nonpos, LS_CLONES
 
 /* Query rows per task: more rows amortise OpenBLAS's packing of K (once per sgemm call), fewer keep the
@@ -47,7 +48,7 @@ LS_CLONES static double exp_row(float *row, int n) {
 }
 
 /* q (B,Tq,NH*Dh), k and v (B,Tk,NH*Dh) → out (B,Tq,NH*Dh). */
-void op_attention(float *out, const float *q, const float *k, const float *v, int B, int Tq, int Tk,
+void op_attention_cpu(float *out, const float *q, const float *k, const float *v, int B, int Tq, int Tk,
                   int NH, int Dh, int causal) {
     LS_ASSERT(!causal || Tq == Tk);
     int C = NH * Dh; /* row stride of every operand */

@@ -1,4 +1,4 @@
-/* attention_bwd.c — backward of op_attention, flash-attention style: the (Tq, Tk) probability matrix is
+/* attention_bwd.c — backward of op_attention_cpu, flash-attention style: the (Tq, Tk) probability matrix is
  * never stored; each chunk of query rows recomputes its scores.
  *
  * Per (batch, head), with S = scale·Q Kᵀ, P = softmax_rows(S) (causal: P[i,j] = 0 for j > i), O = P V:
@@ -31,7 +31,8 @@
 #include <string.h>
 
 #include "common.h"  // defines: mallocCheck, LS_ASSERT, LS_MIN, LS_MAX
-#include "ops.h"     // defines: op_attention_backward
+#include "cpu.h"    // defines: the op_*_cpu prototypes
+#include "ops.h"     // defines: the ops' semantics (OpTable), op_conv2d_out
 #include "vecmath.h" // defines: v8f, v8_exp_nonpos, v8_widen_sum, LS_CLONES
 
 #define ATTN_BWD_CHUNK ((size_t)1 << 20) /* floats in one (rows, Tk) block: 4 MiB */
@@ -118,7 +119,7 @@ static void store_transposed(float *dst, const float *src, int T, int Dh, int C)
             for (int j = j0; j < LS_MIN(T, j0 + 64); j++) dst[(size_t)j * C + d] = src[(size_t)d * T + j];
 }
 
-void op_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
+void op_attention_backward_cpu(float *dq, float *dk, float *dv, const float *dout, const float *q,
                            const float *k, const float *v, int B, int Tq, int Tk, int NH, int Dh,
                            int causal) {
     LS_ASSERT(!causal || Tq == Tk);

@@ -11,7 +11,8 @@
 #include <string.h>
 
 #include "common.h" // defines: mallocCheck, LS_MIN, LS_MAX
-#include "ops.h"    // defines: op_conv2d, op_conv2d_out
+#include "cpu.h"    // defines: the op_*_cpu prototypes
+#include "ops.h"    // defines: the ops' semantics (OpTable), op_conv2d_out
 
 #define CONV_SCRATCH_BYTES ((size_t)64 << 20) /* max size of one band of col */
 
@@ -52,7 +53,7 @@ static void im2col_band(float *col, const float *x, int Cin, int H, int W, int k
 }
 
 /* x (B,Cin,H,W), w (Cout,Cin,k,k), b (Cout) or NULL → y (B,Cout,Ho,Wo). */
-void op_conv2d(float *y, const float *x, const float *w, const float *b, int B, int Cin, int H, int W,
+void op_conv2d_cpu(float *y, const float *x, const float *w, const float *b, int B, int Cin, int H, int W,
                int Cout, int k, int stride, int pad0, int pad1) {
     int Ho = op_conv2d_out(H, k, stride, pad0, pad1), Wo = op_conv2d_out(W, k, stride, pad0, pad1);
     LS_ASSERT(Ho > 0 && Wo > 0 && stride > 0 && k > 0);

@@ -1,4 +1,4 @@
-/* conv2d_bwd.c — backward of op_conv2d through the same im2col view as the forward.
+/* conv2d_bwd.c — backward of op_conv2d_cpu through the same im2col view as the forward.
  *
  * Per image the forward is y (Cout, Ho*Wo) = w (Cout, Kc) · col (Kc, Ho*Wo) + b, Kc = Cin*k*k, where
  * col[r = (ci*k + kh)*k + kw, p] = x[ci, oh*stride - pad0 + kh, ow*stride - pad0 + kw] for output
@@ -18,7 +18,8 @@
 #include <string.h>
 
 #include "common.h" // defines: mallocCheck, LS_ASSERT, LS_MIN, LS_MAX
-#include "ops.h"    // defines: op_conv2d_backward, op_conv2d_out
+#include "cpu.h"    // defines: the op_*_cpu prototypes
+#include "ops.h"    // defines: the ops' semantics (OpTable), op_conv2d_out
 
 #define CONV_BWD_SCRATCH_BYTES ((size_t)64 << 20) /* max size of one band of col / dcol */
 
@@ -84,7 +85,7 @@ static void col2im_band(float *dx, const float *dcol, int Cin, int H, int W, int
     }
 }
 
-void op_conv2d_backward(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
+void op_conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
                         int B, int Cin, int H, int W, int Cout, int k, int stride, int pad0, int pad1) {
     int Ho = op_conv2d_out(H, k, stride, pad0, pad1), Wo = op_conv2d_out(W, k, stride, pad0, pad1);
     LS_ASSERT(Ho > 0 && Wo > 0 && stride > 0 && k > 0);

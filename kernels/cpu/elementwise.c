@@ -7,12 +7,13 @@
 #include <omp.h>
 
 #include "common.h"  // defines: LS_MIN
-#include "ops.h"     // defines: the elementwise prototypes
+#include "cpu.h"    // defines: the op_*_cpu prototypes
+#include "ops.h"     // defines: the ops' semantics (OpTable), op_conv2d_out
 #include "vecmath.h" // defines: v8f, v8_gelu, v8_sigmoid, LS_CLONES
 
 #define OMP_MIN ((size_t)1 << 15)
 
-int op_num_threads(void) { return omp_get_max_threads(); }
+int op_num_threads_cpu(void) { return omp_get_max_threads(); }
 
 /* Models allocate their activations per layer (tens of MiB each at 512x512) and free them right after.
  * glibc serves blocks that large with mmap and returns them on free, so every layer faulted in and
@@ -54,13 +55,13 @@ static void act_inplace(float *x, size_t n, int kind) {
 }
 
 /* == F.silu: x * sigmoid(x) */
-void op_silu_inplace(float *x, size_t n) { act_inplace(x, n, ACT_SILU); }
+void op_silu_inplace_cpu(float *x, size_t n) { act_inplace(x, n, ACT_SILU); }
 
 /* exact GELU, == F.gelu(approximate="none"): 0.5 x (1 + erf(x/√2)) */
-void op_gelu_inplace(float *x, size_t n) { act_inplace(x, n, ACT_GELU); }
+void op_gelu_inplace_cpu(float *x, size_t n) { act_inplace(x, n, ACT_GELU); }
 
 /* CLIP's quick_gelu: x * sigmoid(1.702 x) */
-void op_quick_gelu_inplace(float *x, size_t n) { act_inplace(x, n, ACT_QUICK_GELU); }
+void op_quick_gelu_inplace_cpu(float *x, size_t n) { act_inplace(x, n, ACT_QUICK_GELU); }
 
 /* one row: y (D) = a (D) * gelu(g (D)) */
 LS_CLONES static void geglu_row(float *y, const float *a, const float *g, int D) {
@@ -73,18 +74,18 @@ LS_CLONES static void geglu_row(float *y, const float *a, const float *g, int D)
 }
 
 /* x (N, 2D) → y (N, D): y = value * gelu(gate), value = x[:, :D], gate = x[:, D:] (diffusers GEGLU order) */
-void op_geglu(float *y, const float *x, int N, int D) {
+void op_geglu_cpu(float *y, const float *x, int N, int D) {
 #pragma omp parallel for schedule(static) if ((size_t)N * D >= OMP_MIN)
     for (int r = 0; r < N; r++) geglu_row(y + (size_t)r * D, x + (size_t)r * 2 * D, x + (size_t)r * 2 * D + D, D);
 }
 
-void op_add_inplace(float *y, const float *x, size_t n) {
+void op_add_inplace_cpu(float *y, const float *x, size_t n) {
 #pragma omp parallel for schedule(static) if (n >= OMP_MIN)
     for (size_t i = 0; i < n; i++) y[i] += x[i];
 }
 
 /* y (B,C,HW) += v (B,C) broadcast over HW */
-void op_add_channel_bias(float *y, const float *v, int B, int C, int HW) {
+void op_add_channel_bias_cpu(float *y, const float *v, int B, int C, int HW) {
 #pragma omp parallel for schedule(static) if ((size_t)B * C * HW >= OMP_MIN)
     for (int bc = 0; bc < B * C; bc++) {
         float *yc = y + (size_t)bc * HW, add = v[bc];
@@ -95,7 +96,7 @@ void op_add_channel_bias(float *y, const float *v, int B, int C, int HW) {
 /* emb (B,dim) = [cos(t·f_k), sin(t·f_k)], k < half = dim/2, == diffusers get_timestep_embedding with
  * flip_sin_to_cos=True, scale=1, max_period=10000. Each step is rounded to float in the source's order:
  * e = (-ln 10000)·k; e = e / (half - shift); f = exp(e); arg = t·f. */
-void op_timestep_embedding(float *emb, const float *t, int B, int dim, float shift) {
+void op_timestep_embedding_cpu(float *emb, const float *t, int B, int dim, float shift) {
     int half = dim / 2;
     const float neg_log_period = (float)(-log(10000.0));
     for (int b = 0; b < B; b++) {

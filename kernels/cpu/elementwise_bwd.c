@@ -12,7 +12,8 @@
 #include <math.h>
 
 #include "common.h"  // defines: LS_MIN
-#include "ops.h"     // defines: the elementwise backward prototypes
+#include "cpu.h"    // defines: the op_*_cpu prototypes
+#include "ops.h"     // defines: the ops' semantics (OpTable), op_conv2d_out
 #include "vecmath.h" // defines: v8f, v8_normal_cdf, v8_gelu_grad, LS_CLONES
 
 #define OMP_MIN ((size_t)1 << 15)
@@ -54,7 +55,7 @@ LS_CLONES static void geglu_bwd_row(float *da, float *dg, const float *dy, const
     }
 }
 
-void op_silu_backward(float *dx, const float *dy, const float *x, size_t n) {
+void op_silu_backward_cpu(float *dx, const float *dy, const float *x, size_t n) {
 #pragma omp parallel for schedule(static) if (n >= OMP_MIN)
     for (size_t i = 0; i < n; i++) {
         float s = sigmoidf(x[i]);
@@ -62,7 +63,7 @@ void op_silu_backward(float *dx, const float *dy, const float *x, size_t n) {
     }
 }
 
-void op_gelu_backward(float *dx, const float *dy, const float *x, size_t n) {
+void op_gelu_backward_cpu(float *dx, const float *dy, const float *x, size_t n) {
     size_t nc = (n + GELU_CHUNK - 1) / GELU_CHUNK;
 #pragma omp parallel for schedule(static) if (n >= OMP_MIN)
     for (size_t c = 0; c < nc; c++) {
@@ -71,7 +72,7 @@ void op_gelu_backward(float *dx, const float *dy, const float *x, size_t n) {
     }
 }
 
-void op_quick_gelu_backward(float *dx, const float *dy, const float *x, size_t n) {
+void op_quick_gelu_backward_cpu(float *dx, const float *dy, const float *x, size_t n) {
 #pragma omp parallel for schedule(static) if (n >= OMP_MIN)
     for (size_t i = 0; i < n; i++) {
         float s = sigmoidf(1.702f * x[i]);
@@ -80,7 +81,7 @@ void op_quick_gelu_backward(float *dx, const float *dy, const float *x, size_t n
 }
 
 /* y = a·gelu(g), a = x[:, :D], g = x[:, D:]:  da = dy·gelu(g),  dg = dy·a·gelu'(g). */
-void op_geglu_backward(float *dx, const float *dy, const float *x, int N, int D) {
+void op_geglu_backward_cpu(float *dx, const float *dy, const float *x, int N, int D) {
 #pragma omp parallel for schedule(static) if ((size_t)N * D >= OMP_MIN)
     for (int r = 0; r < N; r++) {
         const float *a = x + (size_t)r * 2 * D;
@@ -90,7 +91,7 @@ void op_geglu_backward(float *dx, const float *dy, const float *x, int N, int D)
 }
 
 /* y[b,c,:] += v[b,c]  ⇒  dv[b,c] += Σ_hw dy[b,c,hw] (dy itself flows on to y's input unchanged). */
-void op_add_channel_bias_backward(float *dv, const float *dy, int B, int C, int HW) {
+void op_add_channel_bias_backward_cpu(float *dv, const float *dy, int B, int C, int HW) {
 #pragma omp parallel for schedule(static) if ((size_t)B * C * HW >= OMP_MIN)
     for (int bc = 0; bc < B * C; bc++) {
         const float *p = dy + (size_t)bc * HW;

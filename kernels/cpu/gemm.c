@@ -1,9 +1,10 @@
-/* gemm.c — op_gemm (cblas_sgemm) and its plain reference. */
+/* gemm.c — op_gemm_cpu (cblas_sgemm) and its plain reference. */
 #include <cblas.h>
 
-#include "ops.h"
+#include "cpu.h"    // defines: the op_*_cpu prototypes
+#include "ops.h"    // defines: the ops' semantics (OpTable)
 
-void op_gemm(float *C, const float *A, const float *B, int M, int N, int K, int transA, int transB,
+void op_gemm_cpu(float *C, const float *A, const float *B, int M, int N, int K, int transA, int transB,
              float alpha, float beta) {
     if (M <= 0 || N <= 0) return;
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N,

@@ -3,7 +3,8 @@
 #include <string.h>
 
 #include "common.h" // defines: mallocCheck, LS_MIN
-#include "ops.h"    // defines: the layout prototypes
+#include "cpu.h"    // defines: the op_*_cpu prototypes
+#include "ops.h"    // defines: the ops' semantics (OpTable), op_conv2d_out
 
 #define TILE 32 /* transpose tile edge: a 32x32 float tile (4 KiB) stays in L1 */
 
@@ -16,7 +17,7 @@ static int nearest_src(int dst, int in, int out) {
 }
 
 /* x (B,C,H,W) → y (B,C,Ho,Wo), == F.interpolate(mode="nearest", size=(Ho,Wo)) */
-void op_upsample_nearest(float *y, const float *x, int B, int C, int H, int W, int Ho, int Wo) {
+void op_upsample_nearest_cpu(float *y, const float *x, int B, int C, int H, int W, int Ho, int Wo) {
     int *src_w = mallocCheck((size_t)Wo * sizeof(int)); /* (Wo) source column of each output column */
     for (int ow = 0; ow < Wo; ow++) src_w[ow] = nearest_src(ow, W, Wo);
 #pragma omp parallel for schedule(static)
@@ -33,7 +34,7 @@ void op_upsample_nearest(float *y, const float *x, int B, int C, int H, int W, i
 }
 
 /* a (B,Ca,HW), b (B,Cb,HW) → y (B,Ca+Cb,HW): per batch, a's channels then b's. */
-void op_concat_channels(float *y, const float *a, const float *b, int B, int Ca, int Cb, int HW) {
+void op_concat_channels_cpu(float *y, const float *a, const float *b, int B, int Ca, int Cb, int HW) {
     size_t na = (size_t)Ca * HW, nb = (size_t)Cb * HW;
     for (int bi = 0; bi < B; bi++) {
         memcpy(y + bi * (na + nb), a + bi * na, na * sizeof(float));
@@ -59,7 +60,7 @@ static void transpose_batched(float *y, const float *x, int B, int rows, int col
 }
 
 /* x (B,C,T) → y (B,T,C) */
-void op_nchw_to_ntc(float *y, const float *x, int B, int C, int T) { transpose_batched(y, x, B, C, T); }
+void op_nchw_to_ntc_cpu(float *y, const float *x, int B, int C, int T) { transpose_batched(y, x, B, C, T); }
 
 /* x (B,T,C) → y (B,C,T) */
-void op_ntc_to_nchw(float *y, const float *x, int B, int C, int T) { transpose_batched(y, x, B, T, C); }
+void op_ntc_to_nchw_cpu(float *y, const float *x, int B, int C, int T) { transpose_batched(y, x, B, T, C); }

@@ -8,7 +8,8 @@
 #include <string.h>
 
 #include "common.h" // defines: mallocCheck
-#include "ops.h"    // defines: the layout backward prototypes
+#include "cpu.h"    // defines: the op_*_cpu prototypes
+#include "ops.h"    // defines: the ops' semantics (OpTable), op_conv2d_out
 
 /* Same source index as the forward (layout.c, ref.c): PyTorch's float-scale rule. */
 static int nearest_src(int dst, int in, int out) {
@@ -17,7 +18,7 @@ static int nearest_src(int dst, int in, int out) {
     return s < in - 1 ? s : in - 1;
 }
 
-void op_upsample_nearest_backward(float *dx, const float *dy, int B, int C, int H, int W, int Ho, int Wo) {
+void op_upsample_nearest_backward_cpu(float *dx, const float *dy, int B, int C, int H, int W, int Ho, int Wo) {
     int *src_w = mallocCheck((size_t)Wo * sizeof(int)); /* (Wo) source column of each output column */
     for (int ow = 0; ow < Wo; ow++) src_w[ow] = nearest_src(ow, W, Wo);
     /* threads over planes: a plane's sums stay in one thread, in output order */
@@ -35,7 +36,7 @@ void op_upsample_nearest_backward(float *dx, const float *dy, int B, int C, int 
     free(src_w);
 }
 
-void op_concat_channels_backward(float *da, float *db, const float *dy, int B, int Ca, int Cb, int HW) {
+void op_concat_channels_backward_cpu(float *da, float *db, const float *dy, int B, int Ca, int Cb, int HW) {
     size_t na = (size_t)Ca * HW, nb = (size_t)Cb * HW;
     for (int bi = 0; bi < B; bi++) {
         if (da) memcpy(da + bi * na, dy + bi * (na + nb), na * sizeof(float));
@@ -44,11 +45,11 @@ void op_concat_channels_backward(float *da, float *db, const float *dy, int B, i
 }
 
 /* forward (B,C,T) → (B,T,C); the gradient goes back (B,T,C) → (B,C,T) */
-void op_nchw_to_ntc_backward(float *dx, const float *dy, int B, int C, int T) {
-    op_ntc_to_nchw(dx, dy, B, C, T);
+void op_nchw_to_ntc_backward_cpu(float *dx, const float *dy, int B, int C, int T) {
+    op_ntc_to_nchw_cpu(dx, dy, B, C, T);
 }
 
 /* forward (B,T,C) → (B,C,T); the gradient goes back (B,C,T) → (B,T,C) */
-void op_ntc_to_nchw_backward(float *dx, const float *dy, int B, int C, int T) {
-    op_nchw_to_ntc(dx, dy, B, C, T);
+void op_ntc_to_nchw_backward_cpu(float *dx, const float *dy, int B, int C, int T) {
+    op_nchw_to_ntc_cpu(dx, dy, B, C, T);
 }

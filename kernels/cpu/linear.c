@@ -2,11 +2,12 @@
 #include <cblas.h>
 #include <string.h>
 
-#include "ops.h" // defines: op_linear
+#include "cpu.h"    // defines: the op_*_cpu prototypes
+#include "ops.h" // defines: the ops' semantics (OpTable), op_conv2d_out
 
 /* y (M,N) = x (M,K) · w (N,K)ᵀ + b (N). The bias is broadcast into y first, then sgemm adds onto it
  * (beta = 1), so the bias costs one pass over y and no extra buffer. */
-void op_linear(float *y, const float *x, const float *w, const float *b, int M, int K, int N) {
+void op_linear_cpu(float *y, const float *x, const float *w, const float *b, int M, int K, int N) {
     if (M <= 0 || N <= 0) return;
     float beta = 0.0f;
     if (b) {

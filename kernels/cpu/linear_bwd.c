@@ -1,4 +1,4 @@
-/* linear_bwd.c — backward of op_linear (y = x·wᵀ + b), two sgemms and a column sum.
+/* linear_bwd.c — backward of op_linear_cpu (y = x·wᵀ + b), two sgemms and a column sum.
  *
  * With y (M,N) = x (M,K) · w (N,K)ᵀ + b:
  *   dx (M,K) = dy (M,N) · w (N,K)          ∂y[m,n]/∂x[m,k] = w[n,k]
@@ -10,11 +10,12 @@
 #include <string.h>
 
 #include "common.h" // defines: LS_MIN
-#include "ops.h"    // defines: op_linear_backward
+#include "cpu.h"    // defines: the op_*_cpu prototypes
+#include "ops.h"    // defines: the ops' semantics (OpTable), op_conv2d_out
 
 #define COLS_PER_TASK 64 /* db: one thread sums a band of 64 columns (256 B of each dy row) */
 
-void op_linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
+void op_linear_backward_cpu(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
                         int M, int K, int N) {
     if (dx && M > 0 && K > 0) {
         if (N > 0) {

@@ -10,7 +10,8 @@
 
 #include "common.h"    // defines: LS_ASSERT
 #include "norm_span.h" // defines: norm_moments, norm_affine_span, norm_layernorm_row (shared)
-#include "ops.h"       // defines: op_groupnorm, op_layernorm
+#include "cpu.h"    // defines: the op_*_cpu prototypes
+#include "ops.h"       // defines: the ops' semantics (OpTable), op_conv2d_out
 #include "vecmath.h"   // defines: v8f, v4d, v8_sigmoid, LS_CLONES
 
 /* mean and 1/sqrt(var + eps) of n floats (biased variance). Both passes accumulate in 4 double lanes of
@@ -52,7 +53,7 @@ LS_CLONES void norm_affine_span(float *y, const float *x, int n, float m, float 
 }
 
 /* x (B,C,HW) → y (B,C,HW); G groups of C/G consecutive channels; gamma, beta (C). */
-void op_groupnorm(float *y, const float *x, const float *gamma, const float *beta, int B, int C, int HW,
+void op_groupnorm_cpu(float *y, const float *x, const float *gamma, const float *beta, int B, int C, int HW,
                   int G, float eps, int silu) {
     LS_ASSERT(G > 0 && C % G == 0);
     int cg = C / G; /* channels per group; a group is cg*HW contiguous values */
@@ -80,7 +81,7 @@ LS_CLONES void norm_layernorm_row(float *y, const float *x, const float *gamma, 
 }
 
 /* x (N,D) → y (N,D), normalised over D; gamma, beta (D). */
-void op_layernorm(float *y, const float *x, const float *gamma, const float *beta, int N, int D,
+void op_layernorm_cpu(float *y, const float *x, const float *gamma, const float *beta, int N, int D,
                   float eps) {
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < N; r++) {

@@ -12,16 +12,17 @@
  * passing NULL makes the backward recompute them from x exactly as the forward does (two-pass, double),
  * so both routes give bit-identical gradients. The SiLU's pre-activation v is recomputed from x, never
  * stored. Group sums are accumulated in double.
- * Both run 8 lanes at a time: the forwards are op_groupnorm's and op_layernorm's code (norm_span.h), so y
+ * Both run 8 lanes at a time: the forwards are op_groupnorm_cpu's and op_layernorm_cpu's code (norm_span.h), so y
  * is bit-identical to theirs, and GroupNorm's backward uses v8_sigmoid for the fused SiLU. (The first
- * version was scalar with libm expf: forward-with-statistics 4.7x op_groupnorm, BENCHMARKS.md.)
+ * version was scalar with libm expf: forward-with-statistics 4.7x op_groupnorm_cpu, BENCHMARKS.md.)
  */
 #include <math.h>
 #include <string.h>
 
 #include "common.h"    // defines: mallocCheck, LS_ASSERT, LS_MIN
 #include "norm_span.h" // defines: norm_moments, norm_affine_span
-#include "ops.h"       // defines: the norm prototypes
+#include "cpu.h"    // defines: the op_*_cpu prototypes
+#include "ops.h"       // defines: the ops' semantics (OpTable), op_conv2d_out
 #include "vecmath.h"   // defines: v8f, v4d, v8_sigmoid, v8_widen_sum, LS_CLONES
 
 #define LN_ROWS 32 /* LayerNorm backward: rows per task; dγ/dβ partial sums are kept per task */
@@ -37,7 +38,7 @@ static void moments_f(const float *x, size_t n, float eps, float *mean_out, floa
 
 /* ---------------- GroupNorm ---------------- */
 
-void op_groupnorm_fwd_stats(float *y, float *mean, float *rstd, const float *x, const float *gamma,
+void op_groupnorm_fwd_stats_cpu(float *y, float *mean, float *rstd, const float *x, const float *gamma,
                             const float *beta, int B, int C, int HW, int G, float eps, int silu) {
     LS_ASSERT(G > 0 && C % G == 0);
     int cg = C / G; /* channels per group; a group is cg*HW contiguous values */
@@ -102,7 +103,7 @@ LS_CLONES static void gn_bwd_dx(float *dx, const float *dv, const float *x, int 
     }
 }
 
-void op_groupnorm_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *mean,
+void op_groupnorm_backward_cpu(float *dx, float *dgamma, float *dbeta, const float *dy, const float *mean,
                            const float *rstd, const float *x, const float *gamma, const float *beta, int B,
                            int C, int HW, int G, float eps, int silu) {
     LS_ASSERT(G > 0 && C % G == 0);
@@ -155,7 +156,7 @@ void op_groupnorm_backward(float *dx, float *dgamma, float *dbeta, const float *
 
 /* ---------------- LayerNorm ---------------- */
 
-void op_layernorm_fwd_stats(float *y, float *mean, float *rstd, const float *x, const float *gamma,
+void op_layernorm_fwd_stats_cpu(float *y, float *mean, float *rstd, const float *x, const float *gamma,
                             const float *beta, int N, int D, float eps) {
 #pragma omp parallel for schedule(static)
     for (int row = 0; row < N; row++) {
@@ -208,7 +209,7 @@ LS_CLONES static void ln_bwd_dx(float *dx, const float *dy, const float *x, cons
     for (; i < D; i++) dx[i] = r * (dy[i] * gamma[i] - ma - (x[i] - m) * r * mb);
 }
 
-void op_layernorm_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *mean,
+void op_layernorm_backward_cpu(float *dx, float *dgamma, float *dbeta, const float *dy, const float *mean,
                            const float *rstd, const float *x, const float *gamma, int N, int D, float eps) {
     if (!dx && !dgamma && !dbeta) return;
     int want_params = dgamma || dbeta;

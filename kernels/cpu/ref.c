@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "common.h" // defines: mallocCheck, LS_ASSERT
-#include "ops.h"    // defines: the prototypes implemented here
+#include "ops.h"    // defines: the ops' semantics (OpTable), op_conv2d_out
 
 /* == torch.nn.Linear: y[m,n] = sum_k x[m,k] * w[n,k] + b[n] */
 void op_linear_ref(float *y, const float *x, const float *w, const float *b, int M, int K, int N) {
@@ -157,3 +157,16 @@ void op_upsample_nearest_ref(float *y, const float *x, int B, int C, int H, int 
         }
     }
 }
+
+/* The references as an op table (forward ops; the rest are checked by finite differences). */
+const OpTable op_table_ref = {
+    .name = "ref",
+    .linear = op_linear_ref,
+    .conv2d = op_conv2d_ref,
+    .groupnorm = op_groupnorm_ref,
+    .layernorm = op_layernorm_ref,
+    .attention = op_attention_ref,
+    .geglu = op_geglu_ref,
+    .upsample_nearest = op_upsample_nearest_ref,
+    .gemm = op_gemm_ref,
+};

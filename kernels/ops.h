@@ -17,6 +17,12 @@
 
 #include <stddef.h>
 
+/* One AdamW update's scalars (op_adamw): lr already multiplied by the tensor's lr multiplier; bc1, bc2 the
+ * bias corrections 1 − β^t; gscale multiplies every gradient first (clipping). */
+typedef struct AdamwArgs {
+    double lr, beta1, beta2, eps, weight_decay, gscale, bc1, bc2;
+} AdamwArgs;
+
 /* ---- the op table: one per backend (kernels/<backend>/table.c), every entry with the semantics documented
  * at its op_* wrapper below. ls_ops is the process's backend handle (the one global; kernels/ops.c): the
  * CPU backend unless ops_select chose another. A NULL entry: the backend lacks the op (only the reference
@@ -69,6 +75,12 @@ typedef struct OpTable {
     void (*concat_channels_backward)(float *da, float *db, const float *dy, int B, int Ca, int Cb, int HW);
     void (*nchw_to_ntc_backward)(float *dx, const float *dy, int B, int C, int T);
     void (*ntc_to_nchw_backward)(float *dx, const float *dy, int B, int C, int T);
+    void (*embedding)(float *y, const float *tok, const float *pos, const int *ids, int B, int L, int D);
+    void (*cfg_combine)(float *eps, const float *cond, float g, size_t n);
+    void (*axpy)(float *y, float a, const float *x, size_t n);
+    double (*mse_loss)(float *dout, const float *out, const float *target, size_t n);
+    double (*sum_squares)(const float *x, size_t n);
+    void (*adamw)(float *p, const float *g, float *m, float *v, size_t n, const struct AdamwArgs *a);
 } OpTable;
 
 extern const OpTable op_table_cpu; /* kernels/cpu/table.c: OpenMP + BLAS */
@@ -300,5 +312,41 @@ static inline void op_nchw_to_ntc_backward(float *dx, const float *dy, int B, in
 static inline void op_ntc_to_nchw_backward(float *dx, const float *dy, int B, int C, int T) {
     ls_ops->ntc_to_nchw_backward(dx, dy, B, C, T);
 }
+
+/* ---- between layers: text embedding, guidance, losses, the optimizer (kernels/cpu/optim.c) ---- */
+
+/* CLIP's input: y (B,L,D) = tok[ids[b,i]] (vocabulary V × D) + pos[i] (positions × D). ids are checked by the
+ * caller (0 ≤ id < V). */
+static inline void op_embedding(float *y, const float *tok, const float *pos, const int *ids, int B, int L, int D) {
+    ls_ops->embedding(y, tok, pos, ids, B, L, D);
+}
+/* Classifier-free guidance, in place on the unconditional prediction: eps = eps + g·(cond − eps). */
+static inline void op_cfg_combine(float *eps, const float *cond, float g, size_t n) {
+    ls_ops->cfg_combine(eps, cond, g, n);
+}
+/* y += a·x (merging a LoRA update into a weight, and back). */
+static inline void op_axpy(float *y, float a, const float *x, size_t n) {
+    ls_ops->axpy(y, a, x, n);
+}
+/* Mean squared error of out against target (n values), summed in double in index order; dout (may be NULL)
+ * = its gradient 2·(out − target)/n. */
+static inline double op_mse_loss(float *dout, const float *out, const float *target, size_t n) {
+    return ls_ops->mse_loss(dout, out, target, n);
+}
+/* Σ x² in double (the gradient norm). */
+static inline double op_sum_squares(const float *x, size_t n) {
+    return ls_ops->sum_squares(x, n);
+}
+/* One AdamW step on n parameters p with gradients g and moments m, v (fp32 state, double arithmetic):
+ * g' = g·gscale; m = β1·m + (1−β1)·g'; v = β2·v + (1−β2)·g'²; p = p·(1 − lr·wd) − lr·(m/bc1)/(√(v/bc2) + eps). */
+static inline void op_adamw(float *p, const float *g, float *m, float *v, size_t n, const AdamwArgs *a) {
+    ls_ops->adamw(p, g, m, v, n, a);
+}
+void op_embedding_ref(float *y, const float *tok, const float *pos, const int *ids, int B, int L, int D);
+void op_cfg_combine_ref(float *eps, const float *cond, float g, size_t n);
+void op_axpy_ref(float *y, float a, const float *x, size_t n);
+double op_mse_loss_ref(float *dout, const float *out, const float *target, size_t n);
+double op_sum_squares_ref(const float *x, size_t n);
+void op_adamw_ref(float *p, const float *g, float *m, float *v, size_t n, const AdamwArgs *a);
 
 #endif

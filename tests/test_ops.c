@@ -346,6 +346,56 @@ static void test_known_values(void) {
     if (op_num_threads() < 1) n_fail++, printf("FAIL op_num_threads() = %d\n", op_num_threads());
 }
 
+/* ---- between layers (kernels/cpu/optim.c) against their plain references ---- */
+static void test_between_layers(int B, int L, int D, int V, size_t n) {
+    char shape[64];
+    snprintf(shape, sizeof shape, "B=%d L=%d D=%d V=%d n=%zu", B, L, D, V, n);
+    float *tok = rand_buf((size_t)V * D, -1, 1), *pos = rand_buf((size_t)L * D, -1, 1);
+    float *y = rand_buf((size_t)B * L * D, 0, 1), *yr = rand_buf((size_t)B * L * D, 0, 1);
+    int *ids = mallocCheck((size_t)B * L * sizeof(int));
+    for (int i = 0; i < B * L; i++) ids[i] = (int)(rand_unit() * V) % V;
+    op_embedding(y, tok, pos, ids, B, L, D);
+    op_embedding_ref(yr, tok, pos, ids, B, L, D);
+    check("embedding", shape, y, yr, (size_t)B * L * D, 0, 0);
+
+    float *e = rand_buf(n, -2, 2), *c = rand_buf(n, -2, 2), *er = mallocCheck(n * sizeof(float) + 1);
+    memcpy(er, e, n * sizeof(float));
+    op_cfg_combine(e, c, 7.5f, n);
+    op_cfg_combine_ref(er, c, 7.5f, n);
+    check("cfg_combine", shape, e, er, n, 0, 0);
+    op_axpy(e, -0.37f, c, n);
+    op_axpy_ref(er, -0.37f, c, n);
+    check("axpy", shape, e, er, n, 0, 0);
+
+    float *d = mallocCheck(n * sizeof(float) + 1), *dr = mallocCheck(n * sizeof(float) + 1);
+    double l = op_mse_loss(d, e, c, n), lr = op_mse_loss_ref(dr, e, c, n);
+    check("mse_loss grad", shape, d, dr, n, 0, 0);
+    check_value("mse_loss", l, lr, 1e-12 * lr);
+    check_value("sum_squares", op_sum_squares(e, n), op_sum_squares_ref(e, n), 1e-12 * op_sum_squares_ref(e, n));
+
+    /* AdamW: three steps from zero moments, with weight decay and a clipping scale */
+    float *p = rand_buf(n, -1, 1), *m = calloc(n + 1, sizeof(float)), *v = calloc(n + 1, sizeof(float));
+    float *pr = mallocCheck(n * sizeof(float) + 1), *mr = calloc(n + 1, sizeof(float)), *vr = calloc(n + 1, sizeof(float));
+    memcpy(pr, p, n * sizeof(float));
+    for (int t = 1; t <= 3; t++) {
+        AdamwArgs a = {.lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.01, .gscale = 0.5,
+                       .bc1 = 1.0 - pow(0.9, t), .bc2 = 1.0 - pow(0.999, t)};
+        op_adamw(p, c, m, v, n, &a);
+        op_adamw_ref(pr, c, mr, vr, n, &a);
+    }
+    check("adamw p", shape, p, pr, n, 1e-7, 1e-6);
+    check("adamw m", shape, m, mr, n, 0, 0);
+    check("adamw v", shape, v, vr, n, 0, 0);
+    /* one step from zero moments moves each parameter by lr·sign(g) (|g| ≫ eps), after the decay */
+    float p1 = 0.5f, m1 = 0, v1 = 0, g1 = -3.0f;
+    AdamwArgs a1 = {.lr = 0.1, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.0, .gscale = 1.0,
+                    .bc1 = 0.1, .bc2 = 1.0 - 0.999};
+    op_adamw(&p1, &g1, &m1, &v1, 1, &a1);
+    check_value("adamw first step", p1, 0.6, 1e-6);
+    free(tok), free(pos), free(y), free(yr), free(ids), free(e), free(c), free(er), free(d), free(dr);
+    free(p), free(m), free(v), free(pr), free(mr), free(vr);
+}
+
 /* Every entry of a compute backend's table is filled (a NULL would crash the first model that calls it). */
 static void test_table_complete(const OpTable *t) {
     const void *const *e = (const void *const *)((const char *)t + offsetof(OpTable, linear));
@@ -422,6 +472,9 @@ static void test_backend(void) {
 
     test_timestep(3, 320, 0.0f);
     test_timestep(2, 8, 1.0f);
+
+    test_between_layers(2, 77, 64, 300, 1000);
+    test_between_layers(1, 77, 768, 49408, 200003); /* SD1.5's vocabulary; n past the threading cut-off */
 }
 
 int main(int argc, char **argv) {

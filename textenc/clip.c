@@ -158,12 +158,7 @@ int clip_forward(const Clip *m, float *out, const int *ids, int B, int L, int sk
     size_t n = (size_t)N * D;
     float *h = fbuf(n), *a = fbuf(n), *q = fbuf(n), *k = fbuf(n), *v = fbuf(n), *o = fbuf(n);
     float *mlp = fbuf((size_t)N * c->intermediate);
-    for (int b = 0; b < B; b++)
-        for (int i = 0; i < L; i++) {
-            const float *te = m->tok_emb + (size_t)ids[b * L + i] * D, *pe = m->pos_emb + (size_t)i * D;
-            float *dst = h + ((size_t)b * L + i) * D;
-            for (int d = 0; d < D; d++) dst[d] = te[d] + pe[d];
-        }
+    op_embedding(h, m->tok_emb, m->pos_emb, ids, B, L, D);
     for (int li = 0; li < c->layers - skip; li++) {
         const ClipLayer *l = &m->layer[li];
         layernorm_forward(&l->ln1, a, h, N);

@@ -111,12 +111,7 @@ int clip_forward_train(const Clip *m, ClipActs *acts, float *out, const int *ids
     acts->mean_f = save_buf(acts, N), acts->rstd_f = save_buf(acts, N);
 
     /* embeddings: token + position */
-    for (int b = 0; b < B; b++)
-        for (int i = 0; i < L; i++) {
-            const float *te = m->tok_emb + (size_t)ids[b * L + i] * D, *pe = m->pos_emb + (size_t)i * D;
-            float *dst = acts->hs[0] + ((size_t)b * L + i) * D;
-            for (int d = 0; d < D; d++) dst[d] = te[d] + pe[d];
-        }
+    op_embedding(acts->hs[0], m->tok_emb, m->pos_emb, ids, B, L, D);
     float *a = fbuf(nd), *o = fbuf(nd);
     for (int li = 0; li < n; li++)
         layer_forward_train(&m->layer[li], c, acts, &acts->layer[li], acts->hs[li + 1], acts->hs[li], a, o);

@@ -349,11 +349,5 @@ int unet_full_grads_alloc(UNet *u, TrainSet *ts) {
 void unet_full_grads_free(UNet *u) { wt_grads_free(&u->wt); }
 
 double unet_mse_loss(float *dout, const float *out, const float *target, size_t n) {
-    double sum = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)out[i] - (double)target[i];
-        sum += d * d;
-        if (dout) dout[i] = (float)(2.0 * d / (double)n);
-    }
-    return sum / (double)n;
+    return op_mse_loss(dout, out, target, n);
 }

@@ -158,6 +158,47 @@ void op_upsample_nearest_ref(float *y, const float *x, int B, int C, int H, int 
     }
 }
 
+/* ---- between layers: the plain loops, one thread, index order ---- */
+
+void op_embedding_ref(float *y, const float *tok, const float *pos, const int *ids, int B, int L, int D) {
+    for (int t = 0; t < B * L; t++)
+        for (int d = 0; d < D; d++) y[(size_t)t * D + d] = tok[(size_t)ids[t] * D + d] + pos[(size_t)(t % L) * D + d];
+}
+
+void op_cfg_combine_ref(float *eps, const float *cond, float g, size_t n) {
+    for (size_t j = 0; j < n; j++) eps[j] = eps[j] + g * (cond[j] - eps[j]);
+}
+
+void op_axpy_ref(float *y, float a, const float *x, size_t n) {
+    for (size_t j = 0; j < n; j++) y[j] += a * x[j];
+}
+
+double op_mse_loss_ref(float *dout, const float *out, const float *target, size_t n) {
+    double sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)out[i] - (double)target[i];
+        sum += d * d;
+        if (dout) dout[i] = (float)(2.0 * d / (double)n);
+    }
+    return sum / (double)n;
+}
+
+double op_sum_squares_ref(const float *x, size_t n) {
+    double a = 0.0;
+    for (size_t j = 0; j < n; j++) a += (double)x[j] * x[j];
+    return a;
+}
+
+void op_adamw_ref(float *p, const float *g, float *m, float *v, size_t n, const AdamwArgs *a) {
+    for (size_t j = 0; j < n; j++) { /* Loshchilov & Hutter, Algorithm 2, with bias-corrected moments */
+        double gj = (double)g[j] * a->gscale;
+        double mj = a->beta1 * m[j] + (1.0 - a->beta1) * gj, vj = a->beta2 * v[j] + (1.0 - a->beta2) * gj * gj;
+        double mhat = mj / a->bc1, vhat = vj / a->bc2;
+        p[j] = (float)(p[j] - a->lr * a->weight_decay * p[j] - a->lr * mhat / (sqrt(vhat) + a->eps));
+        m[j] = (float)mj, v[j] = (float)vj;
+    }
+}
+
 /* The references as an op table (forward ops; the rest are checked by finite differences). */
 const OpTable op_table_ref = {
     .name = "ref",

@@ -38,4 +38,10 @@ const OpTable op_table_cpu = {
     .concat_channels_backward = op_concat_channels_backward_cpu,
     .nchw_to_ntc_backward = op_nchw_to_ntc_backward_cpu,
     .ntc_to_nchw_backward = op_ntc_to_nchw_backward_cpu,
+    .embedding = op_embedding_cpu,
+    .cfg_combine = op_cfg_combine_cpu,
+    .axpy = op_axpy_cpu,
+    .mse_loss = op_mse_loss_cpu,
+    .sum_squares = op_sum_squares_cpu,
+    .adamw = op_adamw_cpu,
 };

@@ -165,8 +165,7 @@ int pipeline_generate(Model *m, const GenParams *p0, Image *images, float **late
             for (int b = 0; b < nb; b++) tt[b] = s.timesteps[i];
             unet_forward(&m->unet, eps, xin, tt, ctx, nb, h, w, L);
             if (guided) { /* ε = ε_u + g·(ε_c − ε_u) */
-                const float *ec = eps + (size_t)B * per;
-                for (size_t j = 0; j < (size_t)B * per; j++) eps[j] = eps[j] + p.cfg * (ec[j] - eps[j]);
+                op_cfg_combine(eps, eps + (size_t)B * per, p.cfg, (size_t)B * per);
             }
             if (noise) /* ancestral noise of image b: stream seed+b, after its initial noise */
                 for (int b = 0; b < B; b++)

@@ -1,6 +1,8 @@
 /* trainset.c — see trainset.h. */
 #include "trainset.h"
 
+#include "ops.h" // defines: op_adamw, op_sum_squares
+
 #include <math.h>
 #include <string.h>
 
@@ -23,14 +25,7 @@ void trainset_zero_grads(const TrainSet *s) {
 
 double trainset_grad_sumsq(const TrainSet *s) {
     double acc = 0.0;
-    for (int i = 0; i < s->n; i++) {
-        const float *g = s->t[i].g;
-        size_t n = s->t[i].n;
-        double a = 0.0;
-#pragma omp parallel for reduction(+ : a) schedule(static) if (n > 65536)
-        for (size_t j = 0; j < n; j++) a += (double)g[j] * g[j];
-        acc += a;
-    }
+    for (int i = 0; i < s->n; i++) acc += op_sum_squares(s->t[i].g, s->t[i].n);
     return acc;
 }
 
@@ -57,20 +52,11 @@ void adam_free(AdamState *st) {
 }
 
 void adamw_step(const TrainSet *ts, AdamState *st, float lr0, int t, float gscale, double wd) {
-    double bc1 = 1.0 - pow(ADAM_B1, t), bc2 = 1.0 - pow(ADAM_B2, t);
+    AdamwArgs a = {.beta1 = ADAM_B1, .beta2 = ADAM_B2, .eps = ADAM_EPS, .weight_decay = wd, .gscale = gscale,
+                   .bc1 = 1.0 - pow(ADAM_B1, t), .bc2 = 1.0 - pow(ADAM_B2, t)};
     for (int i = 0; i < ts->n; i++) {
         const TrainTensor *q = &ts->t[i];
-        float lr = lr0 * q->lr_mul;
-        float *mm = st->m[i], *vv = st->v[i];
-#pragma omp parallel for schedule(static) if (q->n > 65536)
-        for (size_t j = 0; j < q->n; j++) {
-            double g = (double)q->g[j] * gscale;
-            double m = ADAM_B1 * mm[j] + (1.0 - ADAM_B1) * g;
-            double v = ADAM_B2 * vv[j] + (1.0 - ADAM_B2) * g * g;
-            mm[j] = (float)m, vv[j] = (float)v;
-            double p = (double)q->p[j] * (1.0 - (double)lr * wd); /* decoupled weight decay */
-            p -= (double)lr * (m / bc1) / (sqrt(v / bc2) + ADAM_EPS);
-            q->p[j] = (float)p;
-        }
+        a.lr = lr0 * q->lr_mul;
+        op_adamw(q->p, q->g, st->m[i], st->v[i], q->n, &a);
     }
 }

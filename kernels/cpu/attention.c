@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "common.h" // defines: mallocCheck, LS_ASSERT, LS_MIN, LS_MAX
+#include "kbase.h"  // defines: mallocCheck, LS_ASSERT, LS_MIN, LS_MAX
 #include "cpu.h"    // defines: the op_*_cpu prototypes
 #include "ops.h"    // defines: the ops' semantics (OpTable), op_conv2d_out
 #include "vecmath.h" // defines: v8f, v8_exp_nonpos, LS_CLONES

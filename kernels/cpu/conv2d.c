@@ -10,7 +10,7 @@
 #include <cblas.h>
 #include <string.h>
 
-#include "common.h" // defines: mallocCheck, LS_MIN, LS_MAX
+#include "kbase.h"  // defines: mallocCheck, LS_MIN, LS_MAX
 #include "cpu.h"    // defines: the op_*_cpu prototypes
 #include "ops.h"    // defines: the ops' semantics (OpTable), op_conv2d_out
 

@@ -6,7 +6,7 @@
 #include <math.h>
 #include <omp.h>
 
-#include "common.h"  // defines: LS_MIN
+#include "kbase.h"   // defines: LS_MIN
 #include "cpu.h"    // defines: the op_*_cpu prototypes
 #include "ops.h"     // defines: the ops' semantics (OpTable), op_conv2d_out
 #include "vecmath.h" // defines: v8f, v8_gelu, v8_sigmoid, LS_CLONES

@@ -11,7 +11,7 @@
  */
 #include <math.h>
 
-#include "common.h"  // defines: LS_MIN
+#include "kbase.h"   // defines: LS_MIN
 #include "cpu.h"    // defines: the op_*_cpu prototypes
 #include "ops.h"     // defines: the ops' semantics (OpTable), op_conv2d_out
 #include "vecmath.h" // defines: v8f, v8_normal_cdf, v8_gelu_grad, LS_CLONES

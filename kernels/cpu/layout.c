@@ -2,7 +2,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "common.h" // defines: mallocCheck, LS_MIN
+#include "kbase.h"  // defines: mallocCheck, LS_MIN
 #include "cpu.h"    // defines: the op_*_cpu prototypes
 #include "ops.h"    // defines: the ops' semantics (OpTable), op_conv2d_out
 

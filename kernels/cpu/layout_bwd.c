@@ -7,7 +7,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "common.h" // defines: mallocCheck
+#include "kbase.h"  // defines: mallocCheck
 #include "cpu.h"    // defines: the op_*_cpu prototypes
 #include "ops.h"    // defines: the ops' semantics (OpTable), op_conv2d_out
 

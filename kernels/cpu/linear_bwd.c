@@ -9,7 +9,7 @@
 #include <cblas.h>
 #include <string.h>
 
-#include "common.h" // defines: LS_MIN
+#include "kbase.h"  // defines: LS_MIN
 #include "cpu.h"    // defines: the op_*_cpu prototypes
 #include "ops.h"    // defines: the ops' semantics (OpTable), op_conv2d_out
 

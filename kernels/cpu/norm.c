@@ -8,7 +8,7 @@
  */
 #include <math.h>
 
-#include "common.h"    // defines: LS_ASSERT
+#include "kbase.h"     // defines: LS_ASSERT
 #include "norm_span.h" // defines: norm_moments, norm_affine_span, norm_layernorm_row (shared)
 #include "cpu.h"    // defines: the op_*_cpu prototypes
 #include "ops.h"       // defines: the ops' semantics (OpTable), op_conv2d_out

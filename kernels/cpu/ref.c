@@ -6,7 +6,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "common.h" // defines: mallocCheck, LS_ASSERT
+#include "kbase.h"  // defines: mallocCheck, LS_ASSERT
 #include "ops.h"    // defines: the ops' semantics (OpTable), op_conv2d_out
 
 /* == torch.nn.Linear: y[m,n] = sum_k x[m,k] * w[n,k] + b[n] */

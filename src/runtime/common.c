@@ -50,29 +50,10 @@ void ls_warn(const char *fmt, ...) {
     va_end(ap);
 }
 
-void *ls_malloc_check(size_t n, const char *file, int line) {
-    void *p = malloc(n ? n : 1);
-    if (!p) {
-        fprintf(stderr, "lorastyle: out of memory allocating %zu bytes at %s:%d\n", n, file, line);
-        abort();
-    }
-    return p;
-}
-
 char *ls_strdup_check(const char *s, const char *file, int line) {
     size_t n = strlen(s) + 1;
     char *p = ls_malloc_check(n, file, line);
     memcpy(p, s, n);
-    return p;
-}
-
-void *ls_calloc_check(size_t n, size_t sz, const char *file, int line) {
-    void *p = calloc(n ? n : 1, sz ? sz : 1);
-    if (!p) {
-        fprintf(stderr, "lorastyle: out of memory allocating %zu x %zu bytes at %s:%d\n", n, sz, file,
-                line);
-        abort();
-    }
     return p;
 }
 

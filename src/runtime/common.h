@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "kbase.h" // defines: mallocCheck, callocCheck, LS_ASSERT, LS_MIN, LS_MAX (the kernels' share)
+
 #define LS_OK 0
 #define LS_ERR (-1)
 
@@ -26,23 +28,8 @@ void ls_clear_error(void);
 /* Warnings go to stderr with a "lorastyle: warning:" prefix. */
 void ls_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Checked allocation: aborts with file:line on out-of-memory (internal failure, not bad input). */
-void *ls_malloc_check(size_t n, const char *file, int line);
-void *ls_calloc_check(size_t n, size_t sz, const char *file, int line);
-#define mallocCheck(n) ls_malloc_check((n), __FILE__, __LINE__)
-#define callocCheck(n, sz) ls_calloc_check((n), (sz), __FILE__, __LINE__)
 char *ls_strdup_check(const char *s, const char *file, int line);
 #define strdupCheck(s) ls_strdup_check((s), __FILE__, __LINE__)
-
-/* Abort on a broken internal invariant. */
-#define LS_ASSERT(cond)                                                                           \
-    do {                                                                                          \
-        if (!(cond)) {                                                                            \
-            fprintf(stderr, "lorastyle: internal error: %s failed at %s:%d\n", #cond, __FILE__, \
-                    __LINE__);                                                                    \
-            abort();                                                                              \
-        }                                                                                         \
-    } while (0)
 
 /* Return early with LS_ERR when a call that follows the error convention fails. */
 #define LS_TRY(call)                   \
@@ -50,8 +37,6 @@ char *ls_strdup_check(const char *s, const char *file, int line);
         if ((call) < 0) return LS_ERR; \
     } while (0)
 
-#define LS_MIN(a, b) ((a) < (b) ? (a) : (b))
-#define LS_MAX(a, b) ((a) > (b) ? (a) : (b))
 #define CEIL_DIV(a, b) (((a) + (b)-1) / (b))
 
 /* Monotonic wall clock in seconds. */

@@ -156,8 +156,8 @@ int clip_forward(const Clip *m, float *out, const int *ids, int B, int L, int sk
             return ls_set_error("token id %d is outside the text encoder's vocabulary (%d)", ids[i],
                                 c->vocab_size);
     size_t n = (size_t)N * D;
-    float *h = fbuf(n), *a = fbuf(n), *q = fbuf(n), *k = fbuf(n), *v = fbuf(n), *o = fbuf(n);
-    float *mlp = fbuf((size_t)N * c->intermediate);
+    float *h = sbuf(n), *a = sbuf(n), *q = sbuf(n), *k = sbuf(n), *v = sbuf(n), *o = sbuf(n);
+    float *mlp = sbuf((size_t)N * c->intermediate);
     op_embedding(h, m->tok_emb, m->pos_emb, ids, B, L, D);
     for (int li = 0; li < c->layers - skip; li++) {
         const ClipLayer *l = &m->layer[li];
@@ -176,12 +176,12 @@ int clip_forward(const Clip *m, float *out, const int *ids, int B, int L, int sk
         op_add_inplace(h, o, n);
     }
     layernorm_forward(&m->final_ln, out, h, N);
-    free(h);
-    free(a);
-    free(q);
-    free(k);
-    free(v);
-    free(o);
-    free(mlp);
+    pool_free(h);
+    pool_free(a);
+    pool_free(q);
+    pool_free(k);
+    pool_free(v);
+    pool_free(o);
+    pool_free(mlp);
     return LS_OK;
 }

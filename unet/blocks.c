@@ -34,15 +34,15 @@ void resblock_build(ResBlock *r, WeightTable *t, const char *prefix, int cin, in
 void resblock_forward(const ResBlock *r, float *out, const float *x, const float *emb_silu, int B, int H,
                       int W) {
     int HW = H * W;
-    float *a = fbuf((size_t)B * LS_MAX(r->cin, r->cout) * HW);
-    float *h = fbuf((size_t)B * r->cout * HW);
+    float *a = sbuf((size_t)B * LS_MAX(r->cin, r->cout) * HW);
+    float *h = sbuf((size_t)B * r->cout * HW);
     groupnorm_forward(&r->norm1, a, x, B, HW, 1); /* silu(norm1(x)) */
     conv_forward(&r->conv1, h, a, B, H, W, NULL, NULL);
     if (r->temb > 0 && emb_silu) {
-        float *tp = fbuf((size_t)B * r->cout);
+        float *tp = sbuf((size_t)B * r->cout);
         linear_forward(&r->time_proj, tp, emb_silu, B); /* time_emb_proj(silu(emb)) */
         op_add_channel_bias(h, tp, B, r->cout, HW);
-        free(tp);
+        pool_free(tp);
     }
     groupnorm_forward(&r->norm2, a, h, B, HW, 1); /* dropout(0) is the identity */
     conv_forward(&r->conv2, out, a, B, H, W, NULL, NULL);
@@ -52,8 +52,8 @@ void resblock_forward(const ResBlock *r, float *out, const float *x, const float
     } else {
         op_add_inplace(out, x, (size_t)B * r->cout * HW);
     }
-    free(a);
-    free(h);
+    pool_free(a);
+    pool_free(h);
 }
 
 /* ---------------- Attention ---------------- */
@@ -79,17 +79,17 @@ void attn_forward(const Attn *a, float *out, const float *x, const float *ctx, i
         ctx = x;
         Tc = T;
     }
-    float *q = fbuf((size_t)B * T * C), *k = fbuf((size_t)B * Tc * C), *v = fbuf((size_t)B * Tc * C);
-    float *o = fbuf((size_t)B * T * C);
+    float *q = sbuf((size_t)B * T * C), *k = sbuf((size_t)B * Tc * C), *v = sbuf((size_t)B * Tc * C);
+    float *o = sbuf((size_t)B * T * C);
     linear_forward(&a->to_q, q, x, B * T);
     linear_forward(&a->to_k, k, ctx, B * Tc);
     linear_forward(&a->to_v, v, ctx, B * Tc);
     op_attention(o, q, k, v, B, T, Tc, a->heads, a->dim_head, 0);
     linear_forward(&a->to_out, out, o, B * T);
-    free(q);
-    free(k);
-    free(v);
-    free(o);
+    pool_free(q);
+    pool_free(k);
+    pool_free(v);
+    pool_free(o);
 }
 
 /* ---------------- BasicTransformerBlock / Transformer2DModel ---------------- */
@@ -116,7 +116,7 @@ static void tblock_build(TBlock *b, WeightTable *t, const char *prefix, int C, i
 /* h (B,T,C) updated in place: h += attn1(norm1 h); h += attn2(norm2 h, ctx); h += ff(norm3 h). */
 static void tblock_forward(const TBlock *b, float *h, const float *ctx, int B, int T, int Tc) {
     size_t n = (size_t)B * T * b->C;
-    float *a = fbuf(n), *o = fbuf(n);
+    float *a = sbuf(n), *o = sbuf(n);
     layernorm_forward(&b->norm1, a, h, B * T);
     attn_forward(&b->attn1, o, a, NULL, B, T, 0);
     op_add_inplace(h, o, n);
@@ -124,15 +124,15 @@ static void tblock_forward(const TBlock *b, float *h, const float *ctx, int B, i
     attn_forward(&b->attn2, o, a, ctx, B, T, Tc);
     op_add_inplace(h, o, n);
     layernorm_forward(&b->norm3, a, h, B * T);
-    float *ff = fbuf(n * 8), *g = fbuf(n * 4);
+    float *ff = sbuf(n * 8), *g = sbuf(n * 4);
     linear_forward(&b->ff_in, ff, a, B * T);
     op_geglu(g, ff, B * T, 4 * b->C);
     linear_forward(&b->ff_out, o, g, B * T);
     op_add_inplace(h, o, n);
-    free(ff);
-    free(g);
-    free(a);
-    free(o);
+    pool_free(ff);
+    pool_free(g);
+    pool_free(a);
+    pool_free(o);
 }
 
 void transformer2d_build(Transformer2D *tr, WeightTable *t, const char *prefix, int C, int Cc, int heads,
@@ -164,7 +164,7 @@ void transformer2d_forward(const Transformer2D *tr, float *out, const float *x, 
                            int H, int W, int Tc) {
     int C = tr->C, T = H * W;
     size_t n = (size_t)B * C * T;
-    float *a = fbuf(n), *h = fbuf(n);
+    float *a = sbuf(n), *h = sbuf(n);
     groupnorm_forward(&tr->norm, a, x, B, T, 0);
     /* A 1×1 conv on NCHW equals a Linear on tokens, so both SD1 and SD2 layouts run as Linear. */
     op_nchw_to_ntc(h, a, B, C, T);
@@ -173,8 +173,8 @@ void transformer2d_forward(const Transformer2D *tr, float *out, const float *x, 
     linear_forward(&tr->proj_out, h, a, B * T);
     op_ntc_to_nchw(out, h, B, C, T);
     op_add_inplace(out, x, n); /* residual */
-    free(a);
-    free(h);
+    pool_free(a);
+    pool_free(h);
 }
 
 /* ---------------- VAE mid-block attention ---------------- */
@@ -189,13 +189,13 @@ void vae_attn_build(VaeAttn *a, WeightTable *t, const char *prefix, int C, int g
 void vae_attn_forward(const VaeAttn *a, float *out, const float *x, int B, int H, int W) {
     int C = a->norm.C, T = H * W;
     size_t n = (size_t)B * C * T;
-    float *g = fbuf(n), *tok = fbuf(n), *o = fbuf(n);
+    float *g = sbuf(n), *tok = sbuf(n), *o = sbuf(n);
     groupnorm_forward(&a->norm, g, x, B, T, 0);
     op_nchw_to_ntc(tok, g, B, C, T);
     attn_forward(&a->attn, o, tok, NULL, B, T, 0);
     op_ntc_to_nchw(out, o, B, C, T);
     op_add_inplace(out, x, n);
-    free(g);
-    free(tok);
-    free(o);
+    pool_free(g);
+    pool_free(tok);
+    pool_free(o);
 }

@@ -301,19 +301,19 @@ void unet_forward(const UNet *u, float *out, const float *x, const float *t, con
     int n = c->n_levels, C0 = c->block_out[0], temb = 4 * C0;
 
     /* time embedding: emb = linear_2(silu(linear_1(sinusoid(t)))); each resnet uses silu(emb) */
-    float *sin_emb = fbuf((size_t)B * C0), *e1 = fbuf((size_t)B * temb), *emb = fbuf((size_t)B * temb);
+    float *sin_emb = sbuf((size_t)B * C0), *e1 = sbuf((size_t)B * temb), *emb = sbuf((size_t)B * temb);
     op_timestep_embedding(sin_emb, t, B, C0, c->freq_shift);
     linear_forward(&u->time_1, e1, sin_emb, B);
     op_silu_inplace(e1, (size_t)B * temb);
     linear_forward(&u->time_2, emb, e1, B);
     op_silu_inplace(emb, (size_t)B * temb); /* silu(emb), shared by all resnets */
-    free(sin_emb);
-    free(e1);
+    pool_free(sin_emb);
+    pool_free(e1);
 
     Skip skips[64];
     int ns = 0;
     int C = C0;
-    float *h = fbuf((size_t)B * C0 * H * W);
+    float *h = sbuf((size_t)B * C0 * H * W);
     conv_forward(&u->conv_in, h, x, B, H, W, NULL, NULL);
     skips[ns++] = (Skip){h, C, H, W};
 
@@ -322,13 +322,13 @@ void unet_forward(const UNet *u, float *out, const float *x, const float *t, con
         const UNetDown *d = &u->down[i];
         for (int j = 0; j < d->n; j++) {
             const ResBlock *r = &d->resnets[j];
-            float *y = fbuf((size_t)B * r->cout * H * W);
+            float *y = sbuf((size_t)B * r->cout * H * W);
             resblock_forward(r, y, h, emb, B, H, W);
             C = r->cout;
             if (d->attns) {
-                float *z = fbuf((size_t)B * C * H * W);
+                float *z = sbuf((size_t)B * C * H * W);
                 transformer2d_forward(&d->attns[j], z, y, ctx, B, H, W, Tc);
-                free(y);
+                pool_free(y);
                 y = z;
             }
             h = y;
@@ -338,7 +338,7 @@ void unet_forward(const UNet *u, float *out, const float *x, const float *t, con
             int Ho, Wo;
             Ho = op_conv2d_out(H, 3, 2, 1, 1);
             Wo = op_conv2d_out(W, 3, 2, 1, 1);
-            float *y = fbuf((size_t)B * C * Ho * Wo);
+            float *y = sbuf((size_t)B * C * Ho * Wo);
             conv_forward(&d->down, y, h, B, H, W, NULL, NULL);
             H = Ho;
             W = Wo;
@@ -349,11 +349,11 @@ void unet_forward(const UNet *u, float *out, const float *x, const float *t, con
 
     /* mid: resnet, transformer, resnet (h is owned by the skip stack, so copy-free chain) */
     {
-        float *a = fbuf((size_t)B * C * H * W), *b = fbuf((size_t)B * C * H * W);
+        float *a = sbuf((size_t)B * C * H * W), *b = sbuf((size_t)B * C * H * W);
         resblock_forward(&u->mid_res[0], a, h, emb, B, H, W);
         transformer2d_forward(&u->mid_attn, b, a, ctx, B, H, W, Tc);
         resblock_forward(&u->mid_res[1], a, b, emb, B, H, W);
-        free(b);
+        pool_free(b);
         h = a;
     }
 
@@ -364,29 +364,29 @@ void unet_forward(const UNet *u, float *out, const float *x, const float *t, con
         for (int j = 0; j < b->n; j++) {
             Skip s = skips[--ns];
             LS_ASSERT(s.H == H && s.W == W);
-            float *cat = fbuf((size_t)B * (C + s.C) * H * W);
+            float *cat = sbuf((size_t)B * (C + s.C) * H * W);
             op_concat_channels(cat, h, s.x, B, C, s.C, H * W);
-            free(h);
-            free(s.x);
+            pool_free(h);
+            pool_free(s.x);
             const ResBlock *r = &b->resnets[j];
-            h = fbuf((size_t)B * r->cout * H * W);
+            h = sbuf((size_t)B * r->cout * H * W);
             resblock_forward(r, h, cat, emb, B, H, W);
-            free(cat);
+            pool_free(cat);
             C = r->cout;
             if (b->attns) {
-                float *z = fbuf((size_t)B * C * H * W);
+                float *z = sbuf((size_t)B * C * H * W);
                 transformer2d_forward(&b->attns[j], z, h, ctx, B, H, W, Tc);
-                free(h);
+                pool_free(h);
                 h = z;
             }
         }
         if (b->has_up) {
             int Ho = skips[ns - 1].H, Wo = skips[ns - 1].W;
-            float *upx = fbuf((size_t)B * C * Ho * Wo), *y = fbuf((size_t)B * C * Ho * Wo);
+            float *upx = sbuf((size_t)B * C * Ho * Wo), *y = sbuf((size_t)B * C * Ho * Wo);
             op_upsample_nearest(upx, h, B, C, H, W, Ho, Wo);
             conv_forward(&b->up, y, upx, B, Ho, Wo, NULL, NULL);
-            free(upx);
-            free(h);
+            pool_free(upx);
+            pool_free(h);
             h = y;
             H = Ho;
             W = Wo;
@@ -394,10 +394,10 @@ void unet_forward(const UNet *u, float *out, const float *x, const float *t, con
     }
     LS_ASSERT(ns == 0);
 
-    float *a = fbuf((size_t)B * C * H * W);
+    float *a = sbuf((size_t)B * C * H * W);
     groupnorm_forward(&u->norm_out, a, h, B, H * W, 1);
     conv_forward(&u->conv_out, out, a, B, H, W, NULL, NULL);
-    free(a);
-    free(h);
-    free(emb);
+    pool_free(a);
+    pool_free(h);
+    pool_free(emb);
 }

@@ -207,9 +207,9 @@ void vae_free(Vae *v) {
 
 /* Run a resnet on *h (B,C,H,W) and replace it with the output (B,cout,H,W). */
 static void run_res(const ResBlock *r, float **h, int *C, int B, int H, int W) {
-    float *y = fbuf((size_t)B * r->cout * H * W);
+    float *y = sbuf((size_t)B * r->cout * H * W);
     resblock_forward(r, y, *h, NULL, B, H, W);
-    free(*h);
+    pool_free(*h);
     *h = y;
     *C = r->cout;
 }
@@ -217,9 +217,9 @@ static void run_res(const ResBlock *r, float **h, int *C, int B, int H, int W) {
 static void run_mid(const VaeCoder *cd, const VaeConfig *c, float **h, int C, int B, int H, int W) {
     run_res(&cd->mid_res[0], h, &C, B, H, W);
     if (c->mid_attention) {
-        float *y = fbuf((size_t)B * C * H * W);
+        float *y = sbuf((size_t)B * C * H * W);
         vae_attn_forward(&cd->mid_attn, y, *h, B, H, W);
-        free(*h);
+        pool_free(*h);
         *h = y;
     }
     run_res(&cd->mid_res[1], h, &C, B, H, W);
@@ -229,34 +229,34 @@ void vae_encode(const Vae *v, float *moments, const float *img, int B, int H, in
     const VaeConfig *c = &v->cfg;
     const VaeCoder *e = &v->enc;
     int C = c->block_out[0], n = c->n_levels, Lt2 = 2 * c->latent_channels;
-    float *h = fbuf((size_t)B * C * H * W);
+    float *h = sbuf((size_t)B * C * H * W);
     conv_forward(&e->conv_in, h, img, B, H, W, NULL, NULL);
     for (int i = 0; i < n; i++) {
         const VaeLevel *lv = &e->levels[i];
         for (int j = 0; j < lv->n; j++) run_res(&lv->resnets[j], &h, &C, B, H, W);
         if (lv->has_sample) {
             int Ho = op_conv2d_out(H, 3, 2, 0, 1), Wo = op_conv2d_out(W, 3, 2, 0, 1);
-            float *y = fbuf((size_t)B * C * Ho * Wo);
+            float *y = sbuf((size_t)B * C * Ho * Wo);
             conv_forward(&lv->sample, y, h, B, H, W, NULL, NULL);
-            free(h);
+            pool_free(h);
             h = y;
             H = Ho;
             W = Wo;
         }
     }
     run_mid(e, c, &h, C, B, H, W);
-    float *a = fbuf((size_t)B * C * H * W);
+    float *a = sbuf((size_t)B * C * H * W);
     groupnorm_forward(&e->norm_out, a, h, B, H * W, 1);
     if (c->use_quant_conv) {
-        float *m = fbuf((size_t)B * Lt2 * H * W);
+        float *m = sbuf((size_t)B * Lt2 * H * W);
         conv_forward(&e->conv_out, m, a, B, H, W, NULL, NULL);
         conv_forward(&v->quant_conv, moments, m, B, H, W, NULL, NULL);
-        free(m);
+        pool_free(m);
     } else {
         conv_forward(&e->conv_out, moments, a, B, H, W, NULL, NULL);
     }
-    free(a);
-    free(h);
+    pool_free(a);
+    pool_free(h);
     *ph = H;
     *pw = W;
 }
@@ -268,31 +268,31 @@ void vae_decode(const Vae *v, float *img, const float *z, int B, int H, int W) {
     const float *zin = z;
     float *pq = NULL;
     if (c->use_post_quant_conv) {
-        pq = fbuf((size_t)B * Lt * H * W);
+        pq = sbuf((size_t)B * Lt * H * W);
         conv_forward(&v->post_quant_conv, pq, z, B, H, W, NULL, NULL);
         zin = pq;
     }
-    float *h = fbuf((size_t)B * C * H * W);
+    float *h = sbuf((size_t)B * C * H * W);
     conv_forward(&d->conv_in, h, zin, B, H, W, NULL, NULL);
-    free(pq);
+    pool_free(pq);
     run_mid(d, c, &h, C, B, H, W);
     for (int i = 0; i < n; i++) {
         const VaeLevel *lv = &d->levels[i];
         for (int j = 0; j < lv->n; j++) run_res(&lv->resnets[j], &h, &C, B, H, W);
         if (lv->has_sample) {
-            float *u = fbuf((size_t)B * C * 4 * H * W), *y = fbuf((size_t)B * C * 4 * H * W);
+            float *u = sbuf((size_t)B * C * 4 * H * W), *y = sbuf((size_t)B * C * 4 * H * W);
             op_upsample_nearest(u, h, B, C, H, W, 2 * H, 2 * W);
             H *= 2;
             W *= 2;
             conv_forward(&lv->sample, y, u, B, H, W, NULL, NULL);
-            free(u);
-            free(h);
+            pool_free(u);
+            pool_free(h);
             h = y;
         }
     }
-    float *a = fbuf((size_t)B * C * H * W);
+    float *a = sbuf((size_t)B * C * H * W);
     groupnorm_forward(&d->norm_out, a, h, B, H * W, 1);
     conv_forward(&d->conv_out, img, a, B, H, W, NULL, NULL);
-    free(a);
-    free(h);
+    pool_free(a);
+    pool_free(h);
 }

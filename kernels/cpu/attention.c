@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "pool.h"     // defines: pool_alloc, pool_free (the backend's working memory)
 #include "kbase.h"  // defines: mallocCheck, LS_ASSERT, LS_MIN, LS_MAX
 #include "cpu.h"    // defines: the op_*_cpu prototypes
 #include "ops.h"    // defines: the ops' semantics (OpTable), op_conv2d_out
@@ -60,8 +61,8 @@ void op_attention_cpu(float *out, const float *q, const float *k, const float *v
 
 #pragma omp parallel
     {
-        float *s = mallocCheck((size_t)rows * Tk * sizeof(float)); /* (rows, Tk) scores of one task */
-        double *inv = mallocCheck((size_t)rows * sizeof(double));  /* 1 / row sums */
+        float *s = pool_alloc((size_t)rows * Tk * sizeof(float)); /* (rows, Tk) scores of one task */
+        double *inv = pool_alloc((size_t)rows * sizeof(double));  /* 1 / row sums */
 #pragma omp for schedule(dynamic)
         for (int task = 0; task < ntask; task++) {
             int bi = task / (NH * nblk), h = task / nblk % NH, i0 = task % nblk * rows;
@@ -88,7 +89,7 @@ void op_attention_cpu(float *out, const float *q, const float *k, const float *v
                 for (int d = 0; d < Dh; d++) o[d] = (float)(o[d] * inv[t]);
             }
         }
-        free(s);
-        free(inv);
+        pool_free(s);
+        pool_free(inv);
     }
 }

@@ -30,6 +30,7 @@
 #include <omp.h>
 #include <string.h>
 
+#include "pool.h"     // defines: pool_alloc, pool_free (the backend's working memory)
 #include "kbase.h"   // defines: mallocCheck, LS_ASSERT, LS_MIN, LS_MAX
 #include "cpu.h"    // defines: the op_*_cpu prototypes
 #include "ops.h"     // defines: the ops' semantics (OpTable), op_conv2d_out
@@ -132,10 +133,10 @@ void op_attention_backward_cpu(float *dq, float *dk, float *dv, const float *dou
 
 #pragma omp parallel if (ntask >= omp_get_max_threads())
     {
-        float *s = mallocCheck((size_t)rows * Tk * sizeof(float));  /* (rows, nk): scores, then P */
-        float *dp = mallocCheck((size_t)rows * Tk * sizeof(float)); /* (rows, nk): dO·Vᵀ, then dS */
-        float *dkt = dk ? mallocCheck(nt * sizeof(float)) : NULL;   /* (Dh, Tk) */
-        float *dvt = dv ? mallocCheck(nt * sizeof(float)) : NULL;
+        float *s = pool_alloc((size_t)rows * Tk * sizeof(float));  /* (rows, nk): scores, then P */
+        float *dp = pool_alloc((size_t)rows * Tk * sizeof(float)); /* (rows, nk): dO·Vᵀ, then dS */
+        float *dkt = dk ? pool_alloc(nt * sizeof(float)) : NULL;   /* (Dh, Tk) */
+        float *dvt = dv ? pool_alloc(nt * sizeof(float)) : NULL;
 #pragma omp for schedule(dynamic)
         for (int task = 0; task < ntask; task++) {
             int bi = task / NH, h = task % NH;
@@ -153,9 +154,9 @@ void op_attention_backward_cpu(float *dq, float *dk, float *dv, const float *dou
             if (dkt) store_transposed(dk + koff, dkt, Tk, Dh, C);
             if (dvt) store_transposed(dv + koff, dvt, Tk, Dh, C);
         }
-        free(s);
-        free(dp);
-        free(dkt);
-        free(dvt);
+        pool_free(s);
+        pool_free(dp);
+        pool_free(dkt);
+        pool_free(dvt);
     }
 }

@@ -10,6 +10,7 @@
 #include <cblas.h>
 #include <string.h>
 
+#include "pool.h"     // defines: pool_alloc, pool_free (the backend's working memory)
 #include "kbase.h"  // defines: mallocCheck, LS_MIN, LS_MAX
 #include "cpu.h"    // defines: the op_*_cpu prototypes
 #include "ops.h"    // defines: the ops' semantics (OpTable), op_conv2d_out
@@ -64,7 +65,7 @@ void op_conv2d_cpu(float *y, const float *x, const float *w, const float *b, int
     /* output rows per band so that the band's col fits the scratch budget (at least one row) */
     size_t row_bytes = (size_t)Kc * Wo * sizeof(float);
     int band = direct ? Ho : (int)LS_MAX((size_t)1, LS_MIN((size_t)Ho, CONV_SCRATCH_BYTES / row_bytes));
-    float *col = direct ? NULL : mallocCheck((size_t)band * row_bytes); /* (Kc, band*Wo) */
+    float *col = direct ? NULL : pool_alloc((size_t)band * row_bytes); /* (Kc, band*Wo) */
 
     for (int bi = 0; bi < B; bi++) {
         const float *xb = x + (size_t)bi * Cin * H * W;
@@ -92,5 +93,5 @@ void op_conv2d_cpu(float *y, const float *x, const float *w, const float *b, int
                         yb + (size_t)oh0 * Wo, (int)HWo);
         }
     }
-    free(col);
+    pool_free(col);
 }

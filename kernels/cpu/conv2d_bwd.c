@@ -17,6 +17,7 @@
 #include <cblas.h>
 #include <string.h>
 
+#include "pool.h"     // defines: pool_alloc, pool_free (the backend's working memory)
 #include "kbase.h"  // defines: mallocCheck, LS_ASSERT, LS_MIN, LS_MAX
 #include "cpu.h"    // defines: the op_*_cpu prototypes
 #include "ops.h"    // defines: the ops' semantics (OpTable), op_conv2d_out
@@ -121,7 +122,7 @@ void op_conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, co
     /* output rows per band so that one band of col fits the scratch budget (at least one row) */
     size_t row_bytes = (size_t)Kc * Wo * sizeof(float);
     int band = (int)LS_MAX((size_t)1, LS_MIN((size_t)Ho, CONV_BWD_SCRATCH_BYTES / row_bytes));
-    float *col = mallocCheck((size_t)band * row_bytes); /* (Kc, band*Wo): col, then dcol */
+    float *col = pool_alloc((size_t)band * row_bytes); /* (Kc, band*Wo): col, then dcol */
     if (dx) memset(dx, 0, (size_t)B * Cin * HW * sizeof(float));
 
     for (int bi = 0; bi < B; bi++) {
@@ -141,5 +142,5 @@ void op_conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, co
             }
         }
     }
-    free(col);
+    pool_free(col);
 }

@@ -2,6 +2,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "pool.h"     // defines: pool_alloc, pool_free (the backend's working memory)
 #include "kbase.h"  // defines: mallocCheck, LS_MIN
 #include "cpu.h"    // defines: the op_*_cpu prototypes
 #include "ops.h"    // defines: the ops' semantics (OpTable), op_conv2d_out
@@ -18,7 +19,7 @@ static int nearest_src(int dst, int in, int out) {
 
 /* x (B,C,H,W) → y (B,C,Ho,Wo), == F.interpolate(mode="nearest", size=(Ho,Wo)) */
 void op_upsample_nearest_cpu(float *y, const float *x, int B, int C, int H, int W, int Ho, int Wo) {
-    int *src_w = mallocCheck((size_t)Wo * sizeof(int)); /* (Wo) source column of each output column */
+    int *src_w = pool_alloc((size_t)Wo * sizeof(int)); /* (Wo) source column of each output column */
     for (int ow = 0; ow < Wo; ow++) src_w[ow] = nearest_src(ow, W, Wo);
 #pragma omp parallel for schedule(static)
     for (int p = 0; p < B * C; p++) { /* one plane per (batch, channel) */
@@ -30,7 +31,7 @@ void op_upsample_nearest_cpu(float *y, const float *x, int B, int C, int H, int 
             for (int ow = 0; ow < Wo; ow++) yr[ow] = xr[src_w[ow]];
         }
     }
-    free(src_w);
+    pool_free(src_w);
 }
 
 /* a (B,Ca,HW), b (B,Cb,HW) → y (B,Ca+Cb,HW): per batch, a's channels then b's. */

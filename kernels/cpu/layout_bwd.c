@@ -7,6 +7,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "pool.h"     // defines: pool_alloc, pool_free (the backend's working memory)
 #include "kbase.h"  // defines: mallocCheck
 #include "cpu.h"    // defines: the op_*_cpu prototypes
 #include "ops.h"    // defines: the ops' semantics (OpTable), op_conv2d_out
@@ -19,7 +20,7 @@ static int nearest_src(int dst, int in, int out) {
 }
 
 void op_upsample_nearest_backward_cpu(float *dx, const float *dy, int B, int C, int H, int W, int Ho, int Wo) {
-    int *src_w = mallocCheck((size_t)Wo * sizeof(int)); /* (Wo) source column of each output column */
+    int *src_w = pool_alloc((size_t)Wo * sizeof(int)); /* (Wo) source column of each output column */
     for (int ow = 0; ow < Wo; ow++) src_w[ow] = nearest_src(ow, W, Wo);
     /* threads over planes: a plane's sums stay in one thread, in output order */
 #pragma omp parallel for schedule(static)
@@ -33,7 +34,7 @@ void op_upsample_nearest_backward_cpu(float *dx, const float *dy, int B, int C, 
             for (int ow = 0; ow < Wo; ow++) dxr[src_w[ow]] += dyr[ow];
         }
     }
-    free(src_w);
+    pool_free(src_w);
 }
 
 void op_concat_channels_backward_cpu(float *da, float *db, const float *dy, int B, int Ca, int Cb, int HW) {

@@ -19,6 +19,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "pool.h"     // defines: pool_alloc, pool_free (the backend's working memory)
 #include "kbase.h"     // defines: mallocCheck, LS_ASSERT, LS_MIN
 #include "norm_span.h" // defines: norm_moments, norm_affine_span
 #include "cpu.h"    // defines: the op_*_cpu prototypes
@@ -111,7 +112,7 @@ void op_groupnorm_backward_cpu(float *dx, float *dgamma, float *dbeta, const flo
     int cg = C / G;
     double n = (double)cg * HW;
     /* per (batch, channel): Σ dv and Σ dv·x̂ — the parameter grads' terms and the group means' parts */
-    double *sums = mallocCheck((size_t)B * C * 2 * sizeof(double));
+    double *sums = pool_alloc((size_t)B * C * 2 * sizeof(double));
 
 #pragma omp parallel for schedule(dynamic, 1)
     for (int bg = 0; bg < B * G; bg++) {
@@ -151,7 +152,7 @@ void op_groupnorm_backward_cpu(float *dx, float *dgamma, float *dbeta, const flo
         if (dbeta) dbeta[c] += (float)s1;
         if (dgamma) dgamma[c] += (float)s2;
     }
-    free(sums);
+    pool_free(sums);
 }
 
 /* ---------------- LayerNorm ---------------- */
@@ -215,7 +216,7 @@ void op_layernorm_backward_cpu(float *dx, float *dgamma, float *dbeta, const flo
     int want_params = dgamma || dbeta;
     int ntask = (N + LN_ROWS - 1) / LN_ROWS;
     /* per task of LN_ROWS rows: partial Σ dy and Σ dy·x̂ per feature, reduced in task order below */
-    double *part = want_params ? mallocCheck((size_t)ntask * 2 * D * sizeof(double)) : NULL;
+    double *part = want_params ? pool_alloc((size_t)ntask * 2 * D * sizeof(double)) : NULL;
 
 #pragma omp parallel for schedule(static)
     for (int t = 0; t < ntask; t++) {
@@ -244,6 +245,6 @@ void op_layernorm_backward_cpu(float *dx, float *dgamma, float *dbeta, const flo
             if (dbeta) dbeta[i] += (float)s1;
             if (dgamma) dgamma[i] += (float)s2;
         }
-        free(part);
+        pool_free(part);
     }
 }

@@ -74,11 +74,11 @@ static int hook_live(const LoraHook *h) { return !h->merged && *h->strength != 0
 
 /* y (M,N) ← y + c·up(gelu(down(y))) for one bottleneck adapter */
 static void adapter_apply(const LoraHook *h, float *y, int M, int N) {
-    float *t = fbuf((size_t)M * h->rank);
+    float *t = sbuf((size_t)M * h->rank);
     op_linear(t, y, h->down, NULL, M, N, h->rank);                           /* t = y·downᵀ  (M,r) */
     op_gelu_inplace(t, (size_t)M * h->rank);
     op_gemm(y, t, h->up, M, N, h->rank, 0, 1, *h->strength * h->scale, 1.0f); /* y += c·t·upᵀ */
-    free(t);
+    pool_free(t);
 }
 
 /* base output + LoRA updates, without the bottleneck adapters */
@@ -86,10 +86,10 @@ static void linear_forward_base(const Linear *l, float *y, const float *x, int M
     op_linear(y, x, l->w, l->b, M, l->in, l->out);
     for (const LoraHook *h = l->lora; h; h = h->next) {
         if (!hook_live(h)) continue;
-        float *t = fbuf((size_t)M * h->rank);
+        float *t = sbuf((size_t)M * h->rank);
         op_linear(t, x, h->down, NULL, M, l->in, h->rank);                    /* t = x·downᵀ  (M,r) */
         op_gemm(y, t, h->up, M, l->out, h->rank, 0, 1, *h->strength * h->scale, 1.0f); /* y += c·t·upᵀ */
-        free(t);
+        pool_free(t);
     }
 }
 
@@ -106,12 +106,12 @@ void conv_forward(const Conv2d *c, float *y, const float *x, int B, int H, int W
     for (const LoraHook *h = c->lora; h; h = h->next) {
         if (!hook_live(h)) continue;
         size_t hw = (size_t)ho * wo;
-        float *t = fbuf((size_t)B * h->rank * hw);
+        float *t = sbuf((size_t)B * h->rank * hw);
         op_conv2d(t, x, h->down, NULL, B, c->cin, H, W, h->rank, c->k, c->stride, c->pad0, c->pad1);
         for (int b = 0; b < B; b++) /* y[b] (cout,HW) += c · up (cout,r) · t[b] (r,HW) */
             op_gemm(y + (size_t)b * c->cout * hw, h->up, t + (size_t)b * h->rank * hw, c->cout, (int)hw,
                     h->rank, 0, 0, *h->strength * h->scale, 1.0f);
-        free(t);
+        pool_free(t);
     }
     if (Ho) *Ho = ho;
     if (Wo) *Wo = wo;

@@ -6,6 +6,7 @@
 
 #include "common.h"  // defines: mallocCheck
 #include "ops.h"     // defines: op_linear, op_conv2d, op_groupnorm, op_layernorm
+#include "pool.h"    // defines: pool_alloc, pool_free (sbuf)
 #include "trainset.h" // defines: TrainSet, trainset_add
 #include "weights.h" // defines: WeightTable, wt_add
 
@@ -118,5 +119,8 @@ void ls_fmt(char *buf, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 
 /* Allocate n floats (checked: aborts on out-of-memory). */
 #define fbuf(n) ((float *)mallocCheck((size_t)(n) * sizeof(float)))
+/* n floats of the backend's working memory (kernels/pool.h), for a forward pass's activations and
+ * temporaries: given back with pool_free, never free. */
+#define sbuf(n) ((float *)pool_alloc((size_t)(n) * sizeof(float)))
 
 #endif

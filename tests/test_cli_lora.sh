@@ -317,7 +317,12 @@ if [ "$rc" -ne 0 ] || [ ! -s "$o/out.png" ]; then bad "--lenient skips the unkno
 elif ! grep -q '^lorastyle: warning:.*down_blocks_7' "$T/stderr"; then bad "--lenient skips the unknown module" "no warning naming the module"
 else ok "--lenient skips the unknown module with a warning"; cmp_px same "--lenient: the rest of the adapter applies" "$I/k08.png" "$o/out.png"; fi
 lt loha "$T/loha.safetensors"
-outdir; expect_fail "LyCORIS LoHa" "$o" "$T/loha.safetensors|hada_w1_a|not supported" "$LS" generate "$P" "${G[@]}" --lora "$T/loha.safetensors" -o "$o/out.png"
+outdir; expect_fail "LyCORIS LoHa of another width" "$o" "$T/loha.safetensors|mid_block_attentions_0_proj_in|Linear 64→64" "$LS" generate "$P" "${G[@]}" --lora "$T/loha.safetensors" -o "$o/out.png"
+if "$LS" info "$FIX/lyco_loha.safetensors" 2>&1 | grep -q '^kind: .*LoHa+DoRA 15' &&
+    "$LS" info "$FIX/lyco_lokr.safetensors" 2>&1 | grep -q '^kind: .*LoKr 120' &&
+    "$LS" info "$FIX/peft_dora.safetensors" 2>&1 | grep -q '^kind: LoRA+DoRA 91, LoCon+DoRA 26'; then
+    ok "info: the kind of a LoHa, LoKr and DoRA file"
+else bad "info: the kind of a LoHa, LoKr and DoRA file" "$("$LS" info "$FIX/lyco_loha.safetensors" 2>&1 | grep kind)"; fi
 outdir; expect_fail "sweep without --lora" "$o" "--lora" "$LS" sweep "$P" --model "$M" --steps 1 -o "$o/s"
 [ ! -e "$o/s/grid.png" ] || bad "sweep without --lora" "grid.png written"
 outdir; expect_fail "sweep --scales 0,x" "$o" "--scales|'x'" "$LS" sweep "$P" --model "$M" --steps 1 --lora "$KOHYA" --scales 0,x -o "$o/s"

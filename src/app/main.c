@@ -148,6 +148,7 @@ static int info_adapter(const char *path) {
     int rmin = 1 << 30, rmax = 0;
     float amin = INFINITY, amax = -INFINITY;
     for (int i = 0; i < a.n_mods; i++) {
+        if (a.mods[i].rank == 0) continue; /* LoKr with both factors full: no rank, scale 1 */
         rmin = a.mods[i].rank < rmin ? a.mods[i].rank : rmin;
         rmax = a.mods[i].rank > rmax ? a.mods[i].rank : rmax;
         amin = fminf(amin, a.mods[i].alpha);
@@ -155,9 +156,13 @@ static int info_adapter(const char *path) {
     }
     printf("adapter: %s\nformat: %s\nfile size: %s\nshort hash: %s\n", path, lora_format_name(a.format), sz,
            a.hash);
+    char kinds[256];
+    lora_kind_summary(&a, kinds, sizeof kinds);
+    printf("kind: %s\n", kinds);
     printf("modules: %d (U-Net %d, text encoder %d; %d conv k×k)\nparameters: %lld\n", a.n_mods, a.n_unet,
            a.n_te, a.n_conv, (long long)a.n_params);
-    if (rmin == rmax) printf("rank: %d\n", rmin);
+    if (rmax == 0) printf("rank: none (full LoKr factors, scale 1)\n");
+    else if (rmin == rmax) printf("rank: %d\n", rmin);
     else printf("rank: %d to %d\n", rmin, rmax);
     if (amin == amax) printf("alpha: %g (scale alpha/rank = %g)\n", (double)amin, (double)amin / rmin);
     else printf("alpha: %g to %g\n", (double)amin, (double)amax);

@@ -8,12 +8,36 @@
 #include <cjson/cJSON.h>
 
 #include "common.h" // defines: ls_set_error, ls_warn, mallocCheck
+#include "lycoris.h" // defines: lyco_loha_delta, lyco_lokr_delta, lyco_dora_update
 #include "ops.h"    // defines: op_gemm
 #include "sha256.h" // defines: Sha256
 
+const char *lora_module_kind(const LoraModule *m) {
+    if (m->bottleneck) return "bottleneck";
+    static const char *const kinds[3][2] = {{"LoRA", "LoRA+DoRA"}, {"LoHa", "LoHa+DoRA"}, {"LoKr", "LoKr+DoRA"}};
+    if (m->algo == LORA_ALGO_LORA && m->k > 1) return m->dora ? "LoCon+DoRA" : "LoCon";
+    return kinds[m->algo][m->dora != NULL];
+}
+
+void lora_kind_summary(const Lora *a, char *buf, int cap) {
+    const char *kinds[16];
+    int counts[16], nk = 0;
+    for (int i = 0; i < a->n_mods; i++) {
+        const char *k = lora_module_kind(&a->mods[i]);
+        int j = 0;
+        while (j < nk && strcmp(kinds[j], k)) j++;
+        if (j == nk && nk < 16) kinds[nk] = k, counts[nk++] = 0;
+        if (j < nk) counts[j]++;
+    }
+    int len = 0;
+    buf[0] = 0;
+    for (int j = 0; j < nk && len < cap; j++)
+        len += snprintf(buf + len, (size_t)(cap - len), "%s%s %d", j ? ", " : "", kinds[j], counts[j]);
+}
+
 const char *lora_format_name(LoraFormat f) {
     switch (f) {
-    case LORA_KOHYA: return "kohya/A1111 (lora_down/lora_up/alpha)";
+    case LORA_KOHYA: return "kohya/A1111/LyCORIS (lora_unet_/lora_te_ keys)";
     case LORA_PEFT: return "diffusers/PEFT (lora_A/lora_B)";
     case LORA_DIFFUSERS_OLD: return "diffusers attention processors (old format)";
     case LORA_ADAPTER: return "lorastyle bottleneck adapter (adapter_down/adapter_up/alpha)";
@@ -24,7 +48,21 @@ const char *lora_format_name(LoraFormat f) {
 
 /* ---------------- key classification ---------------- */
 
-enum { PART_DOWN, PART_UP, PART_ALPHA };
+enum {
+    PART_DOWN, PART_UP, PART_ALPHA, PART_DORA,
+    PART_HADA_W1A, PART_HADA_W1B, PART_HADA_W2A, PART_HADA_W2B, PART_HADA_T1, PART_HADA_T2,
+    PART_LOKR_W1, PART_LOKR_W1A, PART_LOKR_W1B, PART_LOKR_W2, PART_LOKR_W2A, PART_LOKR_W2B, PART_LOKR_T2,
+    N_PARTS
+};
+/* LyCORIS tensor names after "<kohya name>.", PART_DORA .. N_PARTS - 1 */
+static const char *const lyco_parts[N_PARTS] = {
+    [PART_DORA] = "dora_scale",
+    [PART_HADA_W1A] = "hada_w1_a", [PART_HADA_W1B] = "hada_w1_b", [PART_HADA_W2A] = "hada_w2_a",
+    [PART_HADA_W2B] = "hada_w2_b", [PART_HADA_T1] = "hada_t1", [PART_HADA_T2] = "hada_t2",
+    [PART_LOKR_W1] = "lokr_w1", [PART_LOKR_W1A] = "lokr_w1_a", [PART_LOKR_W1B] = "lokr_w1_b",
+    [PART_LOKR_W2] = "lokr_w2", [PART_LOKR_W2A] = "lokr_w2_a", [PART_LOKR_W2B] = "lokr_w2_b",
+    [PART_LOKR_T2] = "lokr_t2",
+};
 
 /* Split a file key into (component, module key, part). Module key: kohya's flat name without the
  * lora_unet_/lora_te_/lora_te1_ prefix (*prefix) is kept as is ("down_blocks_0_..."), PEFT/old keys become
@@ -50,13 +88,17 @@ static int classify(const char *key, LoraFormat *fmt, int *comp, char *mod, int 
         if (!strcmp(suf, "lora_down.weight")) *part = PART_DOWN;
         else if (!strcmp(suf, "lora_up.weight")) *part = PART_UP;
         else if (!strcmp(suf, "alpha")) *part = PART_ALPHA;
-        else if (!strncmp(suf, "hada_", 5))
-            return ls_set_error("key %s: LyCORIS LoHa adapters are not supported yet", key);
-        else if (!strncmp(suf, "lokr_", 5))
-            return ls_set_error("key %s: LyCORIS LoKr adapters are not supported yet", key);
-        else if (!strcmp(suf, "dora_scale"))
-            return ls_set_error("key %s: DoRA adapters are not supported yet", key);
-        else return ls_set_error("key %s: unsupported adapter tensor '%s'", key, suf);
+        else {
+            for (int p = PART_DORA; p < N_PARTS; p++)
+                if (!strcmp(suf, lyco_parts[p])) {
+                    *part = p;
+                    return 1;
+                }
+            if (!strcmp(suf, "lora_mid.weight"))
+                return ls_set_error("key %s: LoCon with a CP-decomposed lora_mid is not supported yet", key);
+            return ls_set_error("key %s: unsupported adapter tensor '%s' (lorastyle reads LoRA/LoCon, LoHa, LoKr "
+                                "and DoRA)", key, suf);
+        }
         return 1;
     }
     /* lorastyle bottleneck adapter: adapter_unet_<flat>.{adapter_down.weight, adapter_up.weight, alpha} */
@@ -86,8 +128,19 @@ static int classify(const char *key, LoraFormat *fmt, int *comp, char *mod, int 
         snprintf(mod, (size_t)cap, "%.*s", (int)(ab - m), m);
         return 1;
     }
-    if (strstr(key, "lora_magnitude_vector"))
-        return ls_set_error("key %s: DoRA adapters are not supported yet", key);
+    /* PEFT DoRA: <unet|text_encoder>.<module>.lora_magnitude_vector[.weight] */
+    const char *mv = strstr(key, ".lora_magnitude_vector");
+    if (mv && (mv[22] == 0 || !strcmp(mv + 22, ".weight"))) {
+        *fmt = LORA_PEFT;
+        *part = PART_DORA;
+        const char *m = key;
+        if (!strncmp(key, "unet.", 5)) *comp = LORA_UNET, m += 5;
+        else if (!strncmp(key, "text_encoder.", 13)) *comp = LORA_TE, m += 13;
+        else if (!strncmp(key, "text_model.", 11)) *comp = LORA_TE;
+        else *comp = LORA_UNET;
+        snprintf(mod, (size_t)cap, "%.*s", (int)(mv - m), m);
+        return 1;
+    }
     /* old diffusers: …attn1.processor.to_q_lora.down.weight, …self_attn.to_q_lora.up.weight,
      * …mlp.fc1.lora_linear_layer.down.weight */
     const char *lp = strstr(key, "_lora.");
@@ -186,6 +239,127 @@ static void short_hash(Lora *a) {
     snprintf(a->hash, sizeof a->hash, "%.12s", hex);
 }
 
+/* A tensor of m as float32 (malloc'd) with its shape, for lycoris.c; ndim 0 when absent. */
+static int factor_read(const StFile *f, const StTensor *t, LycoFactor *out, float **buf) {
+    memset(out, 0, sizeof *out);
+    *buf = NULL;
+    if (!t) return 0;
+    if (t->ndim > 4) return ls_set_error("%s: %s has %d dimensions", f->path, t->name, t->ndim);
+    *buf = mallocCheck((size_t)t->numel * sizeof(float));
+    if (st_to_f32(f, t, *buf, 1) < 0) return LS_ERR;
+    out->d = *buf;
+    out->ndim = t->ndim;
+    for (int i = 0; i < t->ndim; i++) out->shape[i] = t->shape[i];
+    return 0;
+}
+
+/* LoHa / LoKr: materialise ΔW·scale into m->delta (lycoris.h). */
+static int module_read_lyco(Lora *a, LoraModule *m, const StTensor *const *pt, const char *pre) {
+    const StFile *f = &a->file;
+    int loha = m->algo == LORA_ALGO_LOHA, first = loha ? PART_HADA_W1A : PART_LOKR_W1;
+    int last = loha ? PART_HADA_T2 : PART_LOKR_T2, rc = 0;
+    if (loha)
+        for (int p = PART_HADA_W1A; p <= PART_HADA_W2B; p++)
+            if (!pt[p]) return ls_set_error("%s: %s module %s (LoHa) has no %s", f->path, pre, m->module, lyco_parts[p]);
+    LycoFactor fac[N_PARTS];
+    float *buf[N_PARTS] = {0};
+    for (int p = first; p <= last && rc == 0; p++) {
+        rc = factor_read(f, pt[p], &fac[p], &buf[p]);
+        if (pt[p]) a->n_params += pt[p]->numel;
+    }
+    char why[200] = "";
+    if (rc == 0 && loha)
+        rc = lyco_loha_delta(&fac[PART_HADA_W1A], &fac[PART_HADA_W1B], &fac[PART_HADA_W2A], &fac[PART_HADA_W2B],
+                             &fac[PART_HADA_T1], &fac[PART_HADA_T2], &m->delta, &m->out, &m->in, &m->k, why,
+                             sizeof why);
+    else if (rc == 0)
+        rc = lyco_lokr_delta(&fac[PART_LOKR_W1], &fac[PART_LOKR_W1A], &fac[PART_LOKR_W1B], &fac[PART_LOKR_W2],
+                             &fac[PART_LOKR_W2A], &fac[PART_LOKR_W2B], &fac[PART_LOKR_T2], &m->delta, &m->out,
+                             &m->in, &m->k, why, sizeof why);
+    for (int p = first; p <= last; p++) free(buf[p]);
+    if (rc < 0 && why[0])
+        return ls_set_error("%s: %s module %s (%s): %s", f->path, pre, m->module, loha ? "LoHa" : "LoKr", why);
+    if (rc < 0) return rc;
+    /* rank as A1111/ComfyUI take it: LoHa hada_w1_b's rows; LoKr lokr_w2_b's, else lokr_w1_b's, else none */
+    const StTensor *rk = loha ? pt[PART_HADA_W1B] : pt[PART_LOKR_W2B] ? pt[PART_LOKR_W2B] : pt[PART_LOKR_W1B];
+    m->rank = rk ? (int)rk->shape[0] : 0;
+    m->flat = m->k == 1; /* a 1×1 kernel or factors that do not say k: attach matches in·k·k */
+    float scale = 1.0f;
+    if (m->rank > 0 && !isnan(m->alpha) && m->alpha != 0.0f) scale = m->alpha / (float)m->rank;
+    if (!isfinite(scale)) return ls_set_error("%s: %s module %s has a non-finite alpha", f->path, pre, m->module);
+    if (isnan(m->alpha) || m->alpha == 0.0f) m->alpha = (float)m->rank;
+    size_t n = (size_t)m->out * m->in * m->k * m->k;
+    for (size_t i = 0; i < n; i++) m->delta[i] *= scale;
+    return 0;
+}
+
+/* Check and read one module's tensors (pt: by part) into m. LS_ERR naming the file and module. */
+static int module_read(Lora *a, LoraModule *m, const StTensor *const *pt, const float palpha[2]) {
+    const StFile *f = &a->file;
+    const char *path = f->path, *pre = m->component == LORA_UNET ? "unet" : "text encoder";
+    int has_lora = pt[PART_DOWN] || pt[PART_UP], has_loha = 0, has_lokr = 0;
+    for (int p = PART_HADA_W1A; p <= PART_HADA_T2; p++) has_loha |= pt[p] != NULL;
+    for (int p = PART_LOKR_W1; p <= PART_LOKR_T2; p++) has_lokr |= pt[p] != NULL;
+    if (has_lora + has_loha + has_lokr > 1)
+        return ls_set_error("%s: %s module %s mixes %s tensors", path, pre, m->module,
+                            has_loha && has_lokr ? "LoHa and LoKr" : has_loha ? "LoRA and LoHa" : "LoRA and LoKr");
+    if (!has_lora && !has_loha && !has_lokr)
+        return ls_set_error("%s: %s module %s has only %s", path, pre, m->module,
+                            pt[PART_DORA] ? "a DoRA magnitude (no down/up, LoHa or LoKr tensors)" : "an alpha");
+    if (pt[PART_DORA] && m->format == LORA_ADAPTER)
+        return ls_set_error("%s: bottleneck module %s cannot have a DoRA magnitude", path, m->module);
+    int rc = 0;
+    if (has_loha || has_lokr) {
+        m->algo = has_loha ? LORA_ALGO_LOHA : LORA_ALGO_LOKR;
+        rc = module_read_lyco(a, m, pt, pre);
+    } else {
+        const StTensor *d = pt[PART_DOWN], *u = pt[PART_UP];
+        if (!d || !u)
+            return ls_set_error("%s: %s module %s has no %s matrix", path, pre, m->module,
+                                d ? "up (lora_up / lora_B)" : "down (lora_down / lora_A)");
+        if (m->format == LORA_ADAPTER &&
+            (d->ndim != 2 || u->ndim != 2 || d->shape[1] != u->shape[0] || d->shape[0] != u->shape[1]))
+            return ls_set_error("%s: bottleneck module %s: down %s / up %s are not a (r, C) / (C, r) pair", path,
+                                m->module, d->name, u->name);
+        m->bottleneck = m->format == LORA_ADAPTER;
+        int conv = d->ndim == 4;
+        int ok = (d->ndim == 2 || (conv && d->shape[2] == d->shape[3])) &&
+                 (u->ndim == 2 || (u->ndim == 4 && u->shape[2] == 1 && u->shape[3] == 1)) &&
+                 d->shape[0] == u->shape[1] && d->shape[0] > 0;
+        if (!ok)
+            return ls_set_error("%s: %s module %s: down %s / up %s shapes are not a rank-r pair", path, pre,
+                                m->module, d->name, u->name);
+        m->rank = (int)d->shape[0];
+        m->in = d->shape[1];
+        m->k = conv ? (int)d->shape[2] : 1;
+        m->as_conv = conv;
+        m->out = u->shape[0];
+        if (m->format == LORA_PEFT && !isnan(palpha[m->component])) m->alpha = palpha[m->component];
+        if (isnan(m->alpha) || m->alpha == 0.0f) m->alpha = (float)m->rank; /* missing/0 → scale 1 */
+        if (!isfinite(m->alpha))
+            return ls_set_error("%s: %s module %s has a non-finite alpha", path, pre, m->module);
+        m->down = mallocCheck((size_t)d->numel * sizeof(float));
+        m->up = mallocCheck((size_t)u->numel * sizeof(float));
+        if (st_to_f32(f, d, m->down, 1) < 0 || st_to_f32(f, u, m->up, 1) < 0) rc = LS_ERR;
+        a->n_params += d->numel + u->numel;
+    }
+    if (rc < 0 || !pt[PART_DORA]) return rc;
+    /* DoRA magnitude: PEFT's is per output row; kohya/LyCORIS dora_scale is (out, 1, …) per output row or
+     * (1, in, …) per input channel (the first dimension tells, as ComfyUI reads it) */
+    const StTensor *t = pt[PART_DORA];
+    m->dora_axis = m->format == LORA_PEFT ? 0 : !(t->shape[0] == m->out && t->numel == m->out);
+    int64_t want = m->dora_axis == 0 ? m->out : m->flat ? -1 : m->in;
+    if ((want >= 0 && t->numel != want) || (m->dora_axis == 1 && t->ndim > 0 && t->shape[0] != 1))
+        return ls_set_error("%s: %s module %s: DoRA magnitude %s has %lld values, not one per %s (%lld)", path, pre,
+                            m->module, t->name, (long long)t->numel, m->dora_axis ? "input channel" : "output row",
+                            (long long)(m->dora_axis ? m->in : m->out));
+    m->n_dora = t->numel;
+    m->dora = mallocCheck((size_t)t->numel * sizeof(float));
+    if (st_to_f32(f, t, m->dora, 1) < 0) return LS_ERR;
+    a->n_params += t->numel;
+    return 0;
+}
+
 int lora_load(Lora *a, const char *path) {
     memset(a, 0, sizeof *a);
     a->strength[0] = a->strength[1] = 1.0f;
@@ -209,7 +383,7 @@ int lora_load(Lora *a, const char *path) {
     }
     int cap = 0, have_fmt = 0, rc = 0;
     char mod[512];
-    const StTensor **down = NULL, **up = NULL;
+    const StTensor *(*pt)[N_PARTS] = NULL; /* per module: its tensors by part */
     for (int i = 0; i < f->n_tensors && rc == 0; i++) {
         const StTensor *t = &f->tensors[i];
         LoraFormat fmt = LORA_KOHYA;
@@ -236,11 +410,10 @@ int lora_load(Lora *a, const char *path) {
         int before = a->n_mods;
         LoraModule *m = find_or_add(a, &cap, comp, fmt, mod);
         m->prefix = prefix;
-        if (a->n_mods != before) { /* grew: keep the tensor pointer arrays in step */
-            down = realloc(down, (size_t)cap * sizeof *down);
-            up = realloc(up, (size_t)cap * sizeof *up);
-            LS_ASSERT(down && up);
-            down[a->n_mods - 1] = up[a->n_mods - 1] = NULL;
+        if (a->n_mods != before) { /* grew: keep the tensor pointer array in step */
+            pt = realloc(pt, (size_t)cap * sizeof *pt);
+            LS_ASSERT(pt);
+            memset(pt[a->n_mods - 1], 0, sizeof pt[0]);
         }
         int idx = (int)(m - a->mods);
         if (part == PART_ALPHA) {
@@ -251,10 +424,8 @@ int lora_load(Lora *a, const char *path) {
             float v;
             if (st_to_f32(f, t, &v, 1) < 0) rc = LS_ERR;
             m->alpha = v;
-        } else if (part == PART_DOWN) {
-            down[idx] = t;
         } else {
-            up[idx] = t;
+            pt[idx][part] = t;
         }
     }
     if (rc == 0 && a->n_mods == 0) rc = ls_set_error("%s: no LoRA tensors in this file", path);
@@ -262,50 +433,13 @@ int lora_load(Lora *a, const char *path) {
     if (rc == 0 && (a->format == LORA_PEFT || a->format == LORA_MIXED)) peft_alpha(f, palpha);
     for (int i = 0; rc == 0 && i < a->n_mods; i++) {
         LoraModule *m = &a->mods[i];
-        const char *pre = m->component == LORA_UNET ? "unet" : "text encoder";
-        if (!down[i] || !up[i]) {
-            rc = ls_set_error("%s: %s module %s has no %s matrix", path, pre, m->module,
-                              down[i] ? "up (lora_up / lora_B)" : "down (lora_down / lora_A)");
-            break;
-        }
-        const StTensor *d = down[i], *u = up[i];
-        if (m->format == LORA_ADAPTER &&
-            (d->ndim != 2 || u->ndim != 2 || d->shape[1] != u->shape[0] || d->shape[0] != u->shape[1])) {
-            rc = ls_set_error("%s: bottleneck module %s: down %s / up %s are not a (r, C) / (C, r) pair", path,
-                              m->module, d->name, u->name);
-            break;
-        }
-        m->bottleneck = m->format == LORA_ADAPTER;
-        int conv = d->ndim == 4;
-        int ok = (d->ndim == 2 || (conv && d->shape[2] == d->shape[3])) &&
-                 (u->ndim == 2 || (u->ndim == 4 && u->shape[2] == 1 && u->shape[3] == 1)) &&
-                 d->shape[0] == u->shape[1] && d->shape[0] > 0;
-        if (!ok) {
-            rc = ls_set_error("%s: %s module %s: down %s / up %s shapes are not a rank-r pair", path, pre,
-                              m->module, d->name, u->name);
-            break;
-        }
-        m->rank = (int)d->shape[0];
-        m->in = d->shape[1];
-        m->k = conv ? (int)d->shape[2] : 1;
-        m->as_conv = conv;
-        m->out = u->shape[0];
-        if (m->format == LORA_PEFT && !isnan(palpha[m->component])) m->alpha = palpha[m->component];
-        if (isnan(m->alpha) || m->alpha == 0.0f) m->alpha = (float)m->rank; /* missing/0 → scale 1 */
-        if (!isfinite(m->alpha)) {
-            rc = ls_set_error("%s: %s module %s has a non-finite alpha", path, pre, m->module);
-            break;
-        }
-        m->down = mallocCheck((size_t)d->numel * sizeof(float));
-        m->up = mallocCheck((size_t)u->numel * sizeof(float));
-        if (st_to_f32(f, d, m->down, 1) < 0 || st_to_f32(f, u, m->up, 1) < 0) rc = LS_ERR;
-        a->n_params += d->numel + u->numel;
+        rc = module_read(a, m, pt[i], palpha);
+        if (rc < 0) break;
         if (m->component == LORA_UNET) a->n_unet++;
         else a->n_te++;
         if (m->k > 1) a->n_conv++;
     }
-    free(down);
-    free(up);
+    free(pt);
     if (rc < 0) {
         char e[1024];
         snprintf(e, sizeof e, "%s", ls_last_error());
@@ -324,6 +458,9 @@ void lora_free(Lora *a) {
         free(a->mods[i].up);
         free(a->mods[i].ddown);
         free(a->mods[i].dup);
+        free(a->mods[i].delta);
+        free(a->mods[i].dora);
+        free(a->mods[i].dora_delta);
     }
     free(a->mods);
     free(a->path);
@@ -364,6 +501,29 @@ static LoraHook **hook_list(LoraModule *lm) {
     return lm->kind == MOD_LINEAR ? &((Linear *)lm->layer)->lora : &((Conv2d *)lm->layer)->lora;
 }
 
+/* The layer's weights before any adapter was merged into it. */
+static const float *base_weights(const LoraModule *lm) {
+    if (lm->kind == MOD_LINEAR) {
+        const Linear *l = lm->layer;
+        return l->w_base ? l->w_base : l->w;
+    }
+    const Conv2d *c = lm->layer;
+    return c->w_base ? c->w_base : c->w;
+}
+
+/* DoRA: dora_delta = D − W at strength 1 (lora.h), against the attached layer's base weights. */
+static void dora_prepare(LoraModule *lm) {
+    int kk = lm->k * lm->k;
+    size_t n = (size_t)lm->out * lm->in * kk;
+    free(lm->dora_delta);
+    lm->dora_delta = mallocCheck(n * sizeof(float));
+    if (lm->delta) memcpy(lm->dora_delta, lm->delta, n * sizeof(float));
+    else /* ΔW = scale·up·down */
+        op_gemm(lm->dora_delta, lm->up, lm->down, (int)lm->out, (int)(lm->in * kk), lm->rank, 0, 0,
+                lm->alpha / (float)lm->rank, 0.0f);
+    lyco_dora_update(lm->dora_delta, base_weights(lm), lm->dora, lm->out, lm->in, kk, lm->dora_axis);
+}
+
 int lora_attach(Lora *a, Model *m, int lenient) {
     if (a->attached) return ls_set_error("%s: adapter is already attached", a->path);
     int kept = 0;
@@ -392,10 +552,15 @@ int lora_attach(Lora *a, Model *m, int lenient) {
                          (long long)lm->out, lm->k, s->name, l->in, l->out);
         } else {
             const Conv2d *c = s->layer;
+            if (lm->flat && lm->k == 1 && c->k > 1 && lm->in == (int64_t)c->cin * c->k * c->k && lm->out == c->cout)
+                lm->in = c->cin, lm->k = c->k, lm->flat = 0; /* LoHa/LoKr factors flattened (r, in·k·k) */
             if ((lm->k != c->k) || lm->in != c->cin || lm->out != c->cout)
                 snprintf(why, sizeof why, "is %lld→%lld (k=%d) but %s is a %d×%d conv %d→%d", (long long)lm->in,
                          (long long)lm->out, lm->k, s->name, c->k, c->k, c->cin, c->cout);
         }
+        if (!why[0] && lm->dora && lm->dora_axis == 1 && lm->n_dora != lm->in)
+            snprintf(why, sizeof why, "has a DoRA magnitude of %lld values but %s has %lld input channels",
+                     (long long)lm->n_dora, s->name, (long long)lm->in);
         if (why[0]) {
             if (!lenient) {
                 /* undo what was attached so far */
@@ -415,8 +580,14 @@ int lora_attach(Lora *a, Model *m, int lenient) {
         }
         lm->layer = s->layer;
         lm->kind = s->kind;
-        lm->hook = (LoraHook){lm->down, lm->up, lm->rank, lm->alpha / (float)lm->rank,
-                              &a->strength[lm->component], 0, 0.0f, NULL, lm->ddown, lm->dup};
+        lm->hook = (LoraHook){.down = lm->down, .up = lm->up, .rank = lm->rank, .delta = lm->delta,
+                              .scale = lm->delta ? 1.0f : lm->alpha / (float)lm->rank,
+                              .strength = &a->strength[lm->component], .ddown = lm->ddown, .dup = lm->dup};
+        if (lm->dora) {
+            dora_prepare(lm);
+            lm->hook.delta = lm->dora_delta;
+            lm->hook.scale = 1.0f;
+        }
         LoraHook **head = hook_list(lm);
         lm->hook.next = *head;
         *head = &lm->hook;
@@ -427,9 +598,14 @@ int lora_attach(Lora *a, Model *m, int lenient) {
     return LS_OK;
 }
 
-/* w (out, in·k·k) += c · up (out, r) · down (r, in·k·k) */
+/* w (out, in·k·k) += c · up (out, r) · down (r, in·k·k), or += c · the hook's full ΔW */
 static void add_delta(LoraModule *lm, float c) {
     float *w = lm->kind == MOD_LINEAR ? ((Linear *)lm->layer)->w : ((Conv2d *)lm->layer)->w;
+    if (lm->hook.delta) {
+        size_t n = (size_t)lm->out * lm->in * lm->k * lm->k;
+        for (size_t i = 0; i < n; i++) w[i] += c * lm->hook.delta[i];
+        return;
+    }
     op_gemm(w, lm->up, lm->down, (int)lm->out, (int)(lm->in * lm->k * lm->k), lm->rank, 0, 0, c, 1.0f);
 }
 

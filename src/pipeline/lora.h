@@ -10,7 +10,23 @@
  *  - old diffusers attention-processor keys (…attn1.processor.to_q_lora.down.weight, …).
  *  One file may mix the kohya, PEFT and old diffusers key styles (module by module, as A1111 and ComfyUI
  *  read them: LORA_MIXED); a module given twice (in two styles) is an error at attach time.
- *  LyCORIS LoHa/LoKr (hada_*, lokr_*) and DoRA are refused with a clear "unsupported" message.
+ *  - LyCORIS LoHa (<kohya name>.hada_w1_a/w1_b/w2_a/w2_b, + hada_t1/t2 for CP-decomposed convs, alpha) and
+ *    LoKr (.lokr_w1 or lokr_w1_a/w1_b, .lokr_w2 or lokr_w2_a/w2_b, + lokr_t2, alpha) under kohya names:
+ *    ΔW = scale·(w1a·w1b)⊙(w2a·w2b), scale = alpha/rank (rank = hada_w1_b rows), and ΔW = scale·kron(W1, W2),
+ *    scale = alpha/rank where a factor is low-rank (rank = lokr_w2_b's rows, else lokr_w1_b's) and 1 when
+ *    both are full (lycoris.h, as LyCORIS, A1111 and ComfyUI). ΔW is materialised at load: a full-size
+ *    float32 copy per module (as much memory as the adapted weights themselves; merged or not), applied
+ *    unmerged as y += strength·ΔW·x (one full GEMM / conv per module and call, as the layer itself costs).
+ *  - DoRA: kohya/LyCORIS `dora_scale` beside any of the above, diffusers/PEFT `lora_magnitude_vector`:
+ *    D = m ⊙ V/‖V‖, V = W + ΔW, the norm per output row (PEFT; LyCORIS wd_on_out, dora_scale (out,1,…)) or
+ *    per input channel (dora_scale (1,in,…): LyCORIS wd_on_out=False, A1111). The strength s enters as A1111
+ *    and ComfyUI apply it: W(s) = W + s·(D − W), so strength 0 is the base and merged == unmerged. (At s = 1
+ *    this is also LyCORIS's and PEFT's weight; at other s, diffusers' set_adapters puts s inside the norm —
+ *    its strength 0 is m·W/‖W‖, not W — and LyCORIS's multiplier scales only the norm factor.) D − W is
+ *    computed at attach against the layer's base weights (as A1111: other adapters merged into the same
+ *    layer do not change it) and stored full size, as LoHa's ΔW.
+ *  LoCon's CP-decomposed lora_mid, and other LyCORIS algorithms (IA³, OFT/BOFT, GLoRA, full diff), are
+ *  refused with a clear "unsupported" message.
  *  - lorastyle bottleneck adapters (`train --method adapter`; Houlsby-style, layers.h): a nonlinear
  *    y ← y + s·up(gelu(down(y))) on the OUTPUT of every transformer block's attn1.to_out.0, attn2.to_out.0
  *    and ff.net.2, s = strength·alpha/r. Keys adapter_unet_<flat module path>.adapter_down.weight (r, C),
@@ -40,6 +56,9 @@ static inline int train_is_checkpoint_format(const char *fmt) {
 typedef enum { LORA_KOHYA, LORA_PEFT, LORA_DIFFUSERS_OLD, LORA_ADAPTER, LORA_MIXED } LoraFormat;
 enum { LORA_UNET = 0, LORA_TE = 1 };
 
+/* What a module holds (the LyCORIS algorithm): a low-rank pair (LoRA / LoCon), LoHa or LoKr factors. */
+typedef enum { LORA_ALGO_LORA, LORA_ALGO_LOHA, LORA_ALGO_LOKR } LoraAlgo;
+
 typedef struct {
     char *module;      /* model module path (diffusers naming), e.g. "mid_block.attentions.0.proj_in" */
     int component;     /* LORA_UNET or LORA_TE */
@@ -48,7 +67,14 @@ typedef struct {
     int rank, k;       /* k: kernel size of the down projection (1 for Linear) */
     int64_t in, out;
     float alpha;
-    float *down, *up;  /* float32 copies: down (r, in·k·k), up (out, r) */
+    float *down, *up;  /* float32 copies: down (r, in·k·k), up (out, r) (LORA_ALGO_LORA only) */
+    LoraAlgo algo;
+    int flat;          /* 1: LoHa/LoKr whose factors do not say k: in holds in·k·k (and k 1) until attach */
+    float *delta;      /* LoHa/LoKr: full ΔW (out, in·k·k), scale included (from load); NULL for LoRA */
+    float *dora;       /* DoRA magnitude: out values (dora_axis 0) or in values (1), or NULL */
+    float *dora_delta; /* with dora: D − W (out, in·k·k), from attach against the layer's base weights */
+    int64_t n_dora;
+    int dora_axis;     /* 0: per output row, 1: per input channel (lycoris.h) */
     float *ddown, *dup; /* training gradients, same shapes (lora_grads_alloc), or NULL */
     int bottleneck;    /* 1: a bottleneck adapter on the layer's output (LORA_ADAPTER): in == out == C */
     int as_conv;       /* 1: stored as 4-d (r,in,k,k)/(out,r,1,1) tensors: the layer is a Conv2d in the
@@ -147,6 +173,11 @@ int lora_create_bottleneck(Lora *a, Model *m, int rank, float alpha, uint64_t se
 int lora_save_kohya(const Lora *a, const char *path, const char *const *meta, int n_meta);
 
 const char *lora_format_name(LoraFormat f);
+/* What one module is: "LoRA", "LoCon" (k×k down), "LoHa", "LoKr", each + "+DoRA" with a magnitude, or
+ * "bottleneck". */
+const char *lora_module_kind(const LoraModule *m);
+/* "LoHa 12, LoKr 3, LoRA+DoRA 2": module counts per kind, in first-seen order, into buf. */
+void lora_kind_summary(const Lora *a, char *buf, int cap);
 
 /* Parse "FILE[:SCALE[:TE_SCALE]]" (TE_SCALE defaults to SCALE). LS_ERR on a malformed scale. */
 int lora_parse_spec(const char *spec, char *path, int cap, float *unet, float *te);

@@ -86,6 +86,10 @@ static void linear_forward_base(const Linear *l, float *y, const float *x, int M
     op_linear(y, x, l->w, l->b, M, l->in, l->out);
     for (const LoraHook *h = l->lora; h; h = h->next) {
         if (!hook_live(h)) continue;
+        if (h->delta) { /* y += c·x·deltaᵀ */
+            op_gemm(y, x, h->delta, M, l->out, l->in, 0, 1, *h->strength * h->scale, 1.0f);
+            continue;
+        }
         float *t = sbuf((size_t)M * h->rank);
         op_linear(t, x, h->down, NULL, M, l->in, h->rank);                    /* t = x·downᵀ  (M,r) */
         op_gemm(y, t, h->up, M, l->out, h->rank, 0, 1, *h->strength * h->scale, 1.0f); /* y += c·t·upᵀ */
@@ -106,6 +110,14 @@ void conv_forward(const Conv2d *c, float *y, const float *x, int B, int H, int W
     for (const LoraHook *h = c->lora; h; h = h->next) {
         if (!hook_live(h)) continue;
         size_t hw = (size_t)ho * wo;
+        if (h->delta) { /* y += c·conv(x, delta) */
+            size_t ny = (size_t)B * c->cout * hw;
+            float *t = sbuf(ny);
+            op_conv2d(t, x, h->delta, NULL, B, c->cin, H, W, c->cout, c->k, c->stride, c->pad0, c->pad1);
+            op_axpy(y, *h->strength * h->scale, t, ny);
+            pool_free(t);
+            continue;
+        }
         float *t = sbuf((size_t)B * h->rank * hw);
         op_conv2d(t, x, h->down, NULL, B, c->cin, H, W, h->rank, c->k, c->stride, c->pad0, c->pad1);
         for (int b = 0; b < B; b++) /* y[b] (cout,HW) += c · up (cout,r) · t[b] (r,HW) */
@@ -197,6 +209,10 @@ void linear_backward(const Linear *l, float *dx, const float *dy_out, const floa
         if (!hook_live(h) || (!dx && !hook_trainable(h))) continue;
         int r = h->rank;
         float c = *h->strength * h->scale;
+        if (h->delta) { /* full ΔW: dx += c·dy·delta (no parameter gradients) */
+            op_gemm(dx, dy, h->delta, M, K, N, 0, 0, c, 1.0f);
+            continue;
+        }
         float *dt = fbuf((size_t)M * r);
         op_gemm(dt, dy, h->up, M, r, N, 0, 0, c, 0.0f);             /* dt (M,r) = c·dy (M,N)·up (N,r) */
         if (h->dup) {
@@ -222,6 +238,17 @@ void conv_backward(const Conv2d *c, float *dx, const float *dy, const float *x, 
         if (!hook_live(h) || (!dx && !hook_trainable(h))) continue;
         int r = h->rank;
         float cs = *h->strength * h->scale;
+        if (h->delta) { /* full ΔW: dx += c·(input gradient of conv(x, delta)) */
+            size_t ny = (size_t)B * c->cout * hw;
+            float *g = fbuf(ny), *dxl = fbuf(nx);
+            for (size_t i = 0; i < ny; i++) g[i] = cs * dy[i];
+            op_conv2d_backward(dxl, NULL, NULL, g, x, h->delta, B, c->cin, H, W, c->cout, c->k, c->stride,
+                               c->pad0, c->pad1);
+            op_add_inplace(dx, dxl, nx);
+            free(g);
+            free(dxl);
+            continue;
+        }
         float *dt = fbuf((size_t)B * r * hw); /* (B,r,Ho,Wo): gradient at the down conv's output */
         for (int b = 0; b < B; b++) /* dt[b] (r,HW) = c · up (cout,r)ᵀ · dy[b] (cout,HW) */
             op_gemm(dt + (size_t)b * r * hw, h->up, dy + (size_t)b * c->cout * hw, r, (int)hw, c->cout, 1,

@@ -11,7 +11,10 @@
 #include "weights.h" // defines: WeightTable, wt_add
 
 /* A low-rank update attached to a layer (LoRA, kohya/PEFT math):
- *   y += strength · scale · up(down(x)),  scale = alpha / rank.
+ *   y += strength · scale · up(down(x)),  scale = alpha / rank,
+ * or, when delta is set, a full-size update y += strength · scale · delta·x (LyCORIS LoHa/LoKr and DoRA,
+ * whose ΔW is materialised once: delta (out, in) for a Linear, (cout, cin, k, k) for a Conv2d run with the
+ * layer's stride and padding; down/up/rank are then unused and it has no gradients).
  * For a Linear, down is (r, in) and up (out, r). For a Conv2d, down is a k×k conv (r, cin, k, k) with the
  * layer's stride and padding and up a 1×1 conv (cout, r). Unmerged, the update runs every call and the
  * strength is read live through a pointer (changing it costs nothing); strength 0 skips it entirely. Merged,
@@ -19,6 +22,7 @@
 typedef struct LoraHook {
     const float *down, *up;
     int rank;
+    const float *delta;     /* full ΔW instead of up·down, or NULL */
     float scale;            /* alpha / rank */
     const float *strength;  /* the adapter's multiplier for this component */
     int merged;

@@ -24,6 +24,10 @@ static void module_key(const LoraModule *lm, int part, char *key, int cap) {
 int lora_grads_alloc(Lora *a) {
     if (!a->attached) return ls_set_error("%s: attach the adapter before allocating gradients", a->path);
     if (a->merged) return ls_set_error("%s: a merged adapter cannot be trained (unmerge it)", a->path);
+    for (int i = 0; i < a->n_mods; i++)
+        if (a->mods[i].algo != LORA_ALGO_LORA || a->mods[i].dora)
+            return ls_set_error("%s: module %s is %s: only LoRA/LoCon and bottleneck adapters can be trained", a->path,
+                                a->mods[i].module, lora_module_kind(&a->mods[i]));
     for (int i = 0; i < a->n_mods; i++) {
         LoraModule *m = &a->mods[i];
         if (!m->ddown) m->ddown = callocCheck(down_numel(m), sizeof(float));

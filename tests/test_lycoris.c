@@ -1,0 +1,293 @@
+/* test_lycoris.c — LyCORIS LoHa / LoKr and DoRA adapters at generation time.
+ *
+ * Against tests/gen_lycoris_fixtures.py (LyCORIS's own LohaModule / LokrModule / LoConModule with
+ * weight_decompose, and PEFT's use_dora, on the tiny preset model): at strength 0.7, as A1111 and ComfyUI
+ * apply it (W + s·(W(1) − W)), the U-Net and text-encoder outputs within 1e-4 relative L2, unmerged and
+ * merged, and the merged weights of a Linear, a 3×3 conv, a 1×1 conv and a text-encoder Linear within 1e-5;
+ * the PEFT DoRA file at strength 1 against diffusers' own DoRA forward. Exact properties: strength 0
+ * reproduces the base bit for bit (unmerged and merged), detach restores it, merged == unmerged, a merged
+ * strength change == a re-merge, the kinds counted per module. Bad input: a LoHa module without hada_w2_b,
+ * LoHa and LoKr tensors on one module, LoCon's lora_mid, a DoRA magnitude of the wrong size, a DoRA
+ * magnitude alone, and a LoHa module whose ΔW does not fit the layer.
+ *
+ * Usage: test_lycoris FIXTURE_DIR */
+#include <unistd.h>
+
+#include "lora.h"
+#include "testutil.h"
+
+#define TOL 1e-4
+#define WTOL 1e-5
+
+static Model g_m;
+static char g_tmp[64];
+
+typedef struct {
+    float *x, *t, *ctx, *ids_f;
+    int H, W, Tc, L;
+    size_t n;
+} Inputs;
+
+static void unet_out(const Inputs *in, float *out) {
+    unet_forward(&g_m.unet, out, in->x, in->t, in->ctx, 1, in->H, in->W, in->Tc);
+}
+
+static void te_out(const Inputs *in, float *out) {
+    int ids[512];
+    for (int i = 0; i < in->L; i++) ids[i] = (int)in->ids_f[i];
+    CHECK(clip_forward(&g_m.clip, out, ids, 1, in->L, 0) == 0, "clip: %s", ls_last_error());
+}
+
+/* The current weights of a module (diffusers path), or NULL. */
+static const float *module_w(const char *path, size_t *n) {
+    const WeightTable *t = strncmp(path, "text_model.", 11) ? &g_m.unet.wt : &g_m.clip.wt;
+    const ModuleSpec *s = wt_find_module(t, path);
+    if (!s) return NULL;
+    if (s->kind == MOD_LINEAR) {
+        const Linear *l = s->layer;
+        *n = (size_t)l->in * l->out;
+        return l->w;
+    }
+    const Conv2d *c = s->layer;
+    *n = (size_t)c->cout * c->cin * c->k * c->k;
+    return c->w;
+}
+
+static void check_weights(const StFile *ref, const char *tag, const char *when) {
+    static const char *const keys[] = {"down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q",
+                                       "down_blocks.0.resnets.0.conv1", "up_blocks.0.resnets.0.conv_shortcut",
+                                       "text_model.encoder.layers.0.mlp.fc1"};
+    for (int i = 0; i < 4; i++) {
+        char key[256];
+        snprintf(key, sizeof key, "%s.w.%s", tag, keys[i]);
+        if (!st_find(ref, key)) continue;
+        size_t nr, n;
+        float *r = fixture_get(ref, key, &nr, NULL);
+        const float *w = module_w(keys[i], &n);
+        CHECK(w && n == nr, "%s: weight %s (%zu values, reference %zu)", tag, keys[i], w ? n : 0, nr);
+        if (w && n == nr) {
+            double e = rel_l2(w, r, n);
+            printf("  %s weight %-58s rel L2 %.3g\n", when, keys[i], e);
+            CHECK(e < WTOL, "%s %s: weight %s rel L2 %.3g", tag, when, keys[i], e);
+        }
+        free(r);
+    }
+}
+
+static char *write_file(const char *name, StWriter *w) {
+    char *path = malloc(512);
+    snprintf(path, 512, "%s/%s.safetensors", g_tmp, name);
+    CHECK(st_writer_save(w, path) == 0, "write %s: %s", path, ls_last_error());
+    st_writer_free(w);
+    return path;
+}
+
+static void expect_error(const char *path, const char *needle, const char *what) {
+    Lora a;
+    int rc = lora_load(&a, path);
+    if (rc == 0) {
+        rc = lora_attach(&a, &g_m, 0);
+        lora_free(&a);
+    }
+    CHECK(rc < 0 && strstr(ls_last_error(), needle) && strstr(ls_last_error(), path),
+          "%s: expected an error naming the file and '%s', got rc=%d '%s'", what, needle, rc,
+          rc < 0 ? ls_last_error() : "");
+    if (rc < 0) printf("bad input (%s): %s\n", what, ls_last_error());
+    free((void *)path);
+}
+
+int main(int argc, char **argv) {
+    const char *fixdir = argc > 1 ? argv[1] : "tests/fixtures";
+    snprintf(g_tmp, sizeof g_tmp, "/tmp/ls_test_lyco_XXXXXX");
+    if (!mkdtemp(g_tmp)) return 1;
+    char mdir[128], fr[512];
+    snprintf(mdir, sizeof mdir, "%s/tiny", g_tmp);
+    snprintf(fr, sizeof fr, "%s/lyco_ref.safetensors", fixdir);
+    CHECK(model_init_preset("tiny", mdir, 1, ST_F32, NULL) == 0, "init: %s", ls_last_error());
+    CHECK(model_load(&g_m, mdir, NULL) == 0, "load: %s", ls_last_error());
+    StFile ref;
+    if (st_open(&ref, fr) < 0) {
+        printf("FAIL: %s\n", ls_last_error());
+        return 1;
+    }
+    Inputs in;
+    const StTensor *xm, *cm, *im;
+    in.x = fixture_get(&ref, "x", &in.n, &xm);
+    in.t = fixture_get(&ref, "t", NULL, NULL);
+    in.ctx = fixture_get(&ref, "ctx", NULL, &cm);
+    in.ids_f = fixture_get(&ref, "ids", NULL, &im);
+    in.H = (int)xm->shape[2], in.W = (int)xm->shape[3];
+    in.Tc = (int)cm->shape[1], in.L = (int)im->shape[1];
+    float s = (float)atof(st_meta_get(&ref, "strength"));
+    size_t nte;
+    float *ref_base = fixture_get(&ref, "unet_base", NULL, NULL), *ref_te_base = fixture_get(&ref, "te_base", &nte, NULL);
+    float *base = malloc(in.n * sizeof(float)), *out = malloc(in.n * sizeof(float)), *o1 = malloc(in.n * sizeof(float));
+    float *te = malloc(nte * sizeof(float)), *te_base = malloc(nte * sizeof(float));
+    unet_out(&in, base);
+    te_out(&in, te_base);
+    double e = rel_l2(base, ref_base, in.n), et = rel_l2(te_base, ref_te_base, nte);
+    CHECK(e < TOL && et < TOL, "base U-Net rel L2 %.3g, text encoder %.3g", e, et);
+
+    static const struct {
+        const char *tag, *kinds;
+        int te;
+    } files[] = {
+        {"lyco_loha", "LoHa", 1},
+        {"lyco_lokr", "LoKr", 1},
+        {"lyco_dora", "LoRA+DoRA", 1},
+        {"peft_dora", "LoRA+DoRA", 0},
+    };
+    for (int f = 0; f < 4; f++) {
+        const char *tag = files[f].tag;
+        char path[512], key[128];
+        snprintf(path, sizeof path, "%s/%s.safetensors", fixdir, tag);
+        Lora a;
+        int rc = lora_load(&a, path);
+        CHECK(rc == 0, "load %s: %s", path, ls_last_error());
+        if (rc) continue;
+        char kinds[256];
+        lora_kind_summary(&a, kinds, sizeof kinds);
+        printf("%s: %s; %s; %d U-Net + %d text-encoder modules, %lld parameters\n", tag, lora_format_name(a.format),
+               kinds, a.n_unet, a.n_te, (long long)a.n_params);
+        CHECK(strstr(kinds, files[f].kinds) != NULL, "%s: kinds '%s' lack %s", tag, kinds, files[f].kinds);
+        CHECK(lora_attach(&a, &g_m, 0) == 0, "attach %s: %s", tag, ls_last_error());
+        snprintf(key, sizeof key, "%s.unet", tag);
+        float *ref_u = fixture_get(&ref, key, NULL, NULL), *ref_te = NULL;
+        if (files[f].te) {
+            snprintf(key, sizeof key, "%s.te", tag);
+            ref_te = fixture_get(&ref, key, NULL, NULL);
+        }
+        lora_set_strength(&a, s, s);
+        for (int merged = 0; merged < 2; merged++) {
+            if (merged) lora_merge(&a);
+            unet_out(&in, out);
+            te_out(&in, te);
+            double eu = rel_l2(out, ref_u, in.n);
+            double ete = ref_te ? rel_l2(te, ref_te, nte) : rel_l2(te, te_base, nte);
+            printf("  %s at %.2f: U-Net rel L2 %.3g, text encoder %.3g (vs reference)\n",
+                   merged ? "merged  " : "unmerged", (double)s, eu, ete);
+            CHECK(eu < TOL && ete < TOL, "%s %s: U-Net %.3g, text encoder %.3g", tag, merged ? "merged" : "unmerged",
+                  eu, ete);
+            if (!merged) memcpy(o1, out, in.n * sizeof(float));
+            else {
+                double d = rel_l2(out, o1, in.n);
+                printf("  merged vs unmerged: rel L2 %.3g\n", d);
+                CHECK(d < 1e-5, "%s: merged vs unmerged rel L2 %.3g", tag, d);
+                check_weights(&ref, tag, "merged");
+            }
+        }
+        /* merged strength change == re-merge at that strength */
+        lora_set_strength(&a, 0.25f, 0.25f);
+        unet_out(&in, o1);
+        lora_unmerge(&a);
+        lora_merge(&a);
+        unet_out(&in, out);
+        e = rel_l2(o1, out, in.n);
+        CHECK(e < 1e-5, "%s: merged strength change vs re-merge rel L2 %.3g", tag, e);
+        lora_unmerge(&a);
+        if (!files[f].te) { /* PEFT at strength 1 against diffusers' own DoRA forward */
+            lora_set_strength(&a, 1, 1);
+            snprintf(key, sizeof key, "%s.unet_s1", tag);
+            float *r1 = fixture_get(&ref, key, NULL, NULL);
+            unet_out(&in, out);
+            e = rel_l2(out, r1, in.n);
+            printf("  unmerged at 1.00: U-Net rel L2 %.3g (vs diffusers + PEFT DoRA)\n", e);
+            CHECK(e < TOL, "%s at 1: rel L2 %.3g vs diffusers", tag, e);
+            free(r1);
+        }
+        lora_set_strength(&a, 0, 0);
+        unet_out(&in, out);
+        te_out(&in, te);
+        CHECK(!memcmp(out, base, in.n * sizeof(float)) && !memcmp(te, te_base, nte * sizeof(float)),
+              "%s: strength 0 is not bit-identical to the base", tag);
+        lora_merge(&a);
+        unet_out(&in, out);
+        CHECK(!memcmp(out, base, in.n * sizeof(float)), "%s: merged at strength 0 is not the base", tag);
+        lora_set_strength(&a, s, s);
+        lora_detach(&a);
+        unet_out(&in, out);
+        CHECK(!memcmp(out, base, in.n * sizeof(float)), "%s: detach does not restore the base bit for bit", tag);
+        lora_free(&a);
+        free(ref_u);
+        free(ref_te);
+    }
+
+    /* two adapters on the same layers (LoHa merged, DoRA live): the DoRA update is taken against the base
+     * weights, so merged == unmerged still holds */
+    {
+        char p1[512], p2[512];
+        snprintf(p1, sizeof p1, "%s/lyco_loha.safetensors", fixdir);
+        snprintf(p2, sizeof p2, "%s/lyco_dora.safetensors", fixdir);
+        Lora a1, a2;
+        int ok = lora_load(&a1, p1) == 0;
+        ok = ok && lora_load(&a2, p2) == 0;
+        CHECK(ok, "load two: %s", ls_last_error());
+        if (!ok) return test_summary();
+        CHECK(lora_attach(&a1, &g_m, 0) == 0, "attach: %s", ls_last_error());
+        lora_set_strength(&a1, 0.5f, 0.5f);
+        lora_merge(&a1);
+        CHECK(lora_attach(&a2, &g_m, 0) == 0, "attach: %s", ls_last_error());
+        lora_set_strength(&a2, -0.4f, 0.3f);
+        unet_out(&in, o1);
+        lora_merge(&a2);
+        lora_unmerge(&a1);
+        lora_merge(&a1);
+        unet_out(&in, out);
+        e = rel_l2(out, o1, in.n);
+        printf("LoHa merged + DoRA live vs both merged: rel L2 %.3g\n", e);
+        CHECK(e < 1e-5, "two adapters: rel L2 %.3g", e);
+        lora_free(&a2);
+        lora_free(&a1);
+        unet_out(&in, out);
+        CHECK(!memcmp(out, base, in.n * sizeof(float)), "freeing two adapters did not restore the base");
+    }
+
+    /* --- bad input --- */
+    static float d[64 * 64 * 9];
+    for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) d[i] = 0.01f * (float)(i % 7);
+    const char *mod = "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q";
+    char k1[256], k2[256], k3[256], k4[256], k5[256];
+    snprintf(k1, sizeof k1, "%s.hada_w1_a", mod);
+    snprintf(k2, sizeof k2, "%s.hada_w1_b", mod);
+    snprintf(k3, sizeof k3, "%s.hada_w2_a", mod);
+    snprintf(k4, sizeof k4, "%s.hada_w2_b", mod);
+    int64_t sa[2] = {32, 2}, sb[2] = {2, 32}, sb_bad[2] = {2, 48};
+    StWriter w;
+    st_writer_init(&w);
+    st_writer_add(&w, k1, ST_F32, 2, sa, d), st_writer_add(&w, k2, ST_F32, 2, sb, d);
+    st_writer_add(&w, k3, ST_F32, 2, sa, d);
+    expect_error(write_file("loha_no_w2b", &w), "has no hada_w2_b", "LoHa without hada_w2_b");
+    st_writer_init(&w);
+    st_writer_add(&w, k1, ST_F32, 2, sa, d), st_writer_add(&w, k2, ST_F32, 2, sb_bad, d);
+    st_writer_add(&w, k3, ST_F32, 2, sa, d), st_writer_add(&w, k4, ST_F32, 2, sb_bad, d);
+    expect_error(write_file("loha_48", &w), "attn1_to_q", "LoHa ΔW of another width");
+    st_writer_init(&w);
+    st_writer_add(&w, k1, ST_F32, 2, sa, d), st_writer_add(&w, k2, ST_F32, 2, sb, d);
+    st_writer_add(&w, k3, ST_F32, 2, sa, d), st_writer_add(&w, k4, ST_F32, 2, sb, d);
+    snprintf(k5, sizeof k5, "%s.lokr_w1", mod);
+    int64_t s44[2] = {4, 4};
+    st_writer_add(&w, k5, ST_F32, 2, s44, d);
+    expect_error(write_file("loha_lokr", &w), "mixes LoHa and LoKr", "LoHa and LoKr on one module");
+    st_writer_init(&w);
+    st_writer_add(&w, k1, ST_F32, 2, sa, d), st_writer_add(&w, k2, ST_F32, 2, sb, d);
+    st_writer_add(&w, k3, ST_F32, 2, sa, d), st_writer_add(&w, k4, ST_F32, 2, sb, d);
+    snprintf(k5, sizeof k5, "%s.dora_scale", mod);
+    int64_t sd_bad[2] = {31, 1};
+    st_writer_add(&w, k5, ST_F32, 2, sd_bad, d + 1);
+    expect_error(write_file("dora_size", &w), "DoRA magnitude", "DoRA magnitude of the wrong size");
+    st_writer_init(&w);
+    int64_t sd1[2] = {32, 1};
+    st_writer_add(&w, k5, ST_F32, 2, sd1, d + 1);
+    expect_error(write_file("dora_alone", &w), "only a DoRA magnitude", "DoRA magnitude alone");
+    st_writer_init(&w);
+    snprintf(k5, sizeof k5, "%s.lora_mid.weight", mod);
+    st_writer_add(&w, k5, ST_F32, 2, s44, d);
+    expect_error(write_file("lora_mid", &w), "lora_mid", "LoCon lora_mid");
+
+    free(base), free(out), free(o1), free(te), free(te_base), free(ref_base), free(ref_te_base);
+    free(in.x), free(in.t), free(in.ctx), free(in.ids_f);
+    st_close(&ref);
+    model_free(&g_m);
+    test_remove_dir(g_tmp);
+    return test_summary();
+}

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include "cli.h"    // defines: cli_*, cmd_generate, cmd_sweep, cmd_merge
@@ -305,7 +306,18 @@ static int cmd_tokenizer(int argc, char **argv) {
     return 0;
 }
 
+/* OpenMP's idle threads spin before they sleep (libgomp: 300000 rounds by default). With another busy
+ * process on the machine the spinners take its turns and small workloads collapse (BENCHMARKS.md,
+ * "Threads on a shared machine"); OMP_WAIT_POLICY=PASSIVE (no spinning) costs speed on a quiet machine. A
+ * short spin, then sleep, serves both. libgomp reads its environment before main runs, so when the user set
+ * neither variable lorastyle sets GOMP_SPINCOUNT and executes itself again, once. */
+static void bounded_spinning(char **argv) {
+    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
+    if (setenv("GOMP_SPINCOUNT", "30000", 1) == 0) execv("/proc/self/exe", argv); /* returns only on failure */
+}
+
 int main(int argc, char **argv) {
+    bounded_spinning(argv);
     if (argc < 2) return usage(stderr);
     const char *cmd = argv[1];
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) return usage(stdout);

@@ -23,6 +23,21 @@ typedef struct AdamwArgs {
     double lr, beta1, beta2, eps, weight_decay, gscale, bc1, bc2;
 } AdamwArgs;
 
+/* One sampler update's scalars, computed per step by src/pipeline/scheduler.c in float32 as diffusers does;
+ * op_sampler_step applies the family's per-element formula (model output mo, latents x in place):
+ *  DDIM (η = 0):  x0 = v ? sa·x − sb·mo : (x − sb·mo)/sa;  e = v ? sa·mo + sb·x : mo;  x = sa_prev·x0 + dir·e
+ *  Euler (a):     x0 = v ? mo·cv + x/s2p1 : x − sigma·mo;  x = x + ((x − x0)/sigma)·dt (+ noise·sigma_up)
+ *  DPM++ 2M:      D = v ? alpha·x − sigma·mo : (x − sigma·mo)/alpha;  final: x = D;
+ *                 else x = cx·x − cd·D (− cd1·inv_r0·(D − prev) when second);  prev = D */
+enum { OP_STEP_DDIM, OP_STEP_EULER, OP_STEP_DPM };
+typedef struct SamplerStepArgs {
+    int family, v;
+    float sa, sb, sa_prev, dir;                 /* DDIM */
+    float sigma, cv, s2p1, dt, sigma_up;        /* Euler; ancestral when noise != NULL */
+    float alpha, cx, cd, cd1, inv_r0;           /* DPM++ 2M (and sigma) */
+    int second, final;
+} SamplerStepArgs;
+
 /* ---- the op table: one per backend (kernels/<backend>/table.c), every entry with the semantics documented
  * at its op_* wrapper below. ls_ops is the process's backend handle (the one global; kernels/ops.c): the
  * CPU backend unless ops_select chose another. A NULL entry: the backend lacks the op (only the reference
@@ -81,6 +96,10 @@ typedef struct OpTable {
     double (*mse_loss)(float *dout, const float *out, const float *target, size_t n);
     double (*sum_squares)(const float *x, size_t n);
     void (*adamw)(float *p, const float *g, float *m, float *v, size_t n, const struct AdamwArgs *a);
+    void (*sampler_step)(const struct SamplerStepArgs *a, float *x, float *prev, const float *mo,
+                         const float *noise, size_t n);
+    void (*scale)(float *y, const float *x, float s, size_t n);
+    void (*divide)(float *y, const float *x, float d, size_t n);
 } OpTable;
 
 extern const OpTable op_table_cpu; /* kernels/cpu/table.c: OpenMP + BLAS */
@@ -348,5 +367,25 @@ void op_axpy_ref(float *y, float a, const float *x, size_t n);
 double op_mse_loss_ref(float *dout, const float *out, const float *target, size_t n);
 double op_sum_squares_ref(const float *x, size_t n);
 void op_adamw_ref(float *p, const float *g, float *m, float *v, size_t n, const AdamwArgs *a);
+
+/* ---- sampling (kernels/cpu/ref.c: the CPU backend runs the plain loops; latents are a few thousand values) ---- */
+
+/* One step of a sampler family (SamplerStepArgs), in place on x (n values); prev (DPM++ 2M's previous data
+ * prediction) is read when second and written; noise (Euler a) may be NULL otherwise. */
+static inline void op_sampler_step(const SamplerStepArgs *a, float *x, float *prev, const float *mo,
+                                   const float *noise, size_t n) {
+    ls_ops->sampler_step(a, x, prev, mo, noise, n);
+}
+/* y = x·s and y = x/d (a division, as diffusers divides); y may equal x. */
+static inline void op_scale(float *y, const float *x, float s, size_t n) {
+    ls_ops->scale(y, x, s, n);
+}
+static inline void op_divide(float *y, const float *x, float d, size_t n) {
+    ls_ops->divide(y, x, d, n);
+}
+void op_sampler_step_ref(const SamplerStepArgs *a, float *x, float *prev, const float *mo, const float *noise,
+                         size_t n);
+void op_scale_ref(float *y, const float *x, float s, size_t n);
+void op_divide_ref(float *y, const float *x, float d, size_t n);
 
 #endif

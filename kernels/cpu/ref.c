@@ -199,6 +199,39 @@ void op_adamw_ref(float *p, const float *g, float *m, float *v, size_t n, const 
     }
 }
 
+/* ---- sampling: the formulas of SamplerStepArgs, in diffusers' operation order ---- */
+
+void op_sampler_step_ref(const SamplerStepArgs *a, float *x, float *prev, const float *mo, const float *noise,
+                         size_t n) {
+    for (size_t j = 0; j < n; j++) {
+        if (a->family == OP_STEP_DDIM) {
+            float x0 = a->v ? a->sa * x[j] - a->sb * mo[j] : (x[j] - a->sb * mo[j]) / a->sa;
+            float e = a->v ? a->sa * mo[j] + a->sb * x[j] : mo[j];
+            x[j] = a->sa_prev * x0 + a->dir * e;
+        } else if (a->family == OP_STEP_EULER) {
+            float x0 = a->v ? mo[j] * a->cv + x[j] / a->s2p1 : x[j] - a->sigma * mo[j];
+            float d = (x[j] - x0) / a->sigma;
+            float xn = x[j] + d * a->dt;
+            if (noise) xn = xn + noise[j] * a->sigma_up;
+            x[j] = xn;
+        } else {
+            float D = a->v ? a->alpha * x[j] - a->sigma * mo[j] : (x[j] - a->sigma * mo[j]) / a->alpha;
+            if (a->final) x[j] = D;
+            else if (a->second) x[j] = a->cx * x[j] - a->cd * D - a->cd1 * (a->inv_r0 * (D - prev[j]));
+            else x[j] = a->cx * x[j] - a->cd * D;
+            prev[j] = D;
+        }
+    }
+}
+
+void op_scale_ref(float *y, const float *x, float s, size_t n) {
+    for (size_t j = 0; j < n; j++) y[j] = x[j] * s;
+}
+
+void op_divide_ref(float *y, const float *x, float d, size_t n) {
+    for (size_t j = 0; j < n; j++) y[j] = x[j] / d;
+}
+
 /* The references as an op table (forward ops; the rest are checked by finite differences). */
 const OpTable op_table_ref = {
     .name = "ref",

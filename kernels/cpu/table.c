@@ -44,4 +44,8 @@ const OpTable op_table_cpu = {
     .mse_loss = op_mse_loss_cpu,
     .sum_squares = op_sum_squares_cpu,
     .adamw = op_adamw_cpu,
+    /* sampling: the plain loops (a few thousand latent values per call) */
+    .sampler_step = op_sampler_step_ref,
+    .scale = op_scale_ref,
+    .divide = op_divide_ref,
 };

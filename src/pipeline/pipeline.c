@@ -154,7 +154,7 @@ int pipeline_generate(Model *m, const GenParams *p0, Image *images, float **late
     float *tt = fbuf((size_t)nb), *noise = sampler_needs_noise(&s) ? fbuf((size_t)B * per) : NULL, *x0 = NULL;
     int rc = initial_noise(&p, x, B, C, h, w);
     if (rc == 0) {
-        for (size_t i = 0; i < (size_t)B * per; i++) x[i] *= s.init_noise_sigma;
+        op_scale(x, x, s.init_noise_sigma, (size_t)B * per);
         for (int i = 0; i < s.n; i++) {
             if (p.cancel && p.cancel(p.user)) {
                 rc = cancelled();
@@ -204,7 +204,7 @@ void pipeline_decode(Model *m, const float *latents, int B, int h, int w, Image 
     int f = vae_scale_factor(&m->vae.cfg), oc = m->vae.cfg.out_channels, H = h * f, W = w * f;
     size_t n = (size_t)B * m->unet.cfg.in_channels * h * w;
     float *z = fbuf(n);
-    for (size_t j = 0; j < n; j++) z[j] = latents[j] / m->vae.cfg.scaling_factor;
+    op_divide(z, latents, m->vae.cfg.scaling_factor, n);
     float *img = fbuf((size_t)B * oc * W * H);
     vae_decode(&m->vae, img, z, B, h, w);
     for (int b = 0; b < B; b++) image_from_chw(&images[b], img + (size_t)b * oc * W * H, H, W);

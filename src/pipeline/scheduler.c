@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "common.h" // defines: ls_set_error, mallocCheck, LS_ASSERT
+#include "ops.h"    // defines: op_sampler_step, op_divide (the element loops of each step)
 
 /* ------------------------------------------------------------------------------------------------------ */
 /* Names */
@@ -436,7 +437,7 @@ void sampler_scale_input(const Sampler *s, int i, float *xin, const float *x, si
     if (s->kind == SAMPLER_EULER || s->kind == SAMPLER_EULER_A) {
         float sigma = s->sigmas[i];
         float scale = sqrtf(sigma * sigma + 1.0f); /* x / (σ²+1)^0.5, a division as in diffusers */
-        for (size_t j = 0; j < n; j++) xin[j] = x[j] / scale;
+        op_divide(xin, x, scale, n);
     } else if (xin != x) {
         memcpy(xin, x, n * sizeof *x);
     }
@@ -455,23 +456,9 @@ static void step_ddim(const Sampler *s, int i, float *x, const float *mo, size_t
     float b_t = 1.0f - a_t;
     float sa = sqrtf(a_t), sb = sqrtf(b_t);
     float sa_prev = sqrtf(a_prev), dir = sqrtf(1.0f - a_prev - 0.0f); /* σ_t = η·… = 0 */
-    int v = s->cfg.prediction == PRED_V;
-    for (size_t j = 0; j < n; j++) {
-        float x0, eps;
-        if (v) {
-            x0 = sa * x[j] - sb * mo[j];
-            eps = sa * mo[j] + sb * x[j];
-        } else {
-            x0 = (x[j] - sb * mo[j]) / sa;
-            eps = mo[j];
-        }
-        x[j] = sa_prev * x0 + dir * eps;
-    }
-}
-
-/* Predicted x0 in the Euler family's "VE" space. ε: x − σ·ε.  v: v·(−σ/√(σ²+1)) + x/(σ²+1). */
-static inline float euler_x0(int v, float x, float mo, float sigma, float cv, float s2p1) {
-    return v ? mo * cv + x / s2p1 : x - sigma * mo;
+    SamplerStepArgs a = {.family = OP_STEP_DDIM, .v = s->cfg.prediction == PRED_V, .sa = sa, .sb = sb,
+                         .sa_prev = sa_prev, .dir = dir};
+    op_sampler_step(&a, x, NULL, mo, NULL, n);
 }
 
 /* == EulerDiscreteScheduler.step with s_churn = 0 (σ̂ = σ), and EulerAncestralDiscreteScheduler.step
@@ -487,13 +474,9 @@ static void step_euler(const Sampler *s, int i, float *x, const float *mo, size_
         float sigma_down = sqrtf(fmaxf(t2 - sigma_up * sigma_up, 0.0f));
         dt = sigma_down - sigma;
     }
-    for (size_t j = 0; j < n; j++) {
-        float x0 = euler_x0(v, x[j], mo[j], sigma, cv, s2p1);
-        float d = (x[j] - x0) / sigma;
-        float xn = x[j] + d * dt;
-        if (s->kind == SAMPLER_EULER_A) xn = xn + noise[j] * sigma_up;
-        x[j] = xn;
-    }
+    SamplerStepArgs a = {.family = OP_STEP_EULER, .v = v, .sigma = sigma, .cv = cv, .s2p1 = s2p1, .dt = dt,
+                         .sigma_up = sigma_up};
+    op_sampler_step(&a, x, NULL, mo, s->kind == SAMPLER_EULER_A ? noise : NULL, n);
 }
 
 /* VP-space (α, σ) of a VE sigma and λ = log α − log σ, as diffusers' _sigma_to_alpha_sigma_t. */
@@ -518,13 +501,11 @@ static void step_dpm(Sampler *s, int i, float *x, const float *mo, size_t n) {
     int second = s->prev_step == i - 1 && i >= 1 && i < s->n - 1;
     int v = s->cfg.prediction == PRED_V;
     float *prev = s->prev_x0;
+    SamplerStepArgs a = {.family = OP_STEP_DPM, .v = v, .alpha = alpha_s0, .sigma = sigma_s0};
     if (s->sigmas[i + 1] == 0.0f) {
         /* σ_next = 0: first order collapses to x ← D (diffusers gets there through log(0) = −inf). */
-        for (size_t j = 0; j < n; j++) {
-            float D = v ? alpha_s0 * x[j] - sigma_s0 * mo[j] : (x[j] - sigma_s0 * mo[j]) / alpha_s0;
-            prev[j] = D;
-            x[j] = D;
-        }
+        a.final = 1;
+        op_sampler_step(&a, x, prev, mo, NULL, n);
         s->prev_step = i;
         return;
     }
@@ -539,16 +520,8 @@ static void step_dpm(Sampler *s, int i, float *x, const float *mo, size_t n) {
         float r0 = (lambda_s0 - lambda_s1) / h;
         inv_r0 = 1.0f / r0;
     }
-    for (size_t j = 0; j < n; j++) {
-        float D = v ? alpha_s0 * x[j] - sigma_s0 * mo[j] : (x[j] - sigma_s0 * mo[j]) / alpha_s0;
-        if (second) {
-            float D1 = inv_r0 * (D - prev[j]);
-            x[j] = cx * x[j] - cd * D - cd1 * D1;
-        } else {
-            x[j] = cx * x[j] - cd * D;
-        }
-        prev[j] = D;
-    }
+    a.cx = cx, a.cd = cd, a.cd1 = cd1, a.inv_r0 = inv_r0, a.second = second;
+    op_sampler_step(&a, x, prev, mo, NULL, n);
     s->prev_step = i;
 }
 

@@ -53,7 +53,6 @@ void op_ntc_to_nchw_backward_cpu(float *dx, const float *dy, int B, int C, int T
 void op_embedding_cpu(float *y, const float *tok, const float *pos, const int *ids, int B, int L, int D);
 void op_cfg_combine_cpu(float *eps, const float *cond, float g, size_t n);
 void op_axpy_cpu(float *y, float a, const float *x, size_t n);
-double op_mse_loss_cpu(float *dout, const float *out, const float *target, size_t n);
 double op_sum_squares_cpu(const float *x, size_t n);
 struct AdamwArgs;
 void op_adamw_cpu(float *p, const float *g, float *m, float *v, size_t n, const struct AdamwArgs *a);

@@ -1,6 +1,7 @@
 /* optim.c — the CPU backend's ops for what a training or sampling step does between layers: the token
- * embedding gather, the classifier-free-guidance combine, axpy (LoRA merge), the MSE loss and its gradient,
- * the sum of squares (gradient norm) and the AdamW update. Loops shorter than OMP_MIN run on one thread. */
+ * embedding gather, the classifier-free-guidance combine, axpy (LoRA merge), the sum of squares (gradient
+ * norm) and the AdamW update. The MSE loss runs ref.c's plain serial loop: its sum, and so every logged loss,
+ * stays the same at any thread count. Loops shorter than OMP_MIN run on one thread. */
 #include <math.h>
 
 #include "cpu.h" // defines: the op_*_cpu prototypes
@@ -25,18 +26,6 @@ void op_cfg_combine_cpu(float *eps, const float *cond, float g, size_t n) {
 void op_axpy_cpu(float *y, float a, const float *x, size_t n) {
 #pragma omp parallel for schedule(static) if (n > OMP_MIN)
     for (size_t j = 0; j < n; j++) y[j] += a * x[j];
-}
-
-/* Serial on purpose: the sum's order (and so every loss value and gradient logged) stays the same whatever
- * the thread count; n is one latent batch, far below where threads would pay. */
-double op_mse_loss_cpu(float *dout, const float *out, const float *target, size_t n) {
-    double sum = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)out[i] - (double)target[i];
-        sum += d * d;
-        if (dout) dout[i] = (float)(2.0 * d / (double)n);
-    }
-    return sum / (double)n;
 }
 
 double op_sum_squares_cpu(const float *x, size_t n) {

@@ -41,7 +41,7 @@ const OpTable op_table_cpu = {
     .embedding = op_embedding_cpu,
     .cfg_combine = op_cfg_combine_cpu,
     .axpy = op_axpy_cpu,
-    .mse_loss = op_mse_loss_cpu,
+    .mse_loss = op_mse_loss_ref, /* serial: the same sum at any thread count */
     .sum_squares = op_sum_squares_cpu,
     .adamw = op_adamw_cpu,
     /* sampling: the plain loops (a few thousand latent values per call) */

@@ -19,6 +19,7 @@
 
 #include "lora.h"
 #include "pipeline.h"
+#include "lora_case.h" // defines: LoraInputs, lora_inputs_load, lora_unet_out, expect_adapter_error
 #include "testutil.h"
 
 #define TOL 1e-4
@@ -26,21 +27,6 @@
 static Model g_m;
 static char g_tmp[64];
 
-typedef struct {
-    float *x, *t, *ctx, *ids_f;
-    int C, H, W, Tc, L;
-    size_t n;
-} Inputs;
-
-static void unet_out(const Inputs *in, float *out) {
-    unet_forward(&g_m.unet, out, in->x, in->t, in->ctx, 1, in->H, in->W, in->Tc);
-}
-
-static void te_out(const Inputs *in, float *out) {
-    int ids[512];
-    for (int i = 0; i < in->L; i++) ids[i] = (int)in->ids_f[i];
-    CHECK(clip_forward(&g_m.clip, out, ids, 1, in->L, 0) == 0, "clip: %s", ls_last_error());
-}
 
 /* Write a copy of adapter src with tensors modified by fn(name, data, numel) (may be NULL) and, if
  * extra_key is set, one more tensor of that name and shape (values 0.01). */
@@ -112,19 +98,6 @@ static void one_nan(const char *name, float *d, size_t n) {
     if (strstr(name, "mid_block_attentions_0_proj_in.lora_down")) d[n / 2] = NAN;
 }
 
-static void expect_load_or_attach_error(const char *path, const char *needle, const char *what) {
-    Lora a;
-    int rc = lora_load(&a, path);
-    if (rc == 0) {
-        rc = lora_attach(&a, &g_m, 0);
-        lora_free(&a);
-    }
-    CHECK(rc < 0 && strstr(ls_last_error(), needle) && strstr(ls_last_error(), path),
-          "%s: expected an error naming the file and '%s', got rc=%d '%s'", what, needle, rc,
-          rc < 0 ? ls_last_error() : "");
-    if (rc < 0) printf("bad input (%s): %s\n", what, ls_last_error());
-}
-
 int main(int argc, char **argv) {
     const char *fixdir = argc > 1 ? argv[1] : "tests/fixtures";
     snprintf(g_tmp, sizeof g_tmp, "/tmp/ls_test_lora_XXXXXX");
@@ -147,14 +120,8 @@ int main(int argc, char **argv) {
         printf("FAIL: %s\n", ls_last_error());
         return 1;
     }
-    Inputs in;
-    const StTensor *xm, *cm, *im;
-    in.x = fixture_get(&ref, "x", &in.n, &xm);
-    in.t = fixture_get(&ref, "t", NULL, NULL);
-    in.ctx = fixture_get(&ref, "ctx", NULL, &cm);
-    in.ids_f = fixture_get(&ref, "ids", NULL, &im);
-    in.C = (int)xm->shape[1], in.H = (int)xm->shape[2], in.W = (int)xm->shape[3];
-    in.Tc = (int)cm->shape[1], in.L = (int)im->shape[1];
+    LoraInputs in;
+    lora_inputs_load(&ref, &in);
     float s = (float)atof(st_meta_get(&ref, "strength"));
     size_t nte;
     float *ref_base = fixture_get(&ref, "unet_base", NULL, NULL);
@@ -162,8 +129,8 @@ int main(int argc, char **argv) {
     float *ref_te = fixture_get(&ref, "te_lora", &nte, NULL);
     float *base = malloc(in.n * sizeof(float)), *out = malloc(in.n * sizeof(float));
     float *te = malloc(nte * sizeof(float)), *te_base = malloc(nte * sizeof(float));
-    unet_out(&in, base);
-    te_out(&in, te_base);
+    lora_unet_out(&g_m, &in, base);
+    lora_te_out(&g_m, &in, te_base);
     double e = rel_l2(base, ref_base, in.n);
     CHECK(e < TOL, "base U-Net rel L2 %.3g", e);
 
@@ -186,36 +153,36 @@ int main(int argc, char **argv) {
         CHECK(a.format == formats[f], "%s: format %d, expected %d", a.name, a.format, formats[f]);
         CHECK(lora_attach(&a, &g_m, 0) == 0, "attach: %s", ls_last_error());
         lora_set_strength(&a, s, s);
-        unet_out(&in, out);
-        te_out(&in, te);
+        lora_unet_out(&g_m, &in, out);
+        lora_te_out(&g_m, &in, te);
         double eu = rel_l2(out, ref_unet, in.n), et = rel_l2(te, ref_te, nte);
         printf("  unmerged at %.2f: U-Net rel L2 %.3g, text encoder %.3g (vs diffusers)\n", (double)s, eu, et);
         CHECK(eu < TOL && et < TOL, "%s unmerged: U-Net %.3g, text encoder %.3g", a.name, eu, et);
         lora_merge(&a);
-        unet_out(&in, out);
-        te_out(&in, te);
+        lora_unet_out(&g_m, &in, out);
+        lora_te_out(&g_m, &in, te);
         eu = rel_l2(out, ref_unet, in.n), et = rel_l2(te, ref_te, nte);
         printf("  merged   at %.2f: U-Net rel L2 %.3g, text encoder %.3g\n", (double)s, eu, et);
         CHECK(eu < TOL && et < TOL, "%s merged: U-Net %.3g, text encoder %.3g", a.name, eu, et);
         /* strength change on a merged adapter == a fresh merge at that strength */
         lora_set_strength(&a, 0.25f, 0.25f);
         float *o1 = malloc(in.n * sizeof(float));
-        unet_out(&in, o1);
+        lora_unet_out(&g_m, &in, o1);
         lora_unmerge(&a);
         lora_merge(&a);
-        unet_out(&in, out);
+        lora_unet_out(&g_m, &in, out);
         e = rel_l2(o1, out, in.n);
         CHECK(e < 1e-5, "merged strength change vs re-merge rel L2 %.3g", e);
         free(o1);
         lora_unmerge(&a);
         lora_set_strength(&a, 0, 0);
-        unet_out(&in, out);
+        lora_unet_out(&g_m, &in, out);
         CHECK(memcmp(out, base, in.n * sizeof(float)) == 0, "strength 0 is not bit-identical to the base");
         lora_merge(&a); /* merged at 0, then unmerge: weights restored exactly */
         lora_unmerge(&a);
         lora_set_strength(&a, 1, 1);
         lora_detach(&a);
-        unet_out(&in, out);
+        lora_unet_out(&g_m, &in, out);
         CHECK(memcmp(out, base, in.n * sizeof(float)) == 0, "detach does not restore the base bit for bit");
         lora_free(&a);
     }
@@ -224,10 +191,10 @@ int main(int argc, char **argv) {
     char *zp = rewrite_adapter(fk, "zero_up", zero_up, NULL, 0, NULL);
     Lora z;
     CHECK(zp && lora_load(&z, zp) == 0 && lora_attach(&z, &g_m, 0) == 0, "zero-up: %s", ls_last_error());
-    unet_out(&in, out);
+    lora_unet_out(&g_m, &in, out);
     CHECK(memcmp(out, base, in.n * sizeof(float)) == 0, "zero-up adapter changed the U-Net output");
     lora_merge(&z);
-    unet_out(&in, out);
+    lora_unet_out(&g_m, &in, out);
     CHECK(memcmp(out, base, in.n * sizeof(float)) == 0, "merged zero-up adapter changed the U-Net output");
     lora_free(&z);
 
@@ -241,20 +208,20 @@ int main(int argc, char **argv) {
         lora_set_strength(&a1, 0.5f, 0.5f);
         lora_set_strength(&a2, -0.3f, 0.2f);
         float *o1 = malloc(in.n * sizeof(float));
-        unet_out(&in, o1);
+        lora_unet_out(&g_m, &in, o1);
         lora_merge(&a1);
         lora_merge(&a2);
-        unet_out(&in, out);
+        lora_unet_out(&g_m, &in, out);
         e = rel_l2(out, o1, in.n);
         printf("two adapters (0.5 and -0.3): merged vs unmerged rel L2 %.3g\n", e);
         CHECK(e < 1e-5, "two adapters merged vs unmerged rel L2 %.3g", e);
         lora_unmerge(&a1); /* a2 still merged into shared layers */
-        unet_out(&in, out);
+        lora_unet_out(&g_m, &in, out);
         e = rel_l2(out, o1, in.n);
         CHECK(e < 1e-5, "partial unmerge rel L2 %.3g", e);
         lora_free(&a2);
         lora_free(&a1);
-        unet_out(&in, out);
+        lora_unet_out(&g_m, &in, out);
         CHECK(memcmp(out, base, in.n * sizeof(float)) == 0, "freeing two adapters did not restore the base");
         free(o1);
     }
@@ -286,11 +253,11 @@ int main(int argc, char **argv) {
 
     /* --- bad input --- */
     char *nanp = rewrite_adapter(fk, "nan", one_nan, NULL, 0, NULL);
-    expect_load_or_attach_error(nanp, "NaN", "NaN in a weight");
+    expect_adapter_error(&g_m, nanp, "NaN", "NaN in a weight");
     int64_t sh2[2] = {4, 99};
     char *mism = rewrite_adapter(fp, "mismatch", NULL,
                                  "unet.mid_block.attentions.0.transformer_blocks.0.attn1.to_q.lora_A.weight_x", 2, sh2);
-    expect_load_or_attach_error(mism, "not a LoRA tensor", "unknown key");
+    expect_adapter_error(&g_m, mism, "not a LoRA tensor", "unknown key");
     {   /* shape mismatch: a module with the wrong input width (an adapter for another architecture) */
         StWriter w;
         st_writer_init(&w);
@@ -302,7 +269,7 @@ int main(int argc, char **argv) {
         snprintf(path, sizeof path, "%s/other_arch.safetensors", g_tmp);
         CHECK(st_writer_save(&w, path) == 0, "write: %s", ls_last_error());
         st_writer_free(&w);
-        expect_load_or_attach_error(path, "attn1_to_q", "shape mismatch (another architecture)");
+        expect_adapter_error(&g_m, path, "attn1_to_q", "shape mismatch (another architecture)");
         /* lenient: skipped with a warning, but nothing left → error "no module" */
         Lora a;
         CHECK(lora_load(&a, path) == 0, "load: %s", ls_last_error());
@@ -315,14 +282,14 @@ int main(int argc, char **argv) {
         snprintf(path, sizeof path, "%s/loha.safetensors", g_tmp);
         st_writer_save(&w, path);
         st_writer_free(&w);
-        expect_load_or_attach_error(path, "LoHa", "LyCORIS LoHa");
+        expect_adapter_error(&g_m, path, "LoHa", "LyCORIS LoHa");
 
         st_writer_init(&w);
         st_writer_add(&w, "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q.lora_down.weight", ST_F32, 2, ds, d);
         snprintf(path, sizeof path, "%s/no_up.safetensors", g_tmp);
         st_writer_save(&w, path);
         st_writer_free(&w);
-        expect_load_or_attach_error(path, "no up", "missing up matrix");
+        expect_adapter_error(&g_m, path, "no up", "missing up matrix");
 
         st_writer_init(&w);
         int64_t ws[2] = {4, 32}, wu[2] = {32, 4};
@@ -331,7 +298,7 @@ int main(int argc, char **argv) {
         snprintf(path, sizeof path, "%s/unknown_module.safetensors", g_tmp);
         st_writer_save(&w, path);
         st_writer_free(&w);
-        expect_load_or_attach_error(path, "not_a_module", "module matching nothing");
+        expect_adapter_error(&g_m, path, "not_a_module", "module matching nothing");
 
         st_writer_init(&w);
         st_writer_add(&w, "lora_te1_text_model_encoder_layers_0_not_a_module.lora_down.weight", ST_F32, 2, ws, d);
@@ -339,16 +306,16 @@ int main(int argc, char **argv) {
         snprintf(path, sizeof path, "%s/unknown_te1.safetensors", g_tmp);
         st_writer_save(&w, path);
         st_writer_free(&w);
-        expect_load_or_attach_error(path, "lora_te1_text_model_encoder_layers_0_not_a_module matches no module",
+        expect_adapter_error(&g_m, path, "lora_te1_text_model_encoder_layers_0_not_a_module matches no module",
                                     "lora_te1_ module matching nothing");
     }
     KeyCopy twice[2] = {{fk, "lora_unet_", "lora_unet_"}, {fp, "unet.", "unet."}};
     char *twp = write_keys("twice", twice, 2);
-    expect_load_or_attach_error(twp, "of this file already does", "one module in kohya and PEFT keys");
+    expect_adapter_error(&g_m, twp, "of this file already does", "one module in kohya and PEFT keys");
     KeyCopy te2[1] = {{fk, "lora_te_", "lora_te2_"}};
     char *te2p = write_keys("te2", te2, 1);
-    expect_load_or_attach_error(te2p, "SDXL", "lora_te2_ keys");
-    expect_load_or_attach_error("/nonexistent/x.safetensors", "cannot open", "missing file");
+    expect_adapter_error(&g_m, te2p, "SDXL", "lora_te2_ keys");
+    expect_adapter_error(&g_m, "/nonexistent/x.safetensors", "cannot open", "missing file");
 
     /* --- spec and prompt-tag parsing --- */
     char path[512];
@@ -378,7 +345,8 @@ int main(int argc, char **argv) {
     CHECK(lora_extract_prompt_tags(unterminated, names, te_s, un_s, 4) < 0, "unterminated tag");
 
     free(base), free(out), free(te), free(te_base), free(ref_base), free(ref_unet), free(ref_te);
-    free(in.x), free(in.t), free(in.ctx), free(in.ids_f), free(zp), free(nanp), free(mism), free(twp), free(te2p);
+    lora_inputs_free(&in);
+    free(zp), free(nanp), free(mism), free(twp), free(te2p);
     for (int i = 0; i < 3; i++) free(derived[i]);
     st_close(&ref);
     model_free(&g_m);

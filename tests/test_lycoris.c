@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "lora.h"
+#include "lora_case.h" // defines: LoraInputs, lora_inputs_load, lora_unet_out, expect_adapter_error
 #include "testutil.h"
 
 #define TOL 1e-4
@@ -22,21 +23,6 @@
 static Model g_m;
 static char g_tmp[64];
 
-typedef struct {
-    float *x, *t, *ctx, *ids_f;
-    int H, W, Tc, L;
-    size_t n;
-} Inputs;
-
-static void unet_out(const Inputs *in, float *out) {
-    unet_forward(&g_m.unet, out, in->x, in->t, in->ctx, 1, in->H, in->W, in->Tc);
-}
-
-static void te_out(const Inputs *in, float *out) {
-    int ids[512];
-    for (int i = 0; i < in->L; i++) ids[i] = (int)in->ids_f[i];
-    CHECK(clip_forward(&g_m.clip, out, ids, 1, in->L, 0) == 0, "clip: %s", ls_last_error());
-}
 
 /* The current weights of a module (diffusers path), or NULL. */
 static const float *module_w(const char *path, size_t *n) {
@@ -82,17 +68,9 @@ static char *write_file(const char *name, StWriter *w) {
     return path;
 }
 
+/* expect_adapter_error, then free the path (write_file's). */
 static void expect_error(const char *path, const char *needle, const char *what) {
-    Lora a;
-    int rc = lora_load(&a, path);
-    if (rc == 0) {
-        rc = lora_attach(&a, &g_m, 0);
-        lora_free(&a);
-    }
-    CHECK(rc < 0 && strstr(ls_last_error(), needle) && strstr(ls_last_error(), path),
-          "%s: expected an error naming the file and '%s', got rc=%d '%s'", what, needle, rc,
-          rc < 0 ? ls_last_error() : "");
-    if (rc < 0) printf("bad input (%s): %s\n", what, ls_last_error());
+    expect_adapter_error(&g_m, path, needle, what);
     free((void *)path);
 }
 
@@ -110,21 +88,15 @@ int main(int argc, char **argv) {
         printf("FAIL: %s\n", ls_last_error());
         return 1;
     }
-    Inputs in;
-    const StTensor *xm, *cm, *im;
-    in.x = fixture_get(&ref, "x", &in.n, &xm);
-    in.t = fixture_get(&ref, "t", NULL, NULL);
-    in.ctx = fixture_get(&ref, "ctx", NULL, &cm);
-    in.ids_f = fixture_get(&ref, "ids", NULL, &im);
-    in.H = (int)xm->shape[2], in.W = (int)xm->shape[3];
-    in.Tc = (int)cm->shape[1], in.L = (int)im->shape[1];
+    LoraInputs in;
+    lora_inputs_load(&ref, &in);
     float s = (float)atof(st_meta_get(&ref, "strength"));
     size_t nte;
     float *ref_base = fixture_get(&ref, "unet_base", NULL, NULL), *ref_te_base = fixture_get(&ref, "te_base", &nte, NULL);
     float *base = malloc(in.n * sizeof(float)), *out = malloc(in.n * sizeof(float)), *o1 = malloc(in.n * sizeof(float));
     float *te = malloc(nte * sizeof(float)), *te_base = malloc(nte * sizeof(float));
-    unet_out(&in, base);
-    te_out(&in, te_base);
+    lora_unet_out(&g_m, &in, base);
+    lora_te_out(&g_m, &in, te_base);
     double e = rel_l2(base, ref_base, in.n), et = rel_l2(te_base, ref_te_base, nte);
     CHECK(e < TOL && et < TOL, "base U-Net rel L2 %.3g, text encoder %.3g", e, et);
 
@@ -160,8 +132,8 @@ int main(int argc, char **argv) {
         lora_set_strength(&a, s, s);
         for (int merged = 0; merged < 2; merged++) {
             if (merged) lora_merge(&a);
-            unet_out(&in, out);
-            te_out(&in, te);
+            lora_unet_out(&g_m, &in, out);
+            lora_te_out(&g_m, &in, te);
             double eu = rel_l2(out, ref_u, in.n);
             double ete = ref_te ? rel_l2(te, ref_te, nte) : rel_l2(te, te_base, nte);
             printf("  %s at %.2f: U-Net rel L2 %.3g, text encoder %.3g (vs reference)\n",
@@ -178,10 +150,10 @@ int main(int argc, char **argv) {
         }
         /* merged strength change == re-merge at that strength */
         lora_set_strength(&a, 0.25f, 0.25f);
-        unet_out(&in, o1);
+        lora_unet_out(&g_m, &in, o1);
         lora_unmerge(&a);
         lora_merge(&a);
-        unet_out(&in, out);
+        lora_unet_out(&g_m, &in, out);
         e = rel_l2(o1, out, in.n);
         CHECK(e < 1e-5, "%s: merged strength change vs re-merge rel L2 %.3g", tag, e);
         lora_unmerge(&a);
@@ -189,23 +161,23 @@ int main(int argc, char **argv) {
             lora_set_strength(&a, 1, 1);
             snprintf(key, sizeof key, "%s.unet_s1", tag);
             float *r1 = fixture_get(&ref, key, NULL, NULL);
-            unet_out(&in, out);
+            lora_unet_out(&g_m, &in, out);
             e = rel_l2(out, r1, in.n);
             printf("  unmerged at 1.00: U-Net rel L2 %.3g (vs diffusers + PEFT DoRA)\n", e);
             CHECK(e < TOL, "%s at 1: rel L2 %.3g vs diffusers", tag, e);
             free(r1);
         }
         lora_set_strength(&a, 0, 0);
-        unet_out(&in, out);
-        te_out(&in, te);
+        lora_unet_out(&g_m, &in, out);
+        lora_te_out(&g_m, &in, te);
         CHECK(!memcmp(out, base, in.n * sizeof(float)) && !memcmp(te, te_base, nte * sizeof(float)),
               "%s: strength 0 is not bit-identical to the base", tag);
         lora_merge(&a);
-        unet_out(&in, out);
+        lora_unet_out(&g_m, &in, out);
         CHECK(!memcmp(out, base, in.n * sizeof(float)), "%s: merged at strength 0 is not the base", tag);
         lora_set_strength(&a, s, s);
         lora_detach(&a);
-        unet_out(&in, out);
+        lora_unet_out(&g_m, &in, out);
         CHECK(!memcmp(out, base, in.n * sizeof(float)), "%s: detach does not restore the base bit for bit", tag);
         lora_free(&a);
         free(ref_u);
@@ -228,17 +200,17 @@ int main(int argc, char **argv) {
         lora_merge(&a1);
         CHECK(lora_attach(&a2, &g_m, 0) == 0, "attach: %s", ls_last_error());
         lora_set_strength(&a2, -0.4f, 0.3f);
-        unet_out(&in, o1);
+        lora_unet_out(&g_m, &in, o1);
         lora_merge(&a2);
         lora_unmerge(&a1);
         lora_merge(&a1);
-        unet_out(&in, out);
+        lora_unet_out(&g_m, &in, out);
         e = rel_l2(out, o1, in.n);
         printf("LoHa merged + DoRA live vs both merged: rel L2 %.3g\n", e);
         CHECK(e < 1e-5, "two adapters: rel L2 %.3g", e);
         lora_free(&a2);
         lora_free(&a1);
-        unet_out(&in, out);
+        lora_unet_out(&g_m, &in, out);
         CHECK(!memcmp(out, base, in.n * sizeof(float)), "freeing two adapters did not restore the base");
     }
 
@@ -285,7 +257,7 @@ int main(int argc, char **argv) {
     expect_error(write_file("lora_mid", &w), "lora_mid", "LoCon lora_mid");
 
     free(base), free(out), free(o1), free(te), free(te_base), free(ref_base), free(ref_te_base);
-    free(in.x), free(in.t), free(in.ctx), free(in.ids_f);
+    lora_inputs_free(&in);
     st_close(&ref);
     model_free(&g_m);
     test_remove_dir(g_tmp);

@@ -93,7 +93,7 @@ typedef struct OpTable {
     void (*embedding)(float *y, const float *tok, const float *pos, const int *ids, int B, int L, int D);
     void (*cfg_combine)(float *eps, const float *cond, float g, size_t n);
     void (*axpy)(float *y, float a, const float *x, size_t n);
-    double (*mse_loss)(float *dout, const float *out, const float *target, size_t n);
+    double (*mse_loss)(float *dout, const float *out, const float *target, const float *w, size_t hw, size_t n);
     double (*sum_squares)(const float *x, size_t n);
     void (*adamw)(float *p, const float *g, float *m, float *v, size_t n, const struct AdamwArgs *a);
     void (*sampler_step)(const struct SamplerStepArgs *a, float *x, float *prev, const float *mo,
@@ -349,8 +349,9 @@ static inline void op_axpy(float *y, float a, const float *x, size_t n) {
 }
 /* Mean squared error of out against target (n values), summed in double in index order; dout (may be NULL)
  * = its gradient 2·(out − target)/n. */
-static inline double op_mse_loss(float *dout, const float *out, const float *target, size_t n) {
-    return ls_ops->mse_loss(dout, out, target, n);
+static inline double op_mse_loss(float *dout, const float *out, const float *target, const float *w, size_t hw,
+                                  size_t n) {
+    return ls_ops->mse_loss(dout, out, target, w, hw, n);
 }
 /* Σ x² in double (the gradient norm). */
 static inline double op_sum_squares(const float *x, size_t n) {
@@ -364,7 +365,7 @@ static inline void op_adamw(float *p, const float *g, float *m, float *v, size_t
 void op_embedding_ref(float *y, const float *tok, const float *pos, const int *ids, int B, int L, int D);
 void op_cfg_combine_ref(float *eps, const float *cond, float g, size_t n);
 void op_axpy_ref(float *y, float a, const float *x, size_t n);
-double op_mse_loss_ref(float *dout, const float *out, const float *target, size_t n);
+double op_mse_loss_ref(float *dout, const float *out, const float *target, const float *w, size_t hw, size_t n);
 double op_sum_squares_ref(const float *x, size_t n);
 void op_adamw_ref(float *p, const float *g, float *m, float *v, size_t n, const AdamwArgs *a);
 

@@ -62,6 +62,14 @@ for stage in vae diffusion; do
         ok "pretrain $stage: loss.csv has one row per step after the resume"
     else bad "pretrain $stage loss.csv" "$(wc -l <"$T/wb_$stage/loss.csv") lines"; fi
 done
+# --object-weight on the diffusion loss: the same step, objects weighted (weights averaging 1 per image), so a
+# finite loss that differs from the unweighted one
+cp -r "$T/m" "$T/ow"
+run "$LS" pretrain diffusion "$T/ow" --work "$T/wow" --steps 1 --batch 2 --seed 5 --object-weight 4 --quiet
+l0=$(sed -n 2p "$T/wa_diffusion/loss.csv" | cut -d, -f2); l1=$(sed -n 2p "$T/wow/loss.csv" 2>/dev/null | cut -d, -f2)
+if [ "$rc" -eq 0 ] && awk -v a="$l0" -v b="$l1" 'BEGIN { exit !(b == b + 0 && b > 0 && b < 100 && a != b) }'; then
+    ok "pretrain diffusion --object-weight: finite weighted loss ($l1, unweighted $l0)"
+else bad "pretrain diffusion --object-weight" "status $rc, loss '$l1' vs '$l0'"; fi
 grep -q '"scaling_factor": 0.18215' "$T/a_vae/vae/config.json" && bad "vae scaling factor" "not measured" || ok "pretrain vae measures the latent scaling factor"
 
 # ---- bad input ----

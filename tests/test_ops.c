@@ -368,9 +368,29 @@ static void test_between_layers(int B, int L, int D, int V, size_t n) {
     check("axpy", shape, e, er, n, 0, 0);
 
     float *d = mallocCheck(n * sizeof(float) + 1), *dr = mallocCheck(n * sizeof(float) + 1);
-    double l = op_mse_loss(d, e, c, n), lr = op_mse_loss_ref(dr, e, c, n);
+    double l = op_mse_loss(d, e, c, NULL, 1, n), lr = op_mse_loss_ref(dr, e, c, NULL, 1, n);
     check("mse_loss grad", shape, d, dr, n, 0, 0);
     check_value("mse_loss", l, lr, 1e-12 * lr);
+    /* weighted (one weight per position, shared by the channels): against the backend, against the plain sum,
+     * and its gradient against central differences of the loss at a few elements */
+    enum { HW = 7 };
+    float *w = rand_buf(HW, 0.5f, 3.0f);
+    l = op_mse_loss(d, e, c, w, HW, n), lr = op_mse_loss_ref(dr, e, c, w, HW, n);
+    check("mse_loss weighted grad", shape, d, dr, n, 0, 0);
+    check_value("mse_loss weighted", l, lr, 1e-12 * lr);
+    double plain = 0.0;
+    for (size_t i = 0; i < n; i++) plain += (double)w[i % HW] * ((double)e[i] - c[i]) * ((double)e[i] - c[i]);
+    check_value("mse_loss weighted = sum w·d²/n", lr, plain / (double)n, 1e-12 * lr);
+    for (size_t i = 0; i < n; i += 1 + n / 5) {
+        float keep = e[i], hstep = 1e-2f;
+        e[i] = keep + hstep;
+        double lp = op_mse_loss_ref(NULL, e, c, w, HW, n);
+        e[i] = keep - hstep;
+        double lm = op_mse_loss_ref(NULL, e, c, w, HW, n);
+        e[i] = keep;
+        check_value("mse_loss weighted finite difference", dr[i], (lp - lm) / (2.0 * hstep), 1e-4 * fabs(dr[i]) + 1e-7);
+    }
+    free(w);
     check_value("sum_squares", op_sum_squares(e, n), op_sum_squares_ref(e, n), 1e-12 * op_sum_squares_ref(e, n));
 
     /* AdamW: three steps from zero moments, with weight decay and a clipping scale */

@@ -349,5 +349,10 @@ int unet_full_grads_alloc(UNet *u, TrainSet *ts) {
 void unet_full_grads_free(UNet *u) { wt_grads_free(&u->wt); }
 
 double unet_mse_loss(float *dout, const float *out, const float *target, size_t n) {
-    return op_mse_loss(dout, out, target, n);
+    return op_mse_loss(dout, out, target, NULL, 1, n);
+}
+
+double unet_mse_loss_weighted(float *dout, const float *out, const float *target, const float *w, size_t hw,
+                              size_t n) {
+    return op_mse_loss(dout, out, target, w, hw, n);
 }

@@ -84,5 +84,9 @@ void unet_full_grads_free(UNet *u);
 /* Mean squared error over n values, accumulated in double: returns mean((out − target)²) and writes
  * dout = ∂loss/∂out = 2·(out − target)/n (dout may be NULL). == torch.nn.functional.mse_loss. */
 double unet_mse_loss(float *dout, const float *out, const float *target, size_t n);
+/* The same with a per-position weight shared by the channels: Σ w[i mod hw]·(out − target)²/n (a sample's
+ * n = C·hw values in C-major order, w of hw values). */
+double unet_mse_loss_weighted(float *dout, const float *out, const float *target, const float *w, size_t hw,
+                              size_t n);
 
 #endif

@@ -173,12 +173,12 @@ void op_axpy_ref(float *y, float a, const float *x, size_t n) {
     for (size_t j = 0; j < n; j++) y[j] += a * x[j];
 }
 
-double op_mse_loss_ref(float *dout, const float *out, const float *target, size_t n) {
+double op_mse_loss_ref(float *dout, const float *out, const float *target, const float *w, size_t hw, size_t n) {
     double sum = 0;
     for (size_t i = 0; i < n; i++) {
-        double d = (double)out[i] - (double)target[i];
-        sum += d * d;
-        if (dout) dout[i] = (float)(2.0 * d / (double)n);
+        double d = (double)out[i] - (double)target[i], wi = w ? (double)w[i % hw] : 1.0;
+        sum += wi * d * d;
+        if (dout) dout[i] = (float)(2.0 * wi * d / (double)n);
     }
     return sum / (double)n;
 }

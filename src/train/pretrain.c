@@ -367,6 +367,26 @@ static float measure_scaling(Pretrainer *P, int size) {
 
 /* ---------------- the diffusion stage ---------------- */
 
+/* Object weights at latent resolution: the mean of each f×f pixel block, then scaled so that every image's
+ * weights average 1 (the loss keeps its scale, so the learning rate means what it did without weights). */
+static void latent_weights(float *wl, const float *wmap, int B, int size, int f) {
+    int h = size / f;
+    for (int b = 0; b < B; b++) {
+        const float *w = wmap + (size_t)b * size * size;
+        float *o = wl + (size_t)b * h * h;
+        double tot = 0.0;
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < h; x++) {
+                double acc = 0.0;
+                for (int dy = 0; dy < f; dy++)
+                    for (int dx = 0; dx < f; dx++) acc += w[(size_t)(y * f + dy) * size + x * f + dx];
+                o[y * h + x] = (float)(acc / (f * f));
+                tot += o[y * h + x];
+            }
+        for (int q = 0; q < h * h; q++) o[q] = (float)(o[q] * (h * h) / tot);
+    }
+}
+
 static double diffusion_step(Pretrainer *P, int s, int size, const float *acp) {
     const PretrainOptions *o = &P->o;
     Model *m = &P->m;
@@ -379,7 +399,10 @@ static double diffusion_step(Pretrainer *P, int s, int size, const float *acp) {
     float *u = fbuf((size_t)2 * B), tf[1024];
     char(*cap)[256] = mallocCheck((size_t)B * sizeof *cap);
     const char **capp = mallocCheck((size_t)B * sizeof *capp);
-    step_images(o, s, 0, img, size, cap, NULL);
+    float *wmap = o->object_weight > 0 ? fbuf((size_t)B * size * size) : NULL;
+    float *wlat = wmap ? fbuf((size_t)B * h * h) : NULL;
+    step_images(o, s, 0, img, size, cap, wmap);
+    if (wlat) latent_weights(wlat, wmap, B, size, f);
     int hh, ww;
     vae_encode(&m->vae, mom, img, B, size, size, &hh, &ww);
     rng_normal(noise, n, stream((uint64_t)o->seed, (uint64_t)s, S_EPS), 0);
@@ -413,7 +436,8 @@ static double diffusion_step(Pretrainer *P, int s, int size, const float *acp) {
     }
     unet_forward_train(&m->unet, &uacts, out, xt, tf, ctx, B, h, h, Lt);
     for (int b = 0; b < B; b++) {
-        double lb = unet_mse_loss(dout + b * per, out + b * per, target + b * per, per);
+        double lb = unet_mse_loss_weighted(dout + b * per, out + b * per, target + b * per,
+                                           wlat ? wlat + (size_t)b * h * h : NULL, (size_t)h * h, per);
         /* min-SNR-γ (Hang et al. 2023): x0-loss weight min(SNR, γ), i.e. min(SNR, γ)/SNR on the ε loss and
          * min(SNR, γ)/(SNR + 1) on the v loss; for v the SNR is floored at 1, so the pure-noise steps of a
          * zero-terminal-SNR schedule (SNR 0), where the model learns what the caption alone implies, keep
@@ -431,7 +455,7 @@ out:
     clip_acts_free(&cacts);
     unet_acts_free(&uacts);
     free(img), free(mom), free(x0), free(noise), free(xt), free(target), free(out), free(dout), free(ctx);
-    free(u), free(cap), free(capp);
+    free(u), free(cap), free(capp), free(wmap), free(wlat);
     return l;
 }
 
@@ -441,13 +465,14 @@ static int usage(FILE *f) {
     fprintf(f,
             "usage: lorastyle pretrain vae|diffusion MODEL [-o OUT] [--work DIR] [--steps N] [--batch B] [--lr X]\n"
             "           [--warmup N (200)] [--checkpoint-every N] [--seed S] [--resume] [--force] [--stop-after N]\n"
-            "           vae: [--kl-weight 1e-6] [--edge-weight 1] [--object-weight 0] [--decoder-only]   diffusion: [--uncond 0.1] [--ema 0.999]\n"
-            "                [--min-snr 5]\n"
+            "           [--object-weight W (0)]   vae: [--kl-weight 1e-6] [--edge-weight 1] [--decoder-only]\n"
+            "           diffusion: [--uncond 0.1] [--ema 0.999] [--min-snr 5]\n"
             "Trains MODEL's VAE, or its U-Net and text encoder together, from its current weights on streamed\n"
             "synthetic scenes (datasets/scenes.h) and writes the model to OUT (default: MODEL, in place) at every\n"
             "checkpoint and at the end. WORK (default output/pretrain-STAGE) gets checkpoint.safetensors,\n"
             "loss.csv and loss.png; Ctrl-C saves a checkpoint, --resume continues it exactly (with the options the\n"
-            "checkpoint recorded, unless given again).\n");
+            "checkpoint recorded, unless given again). --object-weight W weights the loss 1+W within 1.25 radii\n"
+            "of each object (for diffusion, averaged to the latent grid and rescaled to mean 1 per image).\n");
     return f == stderr ? 2 : 0;
 }
 

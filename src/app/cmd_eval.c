@@ -50,24 +50,32 @@ static char **make_prompts(SceneSet set, uint64_t seed, int n) {
     return p;
 }
 
-/* The ceiling the model's VAE puts on content adherence: the scenes of make_prompts(set, seed, n) drawn
- * by the renderer, encoded and decoded by the VAE (latent means), scored like generated images. */
-static void vae_ceiling(const Vae *v, SceneSet set, uint64_t seed, int n, int size, int ok[3], int *scored) {
-    int f = vae_scale_factor(&v->cfg), h = size / f, L = v->cfg.latent_channels;
+/* Scene i of (set, seed) drawn by the renderer in style (render seed rseed), then encoded and decoded by the
+ * VAE (latent means): what the VAE can give back of it. */
+static Image vae_roundtrip(const Vae *v, SceneSet set, uint64_t seed, uint64_t rseed, int style, int i, int size,
+                           Scene *sc) {
+    int f = vae_scale_factor(&v->cfg), h = size / f, L = v->cfg.latent_channels, hh, ww;
     float *chw = mallocCheck((size_t)3 * size * size * sizeof(float)), *rec = mallocCheck((size_t)3 * size * size * sizeof(float));
     float *mom = mallocCheck((size_t)2 * L * h * h * sizeof(float));
+    scene_sample(sc, set, seed, (uint64_t)i);
+    scene_render_chw(sc, style, rseed, (uint64_t)i, chw, size);
+    vae_encode(v, mom, chw, 1, size, size, &hh, &ww);
+    vae_decode(v, rec, mom, 1, hh, ww);
+    Image img;
+    image_from_chw(&img, rec, size, size);
+    free(chw), free(rec), free(mom);
+    return img;
+}
+
+/* The ceiling the model's VAE puts on content adherence: the scenes of make_prompts(set, seed, n) drawn
+ * by the renderer, encoded and decoded by the VAE, scored like generated images. */
+static void vae_ceiling(const Vae *v, SceneSet set, uint64_t seed, int n, int size, int ok[3], int *scored) {
     ok[0] = ok[1] = ok[2] = *scored = 0;
     for (int i = 0; i < n; i++) {
         Scene sc;
         char cap[256];
-        scene_sample(&sc, set, seed, (uint64_t)i);
+        Image img = vae_roundtrip(v, set, seed, seed + 4000, SCENE_STYLE_PLAIN, i, size, &sc);
         scene_caption(&sc, cap, sizeof cap);
-        scene_render_chw(&sc, SCENE_STYLE_PLAIN, seed + 4000, (uint64_t)i, chw, size);
-        int hh, ww;
-        vae_encode(v, mom, chw, 1, size, size, &hh, &ww);
-        vae_decode(v, rec, mom, 1, hh, ww);
-        Image img;
-        image_from_chw(&img, rec, size, size);
         QualityResult r;
         if (quality_score_caption(img.data, size, cap, 0, &r) == LS_OK)
             ok[0] += r.colour_ok, ok[1] += r.shape_ok, ok[2] += r.pos_ok, (*scored)++;
@@ -75,7 +83,6 @@ static void vae_ceiling(const Vae *v, SceneSet set, uint64_t seed, int n, int si
             ls_clear_error(); /* as style_curve: an unscored scene is not an error */
         image_free(&img);
     }
-    free(chw), free(rec), free(mom);
 }
 
 static void free_prompts(char **p, int n) {
@@ -227,9 +234,22 @@ int cmd_eval(int argc, char **argv) {
             fl[i] = (Image){size, size, 3, mallocCheck((size_t)size * size * 3)};
             scene_render(&sc, style, (uint64_t)seed + 5000, (uint64_t)i, fl[i].data, size);
         }
-        float floor_d = 0;
+        float floor_d = 0, vae_d = NAN;
         if (rc == LS_OK && (rc = style_signature_of(fl, (int)n, size, floor_sig)) == LS_OK)
             floor_d = quality_style_distance(floor_sig, ref).total;
+        /* the VAE's ceiling: the same fresh images through the model's VAE; no adapter on this model gets
+         * closer to the style than the VAE can draw it */
+        if (rc == LS_OK) {
+            Image *vr = callocCheck((size_t)n, sizeof *vr);
+            for (int i = 0; i < n; i++) {
+                Scene sc;
+                vr[i] = vae_roundtrip(&s.m.vae, SCENE_SINGLE, (uint64_t)seed + 1000, (uint64_t)seed + 5000, style, i, size, &sc);
+            }
+            if ((rc = style_signature_of(vr, (int)n, size, floor_sig)) == LS_OK)
+                vae_d = quality_style_distance(floor_sig, ref).total;
+            for (int i = 0; i < n; i++) image_free(&vr[i]);
+            free(vr);
+        }
         StylePoint pts[16];
         Image *cells = callocCheck((size_t)ns * n, sizeof *cells);
         if (rc == LS_OK)
@@ -259,7 +279,11 @@ int cmd_eval(int argc, char **argv) {
             }
             printf("   floor  %8.4f  (fresh %s images drawn by the scene renderer)\n", (double)floor_d,
                    scene_style_names[style]);
+            double vgap = isfinite(base) && base > floor_d ? 100.0 * (base - vae_d) / (base - floor_d) : NAN;
+            printf("     VAE  %8.4f  %9.1f%%  (the same images through the model's VAE: the most an adapter of "
+                   "the U-Net can reach)\n", (double)vae_d, vgap);
             fprintf(cf, "floor,%.5f,,,,\n", (double)floor_d);
+            fprintf(cf, "vae,%.5f,%.2f,,,\n", (double)vae_d, vgap);
             fclose(cf);
             if (o.out) {
                 rc = ls_mkdir_p(o.out);

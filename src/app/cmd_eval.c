@@ -237,8 +237,9 @@ int cmd_eval(int argc, char **argv) {
         float floor_d = 0, vae_d = NAN;
         if (rc == LS_OK && (rc = style_signature_of(fl, (int)n, size, floor_sig)) == LS_OK)
             floor_d = quality_style_distance(floor_sig, ref).total;
-        /* the VAE's ceiling: the same fresh images through the model's VAE; no adapter on this model gets
-         * closer to the style than the VAE can draw it */
+        /* the VAE's share: the same fresh images encoded and decoded. Not a hard ceiling (an adapter may find
+         * latents the encoder does not produce: on mosaic, whose tiles the VAE blurs, adapters close more of
+         * the gap than the round trip), but a low share says the VAE, not the adapter, limits the style. */
         if (rc == LS_OK) {
             Image *vr = callocCheck((size_t)n, sizeof *vr);
             for (int i = 0; i < n; i++) {
@@ -280,8 +281,8 @@ int cmd_eval(int argc, char **argv) {
             printf("   floor  %8.4f  (fresh %s images drawn by the scene renderer)\n", (double)floor_d,
                    scene_style_names[style]);
             double vgap = isfinite(base) && base > floor_d ? 100.0 * (base - vae_d) / (base - floor_d) : NAN;
-            printf("     VAE  %8.4f  %9.1f%%  (the same images through the model's VAE: the most an adapter of "
-                   "the U-Net can reach)\n", (double)vae_d, vgap);
+            printf("     VAE  %8.4f  %9.1f%%  (the same images encoded and decoded by the model's VAE: how much "
+                   "of the style its decoder draws back from the encoder's latents)\n", (double)vae_d, vgap);
             fprintf(cf, "floor,%.5f,,,,\n", (double)floor_d);
             fprintf(cf, "vae,%.5f,%.2f,,,\n", (double)vae_d, vgap);
             fclose(cf);

@@ -228,11 +228,17 @@ int cmd_eval(int argc, char **argv) {
         if (rc == LS_OK) rc = style_signature_of_dataset(&d, EVAL_MAX, ref, &rs);
         /* the floor: fresh images of the style for the same prompts (never seen by the adapter) */
         Image *fl = callocCheck((size_t)n, sizeof *fl);
+        int fl_ok[3] = {0, 0, 0}, fl_scored = 0;
         for (int i = 0; rc == LS_OK && i < n; i++) {
             Scene sc;
             scene_sample(&sc, SCENE_SINGLE, (uint64_t)seed + 1000, (uint64_t)i);
             fl[i] = (Image){size, size, 3, mallocCheck((size_t)size * size * 3)};
             scene_render(&sc, style, (uint64_t)seed + 5000, (uint64_t)i, fl[i].data, size);
+            QualityResult r; /* the style's own adherence: how much colour, shape and position survive it */
+            if (quality_score(fl[i].data, size, &sc, 0, &r) == LS_OK)
+                fl_ok[0] += r.colour_ok, fl_ok[1] += r.shape_ok, fl_ok[2] += r.pos_ok, fl_scored++;
+            else
+                ls_clear_error();
         }
         float floor_d = 0, vae_d = NAN;
         if (rc == LS_OK && (rc = style_signature_of(fl, (int)n, size, floor_sig)) == LS_OK)
@@ -278,12 +284,14 @@ int cmd_eval(int argc, char **argv) {
                         pct(pts[k].colour_ok, pts[k].scored), pct(pts[k].shape_ok, pts[k].scored),
                         pct(pts[k].pos_ok, pts[k].scored));
             }
-            printf("   floor  %8.4f  (fresh %s images drawn by the scene renderer)\n", (double)floor_d,
+            printf("   floor  %8.4f  %10s  %5.1f%%  %4.1f%%  %7.1f%%  (fresh %s images drawn by the scene renderer)\n",
+                   (double)floor_d, "", pct(fl_ok[0], fl_scored), pct(fl_ok[1], fl_scored), pct(fl_ok[2], fl_scored),
                    scene_style_names[style]);
             double vgap = isfinite(base) && base > floor_d ? 100.0 * (base - vae_d) / (base - floor_d) : NAN;
             printf("     VAE  %8.4f  %9.1f%%  (the same images encoded and decoded by the model's VAE: how much "
                    "of the style its decoder draws back from the encoder's latents)\n", (double)vae_d, vgap);
-            fprintf(cf, "floor,%.5f,,,,\n", (double)floor_d);
+            fprintf(cf, "floor,%.5f,,%.2f,%.2f,%.2f\n", (double)floor_d, pct(fl_ok[0], fl_scored), pct(fl_ok[1], fl_scored),
+                    pct(fl_ok[2], fl_scored));
             fprintf(cf, "vae,%.5f,%.2f,,,\n", (double)vae_d, vgap);
             fclose(cf);
             if (o.out) {

@@ -16,15 +16,9 @@ set -u
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 LS=${1:?usage: test_cli.sh path/to/lorastyle [fixtures_dir]}
-LS=$(cd "$(dirname "$LS")" && pwd)/$(basename "$LS")
 command -v python3 >/dev/null || { echo "SKIP: python3 is needed to craft test files"; exit 77; }
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/lorastyle-cli.XXXXXX")
-cleanup() { chmod -R u+w "$T" 2>/dev/null; rm -rf "$T"; }
-trap cleanup EXIT
-cd "$T" || exit 1
-
-. "$HERE/cli_lib.sh" # ok, bad, skipped, run, expect_fail, outdir, summary
+. "$HERE/cli_lib.sh" # cli_begin, ok, bad, skipped, run, expect_fail, outdir, summary
+cli_begin lorastyle-cli
 
 # copy of the base model to break
 variant() {

@@ -15,19 +15,13 @@ set -u
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 LS=${1:?usage: test_cli_lora.sh path/to/lorastyle [fixtures_dir]}
-LS=$(cd "$(dirname "$LS")" && pwd)/$(basename "$LS")
 FIX=${2:-$(dirname "$0")/fixtures}
 FIX=$(cd "$FIX" && pwd)
 command -v python3 >/dev/null || { echo "SKIP: python3 is needed to decode PNGs and craft files"; exit 77; }
 KOHYA=$FIX/lora_kohya.safetensors PEFT=$FIX/lora_peft.safetensors
 [ -f "$KOHYA" ] && [ -f "$PEFT" ] || { echo "missing adapter fixtures in $FIX"; exit 1; }
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/lorastyle-lora.XXXXXX")
-cleanup() { rm -rf "$T"; }
-trap cleanup EXIT
-cd "$T" || exit 1
-
-. "$HERE/cli_lib.sh" # ok, bad, skipped, run, expect_fail, outdir, summary
+. "$HERE/cli_lib.sh" # cli_begin, ok, bad, skipped, run, expect_fail, outdir, summary
+cli_begin lorastyle-lora
 
 # ---- python3 helpers (standard library only) ----
 cat >"$T/lt.py" <<'EOF'

@@ -67,12 +67,8 @@ static void push_event(Worker *w, WorkerEvent *ev) {
 }
 
 static void push_simple(Worker *w, WevKind kind, uint64_t id, const char *text, const char *detail) {
-    WorkerEvent ev;
-    memset(&ev, 0, sizeof ev);
-    ev.kind = kind;
-    ev.id = id;
-    ev.text = text ? strdup(text) : NULL;
-    ev.detail = detail ? strdup(detail) : NULL;
+    WorkerEvent ev = {.kind = kind, .id = id, .text = text ? strdup(text) : NULL,
+                      .detail = detail ? strdup(detail) : NULL};
     push_event(w, &ev);
 }
 
@@ -141,12 +137,7 @@ static int cb_cancel(void *user) {
 static void cb_step(int step, int total, void *user) {
     RenderCtx *c = user;
     c->t_last_step = ls_time();
-    WorkerEvent ev;
-    memset(&ev, 0, sizeof ev);
-    ev.kind = WEV_PROGRESS;
-    ev.id = c->id;
-    ev.step = step;
-    ev.total = total;
+    WorkerEvent ev = {.kind = WEV_PROGRESS, .id = c->id, .step = step, .total = total};
     push_event(c->w, &ev);
 }
 
@@ -154,13 +145,8 @@ static void cb_latents(int step, int total, const float *x0, int C, int h, int w
     RenderCtx *c = user;
     Worker *wk = c->w;
     if (cb_cancel(c)) return; /* the next step check stops the run; do not spend a decode on it */
-    WorkerEvent ev;
-    memset(&ev, 0, sizeof ev);
-    ev.kind = WEV_PREVIEW;
-    ev.id = c->id;
-    ev.step = step;
-    ev.total = total;
-    ev.full_preview = wk->decode_s >= 0 && wk->decode_s <= FULL_PREVIEW_MAX_S;
+    WorkerEvent ev = {.kind = WEV_PREVIEW, .id = c->id, .step = step, .total = total,
+                      .full_preview = wk->decode_s >= 0 && wk->decode_s <= FULL_PREVIEW_MAX_S};
     double t0 = ls_time();
     if (ev.full_preview) pipeline_decode(&wk->s->m, x0, 1, h, w, &ev.img);
     else worker_latent_preview(&ev.img, x0, C, h, w, vae_scale_factor(&wk->s->m.vae.cfg));
@@ -222,14 +208,8 @@ static void render(Worker *w, const ViewRequest *rq, uint64_t id) {
             w->step_s = (c.t_last_step - c.t_start) / p.steps;
             w->decode_s = t_end - c.t_last_step;
         }
-        WorkerEvent ev;
-        memset(&ev, 0, sizeof ev);
-        ev.kind = WEV_IMAGE;
-        ev.id = id;
-        ev.img = img;
-        ev.step = ev.total = p.steps;
-        ev.text = pipeline_parameters_text(&s->m, &p, 0);
-        ev.render_s = t_end - c.t_start;
+        WorkerEvent ev = {.kind = WEV_IMAGE, .id = id, .img = img, .step = p.steps, .total = p.steps,
+                          .text = pipeline_parameters_text(&s->m, &p, 0), .render_s = t_end - c.t_start};
         push_event(w, &ev);
     } else if (rc != LS_CANCELLED) {
         push_simple(w, WEV_FAILED, id, ls_last_error(), NULL);
@@ -267,12 +247,7 @@ static void add_adapter(Worker *w, const char *path) {
     snprintf(detail, sizeof detail, "%s, %d U-Net + %d text-encoder modules", lora_format_name(a->format),
              a->n_unet, a->n_te);
     s->n_lora++;
-    WorkerEvent ev;
-    memset(&ev, 0, sizeof ev);
-    ev.kind = WEV_ADAPTER;
-    ev.step = s->n_lora - 1;
-    ev.text = strdup(a->name);
-    ev.detail = strdup(detail);
+    WorkerEvent ev = {.kind = WEV_ADAPTER, .step = s->n_lora - 1, .text = strdup(a->name), .detail = strdup(detail)};
     push_event(w, &ev);
 }
 

@@ -165,6 +165,14 @@ def emit_rows(f, rows, fmt, per_line):
         f.write("    " + " ".join(fmt % tuple(r) for r in rows[i:i + per_line]) + "\n")
 
 
+def emit_table(f, comment, decl, rows, fmt, per_line):
+    """/* comment */ static const decl[len(rows)] = {rows, per_line to a line};"""
+    f.write("/* %s */\n" % comment)
+    f.write("static const %s[%d] = {\n" % (decl, len(rows)))
+    emit_rows(f, rows, fmt, per_line)
+    f.write("};\n")
+
+
 def main():
     out_path = sys.argv[1] if len(sys.argv) > 1 else DEFAULT_OUT
     if unicodedata.unidata_version != "15.1.0":
@@ -180,27 +188,24 @@ def main():
                 % (sys.version.split()[0], unicodedata.unidata_version))
         f.write(C_HEAD)
         f.write("const char uni_data_version[] = \"%s\";\n\n" % unicodedata.unidata_version)
-        f.write("/* Character classes of the CLIP pre-tokenizer: [lo, hi, class]; gaps are UNI_OTHER. */\n")
-        f.write("static const UniRange class_ranges[%d] = {\n" % len(cls))
-        emit_rows(f, cls, "{0x%X,0x%X,%d},", 6)
-        f.write("};\n\n/* Lowercase: for cp in [lo, hi] with (cp - lo) %% stride == 0, lower(cp) = cp + delta. */\n")
-        f.write("static const UniLowerRun lower_runs[%d] = {\n" % len(low))
-        emit_rows(f, low, "{0x%X,0x%X,%d,%d},", 5)
-        f.write("};\n\n/* Lowercase mappings to more than one code point (SpecialCasing, unconditional). */\n")
-        f.write("static const UniLowerMulti lower_multi[%d] = {\n" % len(low_multi))
-        for cp, seq in sorted(low_multi.items()):
-            seq = seq + [0] * (3 - len(seq))
-            f.write("    {0x%X,{0x%X,0x%X,0x%X}},\n" % (cp, *seq))
-        f.write("};\n\n/* Canonical combining classes (non-zero only): [lo, hi, ccc]. */\n")
-        f.write("static const UniRange ccc_ranges[%d] = {\n" % len(ccc))
-        emit_rows(f, ccc, "{0x%X,0x%X,%d},", 6)
-        f.write("};\n\n/* Canonical decompositions, one step (apply recursively): cp -> first [, second]. */\n")
-        f.write("static const UniDecomp decomp_table[%d] = {\n" % len(decomp))
-        emit_rows(f, decomp, "{0x%X,0x%X,0x%X},", 5)
-        f.write("};\n\n/* Primary composites sorted by (first, second): first + second -> composite. */\n")
-        f.write("static const UniDecomp comp_table[%d] = {\n" % len(comp))
-        emit_rows(f, [(c, a, b) for a, b, c in comp], "{0x%X,0x%X,0x%X},", 5)
-        f.write("};\n")
+        emit_table(f, "Character classes of the CLIP pre-tokenizer: [lo, hi, class]; gaps are UNI_OTHER.",
+                   "UniRange class_ranges", cls, "{0x%X,0x%X,%d},", 6)
+        f.write("\n")
+        emit_table(f, "Lowercase: for cp in [lo, hi] with (cp - lo) %% stride == 0, lower(cp) = cp + delta.",
+                   "UniLowerRun lower_runs", low, "{0x%X,0x%X,%d,%d},", 5)
+        f.write("\n")
+        multi = [(cp, *(seq + [0] * (3 - len(seq)))) for cp, seq in sorted(low_multi.items())]
+        emit_table(f, "Lowercase mappings to more than one code point (SpecialCasing, unconditional).",
+                   "UniLowerMulti lower_multi", multi, "{0x%X,{0x%X,0x%X,0x%X}},", 1)
+        f.write("\n")
+        emit_table(f, "Canonical combining classes (non-zero only): [lo, hi, ccc].", "UniRange ccc_ranges", ccc,
+                   "{0x%X,0x%X,%d},", 6)
+        f.write("\n")
+        emit_table(f, "Canonical decompositions, one step (apply recursively): cp -> first [, second].",
+                   "UniDecomp decomp_table", decomp, "{0x%X,0x%X,0x%X},", 5)
+        f.write("\n")
+        emit_table(f, "Primary composites sorted by (first, second): first + second -> composite.",
+                   "UniDecomp comp_table", [(c, a, b) for a, b, c in comp], "{0x%X,0x%X,0x%X},", 5)
         f.write(C_CODE)
     print("wrote %s: %d class ranges, %d lower runs (+%d multi), %d ccc ranges, %d decompositions, %d compositions"
           % (out_path, len(cls), len(low), len(low_multi), len(ccc), len(decomp), len(comp)))

@@ -1,10 +1,25 @@
-# cli_lib.sh — helpers shared by the command-line tests (tests/test_cli*.sh), sourced after they set
-#   T (a scratch folder that is also the working directory).
+# cli_lib.sh — helpers shared by the command-line tests (tests/test_cli*.sh, test_kohya_metadata.sh), sourced
+#   after they set LS (the lorastyle binary, their first argument); cli_begin then makes their scratch folder T.
 # Bad input must give exactly one "lorastyle: error:" line naming the file/option (warnings and
 # "lorastyle: adapter ..." progress lines aside), a non-zero status below 128, and no output files.
 # LS_TEST_VERBOSE=1 prints every error line; LS_TEST_LIMIT=N changes the per-command time limit (60 s).
 
 pass=0 fail=0 skip=0
+
+# cli_begin NAME: LS made an absolute path; T a new scratch folder ${TMPDIR:-/tmp}/NAME.XXXXXX, removed at
+# exit (read-only files in it too), and the working directory
+cli_begin() {
+    LS=$(cd "$(dirname "$LS")" && pwd)/$(basename "$LS")
+    T=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+    trap 'chmod -R u+w "$T" 2>/dev/null; rm -rf "$T"' EXIT
+    cd "$T" || exit 1
+}
+
+# cli_tiny_model: the tiny preset model (seed 1) in $T/m; the test stops when init fails
+cli_tiny_model() {
+    run "$LS" init --preset tiny --seed 1 -o "$T/m"
+    [ "$rc" -eq 0 ] || { echo "init failed"; cat "$T/stderr"; exit 1; }
+}
 ok() {
     pass=$((pass + 1))
     echo "ok   $1"

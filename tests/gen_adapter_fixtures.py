@@ -22,29 +22,25 @@ format is checked too — and, at strength 0.7 on a batch of 2 (one timestep eac
 saving x, t, ctx, target, out, base_out (no adapter), loss and the gradient of every down/up under the
 adapter's own keys to tests/fixtures/adapter_grad.safetensors (float32).
 """
-import argparse, subprocess, sys, tempfile
+import sys
 
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
+
+from fixture_common import parse_args, save_reference, tiny_part, unet_case
 
 RANK, ALPHA, STRENGTH = 4, 2.0, 0.7
 TARGETS = ("attn1.to_out.0", "attn2.to_out.0", "ff.net.2")
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--lorastyle", default="build/lorastyle")
-    ap.add_argument("--adapter-out", default="tests/fixtures/adapter.safetensors")
-    ap.add_argument("--out", default="tests/fixtures/adapter_grad.safetensors")
-    a = ap.parse_args()
+    a = parse_args(adapter_out="tests/fixtures/adapter.safetensors", out="tests/fixtures/adapter_grad.safetensors")
 
     import diffusers
     from diffusers import UNet2DConditionModel
 
-    model = tempfile.mkdtemp(prefix="ls_adapter_fixture_")
-    subprocess.run([a.lorastyle, "init", "--preset", "tiny", "--seed", "1", "-o", model], check=True)
-    unet = UNet2DConditionModel.from_pretrained(model, subfolder="unet").float()
+    unet = tiny_part(a.lorastyle, "ls_adapter_fixture_", UNet2DConditionModel, "unet")
     unet.requires_grad_(False)
 
     g = torch.Generator().manual_seed(77)
@@ -62,12 +58,7 @@ def main():
     save_file(adapter, a.adapter_out, metadata={"lorastyle_method": "adapter", "ss_network_dim": str(RANK),
                                                 "ss_network_alpha": str(ALPHA)})
 
-    cfg = unet.config
-    H, W = 16, 12
-    x = torch.randn(2, cfg.in_channels, H, W, generator=g)
-    t = torch.tensor([421.0, 37.5])
-    ctx = torch.randn(2, 77, cfg.cross_attention_dim, generator=g)
-    target = torch.randn(2, cfg.out_channels, H, W, generator=g)
+    x, t, ctx, target = unet_case(unet, g)
 
     with torch.no_grad():
         base_out = unet(x, t, encoder_hidden_states=ctx).sample
@@ -89,9 +80,8 @@ def main():
     for name, (key, down, up) in params.items():
         ref[key + ".adapter_down.weight"] = down.grad
         ref[key + ".adapter_up.weight"] = up.grad
-    save_file({k: v.detach().float().contiguous().clone() for k, v in ref.items()}, a.out,
-              metadata={"strength": str(STRENGTH), "diffusers": diffusers.__version__, "torch": torch.__version__,
-                        "modules": str(len(mods))})
+    save_reference(ref, a.out, {"strength": str(STRENGTH), "diffusers": diffusers.__version__,
+                                "torch": torch.__version__, "modules": str(len(mods))})
     print(f"wrote {a.adapter_out} and {a.out}: {len(mods)} modules, loss {loss.item():.6f}, "
           f"diffusers {diffusers.__version__}")
 

@@ -30,10 +30,12 @@ clip skip 2 a subset (SKIP2 below: final_layer_norm, the embeddings, norms and b
 one weight) under "skip2.grad.<key>"; layer 2 gets no gradient there. Plus ids and R.
 File: tests/fixtures/clip_full_grad.safetensors (float32, ~0.16 MB).
 """
-import argparse, os, subprocess, sys, tempfile
+import os, sys
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+
+from fixture_common import parse_args, peft_layers, save_reference, tiny_model, train_kohya_layers
 
 STRENGTH = 0.7
 ADAPTER = "k"
@@ -50,10 +52,9 @@ SKIP2 = [
 
 def lora_layers(te):
     """(kohya key, PEFT LoRA layer) for every text-encoder module carrying the adapter."""
-    for name, mod in te.named_modules():
-        if hasattr(mod, "lora_A") and ADAPTER in getattr(mod, "lora_A", {}):
-            full = name if name.startswith("text_model.") else "text_model." + name  # transformers >= 5.6
-            yield "lora_te_" + full.replace(".", "_"), mod
+    for name, mod in peft_layers(te, ADAPTER):
+        full = name if name.startswith("text_model.") else "text_model." + name  # transformers >= 5.6
+        yield "lora_te_" + full.replace(".", "_"), mod
 
 
 def grads(te, kohya, ids, R, skip):
@@ -112,27 +113,21 @@ def write_full(model, ids, R, path):
     ref = {"ids": ids.float(), "R": R, "token_rows": rows.float()}
     ref.update({"grad." + k: v for k, v in gr.items()})
     ref.update({"skip2.grad." + k: gr2[k] for k in SKIP2})
-    save_file({k: v.detach().float().contiguous().clone() for k, v in ref.items()}, path,
-              metadata={"transformers": transformers.__version__, "torch": torch.__version__,
-                        "tensors": str(n_param)})
+    save_reference(ref, path, {"transformers": transformers.__version__, "torch": torch.__version__,
+                               "tensors": str(n_param)})
     gn = torch.sqrt(sum((v.double() ** 2).sum() for v in gr.values())).item()
     print(f"wrote {path} ({os.path.getsize(path)} bytes): {n_param} tensors, {len(rows)} token rows, "
           f"grad norm {gn:.4g}")
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--lorastyle", default="build/lorastyle")
-    ap.add_argument("--adapter", default="tests/fixtures/lora_kohya.safetensors")
-    ap.add_argument("--out", default="tests/fixtures/clip_grad.safetensors")
-    ap.add_argument("--out-full", default="tests/fixtures/clip_full_grad.safetensors")
-    a = ap.parse_args()
+    a = parse_args(adapter="tests/fixtures/lora_kohya.safetensors", out="tests/fixtures/clip_grad.safetensors",
+                   out_full="tests/fixtures/clip_full_grad.safetensors")
 
     import diffusers, transformers
     from diffusers import StableDiffusionPipeline
 
-    model = tempfile.mkdtemp(prefix="ls_cgrad_fixture_")
-    subprocess.run([a.lorastyle, "init", "--preset", "tiny", "--seed", "1", "-o", model], check=True)
+    model = tiny_model(a.lorastyle, "ls_cgrad_fixture_")
     pipe = StableDiffusionPipeline.from_pretrained(model, safety_checker=None, requires_safety_checker=False)
     te = pipe.text_encoder
     pipe.load_lora_weights(a.adapter, adapter_name=ADAPTER)
@@ -140,16 +135,7 @@ def main():
     te.requires_grad_(False)
     kohya = load_file(a.adapter)
 
-    n_mod = 0
-    for key, mod in lora_layers(te):  # PEFT's A/B must be kohya's down/up, unscaled
-        down, up = kohya[key + ".lora_down.weight"], kohya[key + ".lora_up.weight"]
-        assert torch.equal(mod.lora_A[ADAPTER].weight.reshape(down.shape), down), f"{key}: A != down"
-        assert torch.equal(mod.lora_B[ADAPTER].weight.reshape(up.shape), up), f"{key}: B != up"
-        want = STRENGTH * kohya[key + ".alpha"].item() / down.shape[0]
-        assert abs(mod.scaling[ADAPTER] - want) < 1e-6, f"{key}: scaling {mod.scaling[ADAPTER]} != {want}"
-        mod.lora_A[ADAPTER].weight.requires_grad_(True)
-        mod.lora_B[ADAPTER].weight.requires_grad_(True)
-        n_mod += 1
+    n_mod = train_kohya_layers(lora_layers(te), kohya, ADAPTER, STRENGTH)
     n_te = sum(1 for k in kohya if k.startswith("lora_te_") and k.endswith(".alpha"))
     assert n_mod == n_te == 18, f"{n_mod} PEFT layers but {n_te} text-encoder modules in the adapter"
 
@@ -175,10 +161,9 @@ def main():
     ref.update(gr)
     ref.update({"skip2." + k: v for k, v in gr2.items()})
     ref.update({"zero_up." + k: v for k, v in gr0.items() if "lora_up" in k})
-    save_file({k: v.detach().float().contiguous().clone() for k, v in ref.items()}, a.out,
-              metadata={"strength": str(STRENGTH), "adapter": os.path.basename(a.adapter),
-                        "diffusers": diffusers.__version__, "transformers": transformers.__version__,
-                        "torch": torch.__version__, "modules": str(n_mod)})
+    save_reference(ref, a.out, {"strength": str(STRENGTH), "adapter": os.path.basename(a.adapter),
+                                "diffusers": diffusers.__version__, "transformers": transformers.__version__,
+                                "torch": torch.__version__, "modules": str(n_mod)})
     gn = torch.sqrt(sum((v.double() ** 2).sum() for v in gr.values())).item()
     print(f"wrote {a.out} ({os.path.getsize(a.out)} bytes): {n_mod} modules, grad norm {gn:.4g}, "
           f"torch {torch.__version__}, transformers {transformers.__version__}, diffusers {diffusers.__version__}")

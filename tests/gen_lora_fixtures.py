@@ -21,24 +21,10 @@ import argparse, os, subprocess, sys, tempfile
 import torch
 from safetensors.torch import save_file
 
+from fixture_common import lora_targets, prompt_case, save_reference
+
 torch.set_grad_enabled(False)
 ALPHA, CONV_ALPHA, STRENGTH = 2.0, 1.0, 0.7
-
-
-def targets(unet, te):  # noqa: D401
-    """(kohya name, peft name, module) for every module an SD-1.x LoCon adapter may target."""
-    out = []
-    for name, mod in unet.named_modules():
-        if not isinstance(mod, (torch.nn.Linear, torch.nn.Conv2d)):
-            continue
-        if not any(p in name for p in ("attentions", "resnets", "samplers")):
-            continue
-        out.append(("lora_unet_" + name.replace(".", "_"), "unet." + name, mod))
-    for name, mod in te.named_modules():
-        if isinstance(mod, torch.nn.Linear) and ("self_attn" in name or "mlp" in name):
-            full = name if name.startswith("text_model.") else "text_model." + name
-            out.append(("lora_te_" + full.replace(".", "_"), "text_encoder." + full, mod))
-    return out
 
 
 def main():
@@ -64,10 +50,11 @@ def main():
         subprocess.run(cmd, check=True)
 
     pipe = StableDiffusionPipeline.from_pretrained(model, safety_checker=None, requires_safety_checker=False)
-    unet, te, tok = pipe.unet, pipe.text_encoder, pipe.tokenizer
+    unet, te = pipe.unet, pipe.text_encoder
     g = torch.Generator().manual_seed(4321)
     kohya, peft = {}, {}
-    for kname, pname, mod in targets(unet, te):
+    for kname, path, comp, mod in lora_targets(unet, te):
+        pname = ("unet." if comp == "unet" else "text_encoder.") + path
         if isinstance(mod, torch.nn.Linear):
             down = torch.randn(RANK, mod.in_features, generator=g) * 0.5 / mod.in_features ** 0.25
             up = torch.randn(mod.out_features, RANK, generator=g) * 0.5 / RANK ** 0.5
@@ -94,12 +81,7 @@ def main():
 
     # inputs
     prompt = "a watercolor painting of a red fox in the snow"
-    ids = tok([prompt], padding="max_length", max_length=tok.model_max_length, truncation=True,
-              return_tensors="pt").input_ids
-    s = unet.config.sample_size
-    x = torch.randn(1, unet.config.in_channels, s, s, generator=g)
-    t = torch.tensor(421.0)
-    ctx = te(ids).last_hidden_state  # base text encoder: the U-Net check is independent of the TE LoRA
+    ids, x, t, ctx = prompt_case(pipe, prompt, g)  # base text encoder: the U-Net check is independent of the TE LoRA
     base_unet = unet(x, t, encoder_hidden_states=ctx).sample
 
     results = {}
@@ -118,9 +100,8 @@ def main():
     ref = {"ids": ids.float(), "x": x, "t": t.reshape(1), "ctx": ctx, "unet_base": base_unet,
            "unet_lora": u_k, "te_lora": te_k}
     fr = os.path.join(a.outdir, "lora_ref.safetensors")
-    save_file({k: v.detach().float().contiguous().clone() for k, v in ref.items()}, fr,
-              metadata={"strength": str(STRENGTH), "prompt": prompt, "diffusers": diffusers.__version__,
-                        "modules": str(len(kohya) // 3)})
+    save_reference(ref, fr, {"strength": str(STRENGTH), "prompt": prompt, "diffusers": diffusers.__version__,
+                             "modules": str(len(kohya) // 3)})
     print(f"wrote {fk}, {fp}, {fr}: {len(kohya) // 3} modules, diffusers {diffusers.__version__}")
 
 

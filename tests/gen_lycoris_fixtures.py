@@ -29,29 +29,17 @@ forward). tests/fixtures/lyco_ref.safetensors holds inputs, base and adapted U-N
 per adapter ("<tag>.unet", "<tag>.te", PEFT: "peft_dora.unet_s1") and merged weights of a few modules
 ("<tag>.w.<module path>").
 """
-import argparse, math, os, subprocess, sys, tempfile
+import math, os, subprocess, sys
 
 import torch
 from safetensors.torch import save_file
+
+from fixture_common import lora_targets, parse_args, prompt_case, save_reference, tiny_pipeline
 
 torch.set_grad_enabled(False)
 STRENGTH = 0.7
 WEIGHT_KEYS = ("down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q", "down_blocks.0.resnets.0.conv1",
                "up_blocks.0.resnets.0.conv_shortcut", "text_model.encoder.layers.0.mlp.fc1")
-
-
-def targets(unet, te):
-    """(kohya name, diffusers module path, component, module) for every module a LoCon adapter may target."""
-    out = []
-    for name, mod in unet.named_modules():
-        if isinstance(mod, (torch.nn.Linear, torch.nn.Conv2d)) and any(
-                p in name for p in ("attentions", "resnets", "samplers")):
-            out.append(("lora_unet_" + name.replace(".", "_"), name, "unet", mod))
-    for name, mod in te.named_modules():
-        if isinstance(mod, torch.nn.Linear) and ("self_attn" in name or "mlp" in name):
-            full = name if name.startswith("text_model.") else "text_model." + name
-            out.append(("lora_te_" + full.replace(".", "_"), full, "te", mod))
-    return out
 
 
 def randomize(module, g, std=0.3):
@@ -158,26 +146,14 @@ def patched(tgts, deltas, s, fn):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--lorastyle", default="build/lorastyle")
-    ap.add_argument("--outdir", default="tests/fixtures")
-    a = ap.parse_args()
+    a = parse_args(outdir="tests/fixtures")
     import diffusers, peft
-    from diffusers import StableDiffusionPipeline
-    model = tempfile.mkdtemp(prefix="ls_lyco_fixture_")
-    subprocess.run([a.lorastyle, "init", "--preset", "tiny", "--seed", "1", "-o", model], check=True,
-                   stdout=subprocess.DEVNULL)
-    pipe = StableDiffusionPipeline.from_pretrained(model, safety_checker=None, requires_safety_checker=False)
-    unet, te, tok = pipe.unet, pipe.text_encoder, pipe.tokenizer
-    tgts = targets(unet, te)
+    pipe = tiny_pipeline(a.lorastyle, "ls_lyco_fixture_", stdout=subprocess.DEVNULL)
+    unet, te = pipe.unet, pipe.text_encoder
+    tgts = lora_targets(unet, te)
     g = torch.Generator().manual_seed(2024)
     prompt = "a loha painting of a red fox in the snow"
-    ids = tok([prompt], padding="max_length", max_length=tok.model_max_length, truncation=True,
-              return_tensors="pt").input_ids
-    s = unet.config.sample_size
-    x = torch.randn(1, unet.config.in_channels, s, s, generator=g)
-    t = torch.tensor(421.0)
-    ctx = te(ids).last_hidden_state
+    ids, x, t, ctx = prompt_case(pipe, prompt, g)
     base_u, base_te = run(unet, te, x, t, ids, ctx)
     ref = {"ids": ids.float(), "x": x, "t": t.reshape(1), "ctx": ctx, "unet_base": base_u, "te_base": base_te}
     os.makedirs(a.outdir, exist_ok=True)
@@ -243,10 +219,9 @@ def main():
 
     fr = os.path.join(a.outdir, "lyco_ref.safetensors")
     import lycoris
-    save_file({k: v.detach().float().contiguous().clone() for k, v in ref.items()}, fr,
-              metadata={"strength": str(STRENGTH), "prompt": prompt, "diffusers": diffusers.__version__,
-                        "peft": peft.__version__, "lycoris": getattr(lycoris, "__version__", "?"),
-                        "torch": torch.__version__})
+    save_reference(ref, fr, {"strength": str(STRENGTH), "prompt": prompt, "diffusers": diffusers.__version__,
+                             "peft": peft.__version__, "lycoris": getattr(lycoris, "__version__", "?"),
+                             "torch": torch.__version__})
     print(f"wrote {fr}")
 
 

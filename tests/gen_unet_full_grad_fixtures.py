@@ -20,11 +20,12 @@ gradients), too many to commit, so the file holds under "grad.<checkpoint key>":
     is compared; the C test compares as many leading values as the file holds).
 Plus x, t, ctx, target, out and loss. File: tests/fixtures/unet_full_grad.safetensors (float32, ~0.4 MB).
 """
-import argparse, subprocess, sys, tempfile
+import sys
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
+
+from fixture_common import parse_args, save_reference, tiny_part, unet_case
 
 HEAD = 256
 FULL = [
@@ -51,29 +52,15 @@ FULL = [
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--lorastyle", default="build/lorastyle")
-    ap.add_argument("--out", default="tests/fixtures/unet_full_grad.safetensors")
-    a = ap.parse_args()
+    a = parse_args(out="tests/fixtures/unet_full_grad.safetensors")
 
     import diffusers
     from diffusers import UNet2DConditionModel
 
-    model = tempfile.mkdtemp(prefix="ls_fullgrad_fixture_")
-    subprocess.run([a.lorastyle, "init", "--preset", "tiny", "--seed", "1", "-o", model], check=True)
-    unet = UNet2DConditionModel.from_pretrained(model, subfolder="unet").float()
+    unet = tiny_part(a.lorastyle, "ls_fullgrad_fixture_", UNet2DConditionModel, "unet", FULL)
     unet.requires_grad_(True)
     params = dict(unet.named_parameters())
-    for k in FULL:
-        assert k in params, f"{k}: not a parameter of the tiny U-Net"
-
-    g = torch.Generator().manual_seed(2025)
-    cfg = unet.config
-    H, W = 16, 12  # small and not square (catches H/W mix-ups)
-    x = torch.randn(2, cfg.in_channels, H, W, generator=g)
-    t = torch.tensor([421.0, 37.5])  # one timestep per item, one of them fractional
-    ctx = torch.randn(2, 77, cfg.cross_attention_dim, generator=g)
-    target = torch.randn(2, cfg.out_channels, H, W, generator=g)
+    x, t, ctx, target = unet_case(unet, torch.Generator().manual_seed(2025))
 
     out = unet(x, t, encoder_hidden_states=ctx).sample
     loss = F.mse_loss(out, target)
@@ -88,9 +75,8 @@ def main():
         else:
             gr = gr[:HEAD]
         ref["grad." + k] = gr
-    save_file({k: v.detach().float().contiguous().clone() for k, v in ref.items()}, a.out,
-              metadata={"head": str(HEAD), "diffusers": diffusers.__version__, "torch": torch.__version__,
-                        "tensors": str(len(params))})
+    save_reference(ref, a.out, {"head": str(HEAD), "diffusers": diffusers.__version__, "torch": torch.__version__,
+                                "tensors": str(len(params))})
     gn = torch.sqrt(sum((p.grad.double() ** 2).sum() for p in params.values())).item()
     print(f"wrote {a.out}: {len(params)} tensors ({n_full} in full), loss {loss.item():.6f}, "
           f"grad norm {gn:.4g}, diffusers {diffusers.__version__}")

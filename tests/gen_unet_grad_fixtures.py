@@ -21,11 +21,13 @@ A second pass with every up matrix zeroed (kohya's initialisation: training star
 up-matrix gradients under the prefix `zero_up.` (its down gradients are exactly zero). File: tests/fixtures/unet_grad.safetensors (float32), holding
 x, t, ctx, target, out, loss, zero_up.loss and the gradients.
 """
-import argparse, os, subprocess, sys, tempfile
+import os, sys
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+
+from fixture_common import parse_args, peft_layers, save_reference, tiny_pipeline, train_kohya_layers, unet_case
 
 STRENGTH = 0.7
 ADAPTER = "k"
@@ -33,9 +35,7 @@ ADAPTER = "k"
 
 def lora_layers(unet):
     """(module name, PEFT LoRA layer) for every U-Net module carrying the adapter."""
-    for name, mod in unet.named_modules():
-        if hasattr(mod, "lora_A") and ADAPTER in getattr(mod, "lora_A", {}):
-            yield name, mod
+    return peft_layers(unet, ADAPTER)
 
 
 def grads(unet, kohya, x, t, ctx, target):
@@ -58,46 +58,23 @@ def grads(unet, kohya, x, t, ctx, target):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--lorastyle", default="build/lorastyle")
-    ap.add_argument("--adapter", default="tests/fixtures/lora_kohya.safetensors")
-    ap.add_argument("--out", default="tests/fixtures/unet_grad.safetensors")
-    a = ap.parse_args()
+    a = parse_args(adapter="tests/fixtures/lora_kohya.safetensors", out="tests/fixtures/unet_grad.safetensors")
 
     import diffusers
-    from diffusers import StableDiffusionPipeline
 
-    model = tempfile.mkdtemp(prefix="ls_ugrad_fixture_")
-    subprocess.run([a.lorastyle, "init", "--preset", "tiny", "--seed", "1", "-o", model], check=True)
-    pipe = StableDiffusionPipeline.from_pretrained(model, safety_checker=None, requires_safety_checker=False)
+    pipe = tiny_pipeline(a.lorastyle, "ls_ugrad_fixture_")
     unet = pipe.unet
     pipe.load_lora_weights(a.adapter, adapter_name=ADAPTER)
     pipe.set_adapters([ADAPTER], adapter_weights=[STRENGTH])
     unet.requires_grad_(False)
     kohya = load_file(a.adapter)
 
-    n_mod = 0
-    for name, mod in lora_layers(unet):  # PEFT's A/B must be kohya's down/up, unscaled
-        key = "lora_unet_" + name.replace(".", "_")
-        down, up = kohya[key + ".lora_down.weight"], kohya[key + ".lora_up.weight"]
-        assert torch.equal(mod.lora_A[ADAPTER].weight.reshape(down.shape), down), f"{name}: A != down"
-        assert torch.equal(mod.lora_B[ADAPTER].weight.reshape(up.shape), up), f"{name}: B != up"
-        alpha = kohya[key + ".alpha"].item()
-        want = STRENGTH * alpha / down.shape[0]
-        assert abs(mod.scaling[ADAPTER] - want) < 1e-6, f"{name}: scaling {mod.scaling[ADAPTER]} != {want}"
-        mod.lora_A[ADAPTER].weight.requires_grad_(True)
-        mod.lora_B[ADAPTER].weight.requires_grad_(True)
-        n_mod += 1
+    layers = (("lora_unet_" + name.replace(".", "_"), mod) for name, mod in lora_layers(unet))
+    n_mod = train_kohya_layers(layers, kohya, ADAPTER, STRENGTH)
     n_unet = sum(1 for k in kohya if k.startswith("lora_unet_") and k.endswith(".alpha"))
     assert n_mod == n_unet, f"{n_mod} PEFT layers but {n_unet} U-Net modules in the adapter"
 
-    g = torch.Generator().manual_seed(2024)
-    cfg = unet.config
-    H, W = 16, 12  # small and not square (catches H/W mix-ups)
-    x = torch.randn(2, cfg.in_channels, H, W, generator=g)
-    t = torch.tensor([421.0, 37.5])  # one timestep per item, one of them fractional
-    ctx = torch.randn(2, 77, cfg.cross_attention_dim, generator=g)
-    target = torch.randn(2, cfg.out_channels, H, W, generator=g)
+    x, t, ctx, target = unet_case(unet, torch.Generator().manual_seed(2024))
 
     loss, out, gr = grads(unet, kohya, x, t, ctx, target)
     with torch.no_grad():  # kohya's initialisation: up = 0 (the adapter is the identity)
@@ -110,10 +87,9 @@ def main():
            "zero_up.loss": loss0.reshape(1)}
     ref.update(gr)
     ref.update({"zero_up." + k: v for k, v in gr0.items() if "lora_up" in k})  # down grads are exactly 0
-    save_file({k: v.detach().float().contiguous().clone() for k, v in ref.items()}, a.out,
-              metadata={"strength": str(STRENGTH), "adapter": os.path.basename(a.adapter),
-                        "diffusers": diffusers.__version__, "torch": torch.__version__,
-                        "modules": str(n_mod)})
+    save_reference(ref, a.out, {"strength": str(STRENGTH), "adapter": os.path.basename(a.adapter),
+                                "diffusers": diffusers.__version__, "torch": torch.__version__,
+                                "modules": str(n_mod)})
     gn = torch.sqrt(sum((v.double() ** 2).sum() for v in gr.values())).item()
     print(f"wrote {a.out}: {n_mod} modules, loss {loss.item():.6f} (zero-up {loss0.item():.6f}), "
           f"grad norm {gn:.4g}, diffusers {diffusers.__version__}")

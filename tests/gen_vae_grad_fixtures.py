@@ -24,10 +24,11 @@ post_quant_conv: loss_dec's gradient):
 Plus img, R1, R2, z, moments, dec and dz (= d loss_dec / d z). File: tests/fixtures/vae_grad.safetensors
 (float32, ~0.3 MB).
 """
-import argparse, subprocess, sys, tempfile
+import sys
 
 import torch
-from safetensors.torch import save_file
+
+from fixture_common import parse_args, save_reference, tiny_part
 
 HEAD = 128
 FULL = [
@@ -44,21 +45,14 @@ SMALL = 64  # tensors of at most this many values (biases, norms) are always sto
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--lorastyle", default="build/lorastyle")
-    ap.add_argument("--out", default="tests/fixtures/vae_grad.safetensors")
-    a = ap.parse_args()
+    a = parse_args(out="tests/fixtures/vae_grad.safetensors")
 
     import diffusers
     from diffusers import AutoencoderKL
 
-    model = tempfile.mkdtemp(prefix="ls_vaegrad_fixture_")
-    subprocess.run([a.lorastyle, "init", "--preset", "tiny", "--seed", "1", "-o", model], check=True)
-    vae = AutoencoderKL.from_pretrained(model, subfolder="vae").float()
+    vae = tiny_part(a.lorastyle, "ls_vaegrad_fixture_", AutoencoderKL, "vae", FULL)
     vae.requires_grad_(True)
     params = dict(vae.named_parameters())
-    for k in FULL:
-        assert k in params, f"{k}: not a parameter of the tiny VAE"
 
     g = torch.Generator().manual_seed(2026)
     cfg = vae.config
@@ -99,9 +93,8 @@ def main():
     ref["dz"] = z.grad.detach()
     f_dec = grads("dec.", lambda k: not is_enc(k))
 
-    save_file({k: v.detach().float().contiguous().clone() for k, v in ref.items()}, a.out,
-              metadata={"head": str(HEAD), "diffusers": diffusers.__version__, "torch": torch.__version__,
-                        "tensors": str(len(params))})
+    save_reference(ref, a.out, {"head": str(HEAD), "diffusers": diffusers.__version__, "torch": torch.__version__,
+                                "tensors": str(len(params))})
     print(f"wrote {a.out}: {len(params)} tensors ({n_enc} encoder, {f_enc} + {f_dec} in full), "
           f"moments {tuple(moments.shape)}, dec {tuple(dec.shape)}, diffusers {diffusers.__version__}")
 

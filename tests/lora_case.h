@@ -1,6 +1,7 @@
 /* lora_case.h — what the adapter tests against PyTorch fixtures share (test_lora, test_lycoris): the
  * fixture's inputs (latent x, timestep t, context ctx, token ids), the U-Net and text-encoder outputs of a
- * model on them, and the check that a bad adapter fails to load or attach with one line naming the file. */
+ * model on them, and the check that a bad adapter (written here) fails to load or attach with one line naming
+ * the file. */
 #ifndef LS_TEST_LORA_CASE_H
 #define LS_TEST_LORA_CASE_H
 
@@ -50,6 +51,23 @@ static inline void expect_adapter_error(Model *m, const char *path, const char *
           "%s: expected an error naming the file and '%s', got rc=%d '%s'", what, needle, rc,
           rc < 0 ? ls_last_error() : "");
     if (rc < 0) printf("bad input (%s): %s\n", what, ls_last_error());
+}
+
+/* Write the adapter in w (then freed) to <dir>/<name>.safetensors, a check; returns the path (caller frees). */
+static inline char *write_adapter(StWriter *w, const char *dir, const char *name) {
+    char *path = mallocCheck(512);
+    snprintf(path, 512, "%s/%s.safetensors", dir, name);
+    CHECK(st_writer_save(w, path) == 0, "write %s: %s", path, ls_last_error());
+    st_writer_free(w);
+    return path;
+}
+
+/* expect_adapter_error on the adapter in w, written first to <dir>/<name>.safetensors (write_adapter). */
+static inline void expect_written_error(Model *m, StWriter *w, const char *dir, const char *name, const char *needle,
+                                        const char *what) {
+    char *path = write_adapter(w, dir, name);
+    expect_adapter_error(m, path, needle, what);
+    free(path);
 }
 
 #endif

@@ -15,6 +15,7 @@
  * Usage: test_adapter FIXTURE_DIR [LORASTYLE] */
 #include <float.h>
 
+#include "grad_check.h" // defines: central_diff, fd_pick, fd_check, numel_down, numel_up
 #include "lora.h"
 #include "model.h"
 #include "rng.h"
@@ -30,42 +31,28 @@ static Model g_m;
 static UNetCase g_c; /* the fixture's inputs and target */
 
 static double loss_eval(float *out_copy) { return unet_case_loss(&g_m.unet, &g_c, out_copy); }
+static double loss_fd(void) { return loss_eval(NULL); } /* what finite differences perturb */
 
 /* forward_train + backward (gradients accumulate); returns the loss */
 static double loss_grad(float *out_copy) { return unet_case_loss_grad(&g_m.unet, &g_c, out_copy, NULL); }
 
-static size_t numel_down(const LoraModule *m) { return (size_t)m->rank * m->in * m->k * m->k; }
-static size_t numel_up(const LoraModule *m) { return (size_t)m->out * m->rank; }
 
 /* n finite-difference checks on a's parameters (module i·7 mod n_mods, down/up alternating, the largest |g|
  * of 8 random entries); returns the worst ratio to the tolerance. */
 static double fd_sweep(Lora *a, int n, uint64_t seed, double atol, const char *label) {
-    double worst = 0;
-    char where[300] = "";
-    uint32_t ctr = 0;
+    FdTally fd = {0};
+    uint64_t ctr = 0;
     for (int it = 0; it < n; it++) {
         LoraModule *m = &a->mods[(it * 7) % a->n_mods];
         int up = it % 2;
         float *w = up ? m->up : m->down, *g = up ? m->dup : m->ddown;
-        size_t ne = up ? numel_up(m) : numel_down(m), best = rng_u32(seed, ctr++) % ne;
-        for (int c = 0; c < 8; c++) {
-            size_t i = rng_u32(seed, ctr++) % ne;
-            if (fabsf(g[i]) > fabsf(g[best])) best = i;
-        }
-        float v = w[best];
-        w[best] = v + FD_STEP;
-        double lp = loss_eval(NULL);
-        w[best] = v - FD_STEP;
-        double lm = loss_eval(NULL);
-        w[best] = v;
-        double f = (lp - lm) / (2.0 * ((double)(v + FD_STEP) - (double)v)), r = fabs(f - g[best]) / (FD_RTOL * fabs(g[best]) + atol);
-        CHECK(r <= 1.0, "%s %s.%s[%zu]: finite difference %.6g vs analytic %.6g", label, m->module, up ? "up" : "down",
-              best, f, (double)g[best]);
-        if (r > worst) worst = r, snprintf(where, sizeof where, "%s.%s[%zu]: fd %.6g vs %.6g", m->module, up ? "up" : "down",
-                                           best, f, (double)g[best]);
+        size_t best = fd_pick(g, up ? numel_up(m) : numel_down(m), 8, seed, &ctr);
+        char what[300];
+        snprintf(what, sizeof what, "%s %s.%s[%zu]", label, m->module, up ? "up" : "down", best);
+        fd_check(&fd, what, central_diff(&w[best], FD_STEP, loss_fd), g[best], FD_RTOL, atol);
     }
-    printf("finite differences (%s): %d parameters, worst %.2f of tolerance: %s\n", label, n, worst, where);
-    return worst;
+    printf("finite differences (%s): %d parameters, worst %.2f of tolerance: %s\n", label, n, fd.worst, fd.where);
+    return fd.worst;
 }
 
 static int run_quiet(const char *cmd) { return system(cmd); }
@@ -73,16 +60,12 @@ static int run_quiet(const char *cmd) { return system(cmd); }
 int main(int argc, char **argv) {
     const char *fixdir = argc > 1 ? argv[1] : "tests/fixtures";
     const char *exe = argc > 2 ? argv[2] : NULL;
-    char tmp[64] = "/tmp/ls_test_adapter_XXXXXX", mdir[128], fa[512], fr[512];
-    if (test_tiny_model(tmp, mdir, sizeof mdir) < 0) return test_summary();
-    snprintf(fa, sizeof fa, "%s/adapter.safetensors", fixdir);
-    snprintf(fr, sizeof fr, "%s/adapter_grad.safetensors", fixdir);
-    CHECK(model_load(&g_m, mdir, NULL) == 0, "load: %s", ls_last_error());
+    char tmp[64] = "/tmp/ls_test_adapter_XXXXXX", mdir[128], fa[512];
     StFile ref;
-    if (g_fail || st_open(&ref, fr) < 0) {
-        printf("FAIL: %s\n", ls_last_error());
-        return 1;
-    }
+    if (test_tiny_model(tmp, mdir, sizeof mdir) < 0 ||
+        test_open_case(&g_m, mdir, &ref, fixdir, "adapter_grad.safetensors") < 0)
+        return test_summary();
+    snprintf(fa, sizeof fa, "%s/adapter.safetensors", fixdir);
     unet_case_load(&g_c, &ref);
     float *ref_out = fixture_get(&ref, "out", NULL, NULL), *ref_base = fixture_get(&ref, "base_out", NULL, NULL);
     float *ref_loss = fixture_get(&ref, "loss", NULL, NULL);

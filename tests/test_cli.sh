@@ -16,15 +16,9 @@ set -u
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 LS=${1:?usage: test_cli.sh path/to/lorastyle [fixtures_dir]}
-LS=$(cd "$(dirname "$LS")" && pwd)/$(basename "$LS")
 command -v python3 >/dev/null || { echo "SKIP: python3 is needed to craft test files"; exit 77; }
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/lorastyle-cli.XXXXXX")
-cleanup() { chmod -R u+w "$T" 2>/dev/null; rm -rf "$T"; }
-trap cleanup EXIT
-cd "$T" || exit 1
-
-. "$HERE/cli_lib.sh" # ok, bad, skipped, run, expect_fail, outdir, summary
+. "$HERE/cli_lib.sh" # cli_begin, ok, bad, skipped, run, expect_fail, outdir, summary
+cli_begin lorastyle-cli
 
 # copy of the base model to break
 variant() {
@@ -37,40 +31,21 @@ is_png() { [ "$(head -c 8 "$1" 2>/dev/null | od -An -tx1 | tr -d ' \n')" = "8950
 
 # ---- python3 helpers (standard library only) ----
 cat >"$T/st.py" <<'EOF'
-import json, struct, sys, zlib
+import json, struct, sys
 
-def read(path):
-    b = open(path, "rb").read()
-    n = struct.unpack("<Q", b[:8])[0]
-    return json.loads(b[8:8 + n]), b[8 + n:]
-
-def write(path, hdr, data):
-    h = json.dumps(hdr, separators=(",", ":")).encode()
-    h += b" " * (-len(h) % 8)
-    open(path, "wb").write(struct.pack("<Q", len(h)) + h + data)
+from cli_files import png_data, st_read, st_write  # tests/cli_files.py
 
 def first_tensor(hdr):  # the tensor whose data starts the buffer
     return min((k for k in hdr if k != "__metadata__"), key=lambda k: hdr[k]["data_offsets"][0])
 
-def png_idat(path):
-    b = open(path, "rb").read()
-    assert b[:8] == b"\x89PNG\r\n\x1a\n", path
-    i, out = 8, b""
-    while i < len(b):
-        n, typ = struct.unpack(">I4s", b[i:i + 8])
-        if typ == b"IDAT":
-            out += b[i + 8:i + 8 + n]
-        i += 12 + n
-    return zlib.decompress(out)
-
 cmd, a = sys.argv[1], sys.argv[2:]
 if cmd == "dtype":      # FILE NEWDTYPE: relabel the first tensor (same element size, e.g. F32 -> I32)
-    hdr, data = read(a[0])
+    hdr, data = st_read(a[0])
     hdr[first_tensor(hdr)]["dtype"] = a[1]
-    write(a[0], hdr, data)
+    st_write(a[0], hdr, data)
 elif cmd == "nan":      # FILE: overwrite the first 4 data bytes (an F32 element) with a quiet NaN
-    hdr, data = read(a[0])
-    write(a[0], hdr, struct.pack("<I", 0x7FC00000) + data[4:])
+    hdr, data = st_read(a[0])
+    st_write(a[0], hdr, struct.pack("<I", 0x7FC00000) + data[4:])
 elif cmd == "badjson":  # FILE: break the header JSON after its "{" (same length)
     b = bytearray(open(a[0], "rb").read())
     b[9:14] = b"@@@@@"
@@ -83,16 +58,16 @@ elif cmd == "tensor":   # FILE DTYPE D0 D1 ...: one zero tensor named "latent"
     size = {"F32": 4, "I32": 4, "F16": 2}[a[1]]
     n = 1
     for d in shape: n *= d
-    write(a[0], {"latent": {"dtype": a[1], "shape": shape, "data_offsets": [0, n * size]}}, bytes(n * size))
+    st_write(a[0], {"latent": {"dtype": a[1], "shape": shape, "data_offsets": [0, n * size]}}, bytes(n * size))
 elif cmd == "json":     # FILE KEY VALUE|--delete: edit a config
     o = json.load(open(a[0]))
     if a[2] == "--delete": del o[a[1]]
     else: o[a[1]] = json.loads(a[2])
     json.dump(o, open(a[0], "w"), indent=2)
 elif cmd == "sameidat": # A B: exit 0 if both PNGs hold the same pixels
-    sys.exit(0 if png_idat(a[0]) == png_idat(a[1]) else 1)
+    sys.exit(0 if png_data(a[0]) == png_data(a[1]) else 1)
 EOF
-st() { python3 "$T/st.py" "$@"; }
+st() { PYTHONPATH="$HERE" python3 "$T/st.py" "$@"; }
 
 # ---- the base model ----
 if ! run "$LS" init --preset tiny -o "$T/m" --seed 1 || [ "$rc" -ne 0 ]; then

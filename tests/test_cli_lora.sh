@@ -6,7 +6,7 @@
 #
 # Uses the tiny random model (`lorastyle init --preset tiny --seed 1`, which the adapter fixtures were made
 # for) and tests/fixtures/lora_{kohya,peft}.safetensors (the same LoCon adapter in two key formats).
-# Images are compared on decoded pixels (a small PNG decoder below: zlib + filter reconstruction), so
+# Images are compared on decoded pixels (a small PNG decoder in tests/cli_files.py: zlib + filters), so
 # differences in compression or metadata do not matter. Bad input must give exactly one
 # "lorastyle: error:" line naming the file/option, a non-zero status below 128, and no PNG.
 # LS_TEST_VERBOSE=1 prints every error line; LS_TEST_LIMIT=N changes the per-command time limit (60 s).
@@ -15,74 +15,19 @@ set -u
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 LS=${1:?usage: test_cli_lora.sh path/to/lorastyle [fixtures_dir]}
-LS=$(cd "$(dirname "$LS")" && pwd)/$(basename "$LS")
 FIX=${2:-$(dirname "$0")/fixtures}
 FIX=$(cd "$FIX" && pwd)
 command -v python3 >/dev/null || { echo "SKIP: python3 is needed to decode PNGs and craft files"; exit 77; }
 KOHYA=$FIX/lora_kohya.safetensors PEFT=$FIX/lora_peft.safetensors
 [ -f "$KOHYA" ] && [ -f "$PEFT" ] || { echo "missing adapter fixtures in $FIX"; exit 1; }
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/lorastyle-lora.XXXXXX")
-cleanup() { rm -rf "$T"; }
-trap cleanup EXIT
-cd "$T" || exit 1
-
-. "$HERE/cli_lib.sh" # ok, bad, skipped, run, expect_fail, outdir, summary
+. "$HERE/cli_lib.sh" # cli_begin, ok, bad, skipped, run, expect_fail, outdir, summary
+cli_begin lorastyle-lora
 
 # ---- python3 helpers (standard library only) ----
 cat >"$T/lt.py" <<'EOF'
-import hashlib, json, re, struct, sys, zlib
+import hashlib, re, struct, sys
 
-def chunks(path):
-    b = open(path, "rb").read()
-    assert b[:8] == b"\x89PNG\r\n\x1a\n", path + ": not a PNG"
-    i = 8
-    while i + 8 <= len(b):
-        n, typ = struct.unpack(">I4s", b[i:i + 8])
-        yield typ, b[i + 8:i + 8 + n]
-        i += 12 + n
-
-def pixels(path):  # 8-bit gray/RGB/RGBA, no interlace -> (w, h, bytes)
-    idat, w = b"", None
-    for typ, d in chunks(path):
-        if typ == b"IHDR":
-            w, h, depth, ctype, _, _, lace = struct.unpack(">IIBBBBB", d)
-            assert depth == 8 and lace == 0, path + ": unsupported PNG"
-            bpp = {0: 1, 2: 3, 4: 2, 6: 4}[ctype]
-        elif typ == b"IDAT":
-            idat += d
-    raw, stride, out, prev = zlib.decompress(idat), w * bpp, bytearray(), bytearray(w * bpp)
-    for y in range(h):
-        f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
-        for x in range(stride):
-            a = line[x - bpp] if x >= bpp else 0
-            b, c = prev[x], prev[x - bpp] if x >= bpp else 0
-            if f == 1: line[x] = (line[x] + a) & 255
-            elif f == 2: line[x] = (line[x] + b) & 255
-            elif f == 3: line[x] = (line[x] + (a + b) // 2) & 255
-            elif f == 4:
-                p = a + b - c
-                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                line[x] = (line[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
-        out += line
-        prev = line
-    return w, h, bytes(out)
-
-def text(path, key="parameters"):
-    for typ, d in chunks(path):
-        if typ == b"tEXt" and d.split(b"\0", 1)[0] == key.encode():
-            return d.split(b"\0", 1)[1].decode("latin-1")
-    return None
-
-def st_read(path):
-    b = open(path, "rb").read()
-    n = struct.unpack("<Q", b[:8])[0]
-    return json.loads(b[8:8 + n]), b[8 + n:]
-
-def st_write(path, hdr, data):
-    h = json.dumps(hdr, separators=(",", ":")).encode()
-    h += b" " * (-len(h) % 8)
-    open(path, "wb").write(struct.pack("<Q", len(h)) + h + data)
+from cli_files import png_pixels as pixels, png_text as text, st_read, st_write  # tests/cli_files.py
 
 def zeros(shape):  # F32 tensor of small non-zero values
     n = 1
@@ -137,7 +82,7 @@ elif cmd == "loha":      # DST: a LyCORIS LoHa module
         data += t
     st_write(a[0], hdr, data)
 EOF
-lt() { python3 "$T/lt.py" "$@"; }
+lt() { PYTHONPATH="$HERE" python3 "$T/lt.py" "$@"; }
 
 # same NAME A B: pixel-identical; close NAME A B: mean |delta| <= 1/255; differ NAME A B: mean |delta| > 0
 cmp_px() { # KIND NAME A B

@@ -8,14 +8,9 @@
 set -u
 
 LS=${1:?usage: test_cli_pretrain.sh path/to/lorastyle [fixtures_dir]}
-LS=$(cd "$(dirname "$LS")" && pwd)/$(basename "$LS")
 HERE=$(cd "$(dirname "$0")" && pwd)
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/lorastyle-cli-pretrain.XXXXXX")
-cleanup() { rm -rf "$T"; }
-trap cleanup EXIT
-cd "$T" || exit 1
 . "$HERE/cli_lib.sh"
+cli_begin lorastyle-cli-pretrain
 
 # ---- scenes ----
 run "$LS" scenes -o "$T/s1" --style ink -n 6 --seed 4

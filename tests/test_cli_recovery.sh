@@ -11,15 +11,10 @@ set -u
 export SOURCE_DATE_EPOCH=1700000000 # fixed kohya timestamps in the adapters, so runs compare byte for byte
 
 LS=${1:?usage: test_cli_recovery.sh path/to/lorastyle [fixtures_dir]}
-LS=$(cd "$(dirname "$LS")" && pwd)/$(basename "$LS")
 HERE=$(cd "$(dirname "$0")" && pwd)
 DATA=$HERE/../datasets/sample_style
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/lorastyle-cli-recovery.XXXXXX")
-cleanup() { rm -rf "$T"; }
-trap cleanup EXIT
-cd "$T" || exit 1
 . "$HERE/cli_lib.sh"
+cli_begin lorastyle-cli-recovery
 
 # a PID that is no running process: a finished child's
 dead=$(sh -c 'echo $$')
@@ -28,8 +23,7 @@ FSIZE=(bash -c "trap '' XFSZ; ulimit -f 40; exec \"\$0\" \"\$@\"")
 
 # ==== init: written in OUT.tmp.PID and renamed ====
 mkdir -p "$T/m.tmp.$dead/unet" # a killed init's leftover
-run "$LS" init --preset tiny --seed 1 -o "$T/m"
-[ "$rc" -eq 0 ] || { echo "init failed"; cat "$T/stderr"; exit 1; }
+cli_tiny_model
 if [ -f "$T/m/model_index.json" ] && [ -z "$(ls -d "$T"/m.tmp.* 2>/dev/null)" ]; then
     ok "init: the model in place, a killed init's m.tmp.PID removed"
 else

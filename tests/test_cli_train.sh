@@ -9,18 +9,12 @@ set -u
 
 LS=${1:?usage: test_cli_train.sh path/to/lorastyle [fixtures_dir]}
 export SOURCE_DATE_EPOCH=1700000000 # fixed kohya timestamps in the adapters, so runs compare byte for byte
-LS=$(cd "$(dirname "$LS")" && pwd)/$(basename "$LS")
 HERE=$(cd "$(dirname "$0")" && pwd)
 DATA=$HERE/../datasets/sample_style
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/lorastyle-cli-train.XXXXXX")
-cleanup() { rm -rf "$T"; }
-trap cleanup EXIT
-cd "$T" || exit 1
 . "$HERE/cli_lib.sh"
+cli_begin lorastyle-cli-train
 
-run "$LS" init --preset tiny --seed 1 -o "$T/m"
-[ "$rc" -eq 0 ] || { echo "init failed"; cat "$T/stderr"; exit 1; }
+cli_tiny_model
 COMMON=(--model "$T/m" --resolution 64 --seed 3 --lr 1e-3 --batch 2 --flip --no-samples --quiet)
 
 # ---- Ctrl-C and --resume ----

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "clip_train.h"
+#include "grad_check.h" // defines: dot, find_tensor, central_diff, fd_pick, fd_check, GradTally
 #include "lora.h"
 #include "model.h"
 #include "pipeline.h"
@@ -44,12 +45,6 @@ static int *g_ids;
 static float *g_R; /* (B,L,D) = ∂loss/∂out */
 static int g_B, g_L, g_D, g_skip;
 static size_t g_nout;
-
-static double dot(const float *a, const float *b, size_t n) {
-    double s = 0;
-    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
-    return s;
-}
 
 /* loss of the inference forward (what finite differences perturb) */
 static double loss_eval(void) {
@@ -74,8 +69,6 @@ static double loss_grad(Lora *a, float *out_copy) {
     return l;
 }
 
-static size_t numel_down(const LoraModule *m) { return (size_t)m->rank * m->in * m->k * m->k; }
-static size_t numel_up(const LoraModule *m) { return (size_t)m->out * m->rank; }
 static int layer_of(const LoraModule *m) {
     int li = -1;
     sscanf(m->module, "text_model_encoder_layers_%d_", &li);
@@ -129,8 +122,7 @@ static double compare_grads(const StFile *ref, const char *prefix, int parts, co
  * |g| of 8 random entries), only in layers that run. Prints and returns the worst error/tolerance ratio. */
 static double fd_sweep(Lora *a, int n, int only_up, uint64_t seed, double atol, const char *label) {
     static const char *kinds[6] = {"q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"};
-    double worst = 0;
-    char where[300] = "";
+    FdTally fd = {0};
     uint64_t ctr = 0;
     for (int it = 0; it < n; it++) {
         LoraModule *m;
@@ -139,32 +131,14 @@ static double fd_sweep(Lora *a, int n, int only_up, uint64_t seed, double atol, 
                layer_of(m) >= g_m.clip.cfg.layers - g_skip);
         int up = only_up || (it % 6 + it / 6) % 2;
         float *w = up ? m->up : m->down, *g = up ? m->dup : m->ddown;
-        size_t ne = up ? numel_up(m) : numel_down(m), best = rng_u32(seed, ctr++) % ne;
-        for (int c = 0; c < 8; c++) {
-            size_t i = rng_u32(seed, ctr++) % ne;
-            if (fabsf(g[i]) > fabsf(g[best])) best = i;
-        }
-        float v = w[best];
-        w[best] = v + FD_STEP;
-        double lp = loss_eval();
-        w[best] = v - FD_STEP;
-        double lm = loss_eval();
-        w[best] = v;
-        double f = (lp - lm) / (2.0 * ((double)(v + FD_STEP) - (double)v)), err = fabs(f - g[best]);
-        double r = err / (FD_RTOL * fabs(g[best]) + atol);
-        if (getenv("LS_VERBOSE")) printf("  %s.%s[%zu]: fd %.6g analytic %.6g\n", m->module, up ? "up" : "down",
-                                         best, f, (double)g[best]);
-        CHECK(r <= 1.0, "%s.%s[%zu]: finite difference %.6g vs analytic %.6g", m->module, up ? "up" : "down",
-              best, f, (double)g[best]);
-        if (r > worst) {
-            worst = r;
-            snprintf(where, sizeof where, "%s.%s[%zu]: fd %.6g vs %.6g", m->module, up ? "up" : "down", best, f,
-                     (double)g[best]);
-        }
+        size_t best = fd_pick(g, up ? numel_up(m) : numel_down(m), 8, seed, &ctr);
+        char what[300];
+        snprintf(what, sizeof what, "%s.%s[%zu]", m->module, up ? "up" : "down", best);
+        fd_check(&fd, what, central_diff(&w[best], FD_STEP, loss_eval), g[best], FD_RTOL, atol);
     }
     printf("finite differences %s (step %g): %d parameters, worst %.2f of tolerance (%g·|g| + %.2g): %s\n",
-           label, (double)FD_STEP, n, worst, FD_RTOL, atol, where);
-    return worst;
+           label, (double)FD_STEP, n, fd.worst, FD_RTOL, atol, fd.where);
+    return fd.worst;
 }
 
 /* FD noise floor: one float rounding (relative FLT_EPSILON) of every term of the loss, over the step
@@ -335,12 +309,6 @@ static int layer_of_key(const char *name) {
 }
 static int is_token_embedding(const char *name) { return strstr(name, "token_embedding") != NULL; }
 
-static const TrainTensor *find_tensor(const TrainSet *ts, const char *name) {
-    for (int i = 0; i < ts->n; i++)
-        if (!strcmp(ts->t[i].name, name)) return &ts->t[i];
-    return NULL;
-}
-
 /* Every tensor's gradient against the fixture's "<prefix>grad.<name>" (a tensor the fixture lacks is
  * skipped: the clip-skip-2 part holds a subset; returns how many were compared). The token embedding's
  * fixture holds only the rows "token_rows" (the ids that occur): every other row must be exactly 0.
@@ -353,9 +321,9 @@ static int compare_full(const StFile *ref, const FullCase *f, const TrainSet *ts
     int D = f->m.clip.cfg.hidden, n_run = f->m.clip.cfg.layers - f->skip;
     size_t nrows;
     float *rowsf = fixture_get(ref, "token_rows", &nrows, NULL);
-    double all2 = 0, num = 0, den = 0, worst = 0, zero_noise = 0;
-    char worst_key[300] = "";
-    int ncmp = 0, nzero = 0, nafter = 0;
+    GradTally tally = {0};
+    double zero_noise = 0;
+    int nafter = 0;
     for (int pass = 0; pass < 2; pass++)
         for (int i = 0; i < ts->n; i++) {
             const TrainTensor *t = &ts->t[i];
@@ -389,30 +357,23 @@ static int compare_full(const StFile *ref, const FullCase *f, const TrainSet *ts
             fixture_grad_diff(ref, key, g, n, &d2, &r2, &nref);
             free(rows);
             if (pass == 0) {
-                all2 += r2;
+                tally.all2 += r2;
                 continue;
             }
-            ncmp++;
             CHECK(nref == n, "%s: the fixture holds %zu values, the gradient %zu", key, nref, n);
-            CHECK(sqrt(d2) <= TOL * sqrt(r2) + 1e-7 * sqrt(all2), "%s: gradient rel L2 %.3g (|ref| %.3g) vs PyTorch",
-                  key, sqrt(d2) / (sqrt(r2) + 1e-30), sqrt(r2));
-            num += d2, den += r2;
-            if (sqrt(r2) < 1e-6 * sqrt(all2)) { /* a zero true gradient */
-                nzero++;
-                zero_noise = fmax(zero_noise, sqrt(d2 / all2));
-                continue;
-            }
-            double rel = sqrt(d2 / r2);
-            if (rel > worst) worst = rel, snprintf(worst_key, sizeof worst_key, "%s", t->name);
+            if (grad_tally_check(&tally, key, d2, r2, TOL, "PyTorch") < 0) /* a zero true gradient */
+                zero_noise = fmax(zero_noise, sqrt(d2 / tally.all2));
         }
-    double overall = sqrt(num / den);
+    double overall = grad_tally_overall(&tally);
     CHECK(overall < TOL, "%s: overall rel L2 %.3g", label, overall);
-    printf("%s: %d tensors, overall rel L2 %.2g, worst %.2g (%s)", label, ncmp, overall, worst, worst_key);
-    if (nzero) printf("; %d with a zero true gradient (k_proj.bias: |g − ref| ≤ %.1g·|all|, float noise)", nzero,
-                      zero_noise);
+    printf("%s: %d tensors, overall rel L2 %.2g, worst %.2g (%s)", label, tally.n, overall, tally.worst,
+           tally.worst_key);
+    if (tally.nzero)
+        printf("; %d with a zero true gradient (k_proj.bias: |g − ref| ≤ %.1g·|all|, float noise)", tally.nzero,
+               zero_noise);
     printf("; %d after the clip-skip output, exactly 0\n", nafter);
     free(rowsf);
-    return ncmp;
+    return tally.n;
 }
 
 /* Central differences on one scalar of every tensor that runs: the largest |g| of 16 random entries (the
@@ -422,12 +383,11 @@ static double full_fd(const FullCase *f, const TrainSet *ts, uint64_t seed, cons
     int D = f->m.clip.cfg.hidden, n_run = f->m.clip.cfg.layers - f->skip;
     float *out = fbuf(f->nout);
     clip_forward(&f->m.clip, out, f->ids, f->B, f->L, f->skip);
-    double s = 0, worst = 0;
+    double s = 0;
     for (size_t i = 0; i < f->nout; i++) s += fabs((double)out[i] * f->R[i]);
     free(out);
-    char where[400] = "";
+    FdTally fd = {0};
     uint64_t ctr = 0;
-    int n = 0;
     for (int k = 0; k < ts->n; k++) {
         const TrainTensor *t = &ts->t[k];
         if (layer_of_key(t->name) >= n_run) continue;
@@ -446,31 +406,22 @@ static double full_fd(const FullCase *f, const TrainSet *ts, uint64_t seed, cons
         t->p[best] = v - h;
         double lm = full_loss(f);
         t->p[best] = v;
-        double fd = (lp - lm) / (2.0 * ((double)(v + h) - (double)v)), g = t->g[best];
-        double atol = FLT_EPSILON * s / (2.0 * h), r = fabs(fd - g) / (FD_RTOL * fabs(g) + atol);
-        n++;
-        if (getenv("LS_VERBOSE")) printf("  %s[%zu]: fd %.6g analytic %.6g\n", t->name, best, fd, g);
-        CHECK(r <= 1.0, "%s[%zu]: finite difference %.6g vs analytic %.6g", t->name, best, fd, g);
-        if (r > worst) worst = r, snprintf(where, sizeof where, "%s[%zu]: fd %.6g vs %.6g", t->name, best, fd, g);
+        char what[300];
+        snprintf(what, sizeof what, "%s[%zu]", t->name, best);
+        fd_check(&fd, what, (lp - lm) / (2.0 * ((double)(v + h) - (double)v)), t->g[best], FD_RTOL,
+                 FLT_EPSILON * s / (2.0 * h));
     }
     printf("finite differences %s (step %g, embeddings %g): one scalar of each of %d tensors, worst %.2f of "
            "tolerance (%g·|g| + %.2g/step, float noise): %s\n", label, (double)FULL_FD_STEP, (double)FULL_FD_STEP_EMB,
-           n, worst, FD_RTOL, FLT_EPSILON * s / 2.0, where);
-    return worst;
+           fd.n, fd.worst, FD_RTOL, FLT_EPSILON * s / 2.0, fd.where);
+    return fd.worst;
 }
 
 /* clip_full_grads_alloc / clip_backward / clip_full_grads_free on a second copy of the tiny model. */
 static void check_full(const char *fixdir, const char *mdir, const char *adapter) {
-    char fr[512];
-    snprintf(fr, sizeof fr, "%s/clip_full_grad.safetensors", fixdir);
     FullCase f = {0};
     StFile ref;
-    CHECK(model_load(&f.m, mdir, NULL) == 0, "load: %s", ls_last_error());
-    if (st_open(&ref, fr) < 0) {
-        printf("FAIL: %s\n", ls_last_error());
-        g_fail++;
-        return;
-    }
+    if (test_open_case(&f.m, mdir, &ref, fixdir, "clip_full_grad.safetensors") < 0) return;
     const StTensor *rm;
     size_t nids;
     float *idsf = fixture_get(&ref, "ids", &nids, NULL);
@@ -592,16 +543,12 @@ static void check_full(const char *fixdir, const char *mdir, const char *adapter
 
 int main(int argc, char **argv) {
     const char *fixdir = argc > 1 ? argv[1] : "tests/fixtures";
-    char tmp[64] = "/tmp/ls_test_cgrad_XXXXXX", mdir[128], fk[512], fr[512];
-    if (test_tiny_model(tmp, mdir, sizeof mdir) < 0) return test_summary();
-    snprintf(fk, sizeof fk, "%s/lora_kohya.safetensors", fixdir);
-    snprintf(fr, sizeof fr, "%s/clip_grad.safetensors", fixdir);
-    CHECK(model_load(&g_m, mdir, NULL) == 0, "load: %s", ls_last_error());
+    char tmp[64] = "/tmp/ls_test_cgrad_XXXXXX", mdir[128], fk[512];
     StFile ref;
-    if (g_fail || st_open(&ref, fr) < 0) {
-        printf("FAIL: %s\n", ls_last_error());
-        return 1;
-    }
+    if (test_tiny_model(tmp, mdir, sizeof mdir) < 0 ||
+        test_open_case(&g_m, mdir, &ref, fixdir, "clip_grad.safetensors") < 0)
+        return test_summary();
+    snprintf(fk, sizeof fk, "%s/lora_kohya.safetensors", fixdir);
     const StTensor *rm;
     size_t nids;
     float *idsf = fixture_get(&ref, "ids", &nids, NULL);

@@ -8,7 +8,7 @@
 #include "dataset.h" /* defines: Dataset, dataset_* */
 #include "image.h"   /* defines: Image, image_write_png */
 #include "safetensors.h"
-#include "testutil.h" /* defines: CHECK, test_summary */
+#include "testutil.h" /* defines: CHECK, test_summary, test_scratch_dir, write_bytes */
 
 #include <fcntl.h>
 #include <math.h>
@@ -17,7 +17,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-static char g_tmp[256];
+static char g_tmp[] = "/tmp/ls_dataset_XXXXXX";
 static char g_sample[600]; /* datasets/sample_style */
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -26,14 +26,18 @@ static char g_sample[600]; /* datasets/sample_style */
 
 static char *tmp(const char *name) { return ls_path_join(g_tmp, name); }
 
-static void write_bytes(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    LS_ASSERT(f);
-    LS_ASSERT(fwrite(data, 1, n, f) == n);
-    fclose(f);
-}
-
 static void write_text(const char *path, const char *s) { write_bytes(path, s, strlen(s)); }
+
+/* What dataset_report prints, as a string (caller frees). */
+static char *report_of(const Dataset *d) {
+    char *rep = NULL;
+    size_t len = 0;
+    FILE *mf = open_memstream(&rep, &len);
+    LS_ASSERT(mf);
+    dataset_report(d, mf);
+    fclose(mf);
+    return rep;
+}
 
 static void make_dir(const char *path) { LS_ASSERT(ls_mkdir_p(path) == LS_OK); }
 
@@ -192,12 +196,7 @@ static void test_sample_set(void) {
           "sun centre %g %g %g", x[c], x[4096 + c], x[8192 + c]);
     free(x);
 
-    FILE *mf;
-    char *rep = NULL;
-    size_t rl;
-    mf = open_memstream(&rep, &rl);
-    dataset_report(&d, mf);
-    fclose(mf);
+    char *rep = report_of(&d);
     CHECK(strstr(rep, "10 images used (100 samples per epoch), 0 skipped") &&
               strstr(rep, "10_pastelshapes: 10 images x 10 repeats"),
           "report:\n%s", rep);
@@ -392,12 +391,7 @@ static void test_bad_images(void) {
         CHECK(m >= 0 && d.items[m].repeats == 3 && strcmp(d.subsets[d.items[m].subset].name, "3_extra") == 0,
               "3_extra: repeats 3");
         CHECK(d.n_samples == 4, "samples %lld", (long long)d.n_samples);
-        FILE *mf;
-        char *rep = NULL;
-        size_t rl;
-        mf = open_memstream(&rep, &rl);
-        dataset_report(&d, mf);
-        fclose(mf);
+        char *rep = report_of(&d);
         CHECK(
             strstr(rep, "2 images used (4 samples per epoch), 12 skipped") &&
                 strstr(rep,
@@ -510,11 +504,7 @@ static void test_captions_missing_and_bad(void) {
           err);
     free(err);
     if (rc == LS_OK) {
-        char *rep = NULL;
-        size_t rl = 0;
-        FILE *mf = open_memstream(&rep, &rl);
-        dataset_report(&d, mf);
-        fclose(mf);
+        char *rep = report_of(&d);
         CHECK(strstr(rep, "pass --caption-ext .caption"), "report:\n%s", rep);
         free(rep);
         dataset_free(&d);
@@ -1000,11 +990,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     snprintf(g_sample, sizeof g_sample, "%s/../../datasets/sample_style", argv[1]);
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/ls_dataset_XXXXXX");
-    if (!mkdtemp(g_tmp)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (test_scratch_dir(g_tmp) < 0) return test_summary();
     double t0 = ls_time();
     test_sample_set();
     test_bad_folders();
@@ -1016,8 +1002,6 @@ int main(int argc, char **argv) {
     test_epoch();
     test_cache();
     printf("(%.2f s)\n", ls_time() - t0);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_tmp);
+    test_remove_dir(g_tmp);
     return test_summary();
 }

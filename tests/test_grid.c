@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "testutil.h" // defines: CHECK, g_pass, g_fail, test_summary
+#include "testutil.h" // defines: CHECK, test_summary
 
 /* ---- helpers ---- */
 
@@ -459,6 +459,5 @@ int main(int argc, char **argv) {
     test_grid_header_wrap();
     test_grid_errors();
     test_png_round_trip();
-    printf("%d passed, %d failed\n", g_pass, g_fail);
-    return g_fail ? 1 : 0;
+    return test_summary();
 }

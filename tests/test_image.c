@@ -7,7 +7,6 @@
 #include "common.h" /* defines: ls_last_error, ls_path_join, ls_read_file */
 #include "image.h"  /* defines: Image, image_* */
 
-#include <dirent.h>
 #include <math.h>
 #include <png.h>
 #include <signal.h>
@@ -15,26 +14,13 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "testutil.h" // defines: CHECK, g_pass, g_fail, test_summary
+#include "testutil.h" // defines: CHECK, test_summary, test_scratch_dir, write_bytes
 
-static char g_tmp[256];
+static char g_tmp[] = "/tmp/test_image.XXXXXX";
 
 static char *tmp_path(const char *name) { return ls_path_join(g_tmp, name); }
 
-static int count_temporaries(void) {
-    DIR *d = opendir(g_tmp);
-    int n = 0;
-    for (struct dirent *e; d && (e = readdir(d));) n += strstr(e->d_name, ".tmp.") != NULL;
-    if (d) closedir(d);
-    return n;
-}
-
-static void write_bytes(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    LS_ASSERT(f);
-    LS_ASSERT(fwrite(data, 1, n, f) == n);
-    fclose(f);
-}
+static int count_temporaries(void) { return test_count_temporaries(g_tmp); }
 
 /* 1 if the file contains a chunk of type `type` (4 chars) whose data starts with keyword `key` + NUL. */
 static int has_chunk(const char *path, const char *type, const char *key) {
@@ -343,32 +329,15 @@ static void test_from_chw(void) {
     image_free(&img);
 }
 
-static void cleanup(void) {
-    DIR *d = opendir(g_tmp);
-    for (struct dirent *e; d && (e = readdir(d));) {
-        if (e->d_name[0] == '.') continue;
-        char *p = ls_path_join(g_tmp, e->d_name);
-        unlink(p);
-        free(p);
-    }
-    if (d) closedir(d);
-    rmdir(g_tmp);
-}
-
 int main(int argc, char **argv) {
     (void)argc, (void)argv; /* all inputs are generated; fixtures_dir is not needed */
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/test_image.XXXXXX");
-    if (!mkdtemp(g_tmp)) {
-        perror("mkdtemp");
-        return 2;
-    }
+    if (test_scratch_dir(g_tmp) < 0) return test_summary();
     test_round_trip();
     test_text_after_idat();
     test_write_errors();
     test_bad_inputs();
     test_load_formats();
     test_from_chw();
-    cleanup();
-    printf("%d passed, %d failed\n", g_pass, g_fail);
-    return g_fail ? 1 : 0;
+    test_remove_dir(g_tmp);
+    return test_summary();
 }

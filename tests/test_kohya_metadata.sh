@@ -9,19 +9,13 @@
 set -u
 
 LS=${1:?usage: test_kohya_metadata.sh path/to/lorastyle [fixtures_dir]}
-LS=$(cd "$(dirname "$LS")" && pwd)/$(basename "$LS")
 HERE=$(cd "$(dirname "$0")" && pwd)
 DATA=$HERE/../datasets/sample_style
 command -v python3 >/dev/null || { echo "SKIP: python3 is needed for the independent check"; exit 77; }
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/lorastyle-kohya-meta.XXXXXX")
-cleanup() { rm -rf "$T"; }
-trap cleanup EXIT
-cd "$T" || exit 1
 . "$HERE/cli_lib.sh"
+cli_begin lorastyle-kohya-meta
 
-run "$LS" init --preset tiny --seed 1 -o "$T/m"
-[ "$rc" -eq 0 ] || { echo "init failed"; cat "$T/stderr"; exit 1; }
+cli_tiny_model
 COMMON=(--resolution 64 --seed 3 --steps 2 --batch 2 --no-samples --style-curve 0 --quiet)
 
 run "$LS" train "$DATA" --model "$T/m" "${COMMON[@]}" -o "$T/a"

@@ -102,11 +102,10 @@ int main(int argc, char **argv) {
     const char *fixdir = argc > 1 ? argv[1] : "tests/fixtures";
     snprintf(g_tmp, sizeof g_tmp, "/tmp/ls_test_lora_XXXXXX");
     if (!mkdtemp(g_tmp)) return 1;
-    char mdir[128], fk[512], fp[512], fr[512];
+    char mdir[128], fk[512], fp[512];
     snprintf(mdir, sizeof mdir, "%s/tiny", g_tmp);
     snprintf(fk, sizeof fk, "%s/lora_kohya.safetensors", fixdir);
     snprintf(fp, sizeof fp, "%s/lora_peft.safetensors", fixdir);
-    snprintf(fr, sizeof fr, "%s/lora_ref.safetensors", fixdir);
     const char *model_dir = NULL;
     for (int i = 1; i + 1 < argc; i++)
         if (!strcmp(argv[i], "--model")) model_dir = argv[i + 1];
@@ -114,12 +113,8 @@ int main(int argc, char **argv) {
         CHECK(model_init_preset("tiny", mdir, 1, ST_F32, NULL) == 0, "init: %s", ls_last_error());
         model_dir = mdir;
     }
-    CHECK(model_load(&g_m, model_dir, NULL) == 0, "load: %s", ls_last_error());
     StFile ref;
-    if (st_open(&ref, fr) < 0) {
-        printf("FAIL: %s\n", ls_last_error());
-        return 1;
-    }
+    if (test_open_case(&g_m, model_dir, &ref, fixdir, "lora_ref.safetensors") < 0) return test_summary();
     LoraInputs in;
     lora_inputs_load(&ref, &in);
     float s = (float)atof(st_meta_get(&ref, "strength"));
@@ -265,49 +260,36 @@ int main(int argc, char **argv) {
         int64_t ds[2] = {4, 99}, us[2] = {32, 4};
         st_writer_add(&w, "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q.lora_down.weight", ST_F32, 2, ds, d);
         st_writer_add(&w, "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q.lora_up.weight", ST_F32, 2, us, u);
-        char path[512];
-        snprintf(path, sizeof path, "%s/other_arch.safetensors", g_tmp);
-        CHECK(st_writer_save(&w, path) == 0, "write: %s", ls_last_error());
-        st_writer_free(&w);
+        char *path = write_adapter(&w, g_tmp, "other_arch");
         expect_adapter_error(&g_m, path, "attn1_to_q", "shape mismatch (another architecture)");
         /* lenient: skipped with a warning, but nothing left → error "no module" */
         Lora a;
         CHECK(lora_load(&a, path) == 0, "load: %s", ls_last_error());
         CHECK(lora_attach(&a, &g_m, 1) < 0 && strstr(ls_last_error(), "no module"), "lenient: %s", ls_last_error());
         lora_free(&a);
+        free(path);
 
         st_writer_init(&w);
         int64_t s1[1] = {4};
         st_writer_add(&w, "lora_unet_mid_block_attentions_0_proj_in.hada_w1_a", ST_F32, 1, s1, d);
-        snprintf(path, sizeof path, "%s/loha.safetensors", g_tmp);
-        st_writer_save(&w, path);
-        st_writer_free(&w);
-        expect_adapter_error(&g_m, path, "LoHa", "LyCORIS LoHa");
+        expect_written_error(&g_m, &w, g_tmp, "loha", "LoHa", "LyCORIS LoHa");
 
         st_writer_init(&w);
         st_writer_add(&w, "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q.lora_down.weight", ST_F32, 2, ds, d);
-        snprintf(path, sizeof path, "%s/no_up.safetensors", g_tmp);
-        st_writer_save(&w, path);
-        st_writer_free(&w);
-        expect_adapter_error(&g_m, path, "no up", "missing up matrix");
+        expect_written_error(&g_m, &w, g_tmp, "no_up", "no up", "missing up matrix");
 
         st_writer_init(&w);
         int64_t ws[2] = {4, 32}, wu[2] = {32, 4};
         st_writer_add(&w, "lora_unet_not_a_module.lora_down.weight", ST_F32, 2, ws, d);
         st_writer_add(&w, "lora_unet_not_a_module.lora_up.weight", ST_F32, 2, wu, u);
-        snprintf(path, sizeof path, "%s/unknown_module.safetensors", g_tmp);
-        st_writer_save(&w, path);
-        st_writer_free(&w);
-        expect_adapter_error(&g_m, path, "not_a_module", "module matching nothing");
+        expect_written_error(&g_m, &w, g_tmp, "unknown_module", "not_a_module", "module matching nothing");
 
         st_writer_init(&w);
         st_writer_add(&w, "lora_te1_text_model_encoder_layers_0_not_a_module.lora_down.weight", ST_F32, 2, ws, d);
         st_writer_add(&w, "lora_te1_text_model_encoder_layers_0_not_a_module.lora_up.weight", ST_F32, 2, wu, u);
-        snprintf(path, sizeof path, "%s/unknown_te1.safetensors", g_tmp);
-        st_writer_save(&w, path);
-        st_writer_free(&w);
-        expect_adapter_error(&g_m, path, "lora_te1_text_model_encoder_layers_0_not_a_module matches no module",
-                                    "lora_te1_ module matching nothing");
+        expect_written_error(&g_m, &w, g_tmp, "unknown_te1",
+                             "lora_te1_text_model_encoder_layers_0_not_a_module matches no module",
+                             "lora_te1_ module matching nothing");
     }
     KeyCopy twice[2] = {{fk, "lora_unet_", "lora_unet_"}, {fp, "unet.", "unet."}};
     char *twp = write_keys("twice", twice, 2);
@@ -350,8 +332,6 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 3; i++) free(derived[i]);
     st_close(&ref);
     model_free(&g_m);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
-    if (system(cmd) != 0) printf("note: could not remove %s\n", g_tmp);
+    test_remove_dir(g_tmp);
     return test_summary();
 }

@@ -21,7 +21,7 @@
 #define WTOL 1e-5
 
 static Model g_m;
-static char g_tmp[64];
+static char g_tmp[] = "/tmp/ls_test_lyco_XXXXXX";
 
 
 /* The current weights of a module (diffusers path), or NULL. */
@@ -60,34 +60,18 @@ static void check_weights(const StFile *ref, const char *tag, const char *when) 
     }
 }
 
-static char *write_file(const char *name, StWriter *w) {
-    char *path = malloc(512);
-    snprintf(path, 512, "%s/%s.safetensors", g_tmp, name);
-    CHECK(st_writer_save(w, path) == 0, "write %s: %s", path, ls_last_error());
-    st_writer_free(w);
-    return path;
-}
-
-/* expect_adapter_error, then free the path (write_file's). */
-static void expect_error(const char *path, const char *needle, const char *what) {
-    expect_adapter_error(&g_m, path, needle, what);
-    free((void *)path);
+/* the adapter in w, written as g_tmp/<name>.safetensors, must fail to load or attach (expect_adapter_error) */
+static void expect_error(StWriter *w, const char *name, const char *needle, const char *what) {
+    expect_written_error(&g_m, w, g_tmp, name, needle, what);
 }
 
 int main(int argc, char **argv) {
     const char *fixdir = argc > 1 ? argv[1] : "tests/fixtures";
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/ls_test_lyco_XXXXXX");
-    if (!mkdtemp(g_tmp)) return 1;
-    char mdir[128], fr[512];
-    snprintf(mdir, sizeof mdir, "%s/tiny", g_tmp);
-    snprintf(fr, sizeof fr, "%s/lyco_ref.safetensors", fixdir);
-    CHECK(model_init_preset("tiny", mdir, 1, ST_F32, NULL) == 0, "init: %s", ls_last_error());
-    CHECK(model_load(&g_m, mdir, NULL) == 0, "load: %s", ls_last_error());
+    char mdir[128];
     StFile ref;
-    if (st_open(&ref, fr) < 0) {
-        printf("FAIL: %s\n", ls_last_error());
-        return 1;
-    }
+    if (test_tiny_model(g_tmp, mdir, sizeof mdir) < 0 ||
+        test_open_case(&g_m, mdir, &ref, fixdir, "lyco_ref.safetensors") < 0)
+        return test_summary();
     LoraInputs in;
     lora_inputs_load(&ref, &in);
     float s = (float)atof(st_meta_get(&ref, "strength"));
@@ -228,33 +212,33 @@ int main(int argc, char **argv) {
     st_writer_init(&w);
     st_writer_add(&w, k1, ST_F32, 2, sa, d), st_writer_add(&w, k2, ST_F32, 2, sb, d);
     st_writer_add(&w, k3, ST_F32, 2, sa, d);
-    expect_error(write_file("loha_no_w2b", &w), "has no hada_w2_b", "LoHa without hada_w2_b");
+    expect_error(&w, "loha_no_w2b", "has no hada_w2_b", "LoHa without hada_w2_b");
     st_writer_init(&w);
     st_writer_add(&w, k1, ST_F32, 2, sa, d), st_writer_add(&w, k2, ST_F32, 2, sb_bad, d);
     st_writer_add(&w, k3, ST_F32, 2, sa, d), st_writer_add(&w, k4, ST_F32, 2, sb_bad, d);
-    expect_error(write_file("loha_48", &w), "attn1_to_q", "LoHa ΔW of another width");
+    expect_error(&w, "loha_48", "attn1_to_q", "LoHa ΔW of another width");
     st_writer_init(&w);
     st_writer_add(&w, k1, ST_F32, 2, sa, d), st_writer_add(&w, k2, ST_F32, 2, sb, d);
     st_writer_add(&w, k3, ST_F32, 2, sa, d), st_writer_add(&w, k4, ST_F32, 2, sb, d);
     snprintf(k5, sizeof k5, "%s.lokr_w1", mod);
     int64_t s44[2] = {4, 4};
     st_writer_add(&w, k5, ST_F32, 2, s44, d);
-    expect_error(write_file("loha_lokr", &w), "mixes LoHa and LoKr", "LoHa and LoKr on one module");
+    expect_error(&w, "loha_lokr", "mixes LoHa and LoKr", "LoHa and LoKr on one module");
     st_writer_init(&w);
     st_writer_add(&w, k1, ST_F32, 2, sa, d), st_writer_add(&w, k2, ST_F32, 2, sb, d);
     st_writer_add(&w, k3, ST_F32, 2, sa, d), st_writer_add(&w, k4, ST_F32, 2, sb, d);
     snprintf(k5, sizeof k5, "%s.dora_scale", mod);
     int64_t sd_bad[2] = {31, 1};
     st_writer_add(&w, k5, ST_F32, 2, sd_bad, d + 1);
-    expect_error(write_file("dora_size", &w), "DoRA magnitude", "DoRA magnitude of the wrong size");
+    expect_error(&w, "dora_size", "DoRA magnitude", "DoRA magnitude of the wrong size");
     st_writer_init(&w);
     int64_t sd1[2] = {32, 1};
     st_writer_add(&w, k5, ST_F32, 2, sd1, d + 1);
-    expect_error(write_file("dora_alone", &w), "only a DoRA magnitude", "DoRA magnitude alone");
+    expect_error(&w, "dora_alone", "only a DoRA magnitude", "DoRA magnitude alone");
     st_writer_init(&w);
     snprintf(k5, sizeof k5, "%s.lora_mid.weight", mod);
     st_writer_add(&w, k5, ST_F32, 2, s44, d);
-    expect_error(write_file("lora_mid", &w), "lora_mid", "LoCon lora_mid");
+    expect_error(&w, "lora_mid", "lora_mid", "LoCon lora_mid");
 
     free(base), free(out), free(o1), free(te), free(te_base), free(ref_base), free(ref_te_base);
     lora_inputs_free(&in);

@@ -204,8 +204,6 @@ int main(int argc, char **argv) {
     if (!strcmp(g_m.name, "tiny")) check_single_file(&fx, model_dir, tmp);
     model_free(&g_m);
     st_close(&fx);
-    char cmd[700];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    if (system(cmd) != 0) printf("note: could not remove %s\n", tmp);
+    test_remove_dir(tmp);
     return test_summary();
 }

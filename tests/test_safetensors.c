@@ -7,25 +7,17 @@
 #include "common.h"      /* defines: ls_last_error, ls_path_join */
 #include "safetensors.h" /* defines: StFile, StWriter, st_* */
 
-#include <dirent.h>
 #include <math.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "testutil.h" // defines: CHECK, g_pass, g_fail, test_summary
+#include "testutil.h" // defines: CHECK, test_summary, test_scratch_dir, write_bytes
 
-static char g_tmp[256]; /* scratch directory, removed at exit */
+static char g_tmp[] = "/tmp/test_safetensors.XXXXXX"; /* scratch directory, removed at exit */
 
 static char *tmp_path(const char *name) { return ls_path_join(g_tmp, name); }
-
-static void write_bytes(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    LS_ASSERT(f);
-    LS_ASSERT(fwrite(data, 1, n, f) == n);
-    fclose(f);
-}
 
 /* A safetensors file with the given header text (length field = strlen(json)) and n_data data bytes. */
 static void make_st(const char *path, const char *json, size_t n_data) {
@@ -38,14 +30,7 @@ static void make_st(const char *path, const char *json, size_t n_data) {
     free(buf);
 }
 
-/* Number of directory entries in g_tmp whose name contains ".tmp." (leftover temporaries). */
-static int count_temporaries(void) {
-    DIR *d = opendir(g_tmp);
-    int n = 0;
-    for (struct dirent *e; d && (e = readdir(d));) n += strstr(e->d_name, ".tmp.") != NULL;
-    if (d) closedir(d);
-    return n;
-}
+static int count_temporaries(void) { return test_count_temporaries(g_tmp); }
 
 /* st_open must fail, the message must name the file (and contain `what` when given), f must be zeroed. */
 static void expect_open_error(const char *path, const char *what, const char *label) {
@@ -530,18 +515,6 @@ static void test_write_errors(void) {
 
 /* ---------------------------------------------------------------------------------------------- */
 
-static uint32_t fbits(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return u;
-}
-
-static float bitsf(uint32_t u) {
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
 static void test_half_conversions(void) {
     /* f32 → f16 edge cases: value, expected bits */
     static const struct {
@@ -561,10 +534,10 @@ static void test_half_conversions(void) {
         CHECK(got == want, "f32_to_f16(%a) = 0x%04x, want 0x%04x", (double)f16[i].f, got, want);
     }
     CHECK((st_f32_to_f16(NAN) & 0x7c00) == 0x7c00 && (st_f32_to_f16(NAN) & 0x3ff), "NaN → f16 NaN");
-    CHECK((st_f32_to_f16(bitsf(0x7f800001)) & 0x3ff) != 0, "signalling NaN must not become inf");
+    CHECK((st_f32_to_f16(st_bits_f32(0x7f800001)) & 0x3ff) != 0, "signalling NaN must not become inf");
     CHECK(st_f16_to_f32(0x0001) == 0x1p-24f && st_f16_to_f32(0x03ff) == 0x1.ff8p-15f, "f16 subnormals");
     CHECK(st_f16_to_f32(0x7bff) == 65504.0f && isinf(st_f16_to_f32(0xfc00)) && st_f16_to_f32(0xfc00) < 0, "f16");
-    CHECK(isnan(st_f16_to_f32(0x7e00)) && fbits(st_f16_to_f32(0x8000)) == 0x80000000u, "f16 nan/-0");
+    CHECK(isnan(st_f16_to_f32(0x7e00)) && st_f32_bits(st_f16_to_f32(0x8000)) == 0x80000000u, "f16 nan/-0");
 
     /* every half value round-trips exactly through float */
     int bad = 0;
@@ -580,7 +553,7 @@ static void test_half_conversions(void) {
     for (int i = 0; i < 2000000; i++) {
         x ^= x << 13, x ^= x >> 17, x ^= x << 5;
         uint32_t u = i & 1 ? x : (x & 0x807fffffu) | ((uint32_t)(100 + (x >> 3) % 45) << 23); /* near half range */
-        float f = bitsf(u);
+        float f = st_bits_f32(u);
         if (isnan(f)) continue;
         _Float16 r = (_Float16)f;
         uint16_t want;
@@ -597,13 +570,13 @@ static void test_half_conversions(void) {
     CHECK(st_f32_to_bf16(1.0f + 0x1p-8f) == 0x3f80, "bf16 tie → even (down)");
     CHECK(st_f32_to_bf16(1.0f + 0x3p-8f) == 0x3f82, "bf16 tie → even (up)");
     CHECK(st_f32_to_bf16(1.0f + 0x1.01p-8f) == 0x3f81, "bf16 above tie");
-    CHECK(st_f32_to_bf16(bitsf(0x7f7fffff)) == 0x7f80, "bf16 FLT_MAX rounds to inf");
+    CHECK(st_f32_to_bf16(st_bits_f32(0x7f7fffff)) == 0x7f80, "bf16 FLT_MAX rounds to inf");
     CHECK(st_f32_to_bf16(INFINITY) == 0x7f80 && st_f32_to_bf16(-INFINITY) == 0xff80, "bf16 inf");
-    CHECK(st_f32_to_bf16(bitsf(0x00000001)) == 0x0000 && st_f32_to_bf16(bitsf(0x00008000)) == 0x0000,
+    CHECK(st_f32_to_bf16(st_bits_f32(0x00000001)) == 0x0000 && st_f32_to_bf16(st_bits_f32(0x00008000)) == 0x0000,
           "bf16 tiny subnormals round to zero (tie → even)");
-    CHECK(st_f32_to_bf16(bitsf(0x00018000)) == 0x0002, "bf16 subnormal tie → even (up)");
+    CHECK(st_f32_to_bf16(st_bits_f32(0x00018000)) == 0x0002, "bf16 subnormal tie → even (up)");
     CHECK(isnan(st_bf16_to_f32(st_f32_to_bf16(NAN))), "bf16 NaN");
-    CHECK(isnan(st_bf16_to_f32(st_f32_to_bf16(bitsf(0x7f800001)))), "bf16 low-payload NaN stays NaN");
+    CHECK(isnan(st_bf16_to_f32(st_f32_to_bf16(st_bits_f32(0x7f800001)))), "bf16 low-payload NaN stays NaN");
     bad = 0;
     for (uint32_t h = 0; h < 0x10000; h++) {
         float f = st_bf16_to_f32((uint16_t)h);
@@ -613,28 +586,12 @@ static void test_half_conversions(void) {
     CHECK(st_dtype_size(ST_BF16) == 2 && strcmp(st_dtype_name(ST_F8_E4M3), "F8_E4M3") == 0, "dtype table");
 }
 
-static void cleanup(void) {
-    DIR *d = opendir(g_tmp);
-    for (struct dirent *e; d && (e = readdir(d));) {
-        if (e->d_name[0] == '.') continue;
-        char *p = ls_path_join(g_tmp, e->d_name);
-        unlink(p);
-        free(p);
-    }
-    if (d) closedir(d);
-    rmdir(g_tmp);
-}
-
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s <fixtures_dir> [lorastyle_binary]\n", argv[0]);
         return 2;
     }
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/test_safetensors.XXXXXX");
-    if (!mkdtemp(g_tmp)) {
-        perror("mkdtemp");
-        return 2;
-    }
+    if (test_scratch_dir(g_tmp) < 0) return test_summary();
     test_round_trip();
     test_many_and_large();
     test_python_fixture(argv[1]);
@@ -644,7 +601,6 @@ int main(int argc, char **argv) {
     test_truncations_and_fuzz();
     test_write_errors();
     test_half_conversions();
-    cleanup();
-    printf("%d passed, %d failed\n", g_pass, g_fail);
-    return g_fail ? 1 : 0;
+    test_remove_dir(g_tmp);
+    return test_summary();
 }

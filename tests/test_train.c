@@ -18,7 +18,7 @@
 #include "lora.h"
 #include "model.h"
 #include "rng.h"
-#include "train_case.h" // defines: g_tmp, g_model, g_data, base_opts, same_file
+#include "train_case.h" // defines: g_tmp, g_model, g_data, g_exe, base_opts, same_file, train_case_main
 #include "train.h"
 
 static char *slurp(const char *path, size_t *n) {
@@ -146,11 +146,8 @@ static void test_run_and_load(void) {
 }
 
 static void test_overfit(void) {
-    char one[600], cmd[4096], out[600];
-    snprintf(one, sizeof one, "%s/one", g_tmp);
-    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s/10_pastelshapes/fish.png' '%s/10_pastelshapes/fish.txt' '%s/'",
-             one, g_data, g_data, one);
-    CHECK(system(cmd) == 0, "%s", cmd);
+    char one[600], out[600];
+    one_image_data(one, sizeof one);
     snprintf(out, sizeof out, "%s/overfit", g_tmp);
     TrainOptions o;
     base_opts(&o, out);
@@ -220,7 +217,8 @@ static void test_reproducible(void) {
     CHECK(!same_file(p[0], p[2]), "different seeds gave the same adapter");
 }
 
-static void test_bad_input(const char *exe) {
+static void test_bad_input(void) {
+    const char *exe = g_exe;
     char empty[600], out[600];
     snprintf(empty, sizeof empty, "%s/empty", g_tmp);
     mkdir(empty, 0755);
@@ -258,18 +256,8 @@ static void test_bad_input(const char *exe) {
 }
 
 int main(int argc, char **argv) {
-    if (train_case_setup(argc, argv, "test_train") < 0) return argc < 2 ? 2 : test_summary();
-    double t0 = ls_time();
-    test_zero_up_is_base();
-    printf("[%.1f s] zero-up\n", ls_time() - t0);
-    test_run_and_load();
-    printf("[%.1f s] run + load\n", ls_time() - t0);
-    test_overfit();
-    printf("[%.1f s] overfit\n", ls_time() - t0);
-    test_reproducible();
-    printf("[%.1f s] reproducible\n", ls_time() - t0);
-    test_bad_input(argc > 2 ? argv[2] : NULL);
-    printf("time %.1f s\n", ls_time() - t0);
-    test_remove_dir(g_tmp);
-    return test_summary();
+    static const TrainCaseStep steps[] = {{test_zero_up_is_base, "zero-up"}, {test_run_and_load, "run + load"},
+                                          {test_overfit, "overfit"},         {test_reproducible, "reproducible"},
+                                          {test_bad_input, "bad input"}};
+    return train_case_main(argc, argv, steps, sizeof steps / sizeof steps[0]);
 }

@@ -26,13 +26,24 @@
 #include "lora.h"
 #include "model.h"
 #include "safetensors.h"
-#include "train_case.h" // defines: g_tmp, g_model, g_data, base_opts, same_file
+#include "train_case.h" // defines: g_tmp, g_model, g_data, base_opts, same_file, train_case_main
 #include "train.h"
 
 static float max_abs(const float *x, size_t n) {
     float m = 0;
     for (size_t i = 0; i < n; i++) m = fmaxf(m, fabsf(x[i]));
     return m;
+}
+
+/* The adapter a run wrote and the base model it trained on (each load a check). LS_ERR when the adapter
+ * does not load (then neither is loaded). */
+static int load_result(const TrainResult *r, Lora *a, Model *m) {
+    if (lora_load(a, r->adapter_path) != LS_OK) {
+        CHECK(0, "lora_load: %s", ls_last_error());
+        return LS_ERR;
+    }
+    CHECK(model_load(m, g_model, NULL) == LS_OK, "model_load: %s", ls_last_error());
+    return LS_OK;
 }
 
 /* Run o twice: straight through, and stopped after `stop` steps then resumed; the file `rel` (and `rel2`
@@ -71,12 +82,8 @@ static void test_text_encoder(void) {
     TrainResult r;
     CHECK(train_run(&o, &r) == LS_OK, "TE run: %s", ls_last_error());
     Lora a;
-    if (lora_load(&a, r.adapter_path) != LS_OK) {
-        CHECK(0, "lora_load: %s", ls_last_error());
-        return;
-    }
     Model m;
-    CHECK(model_load(&m, g_model, NULL) == LS_OK, "model_load: %s", ls_last_error());
+    if (load_result(&r, &a, &m) < 0) return;
     CHECK(a.n_te == 6 * m.clip.cfg.layers && a.n_unet > 0, "%d text-encoder modules for %d layers, %d U-Net", a.n_te,
           m.clip.cfg.layers, a.n_unet);
     const char *tlr = st_meta_get(&a.file, "ss_text_encoder_lr");
@@ -111,11 +118,8 @@ static int load_ckpt_param(const StFile *f, const char *name, float *dst) {
 
 static void test_full(void) {
     /* overfitting: full fine-tuning against LoRA on the same single-image, fixed-noise problem */
-    char data1[700], out[700], cmd[4096];
-    snprintf(data1, sizeof data1, "%s/one", g_tmp);
-    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s/10_pastelshapes/fish.png' '%s/10_pastelshapes/fish.txt' '%s/'",
-             data1, g_data, g_data, data1);
-    CHECK(system(cmd) == 0, "%s", cmd);
+    char data1[700], out[700];
+    one_image_data(data1, sizeof data1);
     double ratio[2];
     for (int full = 0; full < 2; full++) {
         snprintf(out, sizeof out, "%s/overfit%d", g_tmp, full);
@@ -206,12 +210,8 @@ static void test_adapter_method(void) {
           mid, ls_last_error());
     lora_free(&a3);
     Lora a;
-    if (lora_load(&a, r.adapter_path) != LS_OK) {
-        CHECK(0, "lora_load: %s", ls_last_error());
-        return;
-    }
     Model m;
-    CHECK(model_load(&m, g_model, NULL) == LS_OK, "model_load: %s", ls_last_error());
+    if (load_result(&r, &a, &m) < 0) return;
     int blocks = 0;
     for (int i = 0; i < m.unet.wt.n_mods; i++)
         if (strstr(m.unet.wt.mods[i].name, "attn2.to_out.0")) blocks++;
@@ -444,21 +444,9 @@ static void test_refused(void) {
 }
 
 int main(int argc, char **argv) {
-    if (train_case_setup(argc, argv, "test_train_methods") < 0) return argc < 2 ? 2 : test_summary();
-    double t0 = ls_time();
-    test_text_encoder();
-    printf("[%.1f s] text encoder\n", ls_time() - t0);
-    test_full();
-    printf("[%.1f s] full\n", ls_time() - t0);
-    test_adapter_method();
-    printf("[%.1f s] adapter\n", ls_time() - t0);
-    test_conv1x1_shapes();
-    test_targets();
-    test_validation();
-    printf("[%.1f s] validation\n", ls_time() - t0);
-    test_release();
-    test_refused();
-    printf("[%.1f s] release, refused\n", ls_time() - t0);
-    test_remove_dir(g_tmp);
-    return test_summary();
+    static const TrainCaseStep steps[] = {
+        {test_text_encoder, "text encoder"}, {test_full, "full"}, {test_adapter_method, "adapter"},
+        {test_conv1x1_shapes, NULL},         {test_targets, NULL}, {test_validation, "validation"},
+        {test_release, NULL},                {test_refused, "release, refused"}};
+    return train_case_main(argc, argv, steps, sizeof steps / sizeof steps[0]);
 }

@@ -19,7 +19,7 @@
 #include "grid.h"
 #include "image.h"
 #include "model.h"
-#include "train_case.h" // defines: g_tmp, g_model, g_data, base_opts, same_file
+#include "train_case.h" // defines: g_tmp, g_model, base_opts, same_file, train_case_main
 #include "train.h"
 
 /* loss.csv without its time column */
@@ -239,18 +239,8 @@ static void test_buckets_epochs(void) {
 }
 
 int main(int argc, char **argv) {
-    if (train_case_setup(argc, argv, "test_train_state") < 0) return argc < 2 ? 2 : test_summary();
-    double t0 = ls_time();
-    test_resume();
-    printf("[%.1f s] resume\n", ls_time() - t0);
-    test_options_json();
-    printf("[%.1f s] options\n", ls_time() - t0);
-    test_samples();
-    printf("[%.1f s] samples\n", ls_time() - t0);
-    test_cache();
-    printf("[%.1f s] cache\n", ls_time() - t0);
-    test_buckets_epochs();
-    printf("[%.1f s] buckets\n", ls_time() - t0);
-    test_remove_dir(g_tmp);
-    return test_summary();
+    static const TrainCaseStep steps[] = {{test_resume, "resume"}, {test_options_json, "options"},
+                                          {test_samples, "samples"}, {test_cache, "cache"},
+                                          {test_buckets_epochs, "buckets"}};
+    return train_case_main(argc, argv, steps, sizeof steps / sizeof steps[0]);
 }

@@ -16,8 +16,8 @@
  * Usage: test_unet_full_grad FIXTURE_DIR [LORASTYLE] */
 #include <float.h>
 
+#include "grad_check.h" // defines: central_diff, fd_pick, fd_check, GradTally, find_tensor
 #include "model.h"
-#include "rng.h"
 #include "testutil.h"
 #include "unet_case.h"
 #include "trainset.h"
@@ -35,20 +35,13 @@ static double loss_eval(void) { return unet_case_loss(&g_m.unet, &g_c, NULL); }
 /* forward_train + backward (gradients accumulate: the caller zeroes them); returns the loss */
 static double loss_grad(float *out_copy) { return unet_case_loss_grad(&g_m.unet, &g_c, out_copy, NULL); }
 
-static const TrainTensor *find_tensor(const TrainSet *ts, const char *name) {
-    for (int i = 0; i < ts->n; i++)
-        if (!strcmp(ts->t[i].name, name)) return &ts->t[i];
-    return NULL;
-}
-
 /* Every tensor against the fixture's "grad.<name>" (its leading values): ‖g − r‖ ≤ TOL·‖r‖ + a floor of
  * 1e-7·‖r_all‖ (tensors whose true gradient is 0 pass on float noise: in the tiny preset the level-0
  * resnets have 32 channels in 32 groups, so norm2 removes any per-channel constant and their
  * time_emb_proj cannot change the output). */
 static void compare_all(const StFile *ref, const TrainSet *ts) {
-    double all2 = 0, num = 0, den = 0, worst = 0;
-    char worst_key[300] = "";
-    int nfull = 0, nzero = 0, ncmp = 0;
+    GradTally tally = {0};
+    int nfull = 0;
     for (int pass = 0; pass < 2; pass++) {
         for (int i = 0; i < ts->n; i++) {
             const TrainTensor *t = &ts->t[i];
@@ -58,38 +51,19 @@ static void compare_all(const StFile *ref, const TrainSet *ts) {
             double d2, r2;
             fixture_grad_diff(ref, key, t->g, t->n, &d2, &r2, &n);
             if (pass == 0) {
-                all2 += r2;
+                tally.all2 += r2;
                 continue;
             }
-            ncmp++;
             nfull += n == t->n;
             CHECK(n <= t->n, "%s: fixture holds %zu values, the tensor %zu", key, n, t->n);
-            CHECK(sqrt(d2) <= TOL * sqrt(r2) + 1e-7 * sqrt(all2), "%s: gradient rel L2 %.3g (|ref| %.3g) vs PyTorch",
-                  key, sqrt(d2) / (sqrt(r2) + 1e-30), sqrt(r2));
-            num += d2, den += r2;
-            if (sqrt(r2) < 1e-6 * sqrt(all2)) {
-                nzero++;
-                continue;
-            }
-            double rel = sqrt(d2 / r2);
-            if (rel > worst) worst = rel, snprintf(worst_key, sizeof worst_key, "%s", t->name);
+            grad_tally_check(&tally, key, d2, r2, TOL, "PyTorch");
         }
     }
-    double overall = sqrt(num / den);
+    double overall = grad_tally_overall(&tally);
     CHECK(overall < TOL, "overall rel L2 %.3g vs PyTorch", overall);
     printf("gradients vs PyTorch autograd: %d tensors (%d in full, the rest their first values), overall rel L2 "
            "%.2g, worst %.2g (%s); %d with a zero true gradient (|g| ~ float noise, both sides)\n",
-           ncmp, nfull, overall, worst, worst_key, nzero);
-}
-
-static double fd(float *p, float h) {
-    float v = *p;
-    *p = v + h;
-    double lp = loss_eval();
-    *p = v - h;
-    double lm = loss_eval();
-    *p = v;
-    return (lp - lm) / (2.0 * ((double)(v + h) - (double)v));
+           tally.n, nfull, overall, tally.worst, tally.worst_key, tally.nzero);
 }
 
 /* Are two loaded U-Nets' weights bit-identical? Returns the number of differing tensors. */
@@ -103,15 +77,11 @@ static int unet_diff(const UNet *a, const UNet *b) {
 int main(int argc, char **argv) {
     const char *fixdir = argc > 1 ? argv[1] : "tests/fixtures";
     const char *exe = argc > 2 ? argv[2] : NULL;
-    char tmp[64] = "/tmp/ls_test_fullgrad_XXXXXX", mdir[128], fr[512];
-    if (test_tiny_model(tmp, mdir, sizeof mdir) < 0) return test_summary();
-    snprintf(fr, sizeof fr, "%s/unet_full_grad.safetensors", fixdir);
-    CHECK(model_load(&g_m, mdir, NULL) == 0, "load: %s", ls_last_error());
+    char tmp[64] = "/tmp/ls_test_fullgrad_XXXXXX", mdir[128];
     StFile ref;
-    if (g_fail || st_open(&ref, fr) < 0) {
-        printf("FAIL: %s\n", ls_last_error());
-        return 1;
-    }
+    if (test_tiny_model(tmp, mdir, sizeof mdir) < 0 ||
+        test_open_case(&g_m, mdir, &ref, fixdir, "unet_full_grad.safetensors") < 0)
+        return test_summary();
     unet_case_load(&g_c, &ref);
     float *ref_out = fixture_get(&ref, "out", NULL, NULL), *ref_loss = fixture_get(&ref, "loss", NULL, NULL);
 
@@ -154,12 +124,7 @@ int main(int argc, char **argv) {
     CHECK(fabs(loss - ref_loss[0]) / ref_loss[0] < 1e-5, "loss %.8f vs PyTorch %.8f", loss, (double)ref_loss[0]);
     printf("output vs diffusers rel L2 %.2g; loss %.6f (PyTorch %.6f)\n", eo, loss, (double)ref_loss[0]);
     compare_all(&ref, &ts);
-    int nzero_grad = 0;
-    for (int i = 0; i < ts.n; i++) {
-        double s = 0;
-        for (size_t j = 0; j < ts.t[i].n; j++) s += (double)ts.t[i].g[j] * ts.t[i].g[j];
-        nzero_grad += s == 0.0;
-    }
+    int nzero_grad = count_zero_grads(&ts);
     CHECK(nzero_grad == 0, "%d tensors received no gradient at all", nzero_grad);
 
     /* --- finite differences: scalar parameters of every kind --- */
@@ -177,27 +142,21 @@ int main(int argc, char **argv) {
             "mid_block.attentions.0.transformer_blocks.0.ff.net.2.weight", "down_blocks.0.downsamplers.0.conv.weight",
             "up_blocks.0.upsamplers.0.conv.weight", "up_blocks.1.attentions.2.proj_out.bias",
             "conv_norm_out.weight", "conv_out.weight", "conv_out.bias"};
-        int nn = (int)(sizeof names / sizeof *names), n = 0;
-        double atol = FLT_EPSILON * loss / (2.0 * FD_STEP), worst = 0;
-        char where[300] = "";
-        uint32_t ctr = 0;
+        int nn = (int)(sizeof names / sizeof *names);
+        double atol = FLT_EPSILON * loss / (2.0 * FD_STEP);
+        FdTally fd = {0};
+        uint64_t ctr = 0;
         for (int k = 0; k < nn; k++) {
             const TrainTensor *t = find_tensor(&ts, names[k]);
             CHECK(t != NULL, "no tensor %s", names[k]);
             if (!t) continue;
-            size_t best = rng_u32(5, ctr++) % t->n;
-            for (int c = 0; c < 16; c++) { /* the largest |g| of 16 random entries: above the FD noise */
-                size_t i = rng_u32(5, ctr++) % t->n;
-                if (fabsf(t->g[i]) > fabsf(t->g[best])) best = i;
-            }
-            double f = fd(&t->p[best], FD_STEP), g = t->g[best], r = fabs(f - g) / (FD_RTOL * fabs(g) + atol);
-            n++;
-            CHECK(r <= 1.0, "%s[%zu]: finite difference %.6g vs analytic %.6g", names[k], best, f, g);
-            if (getenv("LS_VERBOSE")) printf("  %s[%zu]: fd %.6g analytic %.6g\n", names[k], best, f, g);
-            if (r > worst) worst = r, snprintf(where, sizeof where, "%s[%zu]: fd %.6g vs %.6g", names[k], best, f, g);
+            size_t best = fd_pick(t->g, t->n, 16, 5, &ctr);
+            char what[300];
+            snprintf(what, sizeof what, "%s[%zu]", names[k], best);
+            fd_check(&fd, what, central_diff(&t->p[best], FD_STEP, loss_eval), t->g[best], FD_RTOL, atol);
         }
         printf("finite differences (step %g): %d parameters, worst %.2f of tolerance (%g·|g| + %.2g): %s\n",
-               (double)FD_STEP, n, worst, FD_RTOL, atol, where);
+               (double)FD_STEP, fd.n, fd.worst, FD_RTOL, atol, fd.where);
     }
 
     /* --- accumulation: a second backward without zeroing doubles every gradient --- */

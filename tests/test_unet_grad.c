@@ -20,6 +20,7 @@
 #include <float.h>
 #include <unistd.h>
 
+#include "grad_check.h" // defines: central_diff, fd_pick, fd_check, GradTally
 #include "lora.h"
 #include "model.h"
 #include "rng.h"
@@ -58,8 +59,6 @@ static const char *kind_of(const LoraModule *m) {
     return "other";
 }
 
-static size_t numel_down(const LoraModule *m) { return (size_t)m->rank * m->in * m->k * m->k; }
-static size_t numel_up(const LoraModule *m) { return (size_t)m->out * m->rank; }
 
 static double module_sumsq(const LoraModule *m) {
     double s = 0;
@@ -68,38 +67,10 @@ static double module_sumsq(const LoraModule *m) {
     return s;
 }
 
-/* Central difference of the loss w.r.t. *p (step h, double sum of the loss). */
-static double fd(float *p, float h) {
-    float v = *p;
-    *p = v + h;
-    double lp = loss_eval();
-    *p = v - h;
-    double lm = loss_eval();
-    *p = v;
-    return (lp - lm) / (2.0 * ((double)(v + h) - (double)v));
-}
-
-typedef struct {
-    double worst; /* max |fd − g| / (rtol·|g| + atol) */
-    char where[256];
-    int n;
-} FdStats;
-
-static void fd_check(FdStats *st, const char *what, float *p, float g, float h, double rtol, double atol) {
-    double f = fd(p, h), err = fabs(f - g), r = err / (rtol * fabs(g) + atol);
-    st->n++;
-    if (getenv("LS_VERBOSE")) printf("  %s: fd %.6g analytic %.6g (%.2f of tolerance)\n", what, f, g, r);
-    if (r > st->worst) {
-        st->worst = r;
-        snprintf(st->where, sizeof st->where, "%s: fd %.6g vs analytic %.6g (|diff| %.2g)", what, f, g, err);
-    }
-    CHECK(r <= 1.0, "%s: finite difference %.6g vs analytic %.6g", what, f, (double)g);
-}
-
 /* n parameters spread over the module kinds (round robin; a random module of the kind, down and up
  * alternating), each the largest-|g| of 8 random entries, so the comparison is not dominated by float
  * noise on near-zero gradients. only_up: up matrices only. */
-static void fd_sweep(Lora *a, FdStats *st, int n, int only_up, uint64_t seed, float h, double rtol,
+static void fd_sweep(Lora *a, FdTally *st, int n, int only_up, uint64_t seed, float h, double rtol,
                      double atol) {
     const char *kinds[32];
     int nk = 0;
@@ -119,14 +90,10 @@ static void fd_sweep(Lora *a, FdStats *st, int n, int only_up, uint64_t seed, fl
         while (m->component != LORA_UNET || kind_of(m) != k || module_sumsq(m) < 1e-12 * total);
         int up = only_up || (it % nk + it / nk) % 2; /* each kind alternates down/up from round to round */
         float *w = up ? m->up : m->down, *g = up ? m->dup : m->ddown;
-        size_t ne = up ? numel_up(m) : numel_down(m), best = rng_u32(seed, ctr++) % ne;
-        for (int c = 0; c < 8; c++) {
-            size_t i = rng_u32(seed, ctr++) % ne;
-            if (fabsf(g[i]) > fabsf(g[best])) best = i;
-        }
+        size_t best = fd_pick(g, up ? numel_up(m) : numel_down(m), 8, seed, &ctr);
         char what[256];
         snprintf(what, sizeof what, "%s.%s[%zu] (%s)", m->module, up ? "up" : "down", best, k);
-        fd_check(st, what, &w[best], g[best], h, rtol, atol);
+        fd_check(st, what, central_diff(&w[best], h, loss_eval), g[best], rtol, atol);
     }
 }
 
@@ -171,9 +138,8 @@ static void write_extra_adapter(const char *path) {
  * time_emb_proj cannot change the output (both sides give ~1e-10 there). Those are counted apart. */
 static void compare_grads(const StFile *ref, const char *prefix, int parts, const char *label) {
     const char *tags[2] = {"lora_down", "lora_up"};
-    double all2 = 0, num = 0, den = 0, worst = 0;
-    char worst_key[600] = "";
-    int nmods = 0, nzero = 0;
+    GradTally tally = {0};
+    int nmods = 0;
     for (int pass = 0; pass < 2; pass++) { /* pass 0: ‖r_all‖; pass 1: compare */
         for (int i = 0; i < g_a.n_mods; i++) {
             const LoraModule *m = &g_a.mods[i];
@@ -187,42 +153,29 @@ static void compare_grads(const StFile *ref, const char *prefix, int parts, cons
                 double d2, r2;
                 fixture_grad_diff(ref, key, p ? m->dup : m->ddown, p ? numel_up(m) : numel_down(m), &d2, &r2, &n);
                 if (pass == 0) {
-                    all2 += r2;
+                    tally.all2 += r2;
                     continue;
                 }
                 CHECK(n == (p ? numel_up(m) : numel_down(m)), "%s: %zu values in the fixture", key, n);
-                double floor = 1e-7 * sqrt(all2);
-                CHECK(sqrt(d2) <= TOL * sqrt(r2) + floor, "%s: gradient rel L2 %.3g (|ref| %.3g) vs diffusers",
-                      key, sqrt(d2) / (sqrt(r2) + 1e-30), sqrt(r2));
-                num += d2, den += r2;
-                if (sqrt(r2) < 1e-6 * sqrt(all2)) {
-                    nzero++;
-                    continue;
-                }
-                double rel = sqrt(d2 / r2);
-                if (rel > worst) worst = rel, snprintf(worst_key, sizeof worst_key, "%s", key);
+                grad_tally_check(&tally, key, d2, r2, TOL, "diffusers");
             }
         }
     }
-    double overall = sqrt(num / den);
+    double overall = grad_tally_overall(&tally);
     CHECK(overall < TOL, "%s: overall rel L2 %.3g", label, overall);
     CHECK(nmods == 117, "expected 117 U-Net modules, got %d", nmods);
     printf("%s: %d modules, overall rel L2 %.2g, worst %.2g (%s); %d matrices with a zero true gradient "
-           "(|g| ~ float noise, both sides)\n", label, nmods, overall, worst, worst_key, nzero);
+           "(|g| ~ float noise, both sides)\n", label, nmods, overall, tally.worst, tally.worst_key, tally.nzero);
 }
 
 int main(int argc, char **argv) {
     const char *fixdir = argc > 1 ? argv[1] : "tests/fixtures";
-    char tmp[64] = "/tmp/ls_test_ugrad_XXXXXX", mdir[128], fk[512], fr[512];
-    if (test_tiny_model(tmp, mdir, sizeof mdir) < 0) return test_summary();
-    snprintf(fk, sizeof fk, "%s/lora_kohya.safetensors", fixdir);
-    snprintf(fr, sizeof fr, "%s/unet_grad.safetensors", fixdir);
-    CHECK(model_load(&g_m, mdir, NULL) == 0, "load: %s", ls_last_error());
+    char tmp[64] = "/tmp/ls_test_ugrad_XXXXXX", mdir[128], fk[512];
     StFile ref;
-    if (g_fail || st_open(&ref, fr) < 0) {
-        printf("FAIL: %s\n", ls_last_error());
-        return 1;
-    }
+    if (test_tiny_model(tmp, mdir, sizeof mdir) < 0 ||
+        test_open_case(&g_m, mdir, &ref, fixdir, "unet_grad.safetensors") < 0)
+        return test_summary();
+    snprintf(fk, sizeof fk, "%s/lora_kohya.safetensors", fixdir);
     unet_case_load(&g_c, &ref);
     float *ref_out = fixture_get(&ref, "out", NULL, NULL);
     float *ref_loss = fixture_get(&ref, "loss", NULL, NULL);
@@ -270,13 +223,13 @@ int main(int argc, char **argv) {
     compare_grads(&ref, "", 3, "gradients vs diffusers+PEFT");
 
     /* --- finite differences: ~40 LoRA parameters over module kinds, and a few context values --- */
-    FdStats st = {0};
+    FdTally st = {0};
     double fd_atol = FLT_EPSILON * loss / (2.0 * FD_STEP);
     fd_sweep(&g_a, &st, 40, 0, 7, FD_STEP, FD_RTOL, fd_atol);
     printf("finite differences (step %g): %d LoRA parameters, worst %.2f of tolerance (%g·|g| + %.2g): %s\n",
            (double)FD_STEP, st.n, st.worst, FD_RTOL, fd_atol, st.where);
     {
-        FdStats sc = {0};
+        FdTally sc = {0};
         uint32_t ctr = 0;
         for (int c = 0; c < 6; c++) {
             size_t best = rng_u32(11, ctr++) % nctx;
@@ -286,7 +239,7 @@ int main(int argc, char **argv) {
             }
             char what[64];
             snprintf(what, sizeof what, "ctx[%zu]", best);
-            fd_check(&sc, what, &g_c.ctx[best], dctx[best], FD_STEP, FD_RTOL, fd_atol);
+            fd_check(&sc, what, central_diff(&g_c.ctx[best], FD_STEP, loss_eval), dctx[best], FD_RTOL, fd_atol);
         }
         printf("finite differences: %d context values, worst %.2f of tolerance: %s\n", sc.n, sc.worst, sc.where);
     }
@@ -324,7 +277,7 @@ int main(int argc, char **argv) {
         lora_grads_zero(&g_a);
         loss_grad(NULL, NULL);
         CHECK(lora_grads_sumsq(&g_a) == 0.0, "a frozen adapter received gradients");
-        FdStats sx = {0};
+        FdTally sx = {0};
         fd_sweep(&x, &sx, 12, 0, 17, FD_STEP, FD_RTOL, fd_atol);
         printf("finite differences (conv_in, conv_out, time_embedding.linear_1/2 adapter beside a frozen one): "
                "%d parameters, worst %.2f of tolerance: %s\n", sx.n, sx.worst, sx.where);
@@ -351,7 +304,7 @@ int main(int argc, char **argv) {
     CHECK(down_nonzero == 0, "zero-up: %d down-gradient values are not exactly 0", down_nonzero);
     printf("zero-up adapter: down gradients all exactly 0\n");
     compare_grads(&ref, "zero_up.", 2, "zero-up up gradients vs diffusers+PEFT");
-    FdStats s0 = {0};
+    FdTally s0 = {0};
     fd_sweep(&g_a, &s0, 12, 1, 13, FD_STEP, FD_RTOL, fd_atol);
     printf("finite differences (zero-up): %d up parameters, worst %.2f of tolerance: %s\n", s0.n, s0.worst,
            s0.where);

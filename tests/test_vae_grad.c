@@ -17,8 +17,8 @@
  * Usage: test_vae_grad FIXTURE_DIR */
 #include <float.h>
 
+#include "grad_check.h" // defines: dot, find_tensor, central_diff, fd_pick, fd_check, GradTally
 #include "model.h"
-#include "rng.h"
 #include "testutil.h"
 #include "trainset.h"
 #include "vae_train.h"
@@ -32,12 +32,6 @@ static Vae *g_v; /* the VAE under test: the tiny model's, then a variant */
 static float *g_img, *g_r1, *g_z, *g_r2; /* the fixture's inputs */
 static int g_B, g_H, g_W, g_h, g_w;
 static size_t g_nimg, g_nmom, g_nz;
-
-static double dot(const float *a, const float *b, size_t n) {
-    double s = 0;
-    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
-    return s;
-}
 
 /* loss_enc / loss_dec through the inference forward (what finite differences perturb) */
 static double loss_enc(void) {
@@ -75,12 +69,6 @@ static double loss_grad(float *mom, float *dec, float *dz) {
     return l;
 }
 
-static const TrainTensor *find_tensor(const TrainSet *ts, const char *name) {
-    for (int i = 0; i < ts->n; i++)
-        if (!strcmp(ts->t[i].name, name)) return &ts->t[i];
-    return NULL;
-}
-
 static int is_enc(const char *name) { return !strncmp(name, "encoder.", 8) || !strncmp(name, "quant_conv.", 11); }
 
 /* The group a tensor's error is reported under. */
@@ -100,9 +88,10 @@ static int group_of(const char *name) {
  * biases that only shift the decoder's last 32-channel stream before conv_norm_out), and softmax ignores
  * the key bias (to_k.bias) of the mid attention. */
 static void compare_all(const StFile *ref, const TrainSet *ts) {
-    double all2[2] = {0, 0}, num[2] = {0, 0}, den[2] = {0, 0}, worst[2][NG] = {{0}};
+    GradTally tally[2] = {{0}}; /* encoder, decoder */
+    double worst[2][NG] = {{0}};
     char worst_key[2][NG][300] = {{""}};
-    int nfull = 0, nzero = 0, ncmp = 0;
+    int nfull = 0;
     for (int pass = 0; pass < 2; pass++) {
         for (int i = 0; i < ts->n; i++) {
             const TrainTensor *t = &ts->t[i];
@@ -113,28 +102,21 @@ static void compare_all(const StFile *ref, const TrainSet *ts) {
             double d2, r2;
             fixture_grad_diff(ref, key, t->g, t->n, &d2, &r2, &n);
             if (pass == 0) {
-                all2[e] += r2;
+                tally[e].all2 += r2;
                 continue;
             }
-            ncmp++;
             nfull += n == t->n;
             CHECK(n <= t->n, "%s: fixture holds %zu values, the tensor %zu", key, n, t->n);
-            CHECK(sqrt(d2) <= TOL * sqrt(r2) + 1e-7 * sqrt(all2[e]), "%s: gradient rel L2 %.3g (|ref| %.3g) vs PyTorch",
-                  key, sqrt(d2) / (sqrt(r2) + 1e-30), sqrt(r2));
-            num[e] += d2, den[e] += r2;
-            if (sqrt(r2) < 1e-6 * sqrt(all2[e])) {
-                nzero++;
-                continue;
-            }
-            double rel = sqrt(d2 / r2);
+            double rel = grad_tally_check(&tally[e], key, d2, r2, TOL, "PyTorch");
             int g = group_of(t->name);
             if (rel > worst[e][g]) worst[e][g] = rel, snprintf(worst_key[e][g], 300, "%s", t->name);
         }
     }
     printf("gradients vs PyTorch autograd: %d tensors (%d in full, the rest their first values), %d with a zero "
-           "true gradient (|g| ~ float noise, both sides)\n", ncmp, nfull, nzero);
+           "true gradient (|g| ~ float noise, both sides)\n", tally[0].n + tally[1].n, nfull,
+           tally[0].nzero + tally[1].nzero);
     for (int e = 0; e < 2; e++) {
-        double overall = sqrt(num[e] / den[e]);
+        double overall = grad_tally_overall(&tally[e]);
         CHECK(overall < TOL, "%s: overall rel L2 %.3g vs PyTorch", e ? "decoder" : "encoder", overall);
         printf("  %s (loss_%s): overall rel L2 %.2g; worst per group:", e ? "decoder" : "encoder", e ? "dec" : "enc",
                overall);
@@ -142,16 +124,6 @@ static void compare_all(const StFile *ref, const TrainSet *ts) {
             if (worst_key[e][g][0]) printf(" %s %.2g (%s);", group_names[g], worst[e][g], worst_key[e][g]);
         printf("\n");
     }
-}
-
-static double fd(float *p, float h, double (*loss)(void)) {
-    float v = *p;
-    *p = v + h;
-    double lp = loss();
-    *p = v - h;
-    double lm = loss();
-    *p = v;
-    return (lp - lm) / (2.0 * ((double)(v + h) - (double)v));
 }
 
 static void fd_checks(const TrainSet *ts, const float *dz, double sabs_enc, double sabs_dec) {
@@ -166,10 +138,9 @@ static void fd_checks(const TrainSet *ts, const float *dz, double sabs_enc, doub
         "decoder.mid_block.resnets.0.conv2.weight", "decoder.up_blocks.0.resnets.1.norm1.bias",
         "decoder.up_blocks.0.upsamplers.0.conv.weight", "decoder.up_blocks.2.resnets.0.conv_shortcut.bias",
         "decoder.up_blocks.3.resnets.1.conv1.weight", "decoder.conv_norm_out.bias", "decoder.conv_out.weight"};
-    int nn = (int)(sizeof names / sizeof *names), n = 0;
-    double worst = 0;
-    char where[640] = "";
-    uint32_t ctr = 0;
+    int nn = (int)(sizeof names / sizeof *names);
+    FdTally fd = {0};
+    uint64_t ctr = 0;
     for (int k = 0; k <= nn; k++) {
         int enc = k < nn && is_enc(names[k]);
         double atol = FLT_EPSILON * (enc ? sabs_enc : sabs_dec) / (2.0 * FD_STEP);
@@ -186,35 +157,23 @@ static void fd_checks(const TrainSet *ts, const float *dz, double sabs_enc, doub
             const TrainTensor *t = find_tensor(ts, names[k]);
             CHECK(t != NULL, "no tensor %s", names[k]);
             if (!t) continue;
-            size_t best = rng_u32(7, ctr++) % t->n;
-            for (int c = 0; c < 16; c++) { /* the largest |g| of 16 random entries: above the FD noise */
-                size_t i = rng_u32(7, ctr++) % t->n;
-                if (fabsf(t->g[i]) > fabsf(t->g[best])) best = i;
-            }
+            size_t best = fd_pick(t->g, t->n, 16, 7, &ctr);
             p = &t->p[best], g = t->g[best];
             snprintf(what, sizeof what, "%s[%zu]", names[k], best);
         }
-        double f = fd(p, FD_STEP, enc ? loss_enc : loss_dec), r = fabs(f - g) / (FD_RTOL * fabs(g) + atol);
-        n++;
-        CHECK(r <= 1.0, "%s: finite difference %.6g vs analytic %.6g", what, f, g);
-        if (getenv("LS_VERBOSE")) printf("  %s: fd %.6g analytic %.6g\n", what, f, g);
-        if (r > worst) worst = r, snprintf(where, sizeof where, "%s: fd %.6g vs %.6g", what, f, g);
+        fd_check(&fd, what, central_diff(p, FD_STEP, enc ? loss_enc : loss_dec), g, FD_RTOL, atol);
     }
     printf("finite differences (step %g): %d parameters + dz, worst %.2f of tolerance (%g·|g| + atol): %s\n",
-           (double)FD_STEP, n - 1, worst, FD_RTOL, where);
+           (double)FD_STEP, fd.n - 1, fd.worst, FD_RTOL, fd.where);
 }
 
 int main(int argc, char **argv) {
     const char *fixdir = argc > 1 ? argv[1] : "tests/fixtures";
-    char tmp[64] = "/tmp/ls_test_vaegrad_XXXXXX", mdir[128], fr[512];
-    if (test_tiny_model(tmp, mdir, sizeof mdir) < 0) return test_summary();
-    snprintf(fr, sizeof fr, "%s/vae_grad.safetensors", fixdir);
-    CHECK(model_load(&g_m, mdir, NULL) == 0, "load: %s", ls_last_error());
+    char tmp[64] = "/tmp/ls_test_vaegrad_XXXXXX", mdir[128];
     StFile ref;
-    if (g_fail || st_open(&ref, fr) < 0) {
-        printf("FAIL: %s\n", ls_last_error());
-        return 1;
-    }
+    if (test_tiny_model(tmp, mdir, sizeof mdir) < 0 ||
+        test_open_case(&g_m, mdir, &ref, fixdir, "vae_grad.safetensors") < 0)
+        return test_summary();
     const StTensor *im, *zm;
     g_img = fixture_get(&ref, "img", &g_nimg, &im);
     g_z = fixture_get(&ref, "z", &g_nz, &zm);
@@ -299,12 +258,7 @@ int main(int argc, char **argv) {
     CHECK(memcmp(dz, dz_frozen, g_nz * sizeof(float)) == 0, "dz differs with and without gradient buffers");
     printf("dz vs PyTorch rel L2 %.2g (identical frozen and with gradient buffers)\n", edz);
     compare_all(&ref, &ts);
-    int nzero_grad = 0;
-    for (int i = 0; i < ts.n; i++) {
-        double s = 0;
-        for (size_t j = 0; j < ts.t[i].n; j++) s += (double)ts.t[i].g[j] * ts.t[i].g[j];
-        nzero_grad += s == 0.0;
-    }
+    int nzero_grad = count_zero_grads(&ts);
     CHECK(nzero_grad == 0, "%d tensors received no gradient at all", nzero_grad);
 
     /* --- finite differences on the inference forward --- */
@@ -401,7 +355,7 @@ int main(int argc, char **argv) {
                 p = &t->p[best], g = t->g[best];
             }
             double atol = FLT_EPSILON * (enc ? se : sd) / (2.0 * FD_STEP);
-            double fv = fd(p, FD_STEP, enc ? loss_enc : loss_dec), r = fabs(fv - g) / (FD_RTOL * fabs(g) + atol);
+            double fv = central_diff(p, FD_STEP, enc ? loss_enc : loss_dec), r = fabs(fv - g) / (FD_RTOL * fabs(g) + atol);
             CHECK(r <= 1.0, "variant %s: finite difference %.6g vs analytic %.6g", k < 6 ? names[k] : "dz", fv, g);
             worst = fmax(worst, r);
         }

@@ -1,4 +1,4 @@
-/* testutil.h — tiny shared helpers for the C tests (header-only): pass/fail counting, tensor comparison,
+/* testutil.h — tiny shared helpers for the C tests (header-only): pass/fail counting, scratch folders, tensor comparison,
  * fixture loading. Every test ends with `return test_summary();`, printing "N passed, M failed". */
 #ifndef LS_TESTUTIL_H
 #define LS_TESTUTIL_H
@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <dirent.h>
 #include <errno.h>
 
 #include "common.h"
@@ -28,15 +29,20 @@ static int g_pass, g_fail;
         }                                                  \
     } while (0)
 
-/* A test's scratch folder with a fresh tiny model: mkdtemp(tmpl) (a "/tmp/...XXXXXX" template, rewritten
- * in place), then `lorastyle init --preset tiny --seed 1` (float32) into tmpl/tiny, whose path goes to
- * model_dir. LS_OK, or LS_ERR with the failure counted. */
+/* A test's scratch folder: mkdtemp(tmpl) (a "/tmp/...XXXXXX" template, rewritten in place); remove it with
+ * test_remove_dir. LS_OK, or LS_ERR with the failure counted. */
+static inline int test_scratch_dir(char *tmpl) {
+    if (mkdtemp(tmpl)) return LS_OK;
+    printf("FAIL mkdtemp %s: %s\n", tmpl, strerror(errno));
+    g_fail++;
+    return LS_ERR;
+}
+
+/* A test's scratch folder with a fresh tiny model: test_scratch_dir(tmpl), then `lorastyle init --preset
+ * tiny --seed 1` (float32) into tmpl/tiny, whose path goes to model_dir. LS_OK, or LS_ERR with the failure
+ * counted. */
 static inline int test_tiny_model(char *tmpl, char *model_dir, size_t cap) {
-    if (!mkdtemp(tmpl)) {
-        printf("FAIL mkdtemp %s: %s\n", tmpl, strerror(errno));
-        g_fail++;
-        return LS_ERR;
-    }
+    LS_TRY(test_scratch_dir(tmpl));
     snprintf(model_dir, cap, "%s/tiny", tmpl);
     int rc = model_init_preset("tiny", model_dir, 1, ST_F32, NULL);
     if (rc == LS_OK) g_pass++;
@@ -44,11 +50,44 @@ static inline int test_tiny_model(char *tmpl, char *model_dir, size_t cap) {
     return rc;
 }
 
+/* A test against a PyTorch fixture begins: the model in mdir loaded into *m (one check) and the fixture
+ * <fixdir>/<fixture> opened as *ref. LS_OK, or LS_ERR with the failure printed and counted. */
+static inline int test_open_case(Model *m, const char *mdir, StFile *ref, const char *fixdir, const char *fixture) {
+    int loaded = model_load(m, mdir, NULL) == 0;
+    CHECK(loaded, "load: %s", ls_last_error());
+    if (!loaded) return LS_ERR;
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", fixdir, fixture);
+    if (st_open(ref, path) < 0) {
+        printf("FAIL: %s\n", ls_last_error());
+        g_fail++;
+        return LS_ERR;
+    }
+    return LS_OK;
+}
+
 /* Remove a test's scratch folder (a note, not a failure, when that does not work). */
 static inline void test_remove_dir(const char *dir) {
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) printf("note: could not remove %s\n", dir);
+}
+
+/* How many entries of folder dir have ".tmp." in their name (the leftovers of an interrupted atomic write). */
+static inline int test_count_temporaries(const char *dir) {
+    DIR *d = opendir(dir);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));) n += strstr(e->d_name, ".tmp.") != NULL;
+    if (d) closedir(d);
+    return n;
+}
+
+/* Write n bytes to path (aborts when that fails: a test's own input). */
+static inline void write_bytes(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    LS_ASSERT(f);
+    LS_ASSERT(fwrite(data, 1, n, f) == n);
+    fclose(f);
 }
 
 static inline int test_summary(void) {

@@ -1,7 +1,7 @@
 /* train_case.h — what the `lorastyle train` tests (test_train, test_train_state, test_train_methods)
  * share: a scratch folder with a fresh tiny model, the shipped sample data, the base options every run
- * starts from (64×64, quiet, no sample grids, adapter name "style") and a byte comparison of two files
- * (SOURCE_DATE_EPOCH fixes the adapters' training timestamps). */
+ * starts from (64×64, quiet, no sample grids, adapter name "style"), a byte comparison of two files
+ * (SOURCE_DATE_EPOCH fixes the adapters' training timestamps) and main, which runs a list of test steps. */
 #ifndef LS_TRAIN_CASE_H
 #define LS_TRAIN_CASE_H
 
@@ -10,17 +10,34 @@
 
 static char g_tmp[] = "/tmp/lorastyle-train.XXXXXX";
 static char g_model[512], g_data[1024];
+static const char *g_exe; /* the lorastyle executable (argv[2]), or NULL */
 
-/* main's setup: argv[1] is the fixture folder (the data is datasets/sample_style beside it). LS_ERR after
- * printing the usage or the failure. */
-static inline int train_case_setup(int argc, char **argv, const char *name) {
+/* One step of a test's main: a test function and the name printed with the time so far after it runs
+ * (NULL: nothing printed). */
+typedef struct {
+    void (*run)(void);
+    const char *name;
+} TrainCaseStep;
+
+/* A test's main: argv[1] is the fixture folder (the data is datasets/sample_style beside it), argv[2] the
+ * optional lorastyle executable. The setup, then each step in order; the scratch folder is removed at the
+ * end. Exit status 2 for bad usage. */
+static inline int train_case_main(int argc, char **argv, const TrainCaseStep *steps, int n) {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s FIXTURE_DIR [LORASTYLE]\n", name);
-        return LS_ERR;
+        fprintf(stderr, "usage: %s FIXTURE_DIR [LORASTYLE]\n", argv[0]);
+        return 2;
     }
     snprintf(g_data, sizeof g_data, "%s/../../datasets/sample_style", argv[1]);
+    g_exe = argc > 2 ? argv[2] : NULL;
     setenv("SOURCE_DATE_EPOCH", "1700000000", 1); /* fixed kohya timestamps: runs compare byte for byte */
-    return test_tiny_model(g_tmp, g_model, sizeof g_model);
+    if (test_tiny_model(g_tmp, g_model, sizeof g_model) < 0) return test_summary();
+    double t0 = ls_time();
+    for (int i = 0; i < n; i++) {
+        steps[i].run();
+        if (steps[i].name) printf("[%.1f s] %s\n", ls_time() - t0, steps[i].name);
+    }
+    test_remove_dir(g_tmp);
+    return test_summary();
 }
 
 static inline void base_opts(TrainOptions *o, const char *out) {
@@ -32,6 +49,16 @@ static inline void base_opts(TrainOptions *o, const char *out) {
     o->resolution = 64;
     o->quiet = 1;
     o->samples = 0; /* sample grids: tests/test_train_state.c */
+}
+
+/* A data folder g_tmp/one with one image of the sample data (fish.png and its caption), for the
+ * overfitting checks (a check that the copy worked); its path goes to dir. */
+static inline void one_image_data(char *dir, size_t cap) {
+    char cmd[4096];
+    snprintf(dir, cap, "%s/one", g_tmp);
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s/10_pastelshapes/fish.png' '%s/10_pastelshapes/fish.txt' '%s/'",
+             dir, g_data, g_data, dir);
+    CHECK(system(cmd) == 0, "%s", cmd);
 }
 
 static inline int same_file(const char *a, const char *b) {

@@ -57,4 +57,10 @@ double op_sum_squares_cpu(const float *x, size_t n);
 struct AdamwArgs;
 void op_adamw_cpu(float *p, const float *g, float *m, float *v, size_t n, const struct AdamwArgs *a);
 
+/* shared by the nearest resize and its backward (layout.c): the source index of output position dst for a
+ * resize in → out (PyTorch's float-scale rule), and the source column of each of Wo output columns for
+ * W → Wo (pool_alloc'd; pool_free it) */
+int nearest_src(int dst, int in, int out);
+int *nearest_src_cols(int W, int Wo);
+
 #endif

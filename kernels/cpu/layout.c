@@ -11,16 +11,21 @@
 
 /* Source index of output position dst for a nearest resize in → out, exactly as PyTorch computes it
  * (float scale, so a few non-integer ratios differ from exact floor(dst*in/out); see ref.c). */
-static int nearest_src(int dst, int in, int out) {
+int nearest_src(int dst, int in, int out) {
     float scale = (float)in / (float)out;
     int s = (int)floorf((float)dst * scale);
     return s < in - 1 ? s : in - 1;
 }
 
+int *nearest_src_cols(int W, int Wo) {
+    int *src_w = pool_alloc((size_t)Wo * sizeof(int));
+    for (int ow = 0; ow < Wo; ow++) src_w[ow] = nearest_src(ow, W, Wo);
+    return src_w;
+}
+
 /* x (B,C,H,W) → y (B,C,Ho,Wo), == F.interpolate(mode="nearest", size=(Ho,Wo)) */
 void op_upsample_nearest_cpu(float *y, const float *x, int B, int C, int H, int W, int Ho, int Wo) {
-    int *src_w = pool_alloc((size_t)Wo * sizeof(int)); /* (Wo) source column of each output column */
-    for (int ow = 0; ow < Wo; ow++) src_w[ow] = nearest_src(ow, W, Wo);
+    int *src_w = nearest_src_cols(W, Wo);
 #pragma omp parallel for schedule(static)
     for (int p = 0; p < B * C; p++) { /* one plane per (batch, channel) */
         const float *xp = x + (size_t)p * H * W;

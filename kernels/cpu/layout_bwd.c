@@ -12,16 +12,9 @@
 #include "cpu.h"    // defines: the op_*_cpu prototypes
 #include "ops.h"    // defines: the ops' semantics (OpTable), op_conv2d_out
 
-/* Same source index as the forward (layout.c, ref.c): PyTorch's float-scale rule. */
-static int nearest_src(int dst, int in, int out) {
-    float scale = (float)in / (float)out;
-    int s = (int)floorf((float)dst * scale);
-    return s < in - 1 ? s : in - 1;
-}
-
+/* the source indices are the forward's (layout.c: nearest_src, nearest_src_cols) */
 void op_upsample_nearest_backward_cpu(float *dx, const float *dy, int B, int C, int H, int W, int Ho, int Wo) {
-    int *src_w = pool_alloc((size_t)Wo * sizeof(int)); /* (Wo) source column of each output column */
-    for (int ow = 0; ow < Wo; ow++) src_w[ow] = nearest_src(ow, W, Wo);
+    int *src_w = nearest_src_cols(W, Wo);
     /* threads over planes: a plane's sums stay in one thread, in output order */
 #pragma omp parallel for schedule(static)
     for (int p = 0; p < B * C; p++) {

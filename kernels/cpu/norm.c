@@ -52,23 +52,30 @@ LS_CLONES void norm_affine_span(float *y, const float *x, int n, float m, float 
     }
 }
 
-/* x (B,C,HW) → y (B,C,HW); G groups of C/G consecutive channels; gamma, beta (C). */
-void op_groupnorm_cpu(float *y, const float *x, const float *gamma, const float *beta, int B, int C, int HW,
-                  int G, float eps, int silu) {
+/* x (B,C,HW) → y (B,C,HW); G groups of C/G consecutive channels; gamma, beta (C). The training forward
+ * (norm_bwd.c) also keeps each (batch, group)'s mean and rstd as float; here they may be NULL. */
+void op_groupnorm_fwd_stats_cpu(float *y, float *mean, float *rstd, const float *x, const float *gamma,
+                                const float *beta, int B, int C, int HW, int G, float eps, int silu) {
     LS_ASSERT(G > 0 && C % G == 0);
     int cg = C / G; /* channels per group; a group is cg*HW contiguous values */
 #pragma omp parallel for schedule(dynamic, 1)
     for (int bg = 0; bg < B * G; bg++) {
         int g = bg % G;
         size_t off = (size_t)bg * cg * HW;
-        double mean, rstd;
-        norm_moments(x + off, (size_t)cg * HW, eps, &mean, &rstd);
+        double m, r;
+        norm_moments(x + off, (size_t)cg * HW, eps, &m, &r);
+        if (mean) mean[bg] = (float)m, rstd[bg] = (float)r;
         for (int j = 0; j < cg; j++) {
             int c = g * cg + j;
-            norm_affine_span(y + off + (size_t)j * HW, x + off + (size_t)j * HW, HW, (float)mean,
-                        (float)(rstd * gamma[c]), beta[c], silu);
+            norm_affine_span(y + off + (size_t)j * HW, x + off + (size_t)j * HW, HW, (float)m,
+                             (float)(r * gamma[c]), beta[c], silu);
         }
     }
+}
+
+void op_groupnorm_cpu(float *y, const float *x, const float *gamma, const float *beta, int B, int C, int HW,
+                  int G, float eps, int silu) {
+    op_groupnorm_fwd_stats_cpu(y, NULL, NULL, x, gamma, beta, B, C, HW, G, eps, silu);
 }
 
 /* one row: y (D) = (x - m)·rs·gamma + beta */

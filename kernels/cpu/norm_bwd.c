@@ -12,8 +12,8 @@
  * passing NULL makes the backward recompute them from x exactly as the forward does (two-pass, double),
  * so both routes give bit-identical gradients. The SiLU's pre-activation v is recomputed from x, never
  * stored. Group sums are accumulated in double.
- * Both run 8 lanes at a time: the forwards are op_groupnorm_cpu's and op_layernorm_cpu's code (norm_span.h), so y
- * is bit-identical to theirs, and GroupNorm's backward uses v8_sigmoid for the fused SiLU. (The first
+ * Both run 8 lanes at a time: the GroupNorm forward with statistics is op_groupnorm_cpu itself (norm.c), the
+ * LayerNorm one op_layernorm_cpu's code (norm_span.h), so y is bit-identical to theirs, and GroupNorm's backward uses v8_sigmoid for the fused SiLU. (The first
  * version was scalar with libm expf: forward-with-statistics 4.7x op_groupnorm_cpu, BENCHMARKS.md.)
  */
 #include <math.h>
@@ -21,7 +21,7 @@
 
 #include "pool.h"     // defines: pool_alloc, pool_free (the backend's working memory)
 #include "kbase.h"     // defines: mallocCheck, LS_ASSERT, LS_MIN
-#include "norm_span.h" // defines: norm_moments, norm_affine_span
+#include "norm_span.h" // defines: norm_moments, norm_layernorm_row
 #include "cpu.h"    // defines: the op_*_cpu prototypes
 #include "ops.h"       // defines: the ops' semantics (OpTable), op_conv2d_out
 #include "vecmath.h"   // defines: v8f, v4d, v8_sigmoid, v8_widen_sum, LS_CLONES
@@ -37,27 +37,7 @@ static void moments_f(const float *x, size_t n, float eps, float *mean_out, floa
     *rstd_out = (float)rstd;
 }
 
-/* ---------------- GroupNorm ---------------- */
-
-void op_groupnorm_fwd_stats_cpu(float *y, float *mean, float *rstd, const float *x, const float *gamma,
-                            const float *beta, int B, int C, int HW, int G, float eps, int silu) {
-    LS_ASSERT(G > 0 && C % G == 0);
-    int cg = C / G; /* channels per group; a group is cg*HW contiguous values */
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int bg = 0; bg < B * G; bg++) {
-        int g = bg % G;
-        size_t off = (size_t)bg * cg * HW;
-        double m, r;
-        norm_moments(x + off, (size_t)cg * HW, eps, &m, &r);
-        mean[bg] = (float)m;
-        rstd[bg] = (float)r;
-        for (int j = 0; j < cg; j++) {
-            int c = g * cg + j;
-            norm_affine_span(y + off + (size_t)j * HW, x + off + (size_t)j * HW, HW, (float)m,
-                             (float)(r * gamma[c]), beta[c], silu);
-        }
-    }
-}
+/* ---------------- GroupNorm (the forward with statistics: op_groupnorm_fwd_stats_cpu, norm.c) ---------------- */
 
 /* 8 lanes of pass 1: x̂ = (x - m)·r and dv = dy, times silu'(v) at v = x̂·γ + β when SiLU is fused */
 V8_INLINE v8f gn_dv8(v8f dy, v8f x, v8f *xh, float m, float r, float g, float b, int silu) {

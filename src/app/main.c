@@ -317,23 +317,25 @@ static void bounded_spinning(char **argv) {
 }
 
 int main(int argc, char **argv) {
+    static const struct {
+        const char *name;
+        int (*run)(int argc, char **argv); /* the arguments after the command's name */
+    } commands[] = {{"init", cmd_init},           {"generate", cmd_generate}, {"sweep", cmd_sweep},
+                    {"merge", cmd_merge},         {"train", cmd_train},       {"view", cmd_view},
+                    {"info", cmd_info},           {"convert", cmd_convert},   {"tokenizer", cmd_tokenizer},
+                    {"scenes", cmd_scenes},       {"pretrain", cmd_pretrain}, {"eval", cmd_eval}};
+    enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
     bounded_spinning(argv);
     if (argc < 2) return usage(stderr);
     const char *cmd = argv[1];
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) return usage(stdout);
-    if (!strcmp(cmd, "init")) return cmd_init(argc - 2, argv + 2);
-    if (!strcmp(cmd, "generate")) return cmd_generate(argc - 2, argv + 2);
-    if (!strcmp(cmd, "sweep")) return cmd_sweep(argc - 2, argv + 2);
-    if (!strcmp(cmd, "merge")) return cmd_merge(argc - 2, argv + 2);
-    if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
-    if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);
-    if (!strcmp(cmd, "convert")) return cmd_convert(argc - 2, argv + 2);
-    if (!strcmp(cmd, "tokenizer")) return cmd_tokenizer(argc - 2, argv + 2);
-    if (!strcmp(cmd, "view")) return cmd_view(argc - 2, argv + 2);
-    if (!strcmp(cmd, "scenes")) return cmd_scenes(argc - 2, argv + 2);
-    if (!strcmp(cmd, "pretrain")) return cmd_pretrain(argc - 2, argv + 2);
-    if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
-    ls_set_error("unknown command '%s' (commands: init, generate, sweep, merge, train, view, info, convert, tokenizer, scenes, pretrain, eval; see "
-                 "lorastyle --help)", cmd);
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(cmd, commands[i].name)) return commands[i].run(argc - 2, argv + 2);
+    char names[256] = "";
+    for (int i = 0; i < N_COMMANDS; i++) {
+        size_t k = strlen(names);
+        snprintf(names + k, sizeof names - k, "%s%s", i ? ", " : "", commands[i].name);
+    }
+    ls_set_error("unknown command '%s' (commands: %s; see lorastyle --help)", cmd, names);
     return arg_fail();
 }

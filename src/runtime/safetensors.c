@@ -63,13 +63,13 @@ static int st_dtype_parse(const char *s, StDtype *out) {
 /* half-precision conversions (bit exact, round-to-nearest-even)                                   */
 /* ================================================================================================ */
 
-static uint32_t f32_bits(float f) {
+uint32_t st_f32_bits(float f) {
     uint32_t u;
     memcpy(&u, &f, 4);
     return u;
 }
 
-static float bits_f32(uint32_t u) {
+float st_bits_f32(uint32_t u) {
     float f;
     memcpy(&f, &u, 4);
     return f;
@@ -79,9 +79,9 @@ float st_f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16;
     int32_t e = (h >> 10) & 0x1f;
     uint32_t m = h & 0x3ff;
-    if (e == 0x1f) return bits_f32(sign | 0x7f800000 | (m << 13)); /* inf, or NaN keeping its payload */
+    if (e == 0x1f) return st_bits_f32(sign | 0x7f800000 | (m << 13)); /* inf, or NaN keeping its payload */
     if (e == 0) {
-        if (m == 0) return bits_f32(sign); /* ±0 */
+        if (m == 0) return st_bits_f32(sign); /* ±0 */
         /* subnormal m·2^-24: shift the leading 1 up to the implicit-bit position, lowering the exponent
          * (e ends in [-9, 1], still a normal float after rebiasing) */
         e = 1;
@@ -91,11 +91,11 @@ float st_f16_to_f32(uint16_t h) {
         }
         m &= 0x3ff;
     }
-    return bits_f32(sign | ((uint32_t)(e + 112) << 23) | (m << 13)); /* rebias 15 → 127 */
+    return st_bits_f32(sign | ((uint32_t)(e + 112) << 23) | (m << 13)); /* rebias 15 → 127 */
 }
 
 uint16_t st_f32_to_f16(float f) {
-    uint32_t x = f32_bits(f);
+    uint32_t x = st_f32_bits(f);
     uint32_t sign = (x >> 16) & 0x8000, ax = x & 0x7fffffff;
     if (ax > 0x7f800000) return (uint16_t)(sign | 0x7e00 | ((ax >> 13) & 0x3ff)); /* quiet NaN */
     if (ax >= 0x477ff000) return (uint16_t)(sign | 0x7c00); /* ≥ 65520 rounds to inf (and inf itself) */
@@ -114,10 +114,10 @@ uint16_t st_f32_to_f16(float f) {
     return (uint16_t)(sign | h);
 }
 
-float st_bf16_to_f32(uint16_t h) { return bits_f32((uint32_t)h << 16); }
+float st_bf16_to_f32(uint16_t h) { return st_bits_f32((uint32_t)h << 16); }
 
 uint16_t st_f32_to_bf16(float f) {
-    uint32_t x = f32_bits(f);
+    uint32_t x = st_f32_bits(f);
     if ((x & 0x7fffffff) > 0x7f800000) return (uint16_t)((x >> 16) | 0x0040); /* keep NaN a (quiet) NaN */
     x += 0x7fff + ((x >> 16) & 1); /* round to nearest even; overflow correctly becomes inf */
     return (uint16_t)(x >> 16);
@@ -357,15 +357,17 @@ int st_open(StFile *f, const char *path) {
     return LS_OK;
 }
 
+/* frees n metadata entries and their array */
+static void meta_free(StMeta *meta, int n) {
+    for (int i = 0; i < n; i++) free(meta[i].key), free(meta[i].value);
+    free(meta);
+}
+
 void st_close(StFile *f) {
     if (f->map) munmap(f->map, f->map_size);
     for (int i = 0; i < f->n_tensors; i++) free(f->tensors[i].name);
-    for (int i = 0; i < f->n_meta; i++) {
-        free(f->meta[i].key);
-        free(f->meta[i].value);
-    }
     free(f->tensors);
-    free(f->meta);
+    meta_free(f->meta, f->n_meta);
     free(f->hash);
     free(f->path);
     memset(f, 0, sizeof *f);
@@ -525,12 +527,8 @@ void st_writer_meta(StWriter *w, const char *key, const char *value) {
 
 void st_writer_free(StWriter *w) {
     for (int i = 0; i < w->n; i++) free(w->t[i].name);
-    for (int i = 0; i < w->n_meta; i++) {
-        free(w->meta[i].key);
-        free(w->meta[i].value);
-    }
     free(w->t);
-    free(w->meta);
+    meta_free(w->meta, w->n_meta);
     memset(w, 0, sizeof *w);
 }
 

@@ -65,11 +65,13 @@ int st_to_f32(const StFile *f, const StTensor *t, float *dst, int check_finite);
  * otherwise stay resident until st_close. Reading them again stays valid (they come back from the file). */
 void st_release_pages(const void *data, size_t nbytes);
 
-/* Half-precision conversions (round-to-nearest-even). */
+/* Half-precision conversions (round-to-nearest-even), and a float32's bit pattern and back. */
 float st_f16_to_f32(uint16_t h);
 uint16_t st_f32_to_f16(float f);
 float st_bf16_to_f32(uint16_t h);
 uint16_t st_f32_to_bf16(float f);
+uint32_t st_f32_bits(float f);
+float st_bits_f32(uint32_t u);
 
 /* ---- writer ---- */
 typedef struct {

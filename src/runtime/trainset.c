@@ -4,6 +4,7 @@
 #include "ops.h" // defines: op_adamw, op_sum_squares
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common.h" // defines: LS_ASSERT
@@ -58,5 +59,19 @@ void adamw_step(const TrainSet *ts, AdamState *st, float lr0, int t, float gscal
         const TrainTensor *q = &ts->t[i];
         a.lr = lr0 * q->lr_mul;
         op_adamw(q->p, q->g, st->m[i], st->v[i], q->n, &a);
+    }
+}
+
+void trainset_write_state(StWriter *w, const TrainSet *ts, const AdamState *st, float *const *ema, char sep) {
+    char key[700];
+    for (int i = 0; i < ts->n; i++) {
+        const TrainTensor *t = &ts->t[i];
+        int64_t sh[1] = {(int64_t)t->n};
+        const float *src[4] = {t->p, st->m[i], st->v[i], ema ? ema[i] : NULL};
+        static const char *const pre[4] = {"p", "m", "v", "ema"};
+        for (int k = 0; k < 4 && src[k]; k++) {
+            snprintf(key, sizeof key, "%s%c%s", pre[k], sep, t->name);
+            st_writer_add(w, key, ST_F32, 1, sh, src[k]);
+        }
     }
 }

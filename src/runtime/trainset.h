@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "safetensors.h" // defines: StWriter
+
 typedef struct {
     char *name;  /* owned copy, e.g. "lora_unet_mid_block_attentions_0_proj_in.lora_down.weight" */
     float *p, *g; /* not owned: the method's value and gradient buffers */
@@ -44,5 +46,10 @@ void adam_free(AdamState *st);
 /* One AdamW step (t: 1-based step count) at learning rate lr0·lr_mul per tensor, on gradients scaled by
  * gscale (clipping), with weight decay wd; moment updates and the step in double, stored as float. */
 void adamw_step(const TrainSet *ts, AdamState *st, float lr0, int t, float gscale, double wd);
+
+/* A checkpoint's trained state: for each tensor in order, its value "p<sep><name>", its AdamW moments
+ * "m<sep><name>" and "v<sep><name>" and, given ema (one buffer per tensor, or NULL), its moving average
+ * "ema<sep><name>"; all float32, flat. */
+void trainset_write_state(StWriter *w, const TrainSet *ts, const AdamState *st, float *const *ema, char sep);
 
 #endif

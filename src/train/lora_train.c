@@ -154,6 +154,14 @@ static void push_module(Lora *a, int *cap, const char *path, LoraModule lm, int 
     a->mods[a->n_mods++] = lm;
 }
 
+/* what an adapter made here (not loaded from a file) starts as: no modules, strength 1 */
+static void new_adapter(Lora *a, LoraFormat format) {
+    a->strength[0] = a->strength[1] = 1.0f;
+    a->path = strdupCheck("(new adapter)");
+    snprintf(a->name, sizeof a->name, "new");
+    a->format = format;
+}
+
 int lora_create(Lora *a, Model *m, const char *targets, int rank, float alpha, int conv_rank, float conv_alpha,
                 uint64_t seed) {
     memset(a, 0, sizeof *a);
@@ -163,10 +171,7 @@ int lora_create(Lora *a, Model *m, const char *targets, int rank, float alpha, i
     const char *e[MAX_TARGETS];
     int n_e = 0, hits[MAX_TARGETS] = {0};
     LS_TRY(split_targets(targets ? targets : "all", buf, sizeof buf, e, &n_e));
-    a->strength[0] = a->strength[1] = 1.0f;
-    a->path = strdupCheck("(new adapter)");
-    snprintf(a->name, sizeof a->name, "new");
-    a->format = LORA_KOHYA;
+    new_adapter(a, LORA_KOHYA);
     const WeightTable *t = &m->unet.wt;
     int cap = 0;
     for (int i = 0; i < t->n_mods; i++) { /* in table order: a module's RNG stream is its index */
@@ -263,10 +268,7 @@ int lora_add_te(Lora *a, Model *m, int rank, float alpha, uint64_t seed) {
 int lora_create_bottleneck(Lora *a, Model *m, int rank, float alpha, uint64_t seed) {
     memset(a, 0, sizeof *a);
     if (rank < 1) return ls_set_error("adapter rank must be at least 1 (got %d)", rank);
-    a->strength[0] = a->strength[1] = 1.0f;
-    a->path = strdupCheck("(new adapter)");
-    snprintf(a->name, sizeof a->name, "new");
-    a->format = LORA_ADAPTER;
+    new_adapter(a, LORA_ADAPTER);
     const WeightTable *t = &m->unet.wt;
     int cap = 0;
     for (int i = 0; i < t->n_mods; i++) {

@@ -113,21 +113,8 @@ static float lr_at(const PretrainOptions *o, int s) {
 static int ckpt_save(Pretrainer *P) {
     StWriter w;
     st_writer_init(&w);
-    char name[600], sv[32];
-    for (int i = 0; i < P->ts.n; i++) {
-        const TrainTensor *t = &P->ts.t[i];
-        int64_t sh[1] = {(int64_t)t->n};
-        snprintf(name, sizeof name, "p/%s", t->name);
-        st_writer_add(&w, name, ST_F32, 1, sh, t->p);
-        snprintf(name, sizeof name, "m/%s", t->name);
-        st_writer_add(&w, name, ST_F32, 1, sh, P->adam.m[i]);
-        snprintf(name, sizeof name, "v/%s", t->name);
-        st_writer_add(&w, name, ST_F32, 1, sh, P->adam.v[i]);
-        if (P->ema) {
-            snprintf(name, sizeof name, "ema/%s", t->name);
-            st_writer_add(&w, name, ST_F32, 1, sh, P->ema[i]);
-        }
-    }
+    char sv[32];
+    trainset_write_state(&w, &P->ts, &P->adam, P->ema, '/');
     int64_t hs[1] = {P->step > 0 ? P->step : 1};
     float zero = 0.0f;
     st_writer_add(&w, "loss_history", ST_F32, 1, hs, P->step > 0 ? P->hist : &zero);

@@ -16,17 +16,8 @@
 int train_ckpt_save(Trainer *T) {
     StWriter w;
     st_writer_init(&w);
-    char key[700], buf[64];
-    for (int i = 0; i < T->ts.n; i++) {
-        const TrainTensor *t = &T->ts.t[i];
-        int64_t sh[1] = {(int64_t)t->n};
-        snprintf(key, sizeof key, "p.%s", t->name);
-        st_writer_add(&w, key, ST_F32, 1, sh, t->p);
-        snprintf(key, sizeof key, "m.%s", t->name);
-        st_writer_add(&w, key, ST_F32, 1, sh, T->adam.m[i]);
-        snprintf(key, sizeof key, "v.%s", t->name);
-        st_writer_add(&w, key, ST_F32, 1, sh, T->adam.v[i]);
-    }
+    char buf[64];
+    trainset_write_state(&w, &T->ts, &T->adam, NULL, '.');
     int64_t hs[1] = {T->step};
     st_writer_add(&w, "loss_history", ST_F32, 1, hs, T->hist);
     float *vh = NULL;

@@ -8,15 +8,10 @@
 set -u
 
 LS=${1:?usage: test_cli_eval.sh path/to/lorastyle [fixtures_dir]}
-LS=$(cd "$(dirname "$LS")" && pwd)/$(basename "$LS")
 HERE=$(cd "$(dirname "$0")" && pwd)
 STYLE=$HERE/../datasets/styles/ink
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/lorastyle-cli-eval.XXXXXX")
-cleanup() { rm -rf "$T"; }
-trap cleanup EXIT
-cd "$T" || exit 1
 . "$HERE/cli_lib.sh"
+cli_begin lorastyle-cli-eval
 
 # ---- content: n prompts, the four adherence figures, the VAE's ceiling, a grid ----
 run "$LS" eval content -n 4 -o "$T/content.png"

@@ -161,21 +161,21 @@ int clip_forward(const Clip *m, float *out, const int *ids, int B, int L, int sk
     op_embedding(h, m->tok_emb, m->pos_emb, ids, B, L, D);
     for (int li = 0; li < c->layers - skip; li++) {
         const ClipLayer *l = &m->layer[li];
-        layernorm_forward(&l->ln1, a, h, N);
+        layernorm_forward(&l->ln1, a, NULL, NULL, h, N);
         linear_forward(&l->q, q, a, N);
         linear_forward(&l->k, k, a, N);
         linear_forward(&l->v, v, a, N);
         op_attention(a, q, k, v, B, L, L, c->heads, D / c->heads, 1); /* causal */
         linear_forward(&l->o, o, a, N);
         op_add_inplace(h, o, n);
-        layernorm_forward(&l->ln2, a, h, N);
+        layernorm_forward(&l->ln2, a, NULL, NULL, h, N);
         linear_forward(&l->fc1, mlp, a, N);
         if (c->quick_gelu) op_quick_gelu_inplace(mlp, (size_t)N * c->intermediate);
         else op_gelu_inplace(mlp, (size_t)N * c->intermediate);
         linear_forward(&l->fc2, o, mlp, N);
         op_add_inplace(h, o, n);
     }
-    layernorm_forward(&m->final_ln, out, h, N);
+    layernorm_forward(&m->final_ln, out, NULL, NULL, h, N);
     pool_free(h);
     pool_free(a);
     pool_free(q);

@@ -1,7 +1,16 @@
-/* blocks.c — see blocks.h. Activation buffers are allocated per call and freed before returning. */
+/* blocks.c — see blocks.h. The forwards: temporaries come from the backend's pool and are given back
+ * before returning; with an activations struct, what the backward reads goes there instead (acts_buf). */
 #include "blocks.h"
 
 #include <string.h>
+
+#include "blocks_bwd.h" // defines: ResActs, AttnActs, TBlockActs, Tr2DActs, VaeAttnActs
+
+/* y = x + o (n floats); y may be x (in place) */
+static void add_residual(float *y, const float *x, const float *o, size_t n) {
+    if (y != x) memcpy(y, x, n * sizeof(float));
+    op_add_inplace(y, o, n);
+}
 
 /* ---------------- ResnetBlock2D ---------------- */
 
@@ -31,12 +40,22 @@ void resblock_build(ResBlock *r, WeightTable *t, const char *prefix, int cin, in
     }
 }
 
-void resblock_forward(const ResBlock *r, float *out, const float *x, const float *emb_silu, int B, int H,
-                      int W) {
-    int HW = H * W;
+void resblock_forward(const ResBlock *r, ResActs *acts, float *out, const float *x, const float *emb_silu, int B,
+                      int H, int W) {
+    int HW = H * W, G = r->norm1.groups;
+    size_t nout = (size_t)B * r->cout * HW;
+    ResActs none = {0}, *s = acts ? acts : &none; /* where statistics are kept: nowhere for inference */
+    if (acts) {
+        memset(acts, 0, sizeof *acts);
+        acts->mean1 = acts_buf((size_t)B * G, &acts->bytes);
+        acts->rstd1 = acts_buf((size_t)B * G, &acts->bytes);
+        acts->mean2 = acts_buf((size_t)B * G, &acts->bytes);
+        acts->rstd2 = acts_buf((size_t)B * G, &acts->bytes);
+        acts->h = acts_buf(nout, &acts->bytes);
+    }
     float *a = sbuf((size_t)B * LS_MAX(r->cin, r->cout) * HW);
-    float *h = sbuf((size_t)B * r->cout * HW);
-    groupnorm_forward(&r->norm1, a, x, B, HW, 1); /* silu(norm1(x)) */
+    float *h = acts ? acts->h : sbuf(nout);
+    groupnorm_forward(&r->norm1, a, s->mean1, s->rstd1, x, B, HW, 1); /* silu(norm1(x)) */
     conv_forward(&r->conv1, h, a, B, H, W, NULL, NULL);
     if (r->temb > 0 && emb_silu) {
         float *tp = sbuf((size_t)B * r->cout);
@@ -44,16 +63,16 @@ void resblock_forward(const ResBlock *r, float *out, const float *x, const float
         op_add_channel_bias(h, tp, B, r->cout, HW);
         pool_free(tp);
     }
-    groupnorm_forward(&r->norm2, a, h, B, HW, 1); /* dropout(0) is the identity */
+    groupnorm_forward(&r->norm2, a, s->mean2, s->rstd2, h, B, HW, 1); /* dropout(0) is the identity */
     conv_forward(&r->conv2, out, a, B, H, W, NULL, NULL);
-    if (r->has_shortcut) {
-        conv_forward(&r->shortcut, h, x, B, H, W, NULL, NULL);
-        op_add_inplace(out, h, (size_t)B * r->cout * HW);
+    if (r->has_shortcut) { /* a is free again: the shortcut's output goes there */
+        conv_forward(&r->shortcut, a, x, B, H, W, NULL, NULL);
+        op_add_inplace(out, a, nout);
     } else {
-        op_add_inplace(out, x, (size_t)B * r->cout * HW);
+        op_add_inplace(out, x, nout);
     }
     pool_free(a);
-    pool_free(h);
+    if (!acts) pool_free(h);
 }
 
 /* ---------------- Attention ---------------- */
@@ -73,23 +92,35 @@ void attn_build(Attn *a, WeightTable *t, const char *prefix, int C, int Cc, int 
     linear_build(&a->to_out, t, name, C, C, 1);
 }
 
-void attn_forward(const Attn *a, float *out, const float *x, const float *ctx, int B, int T, int Tc) {
+void attn_forward(const Attn *a, AttnActs *acts, float *out, const float *x, const float *ctx, int B, int T,
+                  int Tc) {
     int C = a->to_q.out;
     if (!ctx) {
         ctx = x;
         Tc = T;
     }
-    float *q = sbuf((size_t)B * T * C), *k = sbuf((size_t)B * Tc * C), *v = sbuf((size_t)B * Tc * C);
-    float *o = sbuf((size_t)B * T * C);
+    size_t nq = (size_t)B * T * C, nk = (size_t)B * Tc * C;
+    float *q, *k, *v, *o;
+    if (acts) { /* q, k, v, and to_out's input only when to_out's backward reads it */
+        memset(acts, 0, sizeof *acts);
+        q = acts->q = acts_buf(nq, &acts->bytes);
+        k = acts->k = acts_buf(nk, &acts->bytes);
+        v = acts->v = acts_buf(nk, &acts->bytes);
+        o = linear_needs_input(&a->to_out) ? (acts->o = acts_buf(nq, &acts->bytes)) : sbuf(nq);
+    } else {
+        q = sbuf(nq), k = sbuf(nk), v = sbuf(nk), o = sbuf(nq);
+    }
     linear_forward(&a->to_q, q, x, B * T);
     linear_forward(&a->to_k, k, ctx, B * Tc);
     linear_forward(&a->to_v, v, ctx, B * Tc);
     op_attention(o, q, k, v, B, T, Tc, a->heads, a->dim_head, 0);
     linear_forward(&a->to_out, out, o, B * T);
-    pool_free(q);
-    pool_free(k);
-    pool_free(v);
-    pool_free(o);
+    if (!acts) {
+        pool_free(q);
+        pool_free(k);
+        pool_free(v);
+    }
+    if (!acts || !acts->o) pool_free(o);
 }
 
 /* ---------------- BasicTransformerBlock / Transformer2DModel ---------------- */
@@ -113,23 +144,38 @@ static void tblock_build(TBlock *b, WeightTable *t, const char *prefix, int C, i
     linear_build(&b->ff_out, t, name, 4 * C, C, 1);
 }
 
-/* h (B,T,C) updated in place: h += attn1(norm1 h); h += attn2(norm2 h, ctx); h += ff(norm3 h). */
-static void tblock_forward(const TBlock *b, float *h, const float *ctx, int B, int T, int Tc) {
-    size_t n = (size_t)B * T * b->C;
+/* out = x + attn1(norm1 x);  += attn2(norm2 ·, ctx);  += ff(norm3 ·)   (x, out (B,T,C); out may be x) */
+static void tblock_forward(const TBlock *b, TBlockActs *acts, float *out, const float *x, const float *ctx, int B,
+                           int T, int Tc) {
+    int N = B * T, C = b->C;
+    size_t n = (size_t)N * C;
+    TBlockActs none = {0}, *s = acts ? acts : &none; /* where statistics are kept: nowhere for inference */
+    if (acts) { /* the streams before norm2 and norm3, and ff_in's output */
+        size_t *by = &acts->bytes;
+        memset(acts, 0, sizeof *acts);
+        acts->mean1 = acts_buf(N, by), acts->rstd1 = acts_buf(N, by);
+        acts->mean2 = acts_buf(N, by), acts->rstd2 = acts_buf(N, by);
+        acts->mean3 = acts_buf(N, by), acts->rstd3 = acts_buf(N, by);
+        acts->h1 = acts_buf(n, by);
+        acts->h2 = acts_buf(n, by);
+        acts->ff = acts_buf(n * 8, by);
+    }
+    float *h1 = acts ? acts->h1 : out, *h2 = acts ? acts->h2 : out; /* inference: the stream is out */
     float *a = sbuf(n), *o = sbuf(n);
-    layernorm_forward(&b->norm1, a, h, B * T);
-    attn_forward(&b->attn1, o, a, NULL, B, T, 0);
-    op_add_inplace(h, o, n);
-    layernorm_forward(&b->norm2, a, h, B * T);
-    attn_forward(&b->attn2, o, a, ctx, B, T, Tc);
-    op_add_inplace(h, o, n);
-    layernorm_forward(&b->norm3, a, h, B * T);
-    float *ff = sbuf(n * 8), *g = sbuf(n * 4);
-    linear_forward(&b->ff_in, ff, a, B * T);
-    op_geglu(g, ff, B * T, 4 * b->C);
-    linear_forward(&b->ff_out, o, g, B * T);
-    op_add_inplace(h, o, n);
-    pool_free(ff);
+    layernorm_forward(&b->norm1, a, s->mean1, s->rstd1, x, N);
+    attn_forward(&b->attn1, acts ? &acts->attn1 : NULL, o, a, NULL, B, T, 0);
+    add_residual(h1, x, o, n);
+    layernorm_forward(&b->norm2, a, s->mean2, s->rstd2, h1, N);
+    attn_forward(&b->attn2, acts ? &acts->attn2 : NULL, o, a, ctx, B, T, Tc);
+    add_residual(h2, h1, o, n);
+    layernorm_forward(&b->norm3, a, s->mean3, s->rstd3, h2, N);
+    float *ff = acts ? acts->ff : sbuf(n * 8), *g = sbuf(n * 4);
+    linear_forward(&b->ff_in, ff, a, N);
+    op_geglu(g, ff, N, 4 * C);
+    linear_forward(&b->ff_out, o, g, N);
+    add_residual(out, h2, o, n);
+    if (acts) acts->bytes += acts->attn1.bytes + acts->attn2.bytes;
+    else pool_free(ff);
     pool_free(g);
     pool_free(a);
     pool_free(o);
@@ -160,21 +206,38 @@ void transformer2d_free(Transformer2D *tr) {
     tr->blocks = NULL;
 }
 
-void transformer2d_forward(const Transformer2D *tr, float *out, const float *x, const float *ctx, int B,
-                           int H, int W, int Tc) {
-    int C = tr->C, T = H * W;
+void transformer2d_forward(const Transformer2D *tr, Tr2DActs *acts, float *out, const float *x, const float *ctx,
+                           int B, int H, int W, int Tc) {
+    int C = tr->C, T = H * W, nb = tr->n_blocks;
     size_t n = (size_t)B * C * T;
-    float *a = sbuf(n), *h = sbuf(n);
-    groupnorm_forward(&tr->norm, a, x, B, T, 0);
+    Tr2DActs none = {0}, *s = acts ? acts : &none; /* where statistics are kept: nowhere for inference */
+    if (acts) { /* the token stream before each block and after the last */
+        size_t *by = &acts->bytes;
+        memset(acts, 0, sizeof *acts);
+        acts->n_blocks = nb;
+        acts->mean = acts_buf((size_t)B * tr->norm.groups, by);
+        acts->rstd = acts_buf((size_t)B * tr->norm.groups, by);
+        acts->hs = callocCheck((size_t)nb + 1, sizeof *acts->hs);
+        acts->blocks = callocCheck((size_t)nb, sizeof *acts->blocks);
+        for (int i = 0; i <= nb; i++) acts->hs[i] = acts_buf(n, by);
+    }
+    float *a = sbuf(n), *tok = sbuf(n);
+    groupnorm_forward(&tr->norm, a, s->mean, s->rstd, x, B, T, 0);
     /* A 1×1 conv on NCHW equals a Linear on tokens, so both SD1 and SD2 layouts run as Linear. */
-    op_nchw_to_ntc(h, a, B, C, T);
-    linear_forward(&tr->proj_in, a, h, B * T);
-    for (int i = 0; i < tr->n_blocks; i++) tblock_forward(&tr->blocks[i], a, ctx, B, T, Tc);
-    linear_forward(&tr->proj_out, h, a, B * T);
-    op_ntc_to_nchw(out, h, B, C, T);
+    op_nchw_to_ntc(tok, a, B, C, T);
+    float *h = acts ? acts->hs[0] : a; /* inference: the blocks update one stream in place */
+    linear_forward(&tr->proj_in, h, tok, B * T);
+    for (int i = 0; i < nb; i++) {
+        float *y = acts ? acts->hs[i + 1] : h;
+        tblock_forward(&tr->blocks[i], acts ? &acts->blocks[i] : NULL, y, h, ctx, B, T, Tc);
+        if (acts) acts->bytes += acts->blocks[i].bytes;
+        h = y;
+    }
+    linear_forward(&tr->proj_out, tok, h, B * T);
+    op_ntc_to_nchw(out, tok, B, C, T);
     op_add_inplace(out, x, n); /* residual */
     pool_free(a);
-    pool_free(h);
+    pool_free(tok);
 }
 
 /* ---------------- VAE mid-block attention ---------------- */
@@ -186,16 +249,33 @@ void vae_attn_build(VaeAttn *a, WeightTable *t, const char *prefix, int C, int g
     attn_build(&a->attn, t, prefix, C, C, 1, 1);
 }
 
-void vae_attn_forward(const VaeAttn *a, float *out, const float *x, int B, int H, int W) {
+void vae_attn_forward(const VaeAttn *a, VaeAttnActs *acts, float *out, const float *x, int B, int H, int W) {
     int C = a->norm.C, T = H * W;
     size_t n = (size_t)B * C * T;
+    VaeAttnActs none = {0}, *s = acts ? acts : &none; /* where statistics are kept: nowhere for inference */
+    if (acts) {
+        memset(acts, 0, sizeof *acts);
+        acts->mean = acts_buf((size_t)B * a->norm.groups, &acts->bytes);
+        acts->rstd = acts_buf((size_t)B * a->norm.groups, &acts->bytes);
+    }
     float *g = sbuf(n), *tok = sbuf(n), *o = sbuf(n);
-    groupnorm_forward(&a->norm, g, x, B, T, 0);
+    groupnorm_forward(&a->norm, g, s->mean, s->rstd, x, B, T, 0);
     op_nchw_to_ntc(tok, g, B, C, T);
-    attn_forward(&a->attn, o, tok, NULL, B, T, 0);
+    attn_forward(&a->attn, acts ? &acts->attn : NULL, o, tok, NULL, B, T, 0);
+    if (acts) acts->bytes += acts->attn.bytes;
     op_ntc_to_nchw(out, o, B, C, T);
-    op_add_inplace(out, x, n);
+    op_add_inplace(out, x, n); /* residual */
     pool_free(g);
     pool_free(tok);
     pool_free(o);
+}
+
+/* ---------------- output head ---------------- */
+
+void norm_silu_conv_forward(const Norm *n, const Conv2d *conv, float *y, float *mean, float *rstd, const float *x,
+                            int B, int H, int W) {
+    float *a = sbuf((size_t)B * n->C * H * W);
+    groupnorm_forward(n, a, mean, rstd, x, B, H * W, 1);
+    conv_forward(conv, y, a, B, H, W, NULL, NULL);
+    pool_free(a);
 }

@@ -323,11 +323,11 @@ void unet_forward(const UNet *u, float *out, const float *x, const float *t, con
         for (int j = 0; j < d->n; j++) {
             const ResBlock *r = &d->resnets[j];
             float *y = sbuf((size_t)B * r->cout * H * W);
-            resblock_forward(r, y, h, emb, B, H, W);
+            resblock_forward(r, NULL, y, h, emb, B, H, W);
             C = r->cout;
             if (d->attns) {
                 float *z = sbuf((size_t)B * C * H * W);
-                transformer2d_forward(&d->attns[j], z, y, ctx, B, H, W, Tc);
+                transformer2d_forward(&d->attns[j], NULL, z, y, ctx, B, H, W, Tc);
                 pool_free(y);
                 y = z;
             }
@@ -350,9 +350,9 @@ void unet_forward(const UNet *u, float *out, const float *x, const float *t, con
     /* mid: resnet, transformer, resnet (h is owned by the skip stack, so copy-free chain) */
     {
         float *a = sbuf((size_t)B * C * H * W), *b = sbuf((size_t)B * C * H * W);
-        resblock_forward(&u->mid_res[0], a, h, emb, B, H, W);
-        transformer2d_forward(&u->mid_attn, b, a, ctx, B, H, W, Tc);
-        resblock_forward(&u->mid_res[1], a, b, emb, B, H, W);
+        resblock_forward(&u->mid_res[0], NULL, a, h, emb, B, H, W);
+        transformer2d_forward(&u->mid_attn, NULL, b, a, ctx, B, H, W, Tc);
+        resblock_forward(&u->mid_res[1], NULL, a, b, emb, B, H, W);
         pool_free(b);
         h = a;
     }
@@ -370,12 +370,12 @@ void unet_forward(const UNet *u, float *out, const float *x, const float *t, con
             pool_free(s.x);
             const ResBlock *r = &b->resnets[j];
             h = sbuf((size_t)B * r->cout * H * W);
-            resblock_forward(r, h, cat, emb, B, H, W);
+            resblock_forward(r, NULL, h, cat, emb, B, H, W);
             pool_free(cat);
             C = r->cout;
             if (b->attns) {
                 float *z = sbuf((size_t)B * C * H * W);
-                transformer2d_forward(&b->attns[j], z, h, ctx, B, H, W, Tc);
+                transformer2d_forward(&b->attns[j], NULL, z, h, ctx, B, H, W, Tc);
                 pool_free(h);
                 h = z;
             }
@@ -395,7 +395,7 @@ void unet_forward(const UNet *u, float *out, const float *x, const float *t, con
     LS_ASSERT(ns == 0);
 
     float *a = sbuf((size_t)B * C * H * W);
-    groupnorm_forward(&u->norm_out, a, h, B, H * W, 1);
+    groupnorm_forward(&u->norm_out, a, NULL, NULL, h, B, H * W, 1);
     conv_forward(&u->conv_out, out, a, B, H, W, NULL, NULL);
     pool_free(a);
     pool_free(h);

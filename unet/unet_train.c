@@ -131,12 +131,12 @@ void unet_forward_train(const UNet *u, UNetActs *acts, float *out, const float *
             const ResBlock *r = &d->resnets[j];
             C = r->cout;
             l->res_out[j] = save_buf(acts, (size_t)B * C * H * W);
-            resblock_forward_train(r, &l->res[j], l->res_out[j], h, emb, B, H, W);
+            resblock_forward(r, &l->res[j], l->res_out[j], h, emb, B, H, W);
             acts->bytes += l->res[j].bytes;
             h = l->res_out[j];
             if (d->attns) {
                 l->tr_out[j] = save_buf(acts, (size_t)B * C * H * W);
-                transformer2d_forward_train(&d->attns[j], &l->tr[j], l->tr_out[j], h, ctx, B, H, W, Tc);
+                transformer2d_forward(&d->attns[j], &l->tr[j], l->tr_out[j], h, ctx, B, H, W, Tc);
                 acts->bytes += l->tr[j].bytes;
                 h = l->tr_out[j];
             }
@@ -155,10 +155,10 @@ void unet_forward_train(const UNet *u, UNetActs *acts, float *out, const float *
     /* mid: resnet, transformer, resnet */
     size_t nm = (size_t)B * C * H * W;
     for (int k = 0; k < 3; k++) acts->mid_out[k] = save_buf(acts, nm);
-    resblock_forward_train(&u->mid_res[0], &acts->mid_res[0], acts->mid_out[0], h, emb, B, H, W);
-    transformer2d_forward_train(&u->mid_attn, &acts->mid_tr, acts->mid_out[1], acts->mid_out[0], ctx, B, H,
+    resblock_forward(&u->mid_res[0], &acts->mid_res[0], acts->mid_out[0], h, emb, B, H, W);
+    transformer2d_forward(&u->mid_attn, &acts->mid_tr, acts->mid_out[1], acts->mid_out[0], ctx, B, H,
                                 W, Tc);
-    resblock_forward_train(&u->mid_res[1], &acts->mid_res[1], acts->mid_out[2], acts->mid_out[1], emb, B, H,
+    resblock_forward(&u->mid_res[1], &acts->mid_res[1], acts->mid_out[2], acts->mid_out[1], emb, B, H,
                            W);
     acts->bytes += acts->mid_res[0].bytes + acts->mid_tr.bytes + acts->mid_res[1].bytes;
     h = acts->mid_out[2];
@@ -176,13 +176,13 @@ void unet_forward_train(const UNet *u, UNetActs *acts, float *out, const float *
             op_concat_channels(cat, h, s.x, B, C, s.C, H * W);
             C = r->cout;
             l->res_out[j] = save_buf(acts, (size_t)B * C * H * W);
-            resblock_forward_train(r, &l->res[j], l->res_out[j], cat, emb, B, H, W);
+            resblock_forward(r, &l->res[j], l->res_out[j], cat, emb, B, H, W);
             acts->bytes += l->res[j].bytes;
             free(cat);
             h = l->res_out[j];
             if (b->attns) {
                 l->tr_out[j] = save_buf(acts, (size_t)B * C * H * W);
-                transformer2d_forward_train(&b->attns[j], &l->tr[j], l->tr_out[j], h, ctx, B, H, W, Tc);
+                transformer2d_forward(&b->attns[j], &l->tr[j], l->tr_out[j], h, ctx, B, H, W, Tc);
                 acts->bytes += l->tr[j].bytes;
                 h = l->tr_out[j];
             }

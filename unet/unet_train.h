@@ -16,7 +16,7 @@
  * its gradient). Hooks without buffers (a second, frozen adapter) still act in the forward and in the
  * input gradients.
  *
- * Saved activations (blocks_train.h for the blocks): the inputs (x, ctx copies), the time-embedding chain,
+ * Saved activations (blocks_bwd.h for the blocks): the inputs (x, ctx copies), the time-embedding chain,
  * and every block's output — the stream tensors, each of which is the next block's input and, on the down
  * path, a skip — plus per-block norm statistics, attention q/k/v, transformer residual streams and
  * ff_in outputs, resnet norm2 inputs. Concatenations, upsampled maps and norm outputs are recomputed.
@@ -24,7 +24,7 @@
 #ifndef LS_UNET_TRAIN_H
 #define LS_UNET_TRAIN_H
 
-#include "blocks_train.h" // defines: ResActs, Tr2DActs
+#include "blocks_bwd.h"   // defines: ResActs, Tr2DActs
 #include "trainset.h"     // defines: TrainSet
 #include "unet.h"         // defines: UNet, UNET_MAX_LEVELS
 

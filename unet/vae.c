@@ -208,7 +208,7 @@ void vae_free(Vae *v) {
 /* Run a resnet on *h (B,C,H,W) and replace it with the output (B,cout,H,W). */
 static void run_res(const ResBlock *r, float **h, int *C, int B, int H, int W) {
     float *y = sbuf((size_t)B * r->cout * H * W);
-    resblock_forward(r, y, *h, NULL, B, H, W);
+    resblock_forward(r, NULL, y, *h, NULL, B, H, W);
     pool_free(*h);
     *h = y;
     *C = r->cout;
@@ -218,7 +218,7 @@ static void run_mid(const VaeCoder *cd, const VaeConfig *c, float **h, int C, in
     run_res(&cd->mid_res[0], h, &C, B, H, W);
     if (c->mid_attention) {
         float *y = sbuf((size_t)B * C * H * W);
-        vae_attn_forward(&cd->mid_attn, y, *h, B, H, W);
+        vae_attn_forward(&cd->mid_attn, NULL, y, *h, B, H, W);
         pool_free(*h);
         *h = y;
     }
@@ -246,7 +246,7 @@ void vae_encode(const Vae *v, float *moments, const float *img, int B, int H, in
     }
     run_mid(e, c, &h, C, B, H, W);
     float *a = sbuf((size_t)B * C * H * W);
-    groupnorm_forward(&e->norm_out, a, h, B, H * W, 1);
+    groupnorm_forward(&e->norm_out, a, NULL, NULL, h, B, H * W, 1);
     if (c->use_quant_conv) {
         float *m = sbuf((size_t)B * Lt2 * H * W);
         conv_forward(&e->conv_out, m, a, B, H, W, NULL, NULL);
@@ -291,7 +291,7 @@ void vae_decode(const Vae *v, float *img, const float *z, int B, int H, int W) {
         }
     }
     float *a = sbuf((size_t)B * C * H * W);
-    groupnorm_forward(&d->norm_out, a, h, B, H * W, 1);
+    groupnorm_forward(&d->norm_out, a, NULL, NULL, h, B, H * W, 1);
     conv_forward(&d->conv_out, img, a, B, H, W, NULL, NULL);
     pool_free(a);
     pool_free(h);

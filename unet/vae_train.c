@@ -55,7 +55,7 @@ static const float *level_forward_train(const VaeLevel *lv, VaeLevelActs *l, Vae
     for (int j = 0; j < lv->n; j++) {
         const ResBlock *r = &lv->resnets[j];
         l->res_out[j] = save_buf(a, (size_t)B * r->cout * l->H * l->W);
-        resblock_forward_train(r, &l->res[j], l->res_out[j], h, NULL, B, l->H, l->W);
+        resblock_forward(r, &l->res[j], l->res_out[j], h, NULL, B, l->H, l->W);
         a->bytes += l->res[j].bytes;
         h = l->res_out[j];
         *C = r->cout;
@@ -84,13 +84,13 @@ static const float *mid_forward_train(const VaeCoder *cd, const VaeConfig *c, Va
                                       int B, int C, int H, int W) {
     size_t n = (size_t)B * C * H * W;
     a->mid_out[0] = save_buf(a, n);
-    resblock_forward_train(&cd->mid_res[0], &a->mid_res[0], a->mid_out[0], x, NULL, B, H, W);
+    resblock_forward(&cd->mid_res[0], &a->mid_res[0], a->mid_out[0], x, NULL, B, H, W);
     if (c->mid_attention) {
         a->mid_out[1] = save_buf(a, n);
-        vae_attn_forward_train(&cd->mid_attn, &a->mid_attn, a->mid_out[1], a->mid_out[0], B, H, W);
+        vae_attn_forward(&cd->mid_attn, &a->mid_attn, a->mid_out[1], a->mid_out[0], B, H, W);
     }
     a->mid_out[2] = save_buf(a, n);
-    resblock_forward_train(&cd->mid_res[1], &a->mid_res[1], a->mid_out[2], mid_res1_in(a), NULL, B, H, W);
+    resblock_forward(&cd->mid_res[1], &a->mid_res[1], a->mid_out[2], mid_res1_in(a), NULL, B, H, W);
     a->bytes += a->mid_res[0].bytes + a->mid_attn.bytes + a->mid_res[1].bytes;
     return a->mid_out[2];
 }

@@ -18,7 +18,7 @@
  * A VaeActs holds one encode and one decode at a time, independently: vae_encode_train refills only the
  * encoder half (freeing an earlier one), vae_decode_train only the decoder half.
  *
- * Saved (blocks_train.h for the blocks): a copy of each half's input, conv_in's output, every resnet's and
+ * Saved (blocks_bwd.h for the blocks): a copy of each half's input, conv_in's output, every resnet's and
  * sampler's output (each is the next layer's input), the mid block's three outputs, the resnets' norm
  * statistics and norm2 inputs, the mid attention's statistics and q/k/v, conv_norm_out's statistics, and
  * (encoder with quant_conv) conv_out's output. Norm outputs and the decoder's upsampled maps are recomputed.
@@ -31,7 +31,7 @@
 #ifndef LS_VAE_TRAIN_H
 #define LS_VAE_TRAIN_H
 
-#include "blocks_train.h" // defines: ResActs, VaeAttnActs
+#include "blocks_bwd.h"  // defines: ResActs, VaeAttnActs
 #include "trainset.h"     // defines: TrainSet
 #include "vae.h"          // defines: Vae, VAE_MAX_LEVELS
 

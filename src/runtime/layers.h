@@ -4,6 +4,8 @@
 #ifndef LS_LAYERS_H
 #define LS_LAYERS_H
 
+#include <string.h>
+
 #include "common.h"  // defines: mallocCheck
 #include "ops.h"     // defines: op_linear, op_conv2d, op_groupnorm, op_layernorm
 #include "pool.h"    // defines: pool_alloc, pool_free (sbuf)
@@ -64,8 +66,8 @@ typedef struct {
     float *g, *b; /* (C) scale and shift */
     int C, groups; /* groups: GroupNorm only */
     float eps;
-    float *dg, *db; /* full fine-tuning: gradients of g, b (C), accumulated by the norm backwards in
-                     * unet/blocks_train.c; NULL (the default): frozen */
+    float *dg, *db; /* full fine-tuning: gradients of g, b (C), accumulated by groupnorm_backward /
+                     * layernorm_backward; NULL (the default): frozen */
 } Norm;
 
 /* prefix e.g. "down_blocks.0.resnets.0.conv1"; registers prefix.weight (+ prefix.bias). */
@@ -102,13 +104,27 @@ void linear_backward(const Linear *l, float *dx, const float *dy, const float *x
 /* dy (B,cout,Ho,Wo), x (B,cin,H,W) the forward's input (only read when conv_needs_input) → dx (B,cin,H,W). */
 void conv_backward(const Conv2d *c, float *dx, const float *dy, const float *x, int B, int H, int W);
 
-/* GroupNorm (+ fused silu) on x (B,C,HW). */
-static inline void groupnorm_forward(const Norm *n, float *y, const float *x, int B, int HW, int silu) {
-    op_groupnorm(y, x, n->g, n->b, B, n->C, HW, n->groups, n->eps, silu);
+/* GroupNorm (+ fused silu) on x (B,C,HW). mean/rstd (B·G): NULL (inference), or where a training forward
+ * keeps the statistics for the backward (op_groupnorm_fwd_stats); y is the same bits either way. */
+static inline void groupnorm_forward(const Norm *n, float *y, float *mean, float *rstd, const float *x, int B,
+                                     int HW, int silu) {
+    if (mean) op_groupnorm_fwd_stats(y, mean, rstd, x, n->g, n->b, B, n->C, HW, n->groups, n->eps, silu);
+    else op_groupnorm(y, x, n->g, n->b, B, n->C, HW, n->groups, n->eps, silu);
 }
-/* LayerNorm on x (N,C). */
-static inline void layernorm_forward(const Norm *n, float *y, const float *x, int N) {
-    op_layernorm(y, x, n->g, n->b, N, n->C, n->eps);
+/* LayerNorm on x (N,C); mean/rstd (N) as groupnorm_forward's. */
+static inline void layernorm_forward(const Norm *n, float *y, float *mean, float *rstd, const float *x, int N) {
+    if (mean) op_layernorm_fwd_stats(y, mean, rstd, x, n->g, n->b, N, n->C, n->eps);
+    else op_layernorm(y, x, n->g, n->b, N, n->C, n->eps);
+}
+/* Their backwards: dx from dy, the forward's input x and saved statistics; the norm's dg/db += when it has
+ * them (full fine-tuning), else it is frozen and they are skipped. dx may be NULL (only dg/db wanted). */
+static inline void groupnorm_backward(const Norm *n, float *dx, const float *dy, const float *mean,
+                                      const float *rstd, const float *x, int B, int HW, int silu) {
+    op_groupnorm_backward(dx, n->dg, n->db, dy, mean, rstd, x, n->g, n->b, B, n->C, HW, n->groups, n->eps, silu);
+}
+static inline void layernorm_backward(const Norm *n, float *dx, const float *dy, const float *mean,
+                                      const float *rstd, const float *x, int N) {
+    op_layernorm_backward(dx, n->dg, n->db, dy, mean, rstd, x, n->g, N, n->C, n->eps);
 }
 
 /* Full training of one model part (the U-Net, the VAE or the text encoder): refuse when a module holds a
@@ -126,5 +142,17 @@ void ls_fmt(char *buf, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 /* n floats of the backend's working memory (kernels/pool.h), for a forward pass's activations and
  * temporaries: given back with pool_free, never free. */
 #define sbuf(n) ((float *)pool_alloc((size_t)(n) * sizeof(float)))
+/* n floats that a training forward keeps for the backward (fbuf, freed with its activations struct); the
+ * size is added to *bytes, the struct's count of saved bytes. */
+static inline float *acts_buf(size_t n, size_t *bytes) {
+    *bytes += n * sizeof(float);
+    return fbuf(n);
+}
+/* A kept copy of x (n floats), counted the same way. */
+static inline float *acts_copy(const float *x, size_t n, size_t *bytes) {
+    float *p = acts_buf(n, bytes);
+    memcpy(p, x, n * sizeof(float));
+    return p;
+}
 
 #endif

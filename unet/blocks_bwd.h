@@ -1,11 +1,12 @@
-/* blocks_train.h — training forward and backward of the U-Net and VAE blocks (blocks.h): ResnetBlock2D,
- * Attention, BasicTransformerBlock, Transformer2DModel, the VAE mid-block attention.
+/* blocks_bwd.h — backward of the U-Net and VAE blocks (blocks.h): ResnetBlock2D, Attention,
+ * BasicTransformerBlock, Transformer2DModel, the VAE mid-block attention, the output head; and the structs of
+ * activations their forwards save for them.
  *
- * Each *_forward_train computes the same output as its *_forward (blocks.c) and fills a struct of saved
- * activations (allocated there, released by the matching *_acts_free); each *_backward mirrors it in
- * reverse. A block's own input x is NOT saved in its struct: the caller keeps it (in the U-Net every block
- * input is the previous block's saved output) and passes it to the backward again, llm.c style
- * (outputs, saved caches, inputs, weights are in the block struct, dims).
+ * A block's forward (blocks.c), given a struct below, fills it (allocated there, released by the matching
+ * *_acts_free); its *_backward walks the forward's lines in reverse. A block's own input x is NOT saved in
+ * its struct: the caller keeps it (in the U-Net every block input is the previous block's saved output)
+ * and passes it to the backward again, llm.c style (outputs, saved caches, inputs, weights are in the block
+ * struct, dims).
  *
  * What is saved (the rest is recomputed, which is cheap: norms and elementwise ops):
  *  - GroupNorm/LayerNorm: mean/rstd of their input (the input itself is a saved stream tensor). A norm's
@@ -20,45 +21,35 @@
  * Gradient conventions (kernels/ops.h, layers.h): dx outputs are OVERWRITTEN; parameter gradients (LoRA
  * ddown/dup) ACCUMULATE; gradients of inputs shared by many blocks — the time embedding (demb_silu) and
  * the text context (dctx) — ACCUMULATE too, so the caller zeroes them once per backward. Norms get
- * gamma/beta gradients (+=) only when they have dg/db buffers (full fine-tuning); else none is computed. Dims: B batch, C channels, H/W spatial, T = H·W, Tc context tokens. */
-#ifndef LS_BLOCKS_TRAIN_H
-#define LS_BLOCKS_TRAIN_H
+ * gamma/beta gradients (+=) only when they have dg/db buffers (full fine-tuning); else none is computed.
+ * Dims: B batch, C channels, H/W spatial, T = H·W, Tc context tokens. */
+#ifndef LS_BLOCKS_BWD_H
+#define LS_BLOCKS_BWD_H
 
-#include "blocks.h" // defines: ResBlock, Attn, TBlock, Transformer2D
+#include "blocks.h" // defines: ResBlock, Attn, TBlock, Transformer2D, ResActs, AttnActs, Tr2DActs, VaeAttnActs
 
 /* ---- ResnetBlock2D ---- */
-typedef struct {
+struct ResActs {
     float *mean1, *rstd1; /* (B·G) norm1 statistics of the input x */
     float *h;             /* (B,cout,H,W) conv1(silu(norm1 x)) + time_emb_proj(emb): norm2's input */
     float *mean2, *rstd2; /* (B·G) norm2 statistics of h */
     size_t bytes;         /* bytes saved */
-} ResActs;
+};
 
-void resblock_forward_train(const ResBlock *r, ResActs *acts, float *out, const float *x,
-                            const float *emb_silu, int B, int H, int W);
 /* dy (B,cout,H,W) → dx (B,cin,H,W). emb_silu (B,temb) as in the forward (may be NULL: no time input);
  * demb_silu (B,temb) += the gradient w.r.t. emb_silu (NULL: not needed). */
-/* Backward of the output head y = conv(silu(groupnorm(x))) that ends the U-Net and both VAE halves: dx
- * (B,C,H,W) from dy; mean/rstd are the forward's GroupNorm statistics (op_groupnorm_fwd_stats); the norm's
- * output is recomputed only when the conv needs its input (weight gradient). Accumulates the conv's and
- * the norm's gradients when they have buffers. */
-void norm_silu_conv_backward(const Norm *n, const Conv2d *conv, float *dx, const float *dy, const float *x,
-                             const float *mean, const float *rstd, int B, int C, int H, int W);
-
 void resblock_backward(const ResBlock *r, const ResActs *acts, float *dx, float *demb_silu, const float *dy,
                        const float *x, const float *emb_silu, int B, int H, int W);
 void resblock_acts_free(ResActs *acts);
 
 /* ---- Attention ---- */
-typedef struct {
+struct AttnActs {
     float *q;    /* (B,T,C) */
     float *k, *v; /* (B,Tk,C), Tk = T (self-attention) or Tc (cross-attention) */
     float *o;    /* (B,T,C) attention output = to_out's input; NULL unless to_out needs it */
     size_t bytes;
-} AttnActs;
+};
 
-void attn_forward_train(const Attn *a, AttnActs *acts, float *out, const float *x, const float *ctx, int B,
-                        int T, int Tc);
 /* dy (B,T,C) → dx (B,T,C) (for self-attention the sum of the q, k and v paths). Cross-attention:
  * dctx (B,Tc,Cc) += the context gradient (NULL: not needed, ctx is frozen). x is read only when a
  * projection of it needs its input (attn_needs_x); ctx only when to_k/to_v need theirs. */
@@ -82,34 +73,37 @@ typedef struct {
 } TBlockActs;
 
 /* ---- Transformer2DModel ---- */
-typedef struct {
+struct Tr2DActs {
     float *mean, *rstd; /* (B·G) GroupNorm statistics of the input */
     float **hs;         /* [n_blocks+1] (B,T,C) token stream: hs[0] = proj_in output (block 0's input),
                          * hs[i+1] = block i's output; hs[n_blocks] is proj_out's input */
     TBlockActs *blocks; /* [n_blocks] */
     int n_blocks;
     size_t bytes;
-} Tr2DActs;
+};
 
-void transformer2d_forward_train(const Transformer2D *tr, Tr2DActs *acts, float *out, const float *x,
-                                 const float *ctx, int B, int H, int W, int Tc);
 /* dy (B,C,H,W) → dx (B,C,H,W) (residual included); dctx (B,Tc,Cc) += (NULL: not needed). */
 void transformer2d_backward(const Transformer2D *tr, const Tr2DActs *acts, float *dx, float *dctx,
                             const float *dy, const float *x, const float *ctx, int B, int H, int W, int Tc);
 void transformer2d_acts_free(Tr2DActs *acts);
 
 /* ---- VAE mid-block attention (VaeAttn): out = x + nchw(attn(ntc(GN x))) ---- */
-typedef struct {
+struct VaeAttnActs {
     float *mean, *rstd; /* (B·G) group_norm statistics of the input x */
     AttnActs attn;      /* q, k, v of the single-head self-attention (and to_out's input when it needs it) */
     size_t bytes;
-} VaeAttnActs;
+};
 
-void vae_attn_forward_train(const VaeAttn *a, VaeAttnActs *acts, float *out, const float *x, int B, int H,
-                            int W);
 /* dy (B,C,H,W) → dx (B,C,H,W) (residual included); x the forward's input. */
 void vae_attn_backward(const VaeAttn *a, const VaeAttnActs *acts, float *dx, const float *dy, const float *x,
                        int B, int H, int W);
 void vae_attn_acts_free(VaeAttnActs *acts);
+
+/* ---- output head y = conv(silu(groupnorm(x))) (norm_silu_conv_forward) ----
+ * dx (B,C,H,W) from dy; mean/rstd are the forward's GroupNorm statistics; the norm's output is recomputed
+ * only when the conv needs its input (weight gradient). Accumulates the conv's and the norm's gradients
+ * when they have buffers. */
+void norm_silu_conv_backward(const Norm *n, const Conv2d *conv, float *dx, const float *dy, const float *x,
+                             const float *mean, const float *rstd, int B, int C, int H, int W);
 
 #endif

@@ -37,7 +37,7 @@
 #include "ops.h"
 #include "rng.h"
 #include "trainset.h"
-#include "unet_train.h"
+#include "unet_bwd.h"
 
 #ifdef LS_PROFILE_OPS /* bench/profile_train.sh: per-op wall time (bench_train_prof.h) */
 #include "bench_train_prof.h"

@@ -21,7 +21,7 @@
 #include "rng.h"
 #include "testutil.h"
 #include "unet_case.h"
-#include "unet_train.h"
+#include "unet_bwd.h"
 
 #define TOL 1e-4
 #define FD_STEP 1e-2f

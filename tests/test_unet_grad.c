@@ -26,7 +26,7 @@
 #include "rng.h"
 #include "testutil.h"
 #include "unet_case.h"
-#include "unet_train.h"
+#include "unet_bwd.h"
 
 #define TOL 1e-4      /* relative L2 against PyTorch */
 #define FD_STEP 1e-2f /* central-difference step on a parameter (LoRA values are ~0.1-0.5) */

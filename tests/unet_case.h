@@ -5,7 +5,7 @@
 #define LS_TEST_UNET_CASE_H
 
 #include "testutil.h"
-#include "unet_train.h"
+#include "unet_bwd.h"
 
 typedef struct {
     float *x, *t, *ctx, *target; /* (B,C,H,W), (B), (B,Tc,Cc), like x */

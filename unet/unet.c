@@ -1,10 +1,12 @@
-/* unet.c — UNet2DConditionModel (diffusers). Forward order follows sd1-reference.md §2.7. */
+/* unet.c — UNet2DConditionModel (diffusers): config, build, and the one forward (order as
+ * sd1-reference.md §2.7) that inference runs and training runs keeping its activations (unet_bwd.h). */
 #include "unet.h"
 
 #include <math.h>
 #include <string.h>
 
 #include "jsonutil.h" // defines: json_load_file, json_get_*
+#include "unet_bwd.h" // defines: UNetActs, UNetLevelActs, unet_acts_free
 
 /* ---------------- config ---------------- */
 
@@ -49,7 +51,6 @@ void unet_config_tiny(UNetConfig *c) {
  * ask unet_build for gigabytes of block structs. */
 #define UNET_MAX_CHANNELS 8192
 #define UNET_MAX_IO_CHANNELS 256
-#define UNET_MAX_LAYERS 32
 #define UNET_MAX_GROUPS 1024
 #define UNET_MAX_SAMPLE 1024 /* latent pixels */
 
@@ -290,56 +291,100 @@ void unet_free(UNet *u) {
 
 /* ---------------- forward ---------------- */
 
+/* A tensor the forward computes: kept for the backward when training (acts non-NULL: a saved buffer the
+ * caller stores in acts), else pool scratch the forward gives back once the next layer has read it. */
+static float *out_buf(UNetActs *acts, size_t n) { return acts ? acts_buf(n, &acts->bytes) : sbuf(n); }
+
+/* A level's saved activations, set up for n blocks at H×W. */
+static UNetLevelActs *level_alloc(UNetLevelActs *l, int n, int has_attn, int H, int W) {
+    l->n = n;
+    l->res = callocCheck((size_t)n, sizeof *l->res);
+    l->res_out = callocCheck((size_t)n, sizeof *l->res_out);
+    if (has_attn) {
+        l->tr = callocCheck((size_t)n, sizeof *l->tr);
+        l->tr_out = callocCheck((size_t)n, sizeof *l->tr_out);
+    }
+    l->H = l->Ho = H;
+    l->W = l->Wo = W;
+    return l;
+}
+
+/* Block j of a level on x (B,cin,H,W): the resnet, then the transformer when the level has one (tr).
+ * x_scratch: x is pool scratch, given back once the resnet has read it. Returns the block's output
+ * (B,cout,H,W), a new buffer (in inference the resnet's output is given back once the transformer read it). */
+static float *level_block(const ResBlock *r, const Transformer2D *tr, UNetActs *acts, UNetLevelActs *l, int j,
+                          float *x, int x_scratch, const float *emb, const float *ctx, int B, int H, int W, int Tc) {
+    size_t n = (size_t)B * r->cout * H * W;
+    float *y = out_buf(acts, n);
+    resblock_forward(r, l ? &l->res[j] : NULL, y, x, emb, B, H, W);
+    if (x_scratch) pool_free(x);
+    if (l) l->res_out[j] = y, acts->bytes += l->res[j].bytes;
+    if (!tr) return y;
+    float *z = out_buf(acts, n);
+    transformer2d_forward(tr, l ? &l->tr[j] : NULL, z, y, ctx, B, H, W, Tc);
+    if (l) l->tr_out[j] = z, acts->bytes += l->tr[j].bytes;
+    else pool_free(y);
+    return z;
+}
+
 typedef struct {
     float *x;
     int C, H, W;
 } Skip;
 
-void unet_forward(const UNet *u, float *out, const float *x, const float *t, const float *ctx, int B,
-                  int H, int W, int Tc) {
+void unet_forward_train(const UNet *u, UNetActs *acts, float *out, const float *x, const float *t,
+                        const float *ctx, int B, int H, int W, int Tc) {
     const UNetConfig *c = &u->cfg;
     int n = c->n_levels, C0 = c->block_out[0], temb = 4 * C0;
+    size_t ne = (size_t)B * temb;
+    if (acts) { /* copies of the inputs: the backward reads them */
+        unet_acts_free(acts);
+        acts->B = B, acts->H = H, acts->W = W, acts->Tc = Tc;
+        x = acts->x = acts_copy(x, (size_t)B * c->in_channels * H * W, &acts->bytes);
+        ctx = acts->ctx = acts_copy(ctx, (size_t)B * Tc * c->cross_attention_dim, &acts->bytes);
+    }
 
-    /* time embedding: emb = linear_2(silu(linear_1(sinusoid(t)))); each resnet uses silu(emb) */
-    float *sin_emb = sbuf((size_t)B * C0), *e1 = sbuf((size_t)B * temb), *emb = sbuf((size_t)B * temb);
+    /* time embedding: emb = linear_2(silu(linear_1(sinusoid(t)))); each resnet uses silu(emb). Training
+     * keeps each stage (the silus' inputs and outputs). */
+    float *sin_emb = out_buf(acts, (size_t)B * C0), *e1 = out_buf(acts, ne), *emb = out_buf(acts, ne);
     op_timestep_embedding(sin_emb, t, B, C0, c->freq_shift);
     linear_forward(&u->time_1, e1, sin_emb, B);
-    op_silu_inplace(e1, (size_t)B * temb);
-    linear_forward(&u->time_2, emb, e1, B);
-    op_silu_inplace(emb, (size_t)B * temb); /* silu(emb), shared by all resnets */
-    pool_free(sin_emb);
-    pool_free(e1);
+    float *e1_silu = acts ? acts_copy(e1, ne, &acts->bytes) : e1;
+    op_silu_inplace(e1_silu, ne);
+    linear_forward(&u->time_2, emb, e1_silu, B);
+    float *emb_silu = acts ? acts_copy(emb, ne, &acts->bytes) : emb;
+    op_silu_inplace(emb_silu, ne); /* silu(emb), shared by all resnets */
+    if (acts) {
+        acts->sin_emb = sin_emb, acts->e1 = e1, acts->e1_silu = e1_silu;
+        acts->emb = emb, acts->emb_silu = emb_silu;
+    } else {
+        pool_free(sin_emb);
+        pool_free(e1);
+    }
 
-    Skip skips[64];
+    Skip skips[UNET_MAX_SKIPS];
     int ns = 0;
     int C = C0;
-    float *h = sbuf((size_t)B * C0 * H * W);
+    float *h = out_buf(acts, (size_t)B * C0 * H * W);
     conv_forward(&u->conv_in, h, x, B, H, W, NULL, NULL);
+    if (acts) acts->h_in = h;
     skips[ns++] = (Skip){h, C, H, W};
 
     /* down path: every resnet/attention output and every downsample output is pushed */
     for (int i = 0; i < n; i++) {
         const UNetDown *d = &u->down[i];
+        UNetLevelActs *l = acts ? level_alloc(&acts->down[i], d->n, d->attns != NULL, H, W) : NULL;
         for (int j = 0; j < d->n; j++) {
-            const ResBlock *r = &d->resnets[j];
-            float *y = sbuf((size_t)B * r->cout * H * W);
-            resblock_forward(r, NULL, y, h, emb, B, H, W);
-            C = r->cout;
-            if (d->attns) {
-                float *z = sbuf((size_t)B * C * H * W);
-                transformer2d_forward(&d->attns[j], NULL, z, y, ctx, B, H, W, Tc);
-                pool_free(y);
-                y = z;
-            }
-            h = y;
+            h = level_block(&d->resnets[j], d->attns ? &d->attns[j] : NULL, acts, l, j, h, 0, emb_silu, ctx, B,
+                            H, W, Tc);
+            C = d->resnets[j].cout;
             skips[ns++] = (Skip){h, C, H, W};
         }
         if (d->has_down) {
-            int Ho, Wo;
-            Ho = op_conv2d_out(H, 3, 2, 1, 1);
-            Wo = op_conv2d_out(W, 3, 2, 1, 1);
-            float *y = sbuf((size_t)B * C * Ho * Wo);
+            int Ho = op_conv2d_out(H, 3, 2, 1, 1), Wo = op_conv2d_out(W, 3, 2, 1, 1);
+            float *y = out_buf(acts, (size_t)B * C * Ho * Wo);
             conv_forward(&d->down, y, h, B, H, W, NULL, NULL);
+            if (l) l->sampler_out = y, l->Ho = Ho, l->Wo = Wo;
             H = Ho;
             W = Wo;
             h = y;
@@ -347,46 +392,49 @@ void unet_forward(const UNet *u, float *out, const float *x, const float *t, con
         }
     }
 
-    /* mid: resnet, transformer, resnet (h is owned by the skip stack, so copy-free chain) */
+    /* mid: resnet, transformer, resnet (h is owned by the skip stack; inference reuses m0 for the output) */
     {
-        float *a = sbuf((size_t)B * C * H * W), *b = sbuf((size_t)B * C * H * W);
-        resblock_forward(&u->mid_res[0], NULL, a, h, emb, B, H, W);
-        transformer2d_forward(&u->mid_attn, NULL, b, a, ctx, B, H, W, Tc);
-        resblock_forward(&u->mid_res[1], NULL, a, b, emb, B, H, W);
-        pool_free(b);
-        h = a;
+        size_t nm = (size_t)B * C * H * W;
+        float *m0 = out_buf(acts, nm), *m1 = out_buf(acts, nm), *m2 = acts ? out_buf(acts, nm) : m0;
+        resblock_forward(&u->mid_res[0], acts ? &acts->mid_res[0] : NULL, m0, h, emb_silu, B, H, W);
+        transformer2d_forward(&u->mid_attn, acts ? &acts->mid_tr : NULL, m1, m0, ctx, B, H, W, Tc);
+        resblock_forward(&u->mid_res[1], acts ? &acts->mid_res[1] : NULL, m2, m1, emb_silu, B, H, W);
+        if (acts) {
+            acts->mid_out[0] = m0, acts->mid_out[1] = m1, acts->mid_out[2] = m2;
+            acts->bytes += acts->mid_res[0].bytes + acts->mid_tr.bytes + acts->mid_res[1].bytes;
+        } else {
+            pool_free(m1);
+        }
+        h = m2;
     }
 
     /* up path: pop a skip (LIFO), concat [h, skip] on channels, resnet, attention; upsample to the size
-     * of the next skip (== ×2 when sizes divide evenly, as diffusers' forward_upsample_size). */
+     * of the next skip (== ×2 when sizes divide evenly, as diffusers' forward_upsample_size). The
+     * concatenations and upsampled maps are not kept: the backward rebuilds them. */
     for (int i = 0; i < n; i++) {
         const UNetUp *b = &u->up[i];
+        UNetLevelActs *l = acts ? level_alloc(&acts->up[i], b->n, b->attns != NULL, H, W) : NULL;
         for (int j = 0; j < b->n; j++) {
             Skip s = skips[--ns];
             LS_ASSERT(s.H == H && s.W == W);
             float *cat = sbuf((size_t)B * (C + s.C) * H * W);
             op_concat_channels(cat, h, s.x, B, C, s.C, H * W);
-            pool_free(h);
-            pool_free(s.x);
-            const ResBlock *r = &b->resnets[j];
-            h = sbuf((size_t)B * r->cout * H * W);
-            resblock_forward(r, NULL, h, cat, emb, B, H, W);
-            pool_free(cat);
-            C = r->cout;
-            if (b->attns) {
-                float *z = sbuf((size_t)B * C * H * W);
-                transformer2d_forward(&b->attns[j], NULL, z, h, ctx, B, H, W, Tc);
+            if (!acts) {
                 pool_free(h);
-                h = z;
+                pool_free(s.x);
             }
+            h = level_block(&b->resnets[j], b->attns ? &b->attns[j] : NULL, acts, l, j, cat, 1, emb_silu, ctx, B,
+                            H, W, Tc);
+            C = b->resnets[j].cout;
         }
         if (b->has_up) {
             int Ho = skips[ns - 1].H, Wo = skips[ns - 1].W;
-            float *upx = sbuf((size_t)B * C * Ho * Wo), *y = sbuf((size_t)B * C * Ho * Wo);
+            float *upx = sbuf((size_t)B * C * Ho * Wo), *y = out_buf(acts, (size_t)B * C * Ho * Wo);
             op_upsample_nearest(upx, h, B, C, H, W, Ho, Wo);
             conv_forward(&b->up, y, upx, B, Ho, Wo, NULL, NULL);
             pool_free(upx);
-            pool_free(h);
+            if (l) l->sampler_out = y, l->Ho = Ho, l->Wo = Wo;
+            else pool_free(h);
             h = y;
             H = Ho;
             W = Wo;
@@ -394,10 +442,20 @@ void unet_forward(const UNet *u, float *out, const float *x, const float *t, con
     }
     LS_ASSERT(ns == 0);
 
-    float *a = sbuf((size_t)B * C * H * W);
-    groupnorm_forward(&u->norm_out, a, NULL, NULL, h, B, H * W, 1);
-    conv_forward(&u->conv_out, out, a, B, H, W, NULL, NULL);
-    pool_free(a);
-    pool_free(h);
-    pool_free(emb);
+    /* out = conv_out(silu(conv_norm_out(h))) */
+    if (acts) {
+        acts->mean_out = acts_buf((size_t)B * u->norm_out.groups, &acts->bytes);
+        acts->rstd_out = acts_buf((size_t)B * u->norm_out.groups, &acts->bytes);
+    }
+    norm_silu_conv_forward(&u->norm_out, &u->conv_out, out, acts ? acts->mean_out : NULL,
+                           acts ? acts->rstd_out : NULL, h, B, H, W);
+    if (!acts) {
+        pool_free(h);
+        pool_free(emb_silu);
+    }
+}
+
+void unet_forward(const UNet *u, float *out, const float *x, const float *t, const float *ctx, int B, int H, int W,
+                  int Tc) {
+    unet_forward_train(u, NULL, out, x, t, ctx, B, H, W, Tc);
 }

@@ -10,6 +10,8 @@
 #include "blocks.h" // defines: ResBlock, Transformer2D
 
 #define UNET_MAX_LEVELS 6
+#define UNET_MAX_LAYERS 32 /* layers_per_block, transformer_layers_per_block */
+#define UNET_MAX_SKIPS (1 + UNET_MAX_LEVELS * (UNET_MAX_LAYERS + 1)) /* conv_in's, each block's, each sampler's */
 
 typedef struct {
     int in_channels, out_channels;
@@ -74,5 +76,12 @@ void unet_free(UNet *u);
  * H and W may be any size ≥ 1 (non-multiples of 2^(levels-1) upsample to the skip's size). */
 void unet_forward(const UNet *u, float *out, const float *x, const float *t, const float *ctx, int B,
                   int H, int W, int Tc);
+
+/* The same forward for training: the same output bits, and acts (unet_bwd.h) receives what unet_backward
+ * reads. acts must be zero-initialised or from an earlier call (its buffers are freed and reallocated);
+ * NULL is unet_forward. */
+typedef struct UNetActs UNetActs;
+void unet_forward_train(const UNet *u, UNetActs *acts, float *out, const float *x, const float *t,
+                        const float *ctx, int B, int H, int W, int Tc);
 
 #endif

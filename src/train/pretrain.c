@@ -38,7 +38,7 @@
 #include "scenes.h"     // defines: Scene, scene_sample, scene_caption, scene_render_chw
 #include "train.h"      // defines: train_loss_plot, train_csv_truncate
 #include "trainset.h"   // defines: TrainSet, AdamState, adamw_step
-#include "unet_train.h" // defines: unet_forward_train, unet_backward, unet_full_grads_alloc
+#include "unet_bwd.h"   // defines: unet_forward_train, unet_backward, unet_full_grads_alloc
 #include "vae_train.h"  // defines: vae_encode_train, vae_decode_train, vae_full_grads_alloc
 
 enum { STAGE_VAE, STAGE_DIFFUSION };

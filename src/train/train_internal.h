@@ -23,7 +23,7 @@
 #include "rng.h"        // defines: rng_mix64
 #include "train.h"      // defines: TrainOptions, TrainResult
 #include "trainset.h"   // defines: TrainSet
-#include "unet_train.h" // defines: UNetActs
+#include "unet_bwd.h"   // defines: UNetActs
 
 /* Purposes of the RNG streams (seed, micro-step, purpose). */
 enum { P_VAE = 1, P_TIMESTEP, P_NOISE, P_OFFSET, P_VAL };

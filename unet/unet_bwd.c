@@ -1,38 +1,14 @@
-/* unet_train.c — see unet_train.h. unet_forward_train follows unet_forward (unet.c) block by block;
- * unet_backward walks the same blocks in reverse: conv_out, the up path (last level first), the mid
- * block, the down path, conv_in, and finally the time-embedding MLP whose gradient every resnet fed. */
-#include "unet_train.h"
+/* unet_bwd.c — see unet_bwd.h. unet_backward walks unet_forward_train's blocks (unet.c) in reverse:
+ * conv_out, the up path (last level first), the mid block, the down path, conv_in, and finally the
+ * time-embedding MLP whose gradient every resnet fed. */
+#include "unet_bwd.h"
 
 #include <string.h>
-
-/* A saved buffer of n floats, counted in acts->bytes. */
-static float *save_buf(UNetActs *acts, size_t n) {
-    acts->bytes += n * sizeof(float);
-    return fbuf(n);
-}
-
-static float *save_copy(UNetActs *acts, const float *x, size_t n) {
-    float *p = save_buf(acts, n);
-    memcpy(p, x, n * sizeof(float));
-    return p;
-}
 
 /* Output of block j of a level (the transformer's when the level has attention). */
 static float *block_out(const UNetLevelActs *l, int j) { return l->tr ? l->tr_out[j] : l->res_out[j]; }
 /* Output of a whole level: its sampler's, else its last block's. */
 static float *level_out(const UNetLevelActs *l) { return l->sampler_out ? l->sampler_out : block_out(l, l->n - 1); }
-
-static void level_alloc(UNetLevelActs *l, int n, int has_attn, int H, int W) {
-    l->n = n;
-    l->res = callocCheck((size_t)n, sizeof *l->res);
-    l->res_out = callocCheck((size_t)n, sizeof *l->res_out);
-    if (has_attn) {
-        l->tr = callocCheck((size_t)n, sizeof *l->tr);
-        l->tr_out = callocCheck((size_t)n, sizeof *l->tr_out);
-    }
-    l->H = l->Ho = H;
-    l->W = l->Wo = W;
-}
 
 static void level_free(UNetLevelActs *l) {
     for (int j = 0; j < l->n; j++) {
@@ -87,130 +63,6 @@ static int collect_skips(const UNet *u, const UNetActs *acts, Skip *s) {
     return ns;
 }
 
-#define MAX_SKIPS 64
-
-/* ---------------- forward ---------------- */
-
-void unet_forward_train(const UNet *u, UNetActs *acts, float *out, const float *x, const float *t,
-                        const float *ctx, int B, int H, int W, int Tc) {
-    const UNetConfig *c = &u->cfg;
-    int n = c->n_levels, C0 = c->block_out[0], temb = 4 * C0, Cc = c->cross_attention_dim;
-    unet_acts_free(acts);
-    acts->B = B, acts->H = H, acts->W = W, acts->Tc = Tc;
-    acts->x = save_copy(acts, x, (size_t)B * c->in_channels * H * W);
-    acts->ctx = save_copy(acts, ctx, (size_t)B * Tc * Cc);
-    ctx = acts->ctx;
-
-    /* time embedding: emb_silu = silu(linear_2(silu(linear_1(sinusoid(t))))) */
-    acts->sin_emb = save_buf(acts, (size_t)B * C0);
-    acts->e1 = save_buf(acts, (size_t)B * temb);
-    acts->emb = save_buf(acts, (size_t)B * temb);
-    op_timestep_embedding(acts->sin_emb, t, B, C0, c->freq_shift);
-    linear_forward(&u->time_1, acts->e1, acts->sin_emb, B);
-    acts->e1_silu = save_copy(acts, acts->e1, (size_t)B * temb);
-    op_silu_inplace(acts->e1_silu, (size_t)B * temb);
-    linear_forward(&u->time_2, acts->emb, acts->e1_silu, B);
-    acts->emb_silu = save_copy(acts, acts->emb, (size_t)B * temb);
-    op_silu_inplace(acts->emb_silu, (size_t)B * temb);
-    const float *emb = acts->emb_silu;
-
-    acts->h_in = save_buf(acts, (size_t)B * C0 * H * W);
-    conv_forward(&u->conv_in, acts->h_in, acts->x, B, H, W, NULL, NULL);
-    Skip skips[MAX_SKIPS];
-    int ns = 0;
-    skips[ns++] = (Skip){acts->h_in, C0, H, W};
-    const float *h = acts->h_in;
-    int C = C0;
-
-    /* down path: every block output and every downsample output is a skip */
-    for (int i = 0; i < n; i++) {
-        const UNetDown *d = &u->down[i];
-        UNetLevelActs *l = &acts->down[i];
-        level_alloc(l, d->n, d->attns != NULL, H, W);
-        for (int j = 0; j < d->n; j++) {
-            const ResBlock *r = &d->resnets[j];
-            C = r->cout;
-            l->res_out[j] = save_buf(acts, (size_t)B * C * H * W);
-            resblock_forward(r, &l->res[j], l->res_out[j], h, emb, B, H, W);
-            acts->bytes += l->res[j].bytes;
-            h = l->res_out[j];
-            if (d->attns) {
-                l->tr_out[j] = save_buf(acts, (size_t)B * C * H * W);
-                transformer2d_forward(&d->attns[j], &l->tr[j], l->tr_out[j], h, ctx, B, H, W, Tc);
-                acts->bytes += l->tr[j].bytes;
-                h = l->tr_out[j];
-            }
-            skips[ns++] = (Skip){h, C, H, W};
-        }
-        if (d->has_down) {
-            l->Ho = H = op_conv2d_out(H, 3, 2, 1, 1);
-            l->Wo = W = op_conv2d_out(W, 3, 2, 1, 1);
-            l->sampler_out = save_buf(acts, (size_t)B * C * H * W);
-            conv_forward(&d->down, l->sampler_out, h, B, l->H, l->W, NULL, NULL);
-            h = l->sampler_out;
-            skips[ns++] = (Skip){h, C, H, W};
-        }
-    }
-
-    /* mid: resnet, transformer, resnet */
-    size_t nm = (size_t)B * C * H * W;
-    for (int k = 0; k < 3; k++) acts->mid_out[k] = save_buf(acts, nm);
-    resblock_forward(&u->mid_res[0], &acts->mid_res[0], acts->mid_out[0], h, emb, B, H, W);
-    transformer2d_forward(&u->mid_attn, &acts->mid_tr, acts->mid_out[1], acts->mid_out[0], ctx, B, H,
-                                W, Tc);
-    resblock_forward(&u->mid_res[1], &acts->mid_res[1], acts->mid_out[2], acts->mid_out[1], emb, B, H,
-                           W);
-    acts->bytes += acts->mid_res[0].bytes + acts->mid_tr.bytes + acts->mid_res[1].bytes;
-    h = acts->mid_out[2];
-
-    /* up path: pop a skip (LIFO), resnet on [h, skip], transformer; upsample to the next skip's size */
-    for (int i = 0; i < n; i++) {
-        const UNetUp *b = &u->up[i];
-        UNetLevelActs *l = &acts->up[i];
-        level_alloc(l, b->n, b->attns != NULL, H, W);
-        for (int j = 0; j < b->n; j++) {
-            Skip s = skips[--ns];
-            LS_ASSERT(s.H == H && s.W == W);
-            const ResBlock *r = &b->resnets[j];
-            float *cat = fbuf((size_t)B * (C + s.C) * H * W); /* not saved: rebuilt by the backward */
-            op_concat_channels(cat, h, s.x, B, C, s.C, H * W);
-            C = r->cout;
-            l->res_out[j] = save_buf(acts, (size_t)B * C * H * W);
-            resblock_forward(r, &l->res[j], l->res_out[j], cat, emb, B, H, W);
-            acts->bytes += l->res[j].bytes;
-            free(cat);
-            h = l->res_out[j];
-            if (b->attns) {
-                l->tr_out[j] = save_buf(acts, (size_t)B * C * H * W);
-                transformer2d_forward(&b->attns[j], &l->tr[j], l->tr_out[j], h, ctx, B, H, W, Tc);
-                acts->bytes += l->tr[j].bytes;
-                h = l->tr_out[j];
-            }
-        }
-        if (b->has_up) {
-            l->Ho = skips[ns - 1].H, l->Wo = skips[ns - 1].W;
-            float *upx = fbuf((size_t)B * C * l->Ho * l->Wo); /* not saved: recomputed from h */
-            op_upsample_nearest(upx, h, B, C, H, W, l->Ho, l->Wo);
-            l->sampler_out = save_buf(acts, (size_t)B * C * l->Ho * l->Wo);
-            conv_forward(&b->up, l->sampler_out, upx, B, l->Ho, l->Wo, NULL, NULL);
-            free(upx);
-            h = l->sampler_out;
-            H = l->Ho, W = l->Wo;
-        }
-    }
-    LS_ASSERT(ns == 0);
-
-    /* out = conv_out(silu(conv_norm_out(h))) */
-    const Norm *no = &u->norm_out;
-    acts->mean_out = save_buf(acts, (size_t)B * no->groups);
-    acts->rstd_out = save_buf(acts, (size_t)B * no->groups);
-    float *a = fbuf((size_t)B * C * H * W);
-    op_groupnorm_fwd_stats(a, acts->mean_out, acts->rstd_out, h, no->g, no->b, B, C, H * W, no->groups,
-                           no->eps, 1);
-    conv_forward(&u->conv_out, out, a, B, H, W, NULL, NULL);
-    free(a);
-}
-
 /* ---------------- backward ---------------- */
 
 void unet_backward(const UNet *u, const UNetActs *acts, float *dctx, const float *dout) {
@@ -229,8 +81,8 @@ void unet_backward(const UNet *u, const UNetActs *acts, float *dctx, const float
     float *dh = fbuf(nh);
     norm_silu_conv_backward(&u->norm_out, &u->conv_out, dh, dout, h, acts->mean_out, acts->rstd_out, B, C0, H, W);
 
-    Skip skips[MAX_SKIPS];
-    float *dskips[MAX_SKIPS] = {0}; /* gradient of each skip through the up path's concatenations */
+    Skip skips[UNET_MAX_SKIPS];
+    float *dskips[UNET_MAX_SKIPS] = {0}; /* gradient of each skip through the up path's concatenations */
     int S = collect_skips(u, acts, skips), ns = 0;
 
     /* up path in reverse; dh is the gradient of the current level's output */

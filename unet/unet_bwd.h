@@ -1,4 +1,5 @@
-/* unet_train.h — U-Net training forward (saves activations) and backward (LoRA gradients).
+/* unet_bwd.h — U-Net backward (LoRA and full fine-tuning gradients), the activations the training forward
+ * (unet_forward_train, unet.c) saves for it, and the training loss.
  *
  * One training step on a batch:
  *     UNetActs acts = {0};
@@ -21,12 +22,12 @@
  * path, a skip — plus per-block norm statistics, attention q/k/v, transformer residual streams and
  * ff_in outputs, resnet norm2 inputs. Concatenations, upsampled maps and norm outputs are recomputed.
  * Dims: B batch, H/W latent size, Tc context tokens, C0 = block_out[0], temb = 4·C0. */
-#ifndef LS_UNET_TRAIN_H
-#define LS_UNET_TRAIN_H
+#ifndef LS_UNET_BWD_H
+#define LS_UNET_BWD_H
 
 #include "blocks_bwd.h"   // defines: ResActs, Tr2DActs
 #include "trainset.h"     // defines: TrainSet
-#include "unet.h"         // defines: UNet, UNET_MAX_LEVELS
+#include "unet.h"         // defines: UNet, UNetActs, UNET_MAX_LEVELS, unet_forward_train
 
 /* Saved activations of one level of the down or up path. */
 typedef struct {
@@ -40,7 +41,7 @@ typedef struct {
     int Ho, Wo;          /* resolution after the sampler */
 } UNetLevelActs;
 
-typedef struct {
+struct UNetActs {
     int B, H, W, Tc;
     float *x;            /* (B,in,H,W) copy of the input latent (conv_in's input) */
     float *ctx;          /* (B,Tc,Cc) copy of the text context */
@@ -56,12 +57,7 @@ typedef struct {
     float *mid_out[3];   /* (B,Cm,h,w) outputs of mid resnet 0, transformer, resnet 1 */
     float *mean_out, *rstd_out; /* (B·G) conv_norm_out statistics of the last up level's output */
     size_t bytes;        /* total bytes saved */
-} UNetActs;
-
-/* Same output as unet_forward (up to float rounding of the statistics), saving into acts what the backward
- * reads. acts must be zero-initialised or from an earlier call (its buffers are freed and reallocated). */
-void unet_forward_train(const UNet *u, UNetActs *acts, float *out, const float *x, const float *t,
-                        const float *ctx, int B, int H, int W, int Tc);
+};
 
 /* dout (B,out,H,W) = ∂loss/∂out for the forward that filled acts. ACCUMULATES every trainable LoRA hook's
  * ddown/dup (and dw/db of layers that have them). dctx (B,Tc,Cc): the gradient w.r.t. the text context

@@ -21,7 +21,7 @@
 #include "model.h"
 #include "testutil.h"
 #include "trainset.h"
-#include "vae_train.h"
+#include "vae_bwd.h"
 
 #define TOL 1e-4      /* relative L2 against PyTorch */
 #define FD_STEP 1e-2f /* central-difference step on a weight */

@@ -1,9 +1,12 @@
-/* vae.c — AutoencoderKL (diffusers Encoder/Decoder; sd1-reference.md §2.8). */
+/* vae.c — AutoencoderKL (diffusers Encoder/Decoder; sd1-reference.md §2.8): config, build, and one encoder
+ * and one decoder forward that inference runs and training runs keeping its activations (vae_bwd.h). The two
+ * halves share the level and mid-block code. */
 #include "vae.h"
 
 #include <string.h>
 
 #include "jsonutil.h" // defines: json_load_file, json_get_*
+#include "vae_bwd.h"  // defines: VaeActs, VaeCoderActs, vae_coder_acts_free
 
 void vae_config_sd15(VaeConfig *c) {
     memset(c, 0, sizeof *c);
@@ -205,94 +208,160 @@ void vae_free(Vae *v) {
     memset(v, 0, sizeof *v);
 }
 
-/* Run a resnet on *h (B,C,H,W) and replace it with the output (B,cout,H,W). */
-static void run_res(const ResBlock *r, float **h, int *C, int B, int H, int W) {
-    float *y = sbuf((size_t)B * r->cout * H * W);
-    resblock_forward(r, NULL, y, *h, NULL, B, H, W);
-    pool_free(*h);
-    *h = y;
-    *C = r->cout;
+/* ---------------- forward ---------------- */
+
+/* A tensor the forward computes: kept in a when training (a non-NULL), else pool scratch. */
+static float *out_buf(VaeCoderActs *a, size_t n) { return a ? acts_buf(n, &a->bytes) : sbuf(n); }
+/* A layer's input once the layer has read it: inference gives it back, training keeps it. */
+static void drop(const VaeCoderActs *a, float *p) {
+    if (!a) pool_free(p);
 }
 
-static void run_mid(const VaeCoder *cd, const VaeConfig *c, float **h, int C, int B, int H, int W) {
-    run_res(&cd->mid_res[0], h, &C, B, H, W);
-    if (c->mid_attention) {
-        float *y = sbuf((size_t)B * C * H * W);
-        vae_attn_forward(&cd->mid_attn, NULL, y, *h, B, H, W);
-        pool_free(*h);
-        *h = y;
+/* One level on h (B,*C,*H,*W): resnets, then the sampler (up: ×2 nearest upsample + conv; else: stride-2
+ * conv, pad right/bottom). Updates *C, *H, *W; returns the output (h is dropped). l: the level's
+ * activations (training) or NULL. */
+static float *level_forward(const VaeLevel *lv, VaeCoderActs *a, VaeLevelActs *l, float *h, int up, int B, int *C,
+                            int *H, int *W) {
+    if (l) {
+        l->n = lv->n;
+        l->res = callocCheck((size_t)lv->n, sizeof *l->res);
+        l->res_out = callocCheck((size_t)lv->n, sizeof *l->res_out);
+        l->H = l->Ho = *H;
+        l->W = l->Wo = *W;
     }
-    run_res(&cd->mid_res[1], h, &C, B, H, W);
+    for (int j = 0; j < lv->n; j++) {
+        const ResBlock *r = &lv->resnets[j];
+        float *y = out_buf(a, (size_t)B * r->cout * *H * *W);
+        resblock_forward(r, l ? &l->res[j] : NULL, y, h, NULL, B, *H, *W);
+        if (l) l->res_out[j] = y, a->bytes += l->res[j].bytes;
+        drop(a, h);
+        h = y;
+        *C = r->cout;
+    }
+    if (!lv->has_sample) return h;
+    int Ho = up ? 2 * *H : op_conv2d_out(*H, 3, 2, 0, 1), Wo = up ? 2 * *W : op_conv2d_out(*W, 3, 2, 0, 1);
+    size_t no = (size_t)B * *C * Ho * Wo;
+    float *y;
+    if (up) { /* the upsampled map is not kept: the backward recomputes it */
+        float *u = sbuf(no);
+        y = out_buf(a, no);
+        op_upsample_nearest(u, h, B, *C, *H, *W, Ho, Wo);
+        conv_forward(&lv->sample, y, u, B, Ho, Wo, NULL, NULL);
+        pool_free(u);
+    } else {
+        y = out_buf(a, no);
+        conv_forward(&lv->sample, y, h, B, *H, *W, NULL, NULL);
+    }
+    drop(a, h);
+    if (l) l->sampler_out = y, l->Ho = Ho, l->Wo = Wo;
+    *H = Ho, *W = Wo;
+    return y;
 }
 
-void vae_encode(const Vae *v, float *moments, const float *img, int B, int H, int W, int *ph, int *pw) {
+/* Mid block on h (B,C,H,W): resnet, attention (when configured), resnet. Returns the output (h dropped). */
+static float *mid_forward(const VaeCoder *cd, const VaeConfig *c, VaeCoderActs *a, float *h, int B, int C, int H,
+                          int W) {
+    size_t n = (size_t)B * C * H * W;
+    float *y = out_buf(a, n);
+    resblock_forward(&cd->mid_res[0], a ? &a->mid_res[0] : NULL, y, h, NULL, B, H, W);
+    drop(a, h);
+    h = y;
+    if (a) a->mid_out[0] = y;
+    if (c->mid_attention) {
+        y = out_buf(a, n);
+        vae_attn_forward(&cd->mid_attn, a ? &a->mid_attn : NULL, y, h, B, H, W);
+        drop(a, h);
+        h = y;
+        if (a) a->mid_out[1] = y;
+    }
+    y = out_buf(a, n);
+    resblock_forward(&cd->mid_res[1], a ? &a->mid_res[1] : NULL, y, h, NULL, B, H, W);
+    drop(a, h);
+    if (a) a->mid_out[2] = y, a->bytes += a->mid_res[0].bytes + a->mid_attn.bytes + a->mid_res[1].bytes;
+    return y;
+}
+
+/* y = conv_out(silu(conv_norm_out(x))), x (B,C,H,W); training keeps the norm's statistics. */
+static void head_forward(const VaeCoder *cd, VaeCoderActs *a, float *y, const float *x, int B, int H, int W) {
+    if (a) {
+        a->mean_out = acts_buf((size_t)B * cd->norm_out.groups, &a->bytes);
+        a->rstd_out = acts_buf((size_t)B * cd->norm_out.groups, &a->bytes);
+    }
+    norm_silu_conv_forward(&cd->norm_out, &cd->conv_out, y, a ? a->mean_out : NULL, a ? a->rstd_out : NULL, x, B,
+                           H, W);
+}
+
+/* The encoder: moments from img; a: its activations (training) or NULL. Returns the latent size. */
+static void encode(const Vae *v, VaeCoderActs *a, float *moments, const float *img, int B, int H, int W, int *ph,
+                   int *pw) {
     const VaeConfig *c = &v->cfg;
     const VaeCoder *e = &v->enc;
     int C = c->block_out[0], n = c->n_levels, Lt2 = 2 * c->latent_channels;
-    float *h = sbuf((size_t)B * C * H * W);
+    if (a) { /* a copy of the input: the backward reads it */
+        vae_coder_acts_free(a);
+        a->B = B, a->H = H, a->W = W;
+        img = a->in = acts_copy(img, (size_t)B * c->in_channels * H * W, &a->bytes);
+    }
+    float *h = out_buf(a, (size_t)B * C * H * W);
     conv_forward(&e->conv_in, h, img, B, H, W, NULL, NULL);
-    for (int i = 0; i < n; i++) {
-        const VaeLevel *lv = &e->levels[i];
-        for (int j = 0; j < lv->n; j++) run_res(&lv->resnets[j], &h, &C, B, H, W);
-        if (lv->has_sample) {
-            int Ho = op_conv2d_out(H, 3, 2, 0, 1), Wo = op_conv2d_out(W, 3, 2, 0, 1);
-            float *y = sbuf((size_t)B * C * Ho * Wo);
-            conv_forward(&lv->sample, y, h, B, H, W, NULL, NULL);
-            pool_free(h);
-            h = y;
-            H = Ho;
-            W = Wo;
-        }
-    }
-    run_mid(e, c, &h, C, B, H, W);
-    float *a = sbuf((size_t)B * C * H * W);
-    groupnorm_forward(&e->norm_out, a, NULL, NULL, h, B, H * W, 1);
+    if (a) a->h_in = h;
+    for (int i = 0; i < n; i++) h = level_forward(&e->levels[i], a, a ? &a->levels[i] : NULL, h, 0, B, &C, &H, &W);
+    h = mid_forward(e, c, a, h, B, C, H, W);
     if (c->use_quant_conv) {
-        float *m = sbuf((size_t)B * Lt2 * H * W);
-        conv_forward(&e->conv_out, m, a, B, H, W, NULL, NULL);
+        float *m = out_buf(a, (size_t)B * Lt2 * H * W);
+        head_forward(e, a, m, h, B, H, W);
         conv_forward(&v->quant_conv, moments, m, B, H, W, NULL, NULL);
-        pool_free(m);
+        if (a) a->conv_out = m;
+        else pool_free(m);
     } else {
-        conv_forward(&e->conv_out, moments, a, B, H, W, NULL, NULL);
+        head_forward(e, a, moments, h, B, H, W);
     }
-    pool_free(a);
-    pool_free(h);
+    drop(a, h);
+    if (a) a->Hout = H, a->Wout = W;
     *ph = H;
     *pw = W;
 }
 
-void vae_decode(const Vae *v, float *img, const float *z, int B, int H, int W) {
+/* The decoder: img from z; a: its activations (training) or NULL. */
+static void decode(const Vae *v, VaeCoderActs *a, float *img, const float *z, int B, int H, int W) {
     const VaeConfig *c = &v->cfg;
     const VaeCoder *d = &v->dec;
     int n = c->n_levels, Lt = c->latent_channels, C = c->block_out[n - 1];
+    size_t nz = (size_t)B * Lt * H * W;
+    if (a) { /* a copy of the input: the backward reads it */
+        vae_coder_acts_free(a);
+        a->B = B, a->H = H, a->W = W;
+        z = a->in = acts_copy(z, nz, &a->bytes);
+    }
     const float *zin = z;
     float *pq = NULL;
     if (c->use_post_quant_conv) {
-        pq = sbuf((size_t)B * Lt * H * W);
+        pq = out_buf(a, nz);
         conv_forward(&v->post_quant_conv, pq, z, B, H, W, NULL, NULL);
         zin = pq;
     }
-    float *h = sbuf((size_t)B * C * H * W);
+    float *h = out_buf(a, (size_t)B * C * H * W);
     conv_forward(&d->conv_in, h, zin, B, H, W, NULL, NULL);
-    pool_free(pq);
-    run_mid(d, c, &h, C, B, H, W);
-    for (int i = 0; i < n; i++) {
-        const VaeLevel *lv = &d->levels[i];
-        for (int j = 0; j < lv->n; j++) run_res(&lv->resnets[j], &h, &C, B, H, W);
-        if (lv->has_sample) {
-            float *u = sbuf((size_t)B * C * 4 * H * W), *y = sbuf((size_t)B * C * 4 * H * W);
-            op_upsample_nearest(u, h, B, C, H, W, 2 * H, 2 * W);
-            H *= 2;
-            W *= 2;
-            conv_forward(&lv->sample, y, u, B, H, W, NULL, NULL);
-            pool_free(u);
-            pool_free(h);
-            h = y;
-        }
-    }
-    float *a = sbuf((size_t)B * C * H * W);
-    groupnorm_forward(&d->norm_out, a, NULL, NULL, h, B, H * W, 1);
-    conv_forward(&d->conv_out, img, a, B, H, W, NULL, NULL);
-    pool_free(a);
-    pool_free(h);
+    if (a) a->pq = pq, a->h_in = h;
+    else pool_free(pq);
+    h = mid_forward(d, c, a, h, B, C, H, W);
+    for (int i = 0; i < n; i++) h = level_forward(&d->levels[i], a, a ? &a->levels[i] : NULL, h, 1, B, &C, &H, &W);
+    head_forward(d, a, img, h, B, H, W);
+    drop(a, h);
+    if (a) a->Hout = H, a->Wout = W;
+}
+
+void vae_encode(const Vae *v, float *moments, const float *img, int B, int H, int W, int *ph, int *pw) {
+    encode(v, NULL, moments, img, B, H, W, ph, pw);
+}
+
+void vae_encode_train(const Vae *v, VaeActs *acts, float *moments, const float *img, int B, int H, int W) {
+    int h, w;
+    encode(v, &acts->enc, moments, img, B, H, W, &h, &w);
+}
+
+void vae_decode(const Vae *v, float *img, const float *z, int B, int H, int W) { decode(v, NULL, img, z, B, H, W); }
+
+void vae_decode_train(const Vae *v, VaeActs *acts, float *img, const float *z, int B, int h, int w) {
+    decode(v, &acts->dec, img, z, B, h, w);
 }

@@ -58,4 +58,11 @@ void vae_encode(const Vae *v, float *moments, const float *img, int B, int H, in
 /* img (B,out_channels,h·f,w·f) from z (B,latent,h,w) (z = latents / scaling_factor). */
 void vae_decode(const Vae *v, float *img, const float *z, int B, int h, int w);
 
+/* The same forwards for training: the same output bits, and acts (vae_bwd.h) receives what the backwards
+ * read — vae_encode_train fills acts->enc, vae_decode_train acts->dec (each freeing an earlier one; acts
+ * zero-initialised or from an earlier call). */
+typedef struct VaeActs VaeActs;
+void vae_encode_train(const Vae *v, VaeActs *acts, float *moments, const float *img, int B, int H, int W);
+void vae_decode_train(const Vae *v, VaeActs *acts, float *img, const float *z, int B, int h, int w);
+
 #endif

@@ -39,7 +39,7 @@
 #include "train.h"      // defines: train_loss_plot, train_csv_truncate
 #include "trainset.h"   // defines: TrainSet, AdamState, adamw_step
 #include "unet_bwd.h"   // defines: unet_forward_train, unet_backward, unet_full_grads_alloc
-#include "vae_train.h"  // defines: vae_encode_train, vae_decode_train, vae_full_grads_alloc
+#include "vae_bwd.h"    // defines: vae_encode_train, vae_decode_train, vae_full_grads_alloc
 
 enum { STAGE_VAE, STAGE_DIFFUSION };
 enum { S_SCENE = 1, S_STYLE, S_EPS, S_T, S_NOISE, S_DROP }; /* RNG stream purposes */

@@ -1,5 +1,6 @@
-/* vae_train.h — VAE (AutoencoderKL) training forward (saves activations) and backward (weight gradients),
- * the groundwork for training a VAE / a small base model from scratch.
+/* vae_bwd.h — VAE (AutoencoderKL) backward (weight gradients) and the activations its training forwards
+ * (vae_encode_train / vae_decode_train, vae.c) save for it: the groundwork for training a VAE / a small base
+ * model from scratch.
  *
  * One step of VAE training on a batch (both halves; either may run alone):
  *     VaeActs acts = {0};
@@ -28,12 +29,12 @@
  * are computed (e.g. dz through a frozen decoder). Parameter gradients ACCUMULATE; dz is OVERWRITTEN.
  * Dims: B batch, H/W image size (multiples of f = vae_scale_factor), h = H/f, w = W/f latent size,
  * L = latent_channels. */
-#ifndef LS_VAE_TRAIN_H
-#define LS_VAE_TRAIN_H
+#ifndef LS_VAE_BWD_H
+#define LS_VAE_BWD_H
 
-#include "blocks_bwd.h"  // defines: ResActs, VaeAttnActs
-#include "trainset.h"     // defines: TrainSet
-#include "vae.h"          // defines: Vae, VAE_MAX_LEVELS
+#include "blocks_bwd.h" // defines: ResActs, VaeAttnActs
+#include "trainset.h"   // defines: TrainSet
+#include "vae.h"        // defines: Vae, VaeActs, VAE_MAX_LEVELS, vae_encode_train, vae_decode_train
 
 /* Saved activations of one level (DownEncoderBlock2D / UpDecoderBlock2D). */
 typedef struct {
@@ -61,25 +62,22 @@ typedef struct {
     size_t bytes;       /* bytes saved */
 } VaeCoderActs;
 
-typedef struct {
+struct VaeActs {
     VaeCoderActs enc, dec;
-} VaeActs;
+};
 
-/* Same output as vae_encode: moments (B,2L,h,w) from img (B,in_channels,H,W). Fills acts->enc (acts zeroed
- * or from an earlier call). */
-void vae_encode_train(const Vae *v, VaeActs *acts, float *moments, const float *img, int B, int H, int W);
 /* dmoments (B,2L,h,w) = ∂loss/∂moments for the encode that filled acts->enc. ACCUMULATES the gradient of
  * every encoder tensor and quant_conv that has buffers; the image needs no gradient. acts is not modified. */
 void vae_encode_backward(const Vae *v, const VaeActs *acts, const float *dmoments);
 
-/* Same output as vae_decode: img (B,out_channels,h·f,w·f) from z (B,L,h,w). Fills acts->dec. */
-void vae_decode_train(const Vae *v, VaeActs *acts, float *img, const float *z, int B, int h, int w);
 /* dimg (B,out_channels,H,W) = ∂loss/∂img for the decode that filled acts->dec. ACCUMULATES the gradient of
  * every decoder tensor and post_quant_conv that has buffers; dz (B,L,h,w) = ∂loss/∂z is OVERWRITTEN (NULL:
  * not needed). acts is not modified. */
 void vae_decode_backward(const Vae *v, const VaeActs *acts, float *dz, const float *dimg);
 
 void vae_acts_free(VaeActs *acts);
+/* Free one half's activations (and zero it). */
+void vae_coder_acts_free(VaeCoderActs *a);
 
 /* Full training of the VAE: make every VAE weight a private writable float32 copy (wt_make_writable; 335 MB
  * for SD1.5's VAE when it was an mmapped F32 file), give every Conv2d, Linear and Norm gradient buffers (one

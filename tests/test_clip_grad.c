@@ -26,7 +26,7 @@
 #include <float.h>
 #include <unistd.h>
 
-#include "clip_train.h"
+#include "clip_bwd.h"
 #include "grad_check.h" // defines: dot, find_tensor, central_diff, fd_pick, fd_check, GradTally
 #include "lora.h"
 #include "model.h"

@@ -1,8 +1,10 @@
-/* clip.c — CLIPTextModel forward (sd1-reference.md §2.9). */
+/* clip.c — CLIPTextModel (sd1-reference.md §2.9): config, build, and the one forward that inference runs
+ * and training runs keeping its activations (clip_bwd.h). */
 #include "clip.h"
 
 #include <string.h>
 
+#include "clip_bwd.h" // defines: ClipActs, ClipLayerActs, clip_acts_free
 #include "jsonutil.h" // defines: json_load_file, json_get_*
 
 void clip_config_sd15(ClipConfig *c) {
@@ -142,9 +144,60 @@ void clip_free(Clip *m) {
     memset(m, 0, sizeof *m);
 }
 
-int clip_forward(const Clip *m, float *out, const int *ids, int B, int L, int skip) {
+/* ---------------- forward ---------------- */
+
+void clip_mlp_act(const ClipConfig *c, float *x, size_t n) {
+    if (c->quick_gelu) op_quick_gelu_inplace(x, n);
+    else op_gelu_inplace(x, n);
+}
+
+/* Training's saved buffers of one layer (clip_bwd.h), counted in acts->bytes. */
+static void layer_acts_alloc(const ClipLayer *l, const ClipConfig *c, ClipActs *acts, ClipLayerActs *la) {
+    int N = acts->B * acts->L;
+    size_t n = (size_t)N * c->hidden, *by = &acts->bytes;
+    la->mean1 = acts_buf(N, by), la->rstd1 = acts_buf(N, by);
+    la->mean2 = acts_buf(N, by), la->rstd2 = acts_buf(N, by);
+    la->q = acts_buf(n, by), la->k = acts_buf(n, by), la->v = acts_buf(n, by);
+    la->h1 = acts_buf(n, by);
+    la->f = acts_buf((size_t)N * c->intermediate, by);
+    if (linear_needs_input(&l->o)) la->o = acts_buf(n, by); /* out_proj's input, only when its backward reads it */
+}
+
+/* One encoder layer (transformers' CLIPEncoderLayer): x (N,D) → y (N,D),
+ *   h1 = x + out_proj(attn(q, k, v)), q/k/v = proj(ln1 x) (causal);  y = h1 + fc2(act(fc1(ln2 h1))).
+ * la holds the buffers the layer writes: with keep, training's saved ones; else inference's scratch q, k,
+ * v, f shared by every layer (no statistics, the stream updated in place: y may be x, and f activated in
+ * place). a, o (N,D): scratch. */
+static void layer_forward(const ClipLayer *l, const ClipConfig *c, const ClipLayerActs *la, int keep, float *y,
+                          const float *x, float *a, float *o, int B, int L) {
+    int N = B * L, D = c->hidden;
+    size_t n = (size_t)N * D, ni = (size_t)N * c->intermediate;
+    float *h1 = keep ? la->h1 : y;
+    layernorm_forward(&l->ln1, a, la->mean1, la->rstd1, x, N);
+    linear_forward(&l->q, la->q, a, N);
+    linear_forward(&l->k, la->k, a, N);
+    linear_forward(&l->v, la->v, a, N);
+    float *att = la->o ? la->o : a; /* ln1's output is read: a is free again */
+    op_attention(att, la->q, la->k, la->v, B, L, L, c->heads, D / c->heads, 1); /* causal */
+    linear_forward(&l->o, o, att, N);
+    add_residual(h1, x, o, n);
+    layernorm_forward(&l->ln2, a, la->mean2, la->rstd2, h1, N);
+    linear_forward(&l->fc1, la->f, a, N);
+    float *g = la->f; /* training keeps fc1's output (the activation's input): act on a copy */
+    if (keep) {
+        g = sbuf(ni);
+        memcpy(g, la->f, ni * sizeof(float));
+    }
+    clip_mlp_act(c, g, ni);
+    linear_forward(&l->fc2, o, g, N);
+    add_residual(y, h1, o, n);
+    if (keep) pool_free(g);
+}
+
+int clip_forward_train(const Clip *m, ClipActs *acts, float *out, const int *ids, int B, int L, int skip) {
     const ClipConfig *c = &m->cfg;
     int D = c->hidden, N = B * L;
+    if (acts) clip_acts_free(acts);
     if (L > c->max_positions)
         return ls_set_error("text encoder: %d tokens exceed max_position_embeddings %d", L,
                             c->max_positions);
@@ -155,33 +208,52 @@ int clip_forward(const Clip *m, float *out, const int *ids, int B, int L, int sk
         if (ids[i] < 0 || ids[i] >= c->vocab_size)
             return ls_set_error("token id %d is outside the text encoder's vocabulary (%d)", ids[i],
                                 c->vocab_size);
-    size_t n = (size_t)N * D;
-    float *h = sbuf(n), *a = sbuf(n), *q = sbuf(n), *k = sbuf(n), *v = sbuf(n), *o = sbuf(n);
-    float *mlp = sbuf((size_t)N * c->intermediate);
-    op_embedding(h, m->tok_emb, m->pos_emb, ids, B, L, D);
-    for (int li = 0; li < c->layers - skip; li++) {
-        const ClipLayer *l = &m->layer[li];
-        layernorm_forward(&l->ln1, a, NULL, NULL, h, N);
-        linear_forward(&l->q, q, a, N);
-        linear_forward(&l->k, k, a, N);
-        linear_forward(&l->v, v, a, N);
-        op_attention(a, q, k, v, B, L, L, c->heads, D / c->heads, 1); /* causal */
-        linear_forward(&l->o, o, a, N);
-        op_add_inplace(h, o, n);
-        layernorm_forward(&l->ln2, a, NULL, NULL, h, N);
-        linear_forward(&l->fc1, mlp, a, N);
-        if (c->quick_gelu) op_quick_gelu_inplace(mlp, (size_t)N * c->intermediate);
-        else op_gelu_inplace(mlp, (size_t)N * c->intermediate);
-        linear_forward(&l->fc2, o, mlp, N);
-        op_add_inplace(h, o, n);
+    int nl = c->layers - skip;
+    size_t n = (size_t)N * D, ni = (size_t)N * c->intermediate;
+    ClipLayerActs scratch = {0}; /* inference: the buffers every layer writes, nothing else kept */
+    float *h, *a, *o;
+    if (acts) { /* the stream before each layer and after the last, the token ids, final_layer_norm's statistics */
+        acts->B = B, acts->L = L, acts->n = nl;
+        acts->hs = callocCheck((size_t)nl + 1, sizeof *acts->hs);
+        acts->layer = callocCheck((size_t)nl, sizeof *acts->layer);
+        for (int i = 0; i <= nl; i++) acts->hs[i] = acts_buf(n, &acts->bytes);
+        acts->ids = mallocCheck((size_t)N * sizeof(int));
+        memcpy(acts->ids, ids, (size_t)N * sizeof(int));
+        acts->bytes += (size_t)N * sizeof(int);
+        acts->mean_f = acts_buf(N, &acts->bytes), acts->rstd_f = acts_buf(N, &acts->bytes);
+        h = acts->hs[0], a = sbuf(n), o = sbuf(n);
+    } else {
+        h = sbuf(n), a = sbuf(n);
+        scratch.q = sbuf(n), scratch.k = sbuf(n), scratch.v = sbuf(n);
+        o = sbuf(n);
+        scratch.f = sbuf(ni);
     }
-    layernorm_forward(&m->final_ln, out, NULL, NULL, h, N);
-    pool_free(h);
-    pool_free(a);
-    pool_free(q);
-    pool_free(k);
-    pool_free(v);
-    pool_free(o);
-    pool_free(mlp);
+    op_embedding(h, m->tok_emb, m->pos_emb, ids, B, L, D); /* token + position */
+    for (int li = 0; li < nl; li++) {
+        const ClipLayer *l = &m->layer[li];
+        ClipLayerActs *la = acts ? &acts->layer[li] : &scratch;
+        if (acts) layer_acts_alloc(l, c, acts, la);
+        float *y = acts ? acts->hs[li + 1] : h;
+        layer_forward(l, c, la, acts != NULL, y, h, a, o, B, L);
+        h = y;
+    }
+    /* final_layer_norm, also after clip skip (diffusers / A1111) */
+    layernorm_forward(&m->final_ln, out, acts ? acts->mean_f : NULL, acts ? acts->rstd_f : NULL, h, N);
+    if (!acts) {
+        pool_free(h);
+        pool_free(a);
+        pool_free(scratch.q);
+        pool_free(scratch.k);
+        pool_free(scratch.v);
+        pool_free(o);
+        pool_free(scratch.f);
+    } else {
+        pool_free(a);
+        pool_free(o);
+    }
     return LS_OK;
+}
+
+int clip_forward(const Clip *m, float *out, const int *ids, int B, int L, int skip) {
+    return clip_forward_train(m, NULL, out, ids, B, L, skip);
 }

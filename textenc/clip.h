@@ -28,7 +28,7 @@ typedef struct {
     ClipConfig cfg;
     float *tok_emb; /* (vocab, D) */
     float *pos_emb; /* (max_positions, D) */
-    float *dtok_emb, *dpos_emb; /* full fine-tuning: their gradients (clip_full_grads_alloc, clip_train.h);
+    float *dtok_emb, *dpos_emb; /* full fine-tuning: their gradients (clip_full_grads_alloc, clip_bwd.h);
                                  * NULL (the default): frozen */
     ClipLayer *layer;
     Norm final_ln;
@@ -42,5 +42,11 @@ void clip_free(Clip *m);
  * skip = 0 uses the last layer (A1111 "Clip skip: 1"); skip = 1 the penultimate (A1111 2, diffusers
  * clip_skip=1). ids must be < vocab_size and L ≤ max_positions: LS_ERR otherwise. */
 int clip_forward(const Clip *m, float *out, const int *ids, int B, int L, int skip);
+
+/* The same forward for training: the same output bits and checks, and acts (clip_bwd.h) receives what
+ * clip_backward reads. acts must be zero-initialised or from an earlier call (its buffers are freed and
+ * reallocated); NULL is clip_forward. */
+typedef struct ClipActs ClipActs;
+int clip_forward_train(const Clip *m, ClipActs *acts, float *out, const int *ids, int B, int L, int skip);
 
 #endif

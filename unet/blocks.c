@@ -6,12 +6,6 @@
 
 #include "blocks_bwd.h" // defines: ResActs, AttnActs, TBlockActs, Tr2DActs, VaeAttnActs
 
-/* y = x + o (n floats); y may be x (in place) */
-static void add_residual(float *y, const float *x, const float *o, size_t n) {
-    if (y != x) memcpy(y, x, n * sizeof(float));
-    op_add_inplace(y, o, n);
-}
-
 /* ---------------- ResnetBlock2D ---------------- */
 
 void resblock_build(ResBlock *r, WeightTable *t, const char *prefix, int cin, int cout, int temb,

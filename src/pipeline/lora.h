@@ -125,7 +125,7 @@ int lora_is_mergeable(const Lora *a);
  * Gradient buffers for every module's down and up (shapes as down/up), shared with the attached hooks so
  * linear_backward / conv_backward accumulate into them. Call after lora_attach, on an unmerged adapter
  * (LS_ERR otherwise). Every module gets buffers: U-Net modules receive gradients from unet_backward,
- * text-encoder modules from clip_backward (textenc/clip_train.h; without it their buffers stay zero).
+ * text-encoder modules from clip_backward (textenc/clip_bwd.h; without it their buffers stay zero).
  * lora_free releases them. */
 int lora_grads_alloc(Lora *a);
 void lora_grads_zero(Lora *a);

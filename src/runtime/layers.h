@@ -127,6 +127,12 @@ static inline void layernorm_backward(const Norm *n, float *dx, const float *dy,
     op_layernorm_backward(dx, n->dg, n->db, dy, mean, rstd, x, n->g, N, n->C, n->eps);
 }
 
+/* A residual add: y = x + o (n floats); y may be x (in place). */
+static inline void add_residual(float *y, const float *x, const float *o, size_t n) {
+    if (y != x) memcpy(y, x, n * sizeof(float));
+    op_add_inplace(y, o, n);
+}
+
 /* Full training of one model part (the U-Net, the VAE or the text encoder): refuse when a module holds a
  * merged adapter (its weights are then a modified copy; `what` names the part in the message), else make
  * every tensor a private writable float32 copy (wt_make_writable), give every tensor its gradient buffer

@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 #include "args.h"       // defines: arg_fail, arg_need, arg_int, arg_float
-#include "clip_train.h" // defines: clip_encode_train, clip_backward, clip_full_grads_alloc
+#include "clip_bwd.h"   // defines: clip_encode_train, clip_backward, clip_full_grads_alloc
 #include "common.h"     // defines: ls_set_error, ls_time, ls_path_join
 #include "jsonutil.h"   // defines: json_float
 #include "model.h"      // defines: Model, model_load, model_save_folder

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "clip_train.h" // defines: ClipActs
+#include "clip_bwd.h"   // defines: ClipActs
 #include "common.h"     // defines: strdupCheck
 #include "dataset.h"    // defines: Dataset, DatasetEpoch
 #include "lora.h"       // defines: Lora

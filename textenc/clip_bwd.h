@@ -1,9 +1,9 @@
-/* clip_train.h — CLIP text-encoder training forward (saves activations) and backward: LoRA gradients
- * (kohya's --train-text-encoder: only LoRA hooks with gradient buffers (lora_grads_alloc) on the encoder
- * layers' Linear layers — self_attn q/k/v/out_proj, mlp fc1/fc2 — receive gradients; base weights,
- * embeddings and norms stay frozen) and, after clip_full_grads_alloc, full fine-tuning gradients of every
- * text-encoder tensor (embeddings, every layer's norms and Linear weights/biases, final_layer_norm):
- * pre-training a text encoder jointly with the U-Net.
+/* clip_bwd.h — CLIP text-encoder backward and the activations its training forward (clip_forward_train,
+ * clip.c) saves for it: LoRA gradients (kohya's --train-text-encoder: only LoRA hooks with gradient buffers
+ * (lora_grads_alloc) on the encoder layers' Linear layers — self_attn q/k/v/out_proj, mlp fc1/fc2 — receive
+ * gradients; base weights, embeddings and norms stay frozen) and, after clip_full_grads_alloc, full
+ * fine-tuning gradients of every text-encoder tensor (embeddings, every layer's norms and Linear
+ * weights/biases, final_layer_norm): pre-training a text encoder jointly with the U-Net.
  *
  * One training step with text-encoder LoRA (train.c; captions[B], U-Net context (B, L, D)):
  *     ClipActs cacts = {0};   UNetActs uacts = {0};
@@ -27,10 +27,10 @@
  *   scores: the causal attention backward recomputes them), the attention output only when out_proj
  *   needs its input, the stream after attention (ln2's input) and fc1's output (pre-activation).
  * Dims: B captions, L tokens (77), N = B·L, D hidden, I intermediate, NH heads. */
-#ifndef LS_CLIP_TRAIN_H
-#define LS_CLIP_TRAIN_H
+#ifndef LS_CLIP_BWD_H
+#define LS_CLIP_BWD_H
 
-#include "clip.h"      // defines: Clip, ClipLayer
+#include "clip.h"      // defines: Clip, ClipLayer, ClipActs, clip_forward_train
 #include "tokenizer.h" // defines: Tokenizer
 #include "trainset.h"  // defines: TrainSet
 
@@ -43,7 +43,7 @@ typedef struct {
     float *f;             /* (N,I) fc1 output, the activation's input */
 } ClipLayerActs;
 
-typedef struct {
+struct ClipActs {
     int B, L, n;          /* n = layers run = layers − skip */
     int *ids;             /* (N) copy of the token ids */
     float **hs;           /* [n+1] (N,D) stream: hs[0] = embeddings, hs[i+1] = layer i's output;
@@ -51,12 +51,7 @@ typedef struct {
     ClipLayerActs *layer; /* [n] */
     float *mean_f, *rstd_f; /* (N) final_layer_norm statistics of hs[n] */
     size_t bytes;         /* total bytes saved */
-} ClipActs;
-
-/* Same output as clip_forward (up to the rounding of the norm statistics) and the same checks (LS_ERR on
- * bad ids, L or skip), saving into acts what clip_backward reads. acts must be zero-initialised or from
- * an earlier call (its buffers are freed and reallocated). skip as clip_forward (0 = last layer). */
-int clip_forward_train(const Clip *m, ClipActs *acts, float *out, const int *ids, int B, int L, int skip);
+};
 
 /* dout (B,L,D) = ∂loss/∂out for the forward that filled acts. ACCUMULATES ddown/dup of every live LoRA hook
  * with gradient buffers on the layers that ran, and every gradient buffer the encoder has (full
@@ -68,6 +63,9 @@ int clip_forward_train(const Clip *m, ClipActs *acts, float *out, const int *ids
 void clip_backward(const Clip *m, const ClipActs *acts, const float *dout);
 
 void clip_acts_free(ClipActs *acts);
+
+/* The MLP activation in place on n values: quick_gelu or gelu, as the config says (forward and backward). */
+void clip_mlp_act(const ClipConfig *c, float *x, size_t n);
 
 /* Full fine-tuning of the text encoder (as unet_full_grads_alloc): make every text-encoder weight a private
  * writable float32 copy (wt_make_writable: one more encoder of float32 memory when the checkpoint was an

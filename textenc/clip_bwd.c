@@ -1,23 +1,9 @@
-/* clip_train.c — see clip_train.h. clip_forward_train follows clip_forward (clip.c) line by line, saving
- * what the backward reads; clip_backward walks the same lines bottom to top. == transformers'
- * CLIPTextModel: per layer h1 = x + out_proj(attn(ln1 x)) (causal), out = h1 + fc2(act(fc1(ln2 h1))). */
-#include "clip_train.h"
+/* clip_bwd.c — see clip_bwd.h. clip_backward walks the forward's lines (clip.c) bottom to top. ==
+ * transformers' CLIPTextModel: per layer h1 = x + out_proj(attn(ln1 x)) (causal), out = h1 +
+ * fc2(act(fc1(ln2 h1))). */
+#include "clip_bwd.h"
 
 #include <string.h>
-
-/* A saved buffer of n floats, counted in acts->bytes. */
-static float *save_buf(ClipActs *acts, size_t n) {
-    acts->bytes += n * sizeof(float);
-    return fbuf(n);
-}
-
-/* LayerNorm output recomputed from its saved input, exactly as the training forward computed it. */
-static void layernorm_recompute(const Norm *n, float *y, const float *x, int N) {
-    float *mean = fbuf((size_t)N), *rstd = fbuf((size_t)N);
-    op_layernorm_fwd_stats(y, mean, rstd, x, n->g, n->b, N, n->C, n->eps);
-    free(mean);
-    free(rstd);
-}
 
 static int norm_trainable(const Norm *n) { return n->dg || n->db; }
 
@@ -27,11 +13,6 @@ static int layer_trainable(const ClipLayer *l) {
     return linear_needs_input(&l->q) || linear_needs_input(&l->k) || linear_needs_input(&l->v) ||
            linear_needs_input(&l->o) || linear_needs_input(&l->fc1) || linear_needs_input(&l->fc2) ||
            norm_trainable(&l->ln1) || norm_trainable(&l->ln2);
-}
-
-static void mlp_act(const ClipConfig *c, float *x, size_t n) {
-    if (c->quick_gelu) op_quick_gelu_inplace(x, n);
-    else op_gelu_inplace(x, n);
 }
 
 void clip_acts_free(ClipActs *acts) {
@@ -47,80 +28,6 @@ void clip_acts_free(ClipActs *acts) {
     free(acts->layer);
     free(acts->mean_f), free(acts->rstd_f);
     memset(acts, 0, sizeof *acts);
-}
-
-/* ---------------- forward ---------------- */
-
-/* One encoder layer: x (N,D) → y (N,D), y != x. a, o (N,D) scratch. */
-static void layer_forward_train(const ClipLayer *l, const ClipConfig *c, ClipActs *acts, ClipLayerActs *la,
-                                float *y, const float *x, float *a, float *o) {
-    int B = acts->B, L = acts->L, N = B * L, D = c->hidden, I = c->intermediate;
-    size_t n = (size_t)N * D;
-    la->mean1 = save_buf(acts, N), la->rstd1 = save_buf(acts, N);
-    la->mean2 = save_buf(acts, N), la->rstd2 = save_buf(acts, N);
-    la->q = save_buf(acts, n), la->k = save_buf(acts, n), la->v = save_buf(acts, n);
-    la->h1 = save_buf(acts, n);
-    la->f = save_buf(acts, (size_t)N * I);
-    int keep_o = linear_needs_input(&l->o);
-    float *att = keep_o ? (la->o = save_buf(acts, n)) : fbuf(n);
-
-    /* self-attention: h1 = x + out_proj(attn(q, k, v)), q/k/v = proj(ln1 x), causal */
-    op_layernorm_fwd_stats(a, la->mean1, la->rstd1, x, l->ln1.g, l->ln1.b, N, D, l->ln1.eps);
-    linear_forward(&l->q, la->q, a, N);
-    linear_forward(&l->k, la->k, a, N);
-    linear_forward(&l->v, la->v, a, N);
-    op_attention(att, la->q, la->k, la->v, B, L, L, c->heads, D / c->heads, 1);
-    linear_forward(&l->o, o, att, N);
-    for (size_t i = 0; i < n; i++) la->h1[i] = x[i] + o[i];
-    if (!keep_o) free(att);
-
-    /* MLP: y = h1 + fc2(act(fc1(ln2 h1))) */
-    op_layernorm_fwd_stats(a, la->mean2, la->rstd2, la->h1, l->ln2.g, l->ln2.b, N, D, l->ln2.eps);
-    linear_forward(&l->fc1, la->f, a, N);
-    float *g = fbuf((size_t)N * I);
-    memcpy(g, la->f, (size_t)N * I * sizeof(float));
-    mlp_act(c, g, (size_t)N * I);
-    linear_forward(&l->fc2, y, g, N);
-    op_add_inplace(y, la->h1, n);
-    free(g);
-}
-
-int clip_forward_train(const Clip *m, ClipActs *acts, float *out, const int *ids, int B, int L, int skip) {
-    const ClipConfig *c = &m->cfg;
-    int D = c->hidden, N = B * L;
-    clip_acts_free(acts);
-    if (L > c->max_positions)
-        return ls_set_error("text encoder: %d tokens exceed max_position_embeddings %d", L,
-                            c->max_positions);
-    if (skip < 0 || skip >= c->layers)
-        return ls_set_error("clip skip %d out of range (the text encoder has %d layers)", skip + 1,
-                            c->layers);
-    for (int i = 0; i < N; i++)
-        if (ids[i] < 0 || ids[i] >= c->vocab_size)
-            return ls_set_error("token id %d is outside the text encoder's vocabulary (%d)", ids[i],
-                                c->vocab_size);
-    int n = c->layers - skip;
-    size_t nd = (size_t)N * D;
-    acts->B = B, acts->L = L, acts->n = n;
-    acts->hs = callocCheck((size_t)n + 1, sizeof *acts->hs);
-    acts->layer = callocCheck((size_t)n, sizeof *acts->layer);
-    for (int i = 0; i <= n; i++) acts->hs[i] = save_buf(acts, nd);
-    acts->ids = mallocCheck((size_t)N * sizeof(int));
-    memcpy(acts->ids, ids, (size_t)N * sizeof(int));
-    acts->bytes += (size_t)N * sizeof(int);
-    acts->mean_f = save_buf(acts, N), acts->rstd_f = save_buf(acts, N);
-
-    /* embeddings: token + position */
-    op_embedding(acts->hs[0], m->tok_emb, m->pos_emb, ids, B, L, D);
-    float *a = fbuf(nd), *o = fbuf(nd);
-    for (int li = 0; li < n; li++)
-        layer_forward_train(&m->layer[li], c, acts, &acts->layer[li], acts->hs[li + 1], acts->hs[li], a, o);
-    /* final_layer_norm, also after clip skip (diffusers / A1111) */
-    op_layernorm_fwd_stats(out, acts->mean_f, acts->rstd_f, acts->hs[n], m->final_ln.g, m->final_ln.b, N, D,
-                           m->final_ln.eps);
-    free(a);
-    free(o);
-    return LS_OK;
 }
 
 /* ---------------- backward ---------------- */
@@ -139,15 +46,14 @@ static void layer_backward(const ClipLayer *l, const ClipConfig *c, const ClipAc
     float *g = fbuf(ni), *dg = fbuf(ni);
     if (linear_needs_input(&l->fc2)) {
         memcpy(g, la->f, ni * sizeof(float));
-        mlp_act(c, g, ni);
+        clip_mlp_act(c, g, ni);
     }
     linear_backward(&l->fc2, dg, dh, g, N);
     if (c->quick_gelu) op_quick_gelu_backward(dg, dg, la->f, ni);
     else op_gelu_backward(dg, dg, la->f, ni);
-    if (linear_needs_input(&l->fc1)) layernorm_recompute(&l->ln2, a, la->h1, N);
+    if (linear_needs_input(&l->fc1)) layernorm_forward(&l->ln2, a, NULL, NULL, la->h1, N);
     linear_backward(&l->fc1, da, dg, a, N);
-    op_layernorm_backward(dn, l->ln2.dg, l->ln2.db, da, la->mean2, la->rstd2, la->h1, l->ln2.g, N, D,
-                          l->ln2.eps);
+    layernorm_backward(&l->ln2, dn, da, la->mean2, la->rstd2, la->h1, N);
     op_add_inplace(dh, dn, n); /* dh = ∂loss/∂h1 */
     free(g);
     free(dg);
@@ -157,7 +63,7 @@ static void layer_backward(const ClipLayer *l, const ClipConfig *c, const ClipAc
     linear_backward(&l->o, datt, dh, la->o, N);
     op_attention_backward(dq, dk, dv, datt, la->q, la->k, la->v, B, L, L, c->heads, D / c->heads, 1);
     if (linear_needs_input(&l->q) || linear_needs_input(&l->k) || linear_needs_input(&l->v))
-        layernorm_recompute(&l->ln1, a, x, N);
+        layernorm_forward(&l->ln1, a, NULL, NULL, x, N);
     /* q, k and v all read ln1 x: their input gradients add up in da (needed for dx or ln1's dg/db) */
     int need_da = need_dx || norm_trainable(&l->ln1);
     float *tmp = need_da ? dn : NULL;
@@ -167,8 +73,7 @@ static void layer_backward(const ClipLayer *l, const ClipConfig *c, const ClipAc
     linear_backward(&l->v, tmp, dv, a, N);
     if (need_da) {
         op_add_inplace(da, tmp, n);
-        op_layernorm_backward(need_dx ? dn : NULL, l->ln1.dg, l->ln1.db, da, la->mean1, la->rstd1, x, l->ln1.g,
-                              N, D, l->ln1.eps);
+        layernorm_backward(&l->ln1, need_dx ? dn : NULL, da, la->mean1, la->rstd1, x, N);
         if (need_dx) op_add_inplace(dh, dn, n); /* dh = ∂loss/∂x */
     }
     free(datt), free(dq), free(dk), free(dv);
@@ -206,8 +111,7 @@ void clip_backward(const Clip *m, const ClipActs *acts, const float *dout) {
     if (lowest == n && !norm_trainable(&m->final_ln)) return; /* nothing trainable on what ran */
     float *dh = lowest < n ? fbuf((size_t)N * D) : NULL;
     /* out = final_layer_norm(hs[n]) */
-    op_layernorm_backward(dh, m->final_ln.dg, m->final_ln.db, dout, acts->mean_f, acts->rstd_f, acts->hs[n],
-                          m->final_ln.g, N, D, m->final_ln.eps);
+    layernorm_backward(&m->final_ln, dh, dout, acts->mean_f, acts->rstd_f, acts->hs[n], N);
     for (int li = n - 1; li >= 0 && li >= lowest; li--)
         layer_backward(&m->layer[li], c, acts, &acts->layer[li], dh, acts->hs[li], li > lowest);
     if (lowest < 0) embeddings_backward(m, acts, dh);

@@ -3,7 +3,7 @@
  * with a stable name (checkpoints store optimizer state by name). The optimizer and the checkpoint code in
  * src/train*.c only see this list; each method fills it from its own structures:
  *     lora_trainset(&lora, &ts)            (src/train/lora_train.c)
- *     unet_full_grads_alloc(&unet, &ts)    (unet/unet_train.c)
+ *     unet_full_grads_alloc(&unet, &ts)    (unet/unet_bwd.c)
  * Gradients ACCUMULATE (the backward passes add into g): zero them before each step. */
 #ifndef LS_TRAINSET_H
 #define LS_TRAINSET_H

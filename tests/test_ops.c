@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h" // defines: mallocCheck, ls_time
+#include "common.h" // defines: ls_time, LS_ASSERT
 #include "ops.h"    // defines: the ops under test and their _ref twins
 
 /* ---- harness ---- */
@@ -29,16 +29,34 @@ static float rand_unit(void) {
     return (float)(rng_state >> 40) / 16777216.0f;
 }
 
-/* n floats uniform in [lo, hi) (caller frees) */
+/* Every buffer an op sees comes from the backend's op_alloc (CUDA: managed memory, which the host and the
+ * references read too) and goes back with op_free. */
+
+/* n floats uniform in [lo, hi) (caller op_frees) */
 static float *rand_buf(size_t n, float lo, float hi) {
-    float *p = mallocCheck(n * sizeof(float) + 1); /* +1: n may be 0 */
+    float *p = op_alloc(n * sizeof(float) + 1); /* +1: n may be 0 */
     for (size_t i = 0; i < n; i++) p[i] = lo + (hi - lo) * rand_unit();
+    return p;
+}
+
+/* n zero floats */
+static float *zero_buf(size_t n) {
+    float *p = op_alloc(n * sizeof(float));
+    memset(p, 0, n * sizeof(float));
+    return p;
+}
+
+/* a backend buffer holding a copy of v (n floats) */
+static float *buf_of(const float *v, size_t n) {
+    float *p = op_alloc(n * sizeof(float));
+    memcpy(p, v, n * sizeof(float));
     return p;
 }
 
 /* Compare n values; prints one line; counts a pass or a failure. NaN anywhere fails. */
 static void check(const char *op, const char *shape, const float *got, const float *want, size_t n,
                   double atol, double rtol) {
+    op_sync(); /* the backend's ops may still be running */
     double max_abs = 0.0, worst = -INFINITY;
     size_t worst_i = 0;
     int nan = 0;
@@ -75,7 +93,7 @@ static void test_linear(int M, int K, int N, int with_bias) {
     char s[96];
     snprintf(s, sizeof s, "M=%d K=%d N=%d%s", M, K, N, with_bias ? " bias" : "");
     check("linear", s, y, y_ref, (size_t)M * N, 2e-5, 1e-4);
-    free(x), free(w), free(b), free(y), free(y_ref);
+    op_free(x), op_free(w), op_free(b), op_free(y), op_free(y_ref);
 }
 
 static void test_conv2d(int B, int Cin, int H, int W, int Cout, int k, int stride, int pad0, int pad1,
@@ -92,7 +110,7 @@ static void test_conv2d(int B, int Cin, int H, int W, int Cout, int k, int strid
     snprintf(s, sizeof s, "%dx%dx%dx%d->%d k%d s%d p%d,%d%s", B, Cin, H, W, Cout, k, stride, pad0, pad1,
              with_bias ? " bias" : "");
     check("conv2d", s, y, y_ref, ny, 2e-5, 1e-4);
-    free(x), free(w), free(b), free(y), free(y_ref);
+    op_free(x), op_free(w), op_free(b), op_free(y), op_free(y_ref);
 }
 
 /* offset shifts x away from zero mean (tests the variance's cancellation). */
@@ -106,7 +124,7 @@ static void test_groupnorm(int B, int C, int HW, int G, float eps, int silu, flo
     snprintf(s, sizeof s, "B=%d C=%d HW=%d G=%d eps=%g%s off=%g", B, C, HW, G, eps, silu ? " silu" : "",
              offset);
     check("groupnorm", s, y, y_ref, n, 1e-5, 1e-5);
-    free(x), free(gamma), free(beta), free(y), free(y_ref);
+    op_free(x), op_free(gamma), op_free(beta), op_free(y), op_free(y_ref);
 }
 
 static void test_layernorm(int N, int D, float eps, float offset) {
@@ -118,7 +136,7 @@ static void test_layernorm(int N, int D, float eps, float offset) {
     char s[96];
     snprintf(s, sizeof s, "N=%d D=%d eps=%g off=%g", N, D, eps, offset);
     check("layernorm", s, y, y_ref, n, 1e-5, 1e-5);
-    free(x), free(gamma), free(beta), free(y), free(y_ref);
+    op_free(x), op_free(gamma), op_free(beta), op_free(y), op_free(y_ref);
 }
 
 static void test_attention(int B, int Tq, int Tk, int NH, int Dh, int causal) {
@@ -132,7 +150,7 @@ static void test_attention(int B, int Tq, int Tk, int NH, int Dh, int causal) {
     char s[96];
     snprintf(s, sizeof s, "B=%d Tq=%d Tk=%d NH=%d Dh=%d%s", B, Tq, Tk, NH, Dh, causal ? " causal" : "");
     check("attention", s, o, o_ref, (size_t)B * Tq * C, 2e-5, 1e-4);
-    free(q), free(k), free(v), free(o), free(o_ref);
+    op_free(q), op_free(k), op_free(v), op_free(o), op_free(o_ref);
 }
 
 static void test_geglu(int N, int D) {
@@ -143,7 +161,7 @@ static void test_geglu(int N, int D) {
     char s[96];
     snprintf(s, sizeof s, "N=%d D=%d", N, D);
     check("geglu", s, y, y_ref, (size_t)N * D, 1e-6, 1e-5);
-    free(x), free(y), free(y_ref);
+    op_free(x), op_free(y), op_free(y_ref);
 }
 
 static void test_upsample(int B, int C, int H, int W, int Ho, int Wo) {
@@ -154,7 +172,7 @@ static void test_upsample(int B, int C, int H, int W, int Ho, int Wo) {
     char s[96];
     snprintf(s, sizeof s, "%dx%dx%dx%d->%dx%d", B, C, H, W, Ho, Wo);
     check("upsample_nearest", s, y, y_ref, (size_t)B * C * Ho * Wo, 0, 0);
-    free(x), free(y), free(y_ref);
+    op_free(x), op_free(y), op_free(y_ref);
 }
 
 /* ---- ops checked against a local loop ---- */
@@ -164,19 +182,19 @@ static double gelu_d(double x) { return 0.5 * x * (1.0 + erf(x / sqrt(2.0))); }
 static double quick_gelu_d(double x) { return x / (1.0 + exp(-1.702 * x)); }
 
 static void test_activation(const char *name, void (*op)(float *, size_t), double (*f)(double), size_t n) {
-    float *x = rand_buf(n, -8, 8), *want = mallocCheck(n * sizeof(float) + 1);
+    float *x = rand_buf(n, -8, 8), *want = op_alloc(n * sizeof(float) + 1);
     for (size_t i = 0; i < n; i++) want[i] = (float)f(x[i]);
     op(x, n);
     char s[32];
     snprintf(s, sizeof s, "n=%zu", n);
     check(name, s, x, want, n, 1e-6, 1e-5);
-    free(x), free(want);
+    op_free(x), op_free(want);
 }
 
 static void test_adds(int B, int C, int HW) {
     size_t n = (size_t)B * C * HW;
     float *y = rand_buf(n, -1, 1), *x = rand_buf(n, -1, 1), *v = rand_buf((size_t)B * C, -1, 1);
-    float *want = mallocCheck(n * sizeof(float));
+    float *want = op_alloc(n * sizeof(float));
     char s[64];
     snprintf(s, sizeof s, "B=%d C=%d HW=%d", B, C, HW);
     for (size_t i = 0; i < n; i++) want[i] = y[i] + x[i];
@@ -185,13 +203,13 @@ static void test_adds(int B, int C, int HW) {
     for (size_t i = 0; i < n; i++) want[i] = y[i] + v[i / HW]; /* (b,c) index of element i is i / HW */
     op_add_channel_bias(y, v, B, C, HW);
     check("add_channel_bias", s, y, want, n, 0, 0);
-    free(y), free(x), free(v), free(want);
+    op_free(y), op_free(x), op_free(v), op_free(want);
 }
 
 static void test_layout(int B, int Ca, int Cb, int T) {
     int C = Ca + Cb;
     float *a = rand_buf((size_t)B * Ca * T, -1, 1), *b = rand_buf((size_t)B * Cb * T, -1, 1);
-    float *y = rand_buf((size_t)B * C * T, 9, 9), *want = mallocCheck((size_t)B * C * T * sizeof(float));
+    float *y = rand_buf((size_t)B * C * T, 9, 9), *want = op_alloc((size_t)B * C * T * sizeof(float));
     float *back = rand_buf((size_t)B * C * T, 9, 9);
     char s[64];
     snprintf(s, sizeof s, "B=%d Ca=%d Cb=%d T=%d", B, Ca, Cb, T);
@@ -216,7 +234,7 @@ static void test_layout(int B, int Ca, int Cb, int T) {
     check("nchw_to_ntc", s, back, want, (size_t)B * C * T, 0, 0);
     op_ntc_to_nchw(want, back, B, C, T); /* round trip must give y back */
     check("ntc_to_nchw", s, want, y, (size_t)B * C * T, 0, 0);
-    free(a), free(b), free(y), free(want), free(back);
+    op_free(a), op_free(b), op_free(y), op_free(want), op_free(back);
 }
 
 /* Against (1) the same float operation order written out here (tight) and (2) the exact double formula
@@ -224,7 +242,7 @@ static void test_layout(int B, int Ca, int Cb, int T) {
 static void test_timestep(int B, int dim, float shift) {
     int half = dim / 2;
     float *t = rand_buf(B, 0, 1000), *emb = rand_buf((size_t)B * dim, 9, 9);
-    float *want = mallocCheck((size_t)B * dim * sizeof(float)), *exact = mallocCheck((size_t)B * dim * sizeof(float));
+    float *want = op_alloc((size_t)B * dim * sizeof(float)), *exact = op_alloc((size_t)B * dim * sizeof(float));
     t[0] = 999.0f;
     for (int b = 0; b < B; b++) {
         for (int k = 0; k < half; k++) {
@@ -241,35 +259,41 @@ static void test_timestep(int B, int dim, float shift) {
     snprintf(s, sizeof s, "B=%d dim=%d shift=%g", B, dim, shift);
     check("timestep_emb", s, emb, want, (size_t)B * dim, 1e-6, 0);
     check("timestep_emb~exact", s, emb, exact, (size_t)B * dim, 5e-4, 0);
-    free(t), free(emb), free(want), free(exact);
+    op_free(t), op_free(emb), op_free(want), op_free(exact);
 }
 
 /* ---- known values (from PyTorch 2.x float32 unless stated) ---- */
 
 static void test_known_values(void) {
-    float v[4] = {1.0f, -1.0f, 3.0f, 0.0f};
+    /* the inputs are copied into backend buffers (buf_of); op_sync before the host reads an output */
+    float *v = buf_of((float[4]){1.0f, -1.0f, 3.0f, 0.0f}, 4);
     op_gelu_inplace(v, 4);
+    op_sync();
     check_value("gelu(1)", v[0], 0.8413447142, 1e-7);
     check_value("gelu(-1)", v[1], -0.1586552858, 1e-7);
     check_value("gelu(3)", v[2], 2.9959502220, 1e-6);
     check_value("gelu(0)", v[3], 0.0, 0);
-    float w[2] = {1.0f, -1.0f};
+    float *w = buf_of((float[2]){1.0f, -1.0f}, 2);
     op_quick_gelu_inplace(w, 2);
+    op_sync();
     check_value("quick_gelu(1)", w[0], 0.8457957506, 1e-7);
     check_value("quick_gelu(-1)", w[1], -0.1542042345, 1e-7);
-    float u[2] = {1.0f, -2.0f};
+    float *u = buf_of((float[2]){1.0f, -2.0f}, 2);
     op_silu_inplace(u, 2);
+    op_sync();
     check_value("silu(1)", u[0], 0.7310585976, 1e-7);
     check_value("silu(-2)", u[1], -0.2384058386, 1e-7);
-    float gg[4] = {2.0f, -3.0f, 1.0f, -1.0f}, gy[2]; /* value (2,-3), gate (1,-1) */
-    op_geglu(gy, gg, 1, 2);
+    float *gg = buf_of((float[4]){2.0f, -3.0f, 1.0f, -1.0f}, 4), *gy = op_alloc(2 * sizeof(float));
+    op_geglu(gy, gg, 1, 2); /* value (2,-3), gate (1,-1) */
+    op_sync();
     check_value("geglu value*gelu(gate)", gy[0], 2.0 * 0.8413447142, 1e-6);
     check_value("geglu value*gelu(gate)", gy[1], -3.0 * -0.1586552858, 1e-6);
+    op_free(v), op_free(w), op_free(u), op_free(gg), op_free(gy);
 
     /* timestep embedding: t = 0 gives [1..1, 0..0]; SD shapes against diffusers get_timestep_embedding.
      * Tolerance 1e-4: PyTorch's vectorised exp is not correctly rounded (glibc expf is), e.g. f_2 differs by
      * one ulp (0.891250908 vs 0.891250968), which at t = 999 moves the phase by 6e-5 rad. */
-    float t2[2] = {0.0f, 999.0f}, emb[2 * 320];
+    float *t2 = buf_of((float[2]){0.0f, 999.0f}, 2), *emb = op_alloc(2 * 320 * sizeof(float));
     op_timestep_embedding(emb, t2, 2, 320, 0.0f);
     float ones[160], zeros[160];
     for (int i = 0; i < 160; i++) ones[i] = 1.0f, zeros[i] = 0.0f;
@@ -279,69 +303,92 @@ static void test_known_values(void) {
     static const float t999[9] = {0.9996498227f, 0.8026775122f, -0.2780621350f, 0.9320461154f, 0.9944063425f,
                                   -0.0264607519f, 0.5964133143f, -0.5899291039f, 0.1056220606f};
     for (int i = 0; i < 9; i++) check_value("timestep_emb t=999", emb[320 + idx[i]], t999[i], 1e-4);
-    float t_frac = 978.6122f;
+    float *t_frac = buf_of((float[1]){978.6122f}, 1);
     static const float tfr[9] = {0.0060709869f, 0.9710506797f, 0.3867129087f, 0.0535017774f, 0.9946321249f,
                                  -0.9999815822f, 0.2388735414f, -0.4545272589f, 0.1034743190f};
-    op_timestep_embedding(emb, &t_frac, 1, 320, 0.0f);
+    op_timestep_embedding(emb, t_frac, 1, 320, 0.0f);
+    op_sync();
     for (int i = 0; i < 9; i++) check_value("timestep_emb t=978.6122", emb[idx[i]], tfr[i], 1e-4);
     static const float t500[8] = {-0.8838492632f, -0.3466525674f, 0.4737807214f, 0.9987502694f,
                                   -0.4677717984f, -0.9379935861f, 0.8806428313f, 0.0499791615f};
-    float t5 = 500.0f;
-    op_timestep_embedding(emb, &t5, 1, 8, 1.0f);
+    float *t5 = buf_of((float[1]){500.0f}, 1);
+    op_timestep_embedding(emb, t5, 1, 8, 1.0f);
     check("timestep_emb t=500", "dim=8 shift=1", emb, t500, 8, 2e-6, 0);
+    op_free(t2), op_free(emb), op_free(t_frac), op_free(t5);
 
     /* nearest resize source indices, == F.interpolate(size=...): 3→5, 5→3 and 2→82 (float-scale quirk) */
-    float x5[5] = {0, 1, 2, 3, 4}, y82[82];
-    float y5[5], y3[3], want5[5] = {0, 0, 1, 1, 2}, want3[3] = {0, 1, 3};
+    float *x5 = buf_of((float[5]){0, 1, 2, 3, 4}, 5), *y82 = op_alloc(82 * sizeof(float));
+    float *y5 = op_alloc(5 * sizeof(float)), *y3 = op_alloc(3 * sizeof(float));
+    float want5[5] = {0, 0, 1, 1, 2}, want3[3] = {0, 1, 3};
     op_upsample_nearest(y5, x5, 1, 1, 1, 3, 1, 5);
     check("upsample idx 3->5", "W 3->5", y5, want5, 5, 0, 0);
     op_upsample_nearest(y3, x5, 1, 1, 1, 5, 1, 3);
     check("upsample idx 5->3", "W 5->3", y3, want3, 3, 0, 0);
     op_upsample_nearest(y82, x5, 1, 1, 2, 1, 82, 1); /* along H this time */
+    op_sync();
     check_value("upsample 2->82 [41]", y82[41], 0.0, 0); /* PyTorch: 0, exact floor(41*2/82) would be 1 */
     check_value("upsample 2->82 [42]", y82[42], 1.0, 0);
+    op_free(x5), op_free(y82), op_free(y5), op_free(y3);
 
     /* linear: [1 2 3] · [[1 0 -1], [2 2 2]]ᵀ + [0.5, -1] = [-1.5, 11] */
-    float lx[3] = {1, 2, 3}, lw[6] = {1, 0, -1, 2, 2, 2}, lb[2] = {0.5f, -1}, ly[2];
+    float *lx = buf_of((float[3]){1, 2, 3}, 3), *lw = buf_of((float[6]){1, 0, -1, 2, 2, 2}, 6);
+    float *lb = buf_of((float[2]){0.5f, -1}, 2), *ly = op_alloc(2 * sizeof(float));
     op_linear(ly, lx, lw, lb, 1, 3, 2);
+    op_sync();
     check_value("linear by hand", ly[0], -1.5, 0);
     check_value("linear by hand", ly[1], 11.0, 0);
+    op_free(lx), op_free(lw), op_free(lb), op_free(ly);
 
     /* conv: 3x3 input 1..9, 2x2 ones kernel, no pad → window sums [12 16; 24 28].
      * VAE-style downsample (3x3 ones kernel, stride 2, pad 0 top/left, 1 bottom/right) on the 4x4 input
      * 1..16: windows start at rows/cols 0 and 2, row/col 4 is padding →
      * [1+2+3+5+6+7+9+10+11 = 54, 3+4+7+8+11+12 = 45; 9+10+11+13+14+15 = 72, 11+12+15+16 = 54] */
-    float cx[16], cw[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1}, cy[4];
+    float *cx = op_alloc(16 * sizeof(float)), *cx9 = buf_of((float[9]){1, 2, 3, 4, 5, 6, 7, 8, 9}, 9);
+    float *cw = buf_of((float[9]){1, 1, 1, 1, 1, 1, 1, 1, 1}, 9), *cy = op_alloc(4 * sizeof(float));
     for (int i = 0; i < 16; i++) cx[i] = (float)(i + 1);
     float want_c[4] = {12, 16, 24, 28}, want_p[4] = {54, 45, 72, 54};
-    op_conv2d(cy, (float[9]){1, 2, 3, 4, 5, 6, 7, 8, 9}, cw, NULL, 1, 1, 3, 3, 1, 2, 1, 0, 0);
+    op_conv2d(cy, cx9, cw, NULL, 1, 1, 3, 3, 1, 2, 1, 0, 0);
     check("conv2d by hand", "3x3 k2", cy, want_c, 4, 0, 0);
     LS_ASSERT(op_conv2d_out(4, 3, 2, 0, 1) == 2);
     op_conv2d(cy, cx, cw, NULL, 1, 1, 4, 4, 1, 3, 2, 0, 1);
     check("conv2d by hand", "4x4 k3 s2 p0,1", cy, want_p, 4, 0, 0);
+    op_free(cx), op_free(cx9), op_free(cw), op_free(cy);
 
     /* groupnorm of [1 2 3 4] (one group, eps 0) = (x - 2.5)/sqrt(1.25); constant input → beta */
-    float gx[4] = {1, 2, 3, 4}, one[1] = {1}, zero[1] = {0}, gyn[4];
+    float *gx = buf_of((float[4]){1, 2, 3, 4}, 4), *one = buf_of((float[1]){1}, 1), *zero = buf_of((float[1]){0}, 1);
+    float *gyn = op_alloc(4 * sizeof(float));
     op_groupnorm(gyn, gx, one, zero, 1, 1, 4, 1, 0.0f, 0);
+    op_sync();
     check_value("groupnorm by hand", gyn[0], -1.5 / sqrt(1.25), 1e-6);
     check_value("groupnorm by hand", gyn[3], 1.5 / sqrt(1.25), 1e-6);
-    float cst[4] = {7, 7, 7, 7}, ones4[4] = {1, 1, 1, 1}, b4[4] = {0.25f, 0.25f, 0.25f, 0.25f};
+    float *cst = buf_of((float[4]){7, 7, 7, 7}, 4), *ones4 = buf_of((float[4]){1, 1, 1, 1}, 4);
+    float *b4 = buf_of((float[4]){0.25f, 0.25f, 0.25f, 0.25f}, 4);
     op_layernorm(gyn, cst, ones4, b4, 1, 4, 1e-5f);
+    op_sync();
     check_value("layernorm const -> beta", gyn[2], 0.25, 0);
+    op_free(gx), op_free(one), op_free(zero), op_free(gyn), op_free(cst), op_free(ones4), op_free(b4);
 
     /* attention with one key returns its value row; with identical keys, the mean of the values */
-    float aq[2] = {0.3f, -2.0f}, ak[2] = {1.0f, 5.0f}, av[2] = {4.0f, -6.0f}, ao[2];
+    float *aq = buf_of((float[2]){0.3f, -2.0f}, 2), *ak = buf_of((float[2]){1.0f, 5.0f}, 2);
+    float *av = buf_of((float[2]){4.0f, -6.0f}, 2), *ao = op_alloc(2 * sizeof(float));
     op_attention(ao, aq, ak, av, 1, 1, 1, 2, 1, 0); /* NH=2, Dh=1 */
+    op_sync();
     check_value("attention Tk=1 -> v", ao[0], 4.0, 0);
     check_value("attention Tk=1 -> v", ao[1], -6.0, 0);
-    float kq[1] = {1.0f}, kk[3] = {2.0f, 2.0f, 2.0f}, kv[3] = {1.0f, 2.0f, 6.0f}, ko[1];
+    float *kq = buf_of((float[1]){1.0f}, 1), *kk = buf_of((float[3]){2.0f, 2.0f, 2.0f}, 3);
+    float *kv = buf_of((float[3]){1.0f, 2.0f, 6.0f}, 3), *ko = op_alloc(sizeof(float));
     op_attention(ko, kq, kk, kv, 1, 1, 3, 1, 1, 0);
+    op_sync();
     check_value("attention equal keys -> mean", ko[0], 3.0, 1e-6);
     /* causal: query 0 sees only key 0 */
-    float cq[2] = {0.0f, 0.0f}, ck[2] = {0.0f, 0.0f}, cv[2] = {5.0f, 1.0f}, co[2];
+    float *cq = buf_of((float[2]){0.0f, 0.0f}, 2), *ck = buf_of((float[2]){0.0f, 0.0f}, 2);
+    float *cv = buf_of((float[2]){5.0f, 1.0f}, 2), *co = op_alloc(2 * sizeof(float));
     op_attention(co, cq, ck, cv, 1, 2, 2, 1, 1, 1);
+    op_sync();
     check_value("attention causal row 0", co[0], 5.0, 0);
     check_value("attention causal row 1", co[1], 3.0, 1e-6);
+    op_free(aq), op_free(ak), op_free(av), op_free(ao), op_free(kq), op_free(kk), op_free(kv), op_free(ko);
+    op_free(cq), op_free(ck), op_free(cv), op_free(co);
 
     if (op_num_threads() < 1) n_fail++, printf("FAIL op_num_threads() = %d\n", op_num_threads());
 }
@@ -352,13 +399,13 @@ static void test_between_layers(int B, int L, int D, int V, size_t n) {
     snprintf(shape, sizeof shape, "B=%d L=%d D=%d V=%d n=%zu", B, L, D, V, n);
     float *tok = rand_buf((size_t)V * D, -1, 1), *pos = rand_buf((size_t)L * D, -1, 1);
     float *y = rand_buf((size_t)B * L * D, 0, 1), *yr = rand_buf((size_t)B * L * D, 0, 1);
-    int *ids = mallocCheck((size_t)B * L * sizeof(int));
+    int *ids = op_alloc((size_t)B * L * sizeof(int));
     for (int i = 0; i < B * L; i++) ids[i] = (int)(rand_unit() * V) % V;
     op_embedding(y, tok, pos, ids, B, L, D);
     op_embedding_ref(yr, tok, pos, ids, B, L, D);
     check("embedding", shape, y, yr, (size_t)B * L * D, 0, 0);
 
-    float *e = rand_buf(n, -2, 2), *c = rand_buf(n, -2, 2), *er = mallocCheck(n * sizeof(float) + 1);
+    float *e = rand_buf(n, -2, 2), *c = rand_buf(n, -2, 2), *er = op_alloc(n * sizeof(float) + 1);
     memcpy(er, e, n * sizeof(float));
     op_cfg_combine(e, c, 7.5f, n);
     op_cfg_combine_ref(er, c, 7.5f, n);
@@ -367,7 +414,7 @@ static void test_between_layers(int B, int L, int D, int V, size_t n) {
     op_axpy_ref(er, -0.37f, c, n);
     check("axpy", shape, e, er, n, 0, 0);
 
-    float *d = mallocCheck(n * sizeof(float) + 1), *dr = mallocCheck(n * sizeof(float) + 1);
+    float *d = op_alloc(n * sizeof(float) + 1), *dr = op_alloc(n * sizeof(float) + 1);
     double l = op_mse_loss(d, e, c, NULL, 1, n), lr = op_mse_loss_ref(dr, e, c, NULL, 1, n);
     check("mse_loss grad", shape, d, dr, n, 0, 0);
     check_value("mse_loss", l, lr, 1e-12 * lr);
@@ -390,12 +437,12 @@ static void test_between_layers(int B, int L, int D, int V, size_t n) {
         e[i] = keep;
         check_value("mse_loss weighted finite difference", dr[i], (lp - lm) / (2.0 * hstep), 1e-4 * fabs(dr[i]) + 1e-7);
     }
-    free(w);
+    op_free(w);
     check_value("sum_squares", op_sum_squares(e, n), op_sum_squares_ref(e, n), 1e-12 * op_sum_squares_ref(e, n));
 
     /* AdamW: three steps from zero moments, with weight decay and a clipping scale */
-    float *p = rand_buf(n, -1, 1), *m = calloc(n + 1, sizeof(float)), *v = calloc(n + 1, sizeof(float));
-    float *pr = mallocCheck(n * sizeof(float) + 1), *mr = calloc(n + 1, sizeof(float)), *vr = calloc(n + 1, sizeof(float));
+    float *p = rand_buf(n, -1, 1), *m = zero_buf(n + 1), *v = zero_buf(n + 1);
+    float *pr = op_alloc(n * sizeof(float) + 1), *mr = zero_buf(n + 1), *vr = zero_buf(n + 1);
     memcpy(pr, p, n * sizeof(float));
     for (int t = 1; t <= 3; t++) {
         AdamwArgs a = {.lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.01, .gscale = 0.5,
@@ -407,19 +454,21 @@ static void test_between_layers(int B, int L, int D, int V, size_t n) {
     check("adamw m", shape, m, mr, n, 0, 0);
     check("adamw v", shape, v, vr, n, 0, 0);
     /* one step from zero moments moves each parameter by lr·sign(g) (|g| ≫ eps), after the decay */
-    float p1 = 0.5f, m1 = 0, v1 = 0, g1 = -3.0f;
+    float *p1 = buf_of((float[1]){0.5f}, 1), *m1 = zero_buf(1), *v1 = zero_buf(1), *g1 = buf_of((float[1]){-3.0f}, 1);
     AdamwArgs a1 = {.lr = 0.1, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.0, .gscale = 1.0,
                     .bc1 = 0.1, .bc2 = 1.0 - 0.999};
-    op_adamw(&p1, &g1, &m1, &v1, 1, &a1);
-    check_value("adamw first step", p1, 0.6, 1e-6);
-    free(tok), free(pos), free(y), free(yr), free(ids), free(e), free(c), free(er), free(d), free(dr);
-    free(p), free(m), free(v), free(pr), free(mr), free(vr);
+    op_adamw(p1, g1, m1, v1, 1, &a1);
+    op_sync();
+    check_value("adamw first step", p1[0], 0.6, 1e-6);
+    op_free(p1), op_free(m1), op_free(v1), op_free(g1);
+    op_free(tok), op_free(pos), op_free(y), op_free(yr), op_free(ids), op_free(e), op_free(c), op_free(er), op_free(d), op_free(dr);
+    op_free(p), op_free(m), op_free(v), op_free(pr), op_free(mr), op_free(vr);
 }
 
 /* Every entry of a compute backend's table is filled (a NULL would crash the first model that calls it). */
 static void test_table_complete(const OpTable *t) {
-    const void *const *e = (const void *const *)((const char *)t + offsetof(OpTable, linear));
-    size_t n = (sizeof *t - offsetof(OpTable, linear)) / sizeof(void *);
+    const void *const *e = (const void *const *)((const char *)t + offsetof(OpTable, alloc));
+    size_t n = (sizeof *t - offsetof(OpTable, alloc)) / sizeof(void *);
     for (size_t i = 0; i < n; i++)
         if (!e[i]) n_fail++, printf("FAIL backend %s: op table entry %zu is NULL\n", t->name, i);
         else n_pass++;

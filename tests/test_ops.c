@@ -1,7 +1,12 @@
-/* test_ops.c — every CPU op in ops.h against its oracle, on seeded random inputs.
+/* test_ops.c — every op of every backend in ops_backends() against its oracle, on seeded random inputs.
  *
  * Ops with a _ref twin (kernels/cpu/ref.c) are compared fast vs ref; the others against a few lines of
- * double-precision loop written here. Shapes cover odd sizes, stride 2, asymmetric padding (0,1), 1x1 and
+ * double-precision loop written here. A backend other than the CPU's also runs every op without a reference
+ * (the backward passes, the forwards that save statistics) against the CPU backend, which test_grad.c checks
+ * against finite differences; the CUDA backend (when compiled in and a GPU is present; otherwise "skip cuda:
+ * no GPU") also runs its second code paths (im2col when cuDNN is the default, chunked attention) and real SD1.5
+ * shapes, and prints a few timings. Every buffer comes from the backend's op_alloc, and check() waits for the
+ * backend (op_sync) before it compares. Shapes cover odd sizes, stride 2, asymmetric padding (0,1), 1x1 and
  * 3x3 kernels, causal and cross attention (Tq != Tk), the chunked paths of conv and attention, and a few
  * real SD1.5 shapes. A handful of known values (checked against PyTorch) pin the semantics the refs could
  * share a mistake on. Pass criterion: max over i of |got-want| - (atol + rtol*|want|) <= 0.
@@ -17,6 +22,9 @@
 
 #include "common.h" // defines: ls_time, LS_ASSERT
 #include "ops.h"    // defines: the ops under test and their _ref twins
+#ifdef LS_HAVE_CUDA
+#include "cuda/cuda_ops.h" // defines: ops_cuda_present, ops_cuda_conv_cudnn, ops_cuda_attention_fused
+#endif
 
 /* ---- harness ---- */
 
@@ -262,6 +270,82 @@ static void test_timestep(int B, int dim, float shift) {
     op_free(t), op_free(emb), op_free(want), op_free(exact);
 }
 
+/* The conv and attention shapes (run again by the CUDA backend through its other code paths). */
+static void test_conv_set(void) {
+    test_conv2d(1, 3, 7, 7, 5, 3, 1, 1, 1, 1);
+    test_conv2d(2, 4, 9, 7, 6, 3, 2, 1, 1, 1);   /* stride 2, odd non-square */
+    test_conv2d(1, 5, 8, 8, 3, 3, 2, 0, 1, 1);   /* VAE encoder downsample padding */
+    test_conv2d(2, 3, 7, 9, 4, 3, 2, 0, 1, 0);   /* same, odd sizes, no bias */
+    test_conv2d(2, 8, 5, 6, 4, 1, 1, 0, 0, 1);   /* 1x1: direct GEMM path */
+    test_conv2d(1, 3, 6, 7, 2, 1, 2, 0, 0, 0);   /* 1x1 strided: im2col path */
+    test_conv2d(1, 2, 5, 5, 2, 5, 1, 2, 2, 1);   /* 5x5 */
+    test_conv2d(1, 2, 4, 4, 3, 3, 1, 2, 2, 1);   /* pad > k/2: border rows all padding */
+    test_conv2d(1, 4, 16, 16, 320, 3, 1, 1, 1, 1); /* conv_in at a 128x128 image */
+    test_conv2d(1, 320, 16, 16, 320, 3, 1, 1, 1, 1);
+    test_conv2d(1, 64, 128, 512, 4, 3, 1, 1, 1, 1); /* col = 1.2 MB/row > 64 MiB: 3 bands, last partial */
+
+}
+
+static void test_attention_set(void) {
+    test_attention(1, 1, 1, 1, 1, 0);
+    test_attention(1, 3, 4, 2, 5, 0);       /* small cross */
+    test_attention(2, 5, 5, 3, 4, 1);       /* small causal */
+    test_attention(1, 64, 77, 8, 40, 0);    /* cross-attention, Tq != Tk */
+    test_attention(2, 77, 77, 12, 64, 1);   /* CLIP self-attention */
+    test_attention(1, 1024, 1024, 8, 40, 0); /* SD1.5 down_blocks.0 self-attention at 256x256 */
+    test_attention(1, 2048, 2048, 1, 8, 0); /* 4 query chunks */
+    test_attention(1, 2048, 2048, 1, 8, 1); /* 4 query chunks, causal */
+    test_attention(1, 37, 45, 2, 80, 0);    /* Dh 80 (SD1.5 down_blocks.1) */
+    test_attention(2, 20, 20, 1, 128, 1);   /* Dh 128, causal */
+    test_attention(1, 19, 33, 2, 160, 0);   /* Dh 160 (down_blocks.2) */
+
+}
+
+/* ---- sampling (op_sampler_step, op_scale, op_divide) against the plain loops: the same float operations in the
+ * same order, so the same bits (tolerance 0) ---- */
+static void test_sampling(size_t n) {
+    char shape[64];
+    snprintf(shape, sizeof shape, "n=%zu", n);
+    float *x = rand_buf(n, -3, 3), *mo = rand_buf(n, -2, 2), *noise = rand_buf(n, -1, 1);
+    float *prev = rand_buf(n, -1, 1), *xr = buf_of(x, n), *prevr = buf_of(prev, n), *y = op_alloc(n * sizeof(float));
+    /* scalars of a mid-schedule step (values as scheduler.c computes them at SD's 1000-step schedule) */
+    SamplerStepArgs steps[] = {
+        {.family = OP_STEP_DDIM, .sa = 0.7f, .sb = 0.714142842f, .sa_prev = 0.8f, .dir = 0.6f},
+        {.family = OP_STEP_DDIM, .v = 1, .sa = 0.7f, .sb = 0.714142842f, .sa_prev = 0.8f, .dir = 0.6f},
+        {.family = OP_STEP_EULER, .sigma = 2.5f, .dt = -0.4f},
+        {.family = OP_STEP_EULER, .v = 1, .sigma = 2.5f, .cv = -0.928476691f, .s2p1 = 7.25f, .dt = -0.4f},
+        {.family = OP_STEP_EULER, .sigma = 2.5f, .dt = -0.6f, .sigma_up = 0.9f}, /* ancestral: noise below */
+        {.family = OP_STEP_DPM, .alpha = 0.8f, .sigma = 0.6f, .cx = 1.1f, .cd = 0.3f},
+        {.family = OP_STEP_DPM, .alpha = 0.8f, .sigma = 0.6f, .cx = 1.1f, .cd = 0.3f, .cd1 = 0.2f, .inv_r0 = 1.7f,
+         .second = 1},
+        {.family = OP_STEP_DPM, .v = 1, .alpha = 0.8f, .sigma = 0.6f, .cx = 1.1f, .cd = 0.3f, .cd1 = 0.2f,
+         .inv_r0 = 1.7f, .second = 1},
+        {.family = OP_STEP_DPM, .alpha = 0.9f, .sigma = 0.4f, .final = 1},
+    };
+    static const char *names[] = {"ddim",  "ddim v",       "euler",           "euler v",          "euler a",
+                                  "dpm++", "dpm++ second", "dpm++ v second", "dpm++ final"};
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        const float *nz = steps[i].sigma_up != 0.0f ? noise : NULL;
+        op_sampler_step(&steps[i], x, prev, mo, nz, n);
+        op_sampler_step_ref(&steps[i], xr, prevr, mo, nz, n);
+        char what[48];
+        snprintf(what, sizeof what, "sampler_step %s", names[i]);
+        check(what, shape, x, xr, n, 0, 0);
+        if (steps[i].family == OP_STEP_DPM) check("sampler_step prev", shape, prev, prevr, n, 0, 0);
+    }
+    op_scale(y, x, 0.18215f, n);
+    op_scale_ref(xr, x, 0.18215f, n);
+    check("scale", shape, y, xr, n, 0, 0);
+    op_divide(y, x, 0.18215f, n);
+    op_divide_ref(xr, x, 0.18215f, n);
+    check("divide", shape, y, xr, n, 0, 0);
+    memcpy(xr, x, n * sizeof(float));
+    op_scale(x, x, -1.5f, n); /* in place */
+    op_scale_ref(xr, xr, -1.5f, n);
+    check("scale in place", shape, x, xr, n, 0, 0);
+    op_free(x), op_free(mo), op_free(noise), op_free(prev), op_free(xr), op_free(prevr), op_free(y);
+}
+
 /* ---- known values (from PyTorch 2.x float32 unless stated) ---- */
 
 static void test_known_values(void) {
@@ -461,9 +545,347 @@ static void test_between_layers(int B, int L, int D, int V, size_t n) {
     op_sync();
     check_value("adamw first step", p1[0], 0.6, 1e-6);
     op_free(p1), op_free(m1), op_free(v1), op_free(g1);
-    op_free(tok), op_free(pos), op_free(y), op_free(yr), op_free(ids), op_free(e), op_free(c), op_free(er), op_free(d), op_free(dr);
+    op_free(tok), op_free(pos), op_free(y), op_free(yr), op_free(ids), op_free(e), op_free(c), op_free(er);
+    op_free(d), op_free(dr);
     op_free(p), op_free(m), op_free(v), op_free(pr), op_free(mr), op_free(vr);
 }
+
+/* ---- other backends: the ops without a reference against the CPU backend (whose backward passes test_grad.c
+ * checks against finite differences and naive loops). Parameter gradients start from the same random values in
+ * both (they accumulate); activation gradients start as junk (they are overwritten). ---- */
+
+/* max |got - want| <= tol · max |want|: for gradients, sums whose terms cancel, where an elementwise relative
+ * bound means nothing near zero. tol is per op below: fp32 with a different summation order (cuBLAS's GEMM
+ * blocking, block and warp trees instead of the CPU's lanes) — 1e-5 for plain sums and GEMMs of a few thousand
+ * terms, 1e-4 where a softmax or a normalisation sits between the sums. */
+static void check_scaled(const char *op, const char *shape, const float *got, const float *want, size_t n,
+                         double tol) {
+    op_sync();
+    double mx = 0.0;
+    for (size_t i = 0; i < n; i++) mx = fmax(mx, fabs((double)want[i]));
+    check(op, shape, got, want, n, tol * (mx > 0.0 ? mx : 1.0), 0.0);
+}
+
+static const OpTable *const cpu = &op_table_cpu;
+
+static void cmp_linear_backward(int M, int K, int N) {
+    char s[64];
+    snprintf(s, sizeof s, "M=%d K=%d N=%d", M, K, N);
+    float *x = rand_buf((size_t)M * K, -1, 1), *w = rand_buf((size_t)N * K, -1, 1), *dy = rand_buf((size_t)M * N, -1, 1);
+    float *dx = rand_buf((size_t)M * K, 9, 9), *dxc = rand_buf((size_t)M * K, 9, 9), *dx2 = rand_buf((size_t)M * K, 9, 9);
+    float *dw = rand_buf((size_t)N * K, -1, 1), *dwc = buf_of(dw, (size_t)N * K);
+    float *db = rand_buf(N, -1, 1), *dbc = buf_of(db, N);
+    op_linear_backward(dx, dw, db, dy, x, w, M, K, N);
+    cpu->linear_backward(dxc, dwc, dbc, dy, x, w, M, K, N);
+    check_scaled("linear_backward dx", s, dx, dxc, (size_t)M * K, 1e-5);
+    check_scaled("linear_backward dw", s, dw, dwc, (size_t)N * K, 1e-5);
+    check_scaled("linear_backward db", s, db, dbc, N, 1e-6);
+    op_linear_backward(dx2, NULL, NULL, dy, NULL, w, M, K, N); /* frozen layer: no x needed */
+    check("linear_backward dx only", s, dx2, dx, (size_t)M * K, 0, 0);
+    op_free(x), op_free(w), op_free(dy), op_free(dx), op_free(dxc), op_free(dx2), op_free(dw), op_free(dwc);
+    op_free(db), op_free(dbc);
+}
+
+static void cmp_conv2d(int B, int Cin, int H, int W, int Cout, int k, int stride, int pad0, int pad1) {
+    int Ho = op_conv2d_out(H, k, stride, pad0, pad1), Wo = op_conv2d_out(W, k, stride, pad0, pad1);
+    size_t nx = (size_t)B * Cin * H * W, ny = (size_t)B * Cout * Ho * Wo, nw = (size_t)Cout * Cin * k * k;
+    char s[96];
+    snprintf(s, sizeof s, "%dx%dx%dx%d->%d k%d s%d p%d,%d", B, Cin, H, W, Cout, k, stride, pad0, pad1);
+    float r = 1.0f / sqrtf((float)(Cin * k * k));
+    float *x = rand_buf(nx, -1, 1), *w = rand_buf(nw, -r, r), *b = rand_buf(Cout, -1, 1), *dy = rand_buf(ny, -1, 1);
+    float *y = rand_buf(ny, 9, 9), *yc = rand_buf(ny, 9, 9);
+    op_conv2d(y, x, w, b, B, Cin, H, W, Cout, k, stride, pad0, pad1);
+    cpu->conv2d(yc, x, w, b, B, Cin, H, W, Cout, k, stride, pad0, pad1);
+    check("conv2d vs cpu", s, y, yc, ny, 2e-5, 1e-4);
+    float *dx = rand_buf(nx, 9, 9), *dxc = rand_buf(nx, 9, 9), *dx2 = rand_buf(nx, 9, 9);
+    float *dw = rand_buf(nw, -1, 1), *dwc = buf_of(dw, nw), *db = rand_buf(Cout, -1, 1), *dbc = buf_of(db, Cout);
+    op_conv2d_backward(dx, dw, db, dy, x, w, B, Cin, H, W, Cout, k, stride, pad0, pad1);
+    cpu->conv2d_backward(dxc, dwc, dbc, dy, x, w, B, Cin, H, W, Cout, k, stride, pad0, pad1);
+    check_scaled("conv2d_backward dx", s, dx, dxc, nx, 1e-5);
+    check_scaled("conv2d_backward dw", s, dw, dwc, nw, 1e-5);
+    check_scaled("conv2d_backward db", s, db, dbc, Cout, 1e-6);
+    op_conv2d_backward(dx2, NULL, NULL, dy, NULL, w, B, Cin, H, W, Cout, k, stride, pad0, pad1); /* frozen */
+    check_scaled("conv2d_backward dx only", s, dx2, dxc, nx, 1e-5);
+    op_free(x), op_free(w), op_free(b), op_free(dy), op_free(y), op_free(yc), op_free(dx), op_free(dxc);
+    op_free(dx2), op_free(dw), op_free(dwc), op_free(db), op_free(dbc);
+}
+
+static void cmp_groupnorm(int B, int C, int HW, int G, int silu, float offset) {
+    size_t n = (size_t)B * C * HW, ns = (size_t)B * G;
+    char s[96];
+    snprintf(s, sizeof s, "B=%d C=%d HW=%d G=%d%s off=%g", B, C, HW, G, silu ? " silu" : "", offset);
+    float *x = rand_buf(n, offset - 1, offset + 1), *gamma = rand_buf(C, 0.5f, 1.5f), *beta = rand_buf(C, -1, 1);
+    float *dy = rand_buf(n, -1, 1), *y = rand_buf(n, 9, 9), *yr = rand_buf(n, 9, 9);
+    float *mean = rand_buf(ns, 9, 9), *rstd = rand_buf(ns, 9, 9), *meanc = rand_buf(ns, 9, 9), *rstdc = rand_buf(ns, 9, 9);
+    op_groupnorm_fwd_stats(y, mean, rstd, x, gamma, beta, B, C, HW, G, 1e-5f, silu);
+    op_groupnorm_ref(yr, x, gamma, beta, B, C, HW, G, 1e-5f, silu);
+    check("groupnorm_fwd_stats y", s, y, yr, n, 1e-5, 1e-5);
+    cpu->groupnorm_fwd_stats(yr, meanc, rstdc, x, gamma, beta, B, C, HW, G, 1e-5f, silu);
+    check("groupnorm_fwd_stats mean", s, mean, meanc, ns, 1e-6, 1e-6);
+    check("groupnorm_fwd_stats rstd", s, rstd, rstdc, ns, 0, 1e-6);
+    float *dx = rand_buf(n, 9, 9), *dxc = rand_buf(n, 9, 9), *dx2 = rand_buf(n, 9, 9);
+    float *dg = rand_buf(C, -1, 1), *dgc = buf_of(dg, C), *dbt = rand_buf(C, -1, 1), *dbtc = buf_of(dbt, C);
+    op_groupnorm_backward(dx, dg, dbt, dy, mean, rstd, x, gamma, beta, B, C, HW, G, 1e-5f, silu);
+    cpu->groupnorm_backward(dxc, dgc, dbtc, dy, meanc, rstdc, x, gamma, beta, B, C, HW, G, 1e-5f, silu);
+    check_scaled("groupnorm_backward dx", s, dx, dxc, n, 1e-4);
+    check_scaled("groupnorm_backward dgamma", s, dg, dgc, C, 1e-5);
+    check_scaled("groupnorm_backward dbeta", s, dbt, dbtc, C, 1e-5);
+    op_groupnorm_backward(dx2, NULL, NULL, dy, NULL, NULL, x, gamma, beta, B, C, HW, G, 1e-5f, silu); /* recomputed */
+    check_scaled("groupnorm_backward dx, no stats", s, dx2, dxc, n, 1e-4);
+    op_free(x), op_free(gamma), op_free(beta), op_free(dy), op_free(y), op_free(yr), op_free(mean), op_free(rstd);
+    op_free(meanc), op_free(rstdc), op_free(dx), op_free(dxc), op_free(dx2), op_free(dg), op_free(dgc), op_free(dbt);
+    op_free(dbtc);
+}
+
+static void cmp_layernorm(int N, int D, float offset) {
+    size_t n = (size_t)N * D;
+    char s[64];
+    snprintf(s, sizeof s, "N=%d D=%d off=%g", N, D, offset);
+    float *x = rand_buf(n, offset - 1, offset + 1), *gamma = rand_buf(D, 0.5f, 1.5f), *beta = rand_buf(D, -1, 1);
+    float *dy = rand_buf(n, -1, 1), *y = rand_buf(n, 9, 9), *yr = rand_buf(n, 9, 9);
+    float *mean = rand_buf(N, 9, 9), *rstd = rand_buf(N, 9, 9), *meanc = rand_buf(N, 9, 9), *rstdc = rand_buf(N, 9, 9);
+    op_layernorm_fwd_stats(y, mean, rstd, x, gamma, beta, N, D, 1e-5f);
+    op_layernorm_ref(yr, x, gamma, beta, N, D, 1e-5f);
+    check("layernorm_fwd_stats y", s, y, yr, n, 1e-5, 1e-5);
+    cpu->layernorm_fwd_stats(yr, meanc, rstdc, x, gamma, beta, N, D, 1e-5f);
+    check("layernorm_fwd_stats mean", s, mean, meanc, N, 1e-6, 1e-6);
+    check("layernorm_fwd_stats rstd", s, rstd, rstdc, N, 0, 1e-6);
+    float *dx = rand_buf(n, 9, 9), *dxc = rand_buf(n, 9, 9), *dx2 = rand_buf(n, 9, 9);
+    float *dg = rand_buf(D, -1, 1), *dgc = buf_of(dg, D), *dbt = rand_buf(D, -1, 1), *dbtc = buf_of(dbt, D);
+    op_layernorm_backward(dx, dg, dbt, dy, mean, rstd, x, gamma, N, D, 1e-5f);
+    cpu->layernorm_backward(dxc, dgc, dbtc, dy, meanc, rstdc, x, gamma, N, D, 1e-5f);
+    check_scaled("layernorm_backward dx", s, dx, dxc, n, 1e-4);
+    check_scaled("layernorm_backward dgamma", s, dg, dgc, D, 1e-5);
+    check_scaled("layernorm_backward dbeta", s, dbt, dbtc, D, 1e-5);
+    op_layernorm_backward(dx2, NULL, NULL, dy, NULL, NULL, x, gamma, N, D, 1e-5f);
+    check_scaled("layernorm_backward dx, no stats", s, dx2, dxc, n, 1e-4);
+    op_free(x), op_free(gamma), op_free(beta), op_free(dy), op_free(y), op_free(yr), op_free(mean), op_free(rstd);
+    op_free(meanc), op_free(rstdc), op_free(dx), op_free(dxc), op_free(dx2), op_free(dg), op_free(dgc), op_free(dbt);
+    op_free(dbtc);
+}
+
+static void cmp_attention_backward(int B, int Tq, int Tk, int NH, int Dh, int causal) {
+    int C = NH * Dh;
+    size_t nq = (size_t)B * Tq * C, nk = (size_t)B * Tk * C;
+    char s[96];
+    snprintf(s, sizeof s, "B=%d Tq=%d Tk=%d NH=%d Dh=%d%s", B, Tq, Tk, NH, Dh, causal ? " causal" : "");
+    float *q = rand_buf(nq, -3, 3), *k = rand_buf(nk, -3, 3), *v = rand_buf(nk, -1, 1), *dout = rand_buf(nq, -1, 1);
+    float *dq = rand_buf(nq, 9, 9), *dk = rand_buf(nk, 9, 9), *dv = rand_buf(nk, 9, 9);
+    float *dqc = rand_buf(nq, 9, 9), *dkc = rand_buf(nk, 9, 9), *dvc = rand_buf(nk, 9, 9), *dq2 = rand_buf(nq, 9, 9);
+    op_attention_backward(dq, dk, dv, dout, q, k, v, B, Tq, Tk, NH, Dh, causal);
+    cpu->attention_backward(dqc, dkc, dvc, dout, q, k, v, B, Tq, Tk, NH, Dh, causal);
+    check_scaled("attention_backward dq", s, dq, dqc, nq, 1e-4);
+    check_scaled("attention_backward dk", s, dk, dkc, nk, 1e-4);
+    check_scaled("attention_backward dv", s, dv, dvc, nk, 1e-5);
+    op_attention_backward(dq2, NULL, NULL, dout, q, k, v, B, Tq, Tk, NH, Dh, causal);
+    check("attention_backward dq only", s, dq2, dq, nq, 0, 0);
+    op_free(q), op_free(k), op_free(v), op_free(dout), op_free(dq), op_free(dk), op_free(dv), op_free(dqc);
+    op_free(dkc), op_free(dvc), op_free(dq2);
+}
+
+/* activations, GEGLU, the channel-bias gradient and the layout backward passes, elementwise */
+static void cmp_elementwise_backward(int B, int C, int H, int W) {
+    size_t n = (size_t)B * C * H * W;
+    char s[64];
+    snprintf(s, sizeof s, "B=%d C=%d H=%d W=%d", B, C, H, W);
+    float *x = rand_buf(n, -6, 6), *dy = rand_buf(n, -1, 1), *dx = rand_buf(2 * n, 9, 9), *dxc = rand_buf(2 * n, 9, 9);
+    op_silu_backward(dx, dy, x, n);
+    cpu->silu_backward(dxc, dy, x, n);
+    check("silu_backward", s, dx, dxc, n, 1e-6, 1e-5);
+    op_gelu_backward(dx, dy, x, n);
+    cpu->gelu_backward(dxc, dy, x, n);
+    check("gelu_backward", s, dx, dxc, n, 1e-6, 1e-5);
+    op_quick_gelu_backward(dx, dy, x, n);
+    cpu->quick_gelu_backward(dxc, dy, x, n);
+    check("quick_gelu_backward", s, dx, dxc, n, 1e-6, 1e-5);
+    memcpy(dx, dy, n * sizeof(float));
+    op_silu_backward(dx, dx, x, n); /* in place */
+    cpu->silu_backward(dxc, dy, x, n);
+    check("silu_backward in place", s, dx, dxc, n, 1e-6, 1e-5);
+    float *xg = rand_buf(2 * n, -4, 4); /* GEGLU: N = B·C·H rows of D = W */
+    op_geglu_backward(dx, dy, xg, B * C * H, W);
+    cpu->geglu_backward(dxc, dy, xg, B * C * H, W);
+    check("geglu_backward", s, dx, dxc, 2 * n, 1e-6, 1e-5);
+    float *dv = rand_buf((size_t)B * C, -1, 1), *dvc = buf_of(dv, (size_t)B * C);
+    op_add_channel_bias_backward(dv, dy, B, C, H * W);
+    cpu->add_channel_bias_backward(dvc, dy, B, C, H * W);
+    check_scaled("add_channel_bias_backward", s, dv, dvc, (size_t)B * C, 1e-6);
+    /* layout: dy of the ×2 upsample is (B,C,2H,2W); concat splits C into C/2 + rest; transposes with T = H·W */
+    float *dyu = rand_buf(4 * n, -1, 1);
+    op_upsample_nearest_backward(dx, dyu, B, C, H, W, 2 * H, 2 * W);
+    cpu->upsample_nearest_backward(dxc, dyu, B, C, H, W, 2 * H, 2 * W);
+    check("upsample_nearest_backward x2", s, dx, dxc, n, 0, 0);
+    size_t no = (size_t)B * C * (2 * H + 1) * (W + 3);
+    float *dxo = rand_buf(no, 9, 9), *dxoc = rand_buf(no, 9, 9);
+    op_upsample_nearest_backward(dxo, dy, B, C, 2 * H + 1, W + 3, H, W); /* downsampling sizes: some get nothing */
+    cpu->upsample_nearest_backward(dxoc, dy, B, C, 2 * H + 1, W + 3, H, W);
+    check("upsample_nearest_backward odd", s, dxo, dxoc, no, 0, 0);
+    op_free(dxo), op_free(dxoc);
+    int Ca = C / 2, Cb = C - Ca;
+    op_concat_channels_backward(dx, dx + n, dy, B, Ca, Cb, H * W); /* da (B,Ca,HW) at dx, db (B,Cb,HW) at dx + n */
+    cpu->concat_channels_backward(dxc, dxc + n, dy, B, Ca, Cb, H * W);
+    check("concat_channels_backward da", s, dx, dxc, (size_t)B * Ca * H * W, 0, 0);
+    check("concat_channels_backward db", s, dx + n, dxc + n, (size_t)B * Cb * H * W, 0, 0);
+    op_nchw_to_ntc_backward(dx, dy, B, C, H * W);
+    cpu->nchw_to_ntc_backward(dxc, dy, B, C, H * W);
+    check("nchw_to_ntc_backward", s, dx, dxc, n, 0, 0);
+    op_ntc_to_nchw_backward(dx, dy, B, C, H * W);
+    cpu->ntc_to_nchw_backward(dxc, dy, B, C, H * W);
+    check("ntc_to_nchw_backward", s, dx, dxc, n, 0, 0);
+    op_free(x), op_free(dy), op_free(dx), op_free(dxc), op_free(xg), op_free(dv), op_free(dvc), op_free(dyu);
+}
+
+/* GEMM with every transpose combination and beta != 0 against the reference */
+static void test_gemm(int M, int N, int K) {
+    char s[64];
+    for (int t = 0; t < 4; t++) {
+        int ta = t & 1, tb = t >> 1;
+        float *A = rand_buf((size_t)M * K, -1, 1), *Bm = rand_buf((size_t)K * N, -1, 1);
+        float *Cm = rand_buf((size_t)M * N, -1, 1), *Cr = buf_of(Cm, (size_t)M * N);
+        op_gemm(Cm, A, Bm, M, N, K, ta, tb, 0.5f, 0.25f);
+        op_gemm_ref(Cr, A, Bm, M, N, K, ta, tb, 0.5f, 0.25f);
+        snprintf(s, sizeof s, "M=%d N=%d K=%d ta=%d tb=%d", M, N, K, ta, tb);
+        check("gemm", s, Cm, Cr, (size_t)M * N, 2e-5, 1e-4);
+        op_free(A), op_free(Bm), op_free(Cm), op_free(Cr);
+    }
+}
+
+static void test_against_cpu(void) {
+    test_gemm(7, 5, 3);
+    test_gemm(64, 320, 77);
+    cmp_linear_backward(7, 13, 5);
+    cmp_linear_backward(154, 768, 320);
+    cmp_conv2d(1, 3, 7, 7, 5, 3, 1, 1, 1);
+    cmp_conv2d(2, 4, 9, 7, 6, 3, 2, 1, 1);
+    cmp_conv2d(1, 5, 8, 8, 3, 3, 2, 0, 1); /* VAE downsample padding */
+    cmp_conv2d(2, 8, 5, 6, 4, 1, 1, 0, 0); /* 1x1 */
+    cmp_conv2d(1, 3, 6, 7, 2, 1, 2, 0, 0); /* 1x1 strided */
+    cmp_conv2d(1, 2, 4, 4, 3, 3, 1, 2, 2); /* pad > k/2 */
+    cmp_conv2d(2, 32, 16, 16, 64, 3, 1, 1, 1);
+    cmp_groupnorm(1, 4, 5, 2, 0, 0);
+    cmp_groupnorm(2, 6, 7, 3, 1, 0);
+    cmp_groupnorm(2, 64, 100, 32, 1, 0);
+    cmp_groupnorm(1, 64, 256, 32, 1, 10);
+    cmp_layernorm(3, 7, 0);
+    cmp_layernorm(77, 768, 0);
+    cmp_layernorm(300, 320, 10);
+    cmp_attention_backward(1, 3, 4, 2, 5, 0);
+    cmp_attention_backward(2, 5, 5, 3, 4, 1);
+    cmp_attention_backward(1, 64, 77, 8, 40, 0);
+    cmp_attention_backward(2, 77, 77, 12, 64, 1);
+    cmp_attention_backward(1, 300, 300, 2, 8, 1);
+    cmp_elementwise_backward(1, 3, 5, 7);
+    cmp_elementwise_backward(2, 64, 16, 16);
+}
+
+#ifdef LS_HAVE_CUDA
+/* ---- the CUDA backend only: its second code paths and real SD1.5 shapes (too slow for the CPU runs) ---- */
+
+/* attention on a sample of query rows against the reference run on those rows alone (rows are independent
+ * without a causal mask): the full reference at 4096×4096 would take a minute */
+static void test_attention_rows(int B, int Tq, int Tk, int NH, int Dh) {
+    int C = NH * Dh, nr = 32;
+    float *q = rand_buf((size_t)B * Tq * C, -3, 3), *k = rand_buf((size_t)B * Tk * C, -3, 3);
+    float *v = rand_buf((size_t)B * Tk * C, -1, 1), *o = rand_buf((size_t)B * Tq * C, 9, 9);
+    float *o_ref = op_alloc((size_t)nr * C * sizeof(float));
+    double t0 = ls_time();
+    op_attention(o, q, k, v, B, Tq, Tk, NH, Dh, 0);
+    op_sync();
+    double t1 = ls_time();
+    char s[96];
+    snprintf(s, sizeof s, "B=%d Tq=%d Tk=%d NH=%d Dh=%d rows", B, Tq, Tk, NH, Dh);
+    int starts[3] = {0, Tq / 2 - nr / 2, Tq - nr};
+    for (int bi = 0; bi < B; bi++)
+        for (int i = 0; i < 3; i++) {
+            size_t off = ((size_t)bi * Tq + starts[i]) * C;
+            op_attention_ref(o_ref, q + off, k + (size_t)bi * Tk * C, v + (size_t)bi * Tk * C, 1, nr, Tk, NH, Dh, 0);
+            check("attention (sampled rows)", s, o + off, o_ref, (size_t)nr * C, 2e-5, 1e-4);
+        }
+    printf("     time: attention %s %.2f ms (first call)\n", s, 1e3 * (t1 - t0));
+    op_free(q), op_free(k), op_free(v), op_free(o), op_free(o_ref);
+}
+
+/* time of one call after a warm-up, printed (never checked) */
+#define TIME_OP(what, call)                                                                                       \
+    do {                                                                                                          \
+        call;                                                                                                     \
+        op_sync();                                                                                                \
+        double t0_ = ls_time();                                                                                   \
+        call;                                                                                                     \
+        op_sync();                                                                                                \
+        printf("     time: %-60s %8.3f ms\n", what, 1e3 * (ls_time() - t0_));                                   \
+    } while (0)
+
+static void time_sd_ops(void) {
+    float *x = rand_buf((size_t)2 * 320 * 64 * 64, -1, 1), *w = rand_buf((size_t)320 * 320 * 9, -0.02f, 0.02f);
+    float *b = rand_buf(320, -1, 1), *y = rand_buf((size_t)2 * 320 * 64 * 64, 0, 1), *g = rand_buf(1280, 0.5f, 1.5f);
+    float *q = rand_buf((size_t)2 * 4096 * 320, -1, 1), *k = rand_buf((size_t)2 * 4096 * 320, -1, 1);
+    float *v = rand_buf((size_t)2 * 4096 * 320, -1, 1), *o = rand_buf((size_t)2 * 4096 * 320, 0, 1);
+    float *dq = rand_buf((size_t)2 * 4096 * 320, 0, 1), *dk = rand_buf((size_t)2 * 4096 * 320, 0, 1);
+    float *dv = rand_buf((size_t)2 * 4096 * 320, 0, 1);
+    TIME_OP("conv2d 2x320x64x64 -> 320 k3", op_conv2d(y, x, w, b, 2, 320, 64, 64, 320, 3, 1, 1, 1));
+    TIME_OP("conv2d_backward 2x320x64x64 -> 320 k3 (dx dw db)",
+            op_conv2d_backward(dq, dk, g, y, x, w, 2, 320, 64, 64, 320, 3, 1, 1, 1));
+    TIME_OP("groupnorm+silu 2x320x4096 G32", op_groupnorm(y, x, g, b, 2, 320, 4096, 32, 1e-5f, 1));
+    TIME_OP("attention self 2x4096 NH8 Dh40", op_attention(o, q, k, v, 2, 4096, 4096, 8, 40, 0));
+    TIME_OP("attention cross 2x4096x77 NH8 Dh40", op_attention(o, q, k, v, 2, 4096, 77, 8, 40, 0));
+    TIME_OP("attention_backward self 2x4096 NH8 Dh40",
+            op_attention_backward(dq, dk, dv, o, q, k, v, 2, 4096, 4096, 8, 40, 0));
+    TIME_OP("linear 8192x320 -> 320", op_linear(o, q, w, b, 8192, 320, 320));
+    op_free(x), op_free(w), op_free(b), op_free(y), op_free(g), op_free(q), op_free(k), op_free(v), op_free(o);
+    op_free(dq), op_free(dk), op_free(dv);
+}
+
+static void test_cuda(void) {
+    /* the other code paths: im2col + cuBLAS when cuDNN is the default, the chunked attention forward */
+    int dnn = ops_cuda_conv_cudnn(-1);
+    printf("test_ops: cuda convolutions through im2col + cuBLAS%s\n", dnn ? " (the default is cuDNN)" : "");
+    ops_cuda_conv_cudnn(0);
+    if (dnn) {
+        test_conv_set();
+        cmp_conv2d(2, 4, 9, 7, 6, 3, 2, 1, 1);
+        cmp_conv2d(2, 32, 16, 16, 64, 3, 1, 1, 1);
+    }
+#ifndef LS_CUDA_EMU
+    cmp_conv2d(1, 128, 256, 256, 128, 3, 1, 1, 1); /* VAE decoder at 256x256: col is 302 MB, two bands */
+#endif
+    ops_cuda_conv_cudnn(dnn);
+    printf("test_ops: cuda attention through the chunked cuBLAS path\n");
+    ops_cuda_attention_fused(0);
+    test_attention_set();
+    ops_cuda_attention_fused(1);
+
+#ifdef LS_CUDA_EMU /* scripts/gpu_emu_check.sh: the kernels emulated on the CPU, far too slow for these */
+    printf("test_ops: cuda emulated on the CPU: SD1.5 shapes and timings left out\n");
+    return;
+#endif
+    /* real SD1.5 shapes (512×512 image: 64×64 latent; 8 heads) */
+    printf("test_ops: cuda at SD1.5 shapes\n");
+    cmp_conv2d(1, 320, 64, 64, 320, 3, 1, 1, 1);  /* down_blocks.0 resnet conv, forward and backward vs CPU */
+    cmp_conv2d(1, 4, 64, 64, 320, 3, 1, 1, 1);    /* conv_in */
+    cmp_conv2d(1, 640, 32, 32, 640, 1, 1, 0, 0);  /* 1x1 shortcut */
+    cmp_conv2d(1, 128, 128, 128, 128, 3, 2, 0, 1); /* VAE encoder downsample */
+    test_conv2d(1, 320, 32, 32, 320, 3, 1, 1, 1, 1); /* against the reference */
+    test_groupnorm(2, 1280, 8 * 8, 32, 1e-5f, 1, 0); /* up_blocks.0 */
+    test_groupnorm(2, 320, 64 * 64, 32, 1e-5f, 1, 0);
+    cmp_groupnorm(2, 1280, 64, 32, 1, 0);
+    cmp_groupnorm(1, 320, 4096, 32, 1, 0);
+    test_layernorm(2 * 4096, 320, 1e-5f, 0);
+    cmp_layernorm(2 * 4096, 320, 0);
+    test_linear(2 * 4096, 320, 320, 1);
+    cmp_linear_backward(2 * 4096, 320, 1280);
+    test_attention(2, 4096, 77, 8, 40, 0);     /* cross-attention: 4096 latent tokens × 77 text tokens */
+    test_attention_rows(1, 4096, 4096, 8, 40); /* self-attention, down_blocks.0 */
+    test_attention_rows(2, 1024, 1024, 8, 80); /* down_blocks.1 */
+    test_attention_rows(2, 256, 256, 8, 160);  /* down_blocks.2: Dh 160 takes the chunked path */
+    test_attention_rows(1, 4096, 4096, 1, 512); /* the VAE's mid-block attention */
+    cmp_attention_backward(2, 4096, 77, 8, 40, 0);
+    cmp_attention_backward(1, 4096, 4096, 8, 40, 0);
+    cmp_elementwise_backward(2, 320, 64, 64);
+    test_between_layers(2, 77, 768, 49408, (size_t)4 * 64 * 64 * 2);
+    time_sd_ops();
+}
+#endif
 
 /* Every entry of a compute backend's table is filled (a NULL would crash the first model that calls it). */
 static void test_table_complete(const OpTable *t) {
@@ -485,17 +907,7 @@ static void test_backend(void) {
     test_linear(77, 768, 768, 1);  /* CLIP q_proj */
     test_linear(256, 320, 1280, 0);
 
-    test_conv2d(1, 3, 7, 7, 5, 3, 1, 1, 1, 1);
-    test_conv2d(2, 4, 9, 7, 6, 3, 2, 1, 1, 1);   /* stride 2, odd non-square */
-    test_conv2d(1, 5, 8, 8, 3, 3, 2, 0, 1, 1);   /* VAE encoder downsample padding */
-    test_conv2d(2, 3, 7, 9, 4, 3, 2, 0, 1, 0);   /* same, odd sizes, no bias */
-    test_conv2d(2, 8, 5, 6, 4, 1, 1, 0, 0, 1);   /* 1x1: direct GEMM path */
-    test_conv2d(1, 3, 6, 7, 2, 1, 2, 0, 0, 0);   /* 1x1 strided: im2col path */
-    test_conv2d(1, 2, 5, 5, 2, 5, 1, 2, 2, 1);   /* 5x5 */
-    test_conv2d(1, 2, 4, 4, 3, 3, 1, 2, 2, 1);   /* pad > k/2: border rows all padding */
-    test_conv2d(1, 4, 16, 16, 320, 3, 1, 1, 1, 1); /* conv_in at a 128x128 image */
-    test_conv2d(1, 320, 16, 16, 320, 3, 1, 1, 1, 1);
-    test_conv2d(1, 64, 128, 512, 4, 3, 1, 1, 1, 1); /* col = 1.2 MB/row > 64 MiB: 3 bands, last partial */
+    test_conv_set();
 
     test_groupnorm(1, 4, 5, 2, 1e-5f, 0, 0);
     test_groupnorm(2, 6, 7, 3, 1e-6f, 1, 0);
@@ -508,14 +920,7 @@ static void test_backend(void) {
     test_layernorm(77, 768, 1e-5f, 0);
     test_layernorm(1024, 320, 1e-5f, 10);
 
-    test_attention(1, 1, 1, 1, 1, 0);
-    test_attention(1, 3, 4, 2, 5, 0);       /* small cross */
-    test_attention(2, 5, 5, 3, 4, 1);       /* small causal */
-    test_attention(1, 64, 77, 8, 40, 0);    /* cross-attention, Tq != Tk */
-    test_attention(2, 77, 77, 12, 64, 1);   /* CLIP self-attention */
-    test_attention(1, 1024, 1024, 8, 40, 0); /* SD1.5 down_blocks.0 self-attention at 256x256 */
-    test_attention(1, 2048, 2048, 1, 8, 0); /* 4 query chunks */
-    test_attention(1, 2048, 2048, 1, 8, 1); /* 4 query chunks, causal */
+    test_attention_set();
 
     test_geglu(3, 5);
     test_geglu(64, 1280);
@@ -544,6 +949,9 @@ static void test_backend(void) {
 
     test_between_layers(2, 77, 64, 300, 1000);
     test_between_layers(1, 77, 768, 49408, 200003); /* SD1.5's vocabulary; n past the threading cut-off */
+
+    test_sampling(1000);
+    test_sampling(4 * 64 * 64 * 2 + 3);
 }
 
 int main(int argc, char **argv) {
@@ -554,7 +962,15 @@ int main(int argc, char **argv) {
         printf("test_ops: backend %s, %d threads\n", ls_ops->name, op_num_threads());
         test_table_complete(ls_ops);
         test_backend();
+        if (ls_ops != &op_table_cpu) test_against_cpu();
+#ifdef LS_HAVE_CUDA
+        if (ls_ops == &op_table_cuda) test_cuda();
+#endif
     }
+#ifdef LS_HAVE_CUDA
+    if (!ops_cuda_present()) printf("skip cuda: no GPU\n"); /* the CUDA backend is compiled in, no device here */
+    else if (ops_select("cuda") != 0 || ls_ops != &op_table_cuda) n_fail++, printf("FAIL ops_select(\"cuda\")\n");
+#endif
     /* selecting backends by name */
     if (ops_select("ref") != 0 || ls_ops != &op_table_ref) n_fail++, printf("FAIL ops_select(\"ref\")\n");
     if (ops_select("no-such-backend") != -1 || ls_ops != &op_table_ref)

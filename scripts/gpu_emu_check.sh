@@ -14,7 +14,10 @@ build=$(cd "${1:-build-nocuda}" && pwd)
 out=${2:-$build/emu}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-[ -f "$build/liblscore.a" ] || { echo "gpu_emu_check: no $build/liblscore.a (build the CPU configuration first)"; exit 2; }
+if [ ! -f "$build/liblscore.a" ]; then
+    echo "gpu_emu_check: no $build/liblscore.a (build the CPU configuration first)"
+    exit 2
+fi
 san=""
 [ "${EMU_ASAN:-0}" = 1 ] && san="-fsanitize=address -fno-omit-frame-pointer"
 defs="-DLS_HAVE_CUDA=1 -DLS_CUDA_EMU=1 -D_GNU_SOURCE"
@@ -31,7 +34,8 @@ for f in kernels/cuda/table.c kernels/ops.c tests/test_ops.c; do
 done
 objs+=("$out/cuda_emu.o" "$out/table.o" "$out/ops.o" "$out/test_ops.o")
 # the libraries test_ops links in the CPU build (link.txt, after "-o test_ops"), the archive named by its path
-libs=$(sed -n 's/.* -o test_ops //p' "$build/CMakeFiles/test_ops.dir/link.txt" | sed "s#\(^\| \)liblscore.a#\1$build/liblscore.a#")
+libs=$(sed -n 's/.* -o test_ops //p' "$build/CMakeFiles/test_ops.dir/link.txt" |
+    sed "s#\(^\| \)liblscore.a#\1$build/liblscore.a#")
 eval g++ $san -o "$out/test_ops_emu" "${objs[@]}" $libs -fopenmp
 echo "gpu_emu_check: built $out/test_ops_emu; running it"
 "$out/test_ops_emu"

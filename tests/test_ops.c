@@ -571,8 +571,9 @@ static const OpTable *const cpu = &op_table_cpu;
 static void cmp_linear_backward(int M, int K, int N) {
     char s[64];
     snprintf(s, sizeof s, "M=%d K=%d N=%d", M, K, N);
-    float *x = rand_buf((size_t)M * K, -1, 1), *w = rand_buf((size_t)N * K, -1, 1), *dy = rand_buf((size_t)M * N, -1, 1);
-    float *dx = rand_buf((size_t)M * K, 9, 9), *dxc = rand_buf((size_t)M * K, 9, 9), *dx2 = rand_buf((size_t)M * K, 9, 9);
+    float *x = rand_buf((size_t)M * K, -1, 1), *w = rand_buf((size_t)N * K, -1, 1);
+    float *dy = rand_buf((size_t)M * N, -1, 1), *dx = rand_buf((size_t)M * K, 9, 9);
+    float *dxc = rand_buf((size_t)M * K, 9, 9), *dx2 = rand_buf((size_t)M * K, 9, 9);
     float *dw = rand_buf((size_t)N * K, -1, 1), *dwc = buf_of(dw, (size_t)N * K);
     float *db = rand_buf(N, -1, 1), *dbc = buf_of(db, N);
     op_linear_backward(dx, dw, db, dy, x, w, M, K, N);
@@ -616,7 +617,8 @@ static void cmp_groupnorm(int B, int C, int HW, int G, int silu, float offset) {
     snprintf(s, sizeof s, "B=%d C=%d HW=%d G=%d%s off=%g", B, C, HW, G, silu ? " silu" : "", offset);
     float *x = rand_buf(n, offset - 1, offset + 1), *gamma = rand_buf(C, 0.5f, 1.5f), *beta = rand_buf(C, -1, 1);
     float *dy = rand_buf(n, -1, 1), *y = rand_buf(n, 9, 9), *yr = rand_buf(n, 9, 9);
-    float *mean = rand_buf(ns, 9, 9), *rstd = rand_buf(ns, 9, 9), *meanc = rand_buf(ns, 9, 9), *rstdc = rand_buf(ns, 9, 9);
+    float *mean = rand_buf(ns, 9, 9), *rstd = rand_buf(ns, 9, 9);
+    float *meanc = rand_buf(ns, 9, 9), *rstdc = rand_buf(ns, 9, 9);
     op_groupnorm_fwd_stats(y, mean, rstd, x, gamma, beta, B, C, HW, G, 1e-5f, silu);
     op_groupnorm_ref(yr, x, gamma, beta, B, C, HW, G, 1e-5f, silu);
     check("groupnorm_fwd_stats y", s, y, yr, n, 1e-5, 1e-5);

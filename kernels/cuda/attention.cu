@@ -51,8 +51,10 @@ __global__ void __launch_bounds__(AQ_WARPS * 32)
     }
     float o[AQ_ROWS][DCH], m[AQ_ROWS];
     double l[AQ_ROWS];
+#pragma unroll
     for (int rr = 0; rr < AQ_ROWS; rr++) {
         m[rr] = -INFINITY, l[rr] = 0.0;
+#pragma unroll
         for (int c = 0; c < DCH; c++) o[rr][c] = 0.0f;
     }
     int nk = causal ? min(Tk, i0 + AQ_BLOCK) : Tk; /* causal: later keys are masked for every row here */
@@ -64,9 +66,11 @@ __global__ void __launch_bounds__(AQ_WARPS * 32)
             Vs[jj][d] = ok ? vh[(size_t)(j0 + jj) * C + d] : 0.0f;
         }
         __syncthreads();
+        /* unrolled, so o, m and l stay in registers (indexed by constants) */
+#pragma unroll
         for (int rr = 0; rr < AQ_ROWS; rr++) {
             int r = wp * AQ_ROWS + rr, i = i0 + r, j = j0 + lane;
-            if (i >= Tq) break; /* the same for the whole warp */
+            if (i >= Tq) continue; /* the same for the whole warp */
             int live = j < Tk && (!causal || j <= i);
             float s = -INFINITY;
             if (live) {
@@ -78,18 +82,22 @@ __global__ void __launch_bounds__(AQ_WARPS * 32)
             if (mnew == -INFINITY) continue; /* every key so far masked (the same for the whole warp) */
             float alpha = expf(m[rr] - mnew), p = live ? expf(s - mnew) : 0.0f;
             l[rr] = l[rr] * alpha + warp_sum(p);
+#pragma unroll
             for (int c = 0; c < DCH; c++) o[rr][c] *= alpha;
             for (int jj = 0; jj < AK; jj++) {
                 float pj = __shfl_sync(0xffffffffu, p, jj);
+#pragma unroll
                 for (int c = 0; c < DCH; c++) o[rr][c] += pj * Vs[jj][c * 32 + lane];
             }
             m[rr] = mnew;
         }
     }
+#pragma unroll
     for (int rr = 0; rr < AQ_ROWS; rr++) {
         int i = i0 + wp * AQ_ROWS + rr;
-        if (i >= Tq) break;
+        if (i >= Tq) continue;
         float *oi = out + ((size_t)b * Tq + i) * C + (size_t)h * Dh;
+#pragma unroll
         for (int c = 0; c < DCH; c++)
             if (c * 32 + lane < Dh) oi[c * 32 + lane] = (float)(o[rr][c] / l[rr]);
     }

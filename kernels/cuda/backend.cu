@@ -45,12 +45,15 @@ CudaBackend *cuda_backend(void) {
     CUBLAS(cublasCreate(&b->blas));
     CUBLAS(cublasSetStream(b->blas, b->stream));
     CUBLAS(cublasSetMathMode(b->blas, CUBLAS_DEFAULT_MATH)); /* fp32 stays fp32: no TF32 behind our back */
+    /* LS_CUDA_NO_CUDNN=1, LS_CUDA_NO_FUSED=1: the always-present paths (im2col + cuBLAS, chunked attention) */
+    const char *no_dnn = getenv("LS_CUDA_NO_CUDNN"), *no_fused = getenv("LS_CUDA_NO_FUSED");
 #ifdef LS_HAVE_CUDNN
     CUDNN(cudnnCreate(&b->dnn));
     CUDNN(cudnnSetStream(b->dnn, b->stream));
-    b->use_cudnn = 1;
+    b->use_cudnn = !(no_dnn && *no_dnn == '1');
 #endif
-    b->attn_fused = 1;
+    (void)no_dnn;
+    b->attn_fused = !(no_fused && *no_fused == '1');
     /* keep freed scratch in the stream-ordered pool instead of returning it to the driver at every sync */
     cudaMemPool_t pool;
     CU(cudaDeviceGetDefaultMemPool(&pool, dev));

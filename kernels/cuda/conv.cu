@@ -12,8 +12,9 @@
  * cuDNN (LS_HAVE_CUDNN): the legacy convolution API (deprecated in cuDNN 9 in favour of the graph API, still
  * shipped), fp32 with CUDNN_FMA_MATH (no TF32); the algorithm is cuDNN's heuristic first choice among those
  * that need at most CONV_SCRATCH_BYTES of workspace, are GEMM-like (no FFT or Winograd), not tensor-op, and
- * (backward) deterministic; when none qualifies the op takes the im2col path. The VAE encoder's asymmetric padding (0 top/left, 1
- * bottom/right) always takes im2col. Next: cache the descriptors and algorithm per shape, TF32 / bf16.
+ * (backward) deterministic; when none qualifies the op takes the im2col path. The VAE encoder's asymmetric
+ * padding (0 top/left, 1 bottom/right) always takes im2col. Next: cache the descriptors and algorithm per shape,
+ * TF32 / bf16.
  */
 #include "cuda_base.cuh" // defines: LAUNCH, GRID_STRIDE, grid_for, cuda_op, cuda_gemm, cuda_scratch
 
@@ -104,8 +105,8 @@ static bool plain_algo(cudnnConvolutionBwdFilterAlgo_t a) {
 /* index of the first acceptable algorithm in cuDNN's ranked list, or -1 */
 template <typename Perf> static int pick(const Perf *perf, int n, int need_deterministic) {
     for (int i = 0; i < n; i++)
-        if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= CONV_SCRATCH_BYTES && plain_algo(perf[i].algo) &&
-            perf[i].mathType != CUDNN_TENSOR_OP_MATH && perf[i].mathType != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION &&
+        if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= CONV_SCRATCH_BYTES &&
+            plain_algo(perf[i].algo) && perf[i].mathType != CUDNN_TENSOR_OP_MATH && perf[i].mathType != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION &&
             (!need_deterministic || perf[i].determinism == CUDNN_DETERMINISTIC))
             return i;
     return -1;

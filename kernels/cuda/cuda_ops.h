@@ -17,7 +17,8 @@ struct SamplerStepArgs;
 int ops_cuda_present(void);
 /* Test hooks, both returning the setting now in force: conv2d through cuDNN (1) or im2col + cuBLAS (0),
  * and attention through the fused kernel (1) or the chunked cuBLAS path (0); -1 only asks. Asking cuDNN
- * for 1 in a build without it keeps 0. The defaults: cuDNN when built with it, the fused kernel. */
+ * for 1 in a build without it keeps 0. The defaults: cuDNN when built with it, the fused kernel — unless the
+ * environment says LS_CUDA_NO_CUDNN=1 or LS_CUDA_NO_FUSED=1 when the backend starts. */
 int ops_cuda_conv_cudnn(int on);
 int ops_cuda_attention_fused(int on);
 

@@ -11,6 +11,12 @@
  *    names its implementations by its suffix (kernels/cpu: op_linear_cpu, ...; a CUDA backend: _cuda), so
  *    one binary holds several and the op tests run every backend present against the references.
  *  - Ops may allocate bounded scratch internally; they never hold state between calls.
+ *  - Memory and ordering: every buffer handed to an op comes from the backend's alloc (op_alloc below; for
+ *    the CPU backend any memory will do). A backend may run its ops asynchronously, in the order they were
+ *    issued (CUDA: queued on the backend's one stream); op_sync waits until all of them have finished, and
+ *    only then may the host read an op's output or overwrite an op's input. Ops that return a value
+ *    (op_mse_loss, op_sum_squares, op_num_threads) wait themselves. Scalars and argument structs passed by
+ *    pointer (AdamwArgs, SamplerStepArgs) are read on the host during the call and may live anywhere.
  */
 #ifndef LS_OPS_H
 #define LS_OPS_H
@@ -44,6 +50,12 @@ typedef struct SamplerStepArgs {
  * table has gaps; a compute backend fills every entry). ---- */
 typedef struct OpTable {
     const char *name;
+    /* memory (see the conventions above): alloc returns bytes that this backend's ops and the host can both
+     * read and write (CPU: malloc, aborting on out-of-memory; CUDA: cudaMallocManaged), free releases them
+     * (NULL is fine), sync waits for every op issued so far (CPU: nothing to wait for). */
+    void *(*alloc)(size_t bytes);
+    void (*free)(void *p);
+    void (*sync)(void);
     void (*linear)(float *y, const float *x, const float *w, const float *b, int M, int K, int N);
     void (*conv2d)(float *y, const float *x, const float *w, const float *b, int B, int Cin, int H, int W, int Cout,
                    int k, int stride, int pad0, int pad1);
@@ -102,13 +114,28 @@ typedef struct OpTable {
     void (*divide)(float *y, const float *x, float d, size_t n);
 } OpTable;
 
-extern const OpTable op_table_cpu; /* kernels/cpu/table.c: OpenMP + BLAS */
-extern const OpTable op_table_ref; /* kernels/cpu/ref.c: the plain references (forward ops only) */
-extern const OpTable *ls_ops;      /* the backend in use */
-/* Select a backend by name ("cpu"; "ref" for tests): LS_OK, or -1 when no backend has that name. */
+extern const OpTable op_table_cpu;  /* kernels/cpu/table.c: OpenMP + BLAS */
+extern const OpTable op_table_ref;  /* kernels/cpu/ref.c: the plain references (forward ops; CPU memory) */
+extern const OpTable op_table_cuda; /* kernels/cuda/table.c: cuBLAS (+ cuDNN) and own kernels; only in a
+                                     * build with CUDA (LS_HAVE_CUDA) */
+extern const OpTable *ls_ops;       /* the backend in use */
+/* Select a backend by name ("cpu", "cuda"; "ref" for tests): LS_OK, or -1 when no backend has that name
+ * (or, for "cuda", this build has no CUDA or the machine no GPU). */
 int ops_select(const char *name);
-/* The backends compiled into this binary, for tests: NULL-terminated. */
+/* The backends this binary can run here, for tests: NULL-terminated. The CPU backend first; the CUDA
+ * backend when compiled in and a GPU is present (cudaGetDeviceCount > 0). */
 const OpTable *const *ops_backends(void);
+
+/* Memory of the backend in use (OpTable.alloc, .free, .sync). */
+static inline void *op_alloc(size_t bytes) {
+    return ls_ops->alloc(bytes);
+}
+static inline void op_free(void *p) {
+    ls_ops->free(p);
+}
+static inline void op_sync(void) {
+    ls_ops->sync();
+}
 
 /* y[M,N] = x[M,K] · w[N,K]ᵀ + b[N]   (== torch.nn.Linear; b may be NULL) */
 static inline void op_linear(float *y, const float *x, const float *w, const float *b, int M, int K, int N) {

@@ -4,6 +4,10 @@
 
 #include <stddef.h>
 
+void *op_alloc_cpu(size_t bytes);
+void op_free_cpu(void *p);
+void op_sync_cpu(void);
+
 void op_linear_cpu(float *y, const float *x, const float *w, const float *b, int M, int K, int N);
 void op_conv2d_cpu(float *y, const float *x, const float *w, const float *b, int B, int Cin, int H, int W, int Cout,
                    int k, int stride, int pad0, int pad1);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "kbase.h"  // defines: mallocCheck, LS_ASSERT
+#include "cpu.h"    // defines: op_alloc_cpu, op_free_cpu, op_sync_cpu (the references run on CPU memory)
 #include "ops.h"    // defines: the ops' semantics (OpTable), op_conv2d_out
 
 /* == torch.nn.Linear: y[m,n] = sum_k x[m,k] * w[n,k] + b[n] */
@@ -235,6 +236,9 @@ void op_divide_ref(float *y, const float *x, float d, size_t n) {
 /* The references as an op table (forward ops; the rest are checked by finite differences). */
 const OpTable op_table_ref = {
     .name = "ref",
+    .alloc = op_alloc_cpu,
+    .free = op_free_cpu,
+    .sync = op_sync_cpu,
     .linear = op_linear_ref,
     .conv2d = op_conv2d_ref,
     .groupnorm = op_groupnorm_ref,

@@ -1,9 +1,19 @@
-/* table.c — the CPU backend's op table. */
+/* table.c — the CPU backend's op table, and its memory: plain malloc/free, nothing to wait for. */
+#include <stdlib.h>
+
+#include "kbase.h"  // defines: mallocCheck
 #include "cpu.h"    // defines: the op_*_cpu prototypes
 #include "ops.h"    // defines: the ops' semantics (OpTable)
 
+void *op_alloc_cpu(size_t bytes) { return mallocCheck(bytes); }
+void op_free_cpu(void *p) { free(p); }
+void op_sync_cpu(void) {} /* the CPU ops return when their work is done */
+
 const OpTable op_table_cpu = {
     .name = "cpu",
+    .alloc = op_alloc_cpu,
+    .free = op_free_cpu,
+    .sync = op_sync_cpu,
     .linear = op_linear_cpu,
     .conv2d = op_conv2d_cpu,
     .groupnorm = op_groupnorm_cpu,

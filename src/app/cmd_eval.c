@@ -36,6 +36,10 @@ static int usage(FILE *f) {
 }
 
 static double pct(int a, int b) { return b > 0 ? 100.0 * a / b : 0.0; }
+/* The share of the base-to-floor style distance gap that distance d closes (NaN without a gap). */
+static double gap_closed(double base, double floor_d, double d) {
+    return isfinite(base) && base > floor_d ? 100.0 * (base - d) / (base - floor_d) : NAN;
+}
 
 /* n single-object captions from `set` (seed): the prompts of both modes. */
 static char **make_prompts(SceneSet set, uint64_t seed, int n) {
@@ -222,7 +226,7 @@ int cmd_eval(int argc, char **argv) {
         dataset_options_default(&dopt);
         dopt.resolution = size;
         dopt.quiet = 1;
-        QualityStyleSig *ref = mallocCheck(sizeof *ref), *floor_sig = mallocCheck(sizeof *floor_sig);
+        QualityStyleSig *ref = mallocCheck(sizeof *ref), *sig = mallocCheck(sizeof *sig); /* the floor's, then the VAE's */
         int rs = 0;
         rc = dataset_scan(&d, dir, &dopt);
         if (rc == LS_OK) rc = style_signature_of_dataset(&d, EVAL_MAX, ref, &rs);
@@ -241,8 +245,8 @@ int cmd_eval(int argc, char **argv) {
                 ls_clear_error();
         }
         float floor_d = 0, vae_d = NAN;
-        if (rc == LS_OK && (rc = style_signature_of(fl, (int)n, size, floor_sig)) == LS_OK)
-            floor_d = quality_style_distance(floor_sig, ref).total;
+        if (rc == LS_OK && (rc = style_signature_of(fl, (int)n, size, sig)) == LS_OK)
+            floor_d = quality_style_distance(sig, ref).total;
         /* the VAE's share: the same fresh images encoded and decoded. Not a hard ceiling (an adapter may find
          * latents the encoder does not produce: on mosaic, whose tiles the VAE blurs, adapters close more of
          * the gap than the round trip), but a low share says the VAE, not the adapter, limits the style. */
@@ -252,8 +256,8 @@ int cmd_eval(int argc, char **argv) {
                 Scene sc;
                 vr[i] = vae_roundtrip(&s.m.vae, SCENE_SINGLE, (uint64_t)seed + 1000, (uint64_t)seed + 5000, style, i, size, &sc);
             }
-            if ((rc = style_signature_of(vr, (int)n, size, floor_sig)) == LS_OK)
-                vae_d = quality_style_distance(floor_sig, ref).total;
+            if ((rc = style_signature_of(vr, (int)n, size, sig)) == LS_OK)
+                vae_d = quality_style_distance(sig, ref).total;
             for (int i = 0; i < n; i++) image_free(&vr[i]);
             free(vr);
         }
@@ -276,7 +280,7 @@ int cmd_eval(int argc, char **argv) {
             FILE *cf = open_memstream(&csv, &cl);
             fprintf(cf, "strength,distance,gap_closed,colour,shape,position\n");
             for (int k = 0; k < ns; k++) {
-                double gap = isfinite(base) && base > floor_d ? 100.0 * (base - pts[k].dist) / (base - floor_d) : NAN;
+                double gap = gap_closed(base, floor_d, pts[k].dist);
                 printf("%8g  %8.4f  %9.1f%%  %5.1f%%  %4.1f%%  %7.1f%%\n", (double)pts[k].scale, (double)pts[k].dist, gap,
                        pct(pts[k].colour_ok, pts[k].scored), pct(pts[k].shape_ok, pts[k].scored),
                        pct(pts[k].pos_ok, pts[k].scored));
@@ -287,7 +291,7 @@ int cmd_eval(int argc, char **argv) {
             printf("   floor  %8.4f  %10s  %5.1f%%  %4.1f%%  %7.1f%%  (fresh %s images drawn by the scene renderer)\n",
                    (double)floor_d, "", pct(fl_ok[0], fl_scored), pct(fl_ok[1], fl_scored), pct(fl_ok[2], fl_scored),
                    scene_style_names[style]);
-            double vgap = isfinite(base) && base > floor_d ? 100.0 * (base - vae_d) / (base - floor_d) : NAN;
+            double vgap = gap_closed(base, floor_d, vae_d);
             printf("     VAE  %8.4f  %9.1f%%  (the same images encoded and decoded by the model's VAE: how much "
                    "of the style its decoder draws back from the encoder's latents)\n", (double)vae_d, vgap);
             fprintf(cf, "floor,%.5f,,%.2f,%.2f,%.2f\n", (double)floor_d, pct(fl_ok[0], fl_scored), pct(fl_ok[1], fl_scored),
@@ -318,7 +322,7 @@ int cmd_eval(int argc, char **argv) {
         }
         for (int i = 0; i < ns * n; i++) image_free(&cells[i]);
         for (int i = 0; i < n; i++) image_free(&fl[i]);
-        free(cells), free(fl), free(ref), free(floor_sig);
+        free(cells), free(fl), free(ref), free(sig);
         dataset_free(&d);
     }
     if (rc == LS_OK) fprintf(stderr, "lorastyle: eval done in %.1f s\n", ls_time() - t0);

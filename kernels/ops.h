@@ -116,8 +116,8 @@ typedef struct OpTable {
 
 extern const OpTable op_table_cpu;  /* kernels/cpu/table.c: OpenMP + BLAS */
 extern const OpTable op_table_ref;  /* kernels/cpu/ref.c: the plain references (forward ops; CPU memory) */
-extern const OpTable op_table_cuda; /* kernels/cuda/table.c: cuBLAS (+ cuDNN) and own kernels; only in a
-                                     * build with CUDA (LS_HAVE_CUDA) */
+extern const OpTable op_table_cuda; /* kernels/cuda/table.c: cuBLAS (+ cuDNN) and own kernels; only in
+                                     * programs that link lscuda (ops.c) */
 extern const OpTable *ls_ops;       /* the backend in use */
 /* Select a backend by name ("cpu", "cuda"; "ref" for tests): LS_OK, or -1 when no backend has that name
  * (or, for "cuda", this build has no CUDA or the machine no GPU). */

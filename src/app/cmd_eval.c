@@ -194,7 +194,7 @@ int cmd_eval(int argc, char **argv) {
         QualityStyleSig *dummy = callocCheck(1, sizeof *dummy);
         Image *cells = callocCheck((size_t)n, sizeof *cells);
         float one = 1.0f;
-        rc = style_curve(&s.m, NULL, dummy, (const char *const *)prompts, (int)n, (uint64_t)seed, size, &one, 1, &pt, cells, NULL);
+        rc = style_curve(&s.m, NULL, &o.p, dummy, (const char *const *)prompts, (int)n, (uint64_t)seed, size, &one, 1, &pt, cells, NULL);
         if (rc == LS_OK) {
             printf("model %s%s, %ld %s single-object prompts, %dx%d, seeds %ld..%ld\n", o.model,
                    s.n_lora ? " + adapters" : "", n, set == SCENE_HELDOUT ? "held-out" : "seen", size, size, seed,
@@ -264,7 +264,7 @@ int cmd_eval(int argc, char **argv) {
         StylePoint pts[16];
         Image *cells = callocCheck((size_t)ns * n, sizeof *cells);
         if (rc == LS_OK)
-            rc = style_curve(&s.m, s.n_lora ? &s.lora[0] : NULL, ref, (const char *const *)prompts, (int)n, (uint64_t)seed, size, scales,
+            rc = style_curve(&s.m, s.n_lora ? &s.lora[0] : NULL, &o.p, ref, (const char *const *)prompts, (int)n, (uint64_t)seed, size, scales,
                              ns, pts, cells, NULL);
         if (!s.n_lora) ns = 1;
         if (rc == LS_OK) {

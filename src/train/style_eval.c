@@ -24,8 +24,9 @@ int style_signature_of(const Image *imgs, int n, int size, QualityStyleSig *sig)
     return rc;
 }
 
-int style_curve(Model *m, Lora *lora, const QualityStyleSig *ref, const char *const *prompts, int n, uint64_t seed,
-                int size, const float *scales, int ns, StylePoint *out, Image *cells, int (*cancel)(void *)) {
+int style_curve(Model *m, Lora *lora, const GenParams *tmpl, const QualityStyleSig *ref, const char *const *prompts,
+                int n, uint64_t seed, int size, const float *scales, int ns, StylePoint *out, Image *cells,
+                int (*cancel)(void *)) {
     Image *imgs = callocCheck((size_t)n, sizeof *imgs);
     QualityStyleSig *sig = mallocCheck(sizeof *sig);
     int rc = LS_OK;
@@ -37,10 +38,12 @@ int style_curve(Model *m, Lora *lora, const QualityStyleSig *ref, const char *co
         pt->scale = scales[k], pt->n = n;
         for (int i = 0; i < n && rc == LS_OK; i++) {
             GenParams p;
-            gen_params_init(&p);
+            if (tmpl) p = *tmpl;
+            else gen_params_init(&p);
             p.prompt = prompts[i];
             p.seed = seed + (uint64_t)i;
             p.width = p.height = size;
+            p.batch = 1;
             p.cancel = cancel;
             image_free(&imgs[i]);
             rc = pipeline_generate(m, &p, &imgs[i], NULL);

@@ -11,6 +11,7 @@
 #include "image.h"   // defines: Image
 #include "lora.h"    // defines: Lora
 #include "model.h"   // defines: Model
+#include "pipeline.h" // defines: GenParams
 #include "quality.h" // defines: QualityStyleSig
 
 typedef struct {
@@ -20,13 +21,15 @@ typedef struct {
 } StylePoint;
 
 /* For each strength scales[k] (lora NULL: the model alone, one point with scales[0] only as a label):
- * generate one size×size image per prompt (seed + i, 20 steps Euler a, CFG 7.5), measure the style distance
+ * generate one size×size image per prompt (seed + i; sampler, steps, CFG and negative prompt from tmpl, NULL:
+ * gen_params_init's 20 steps Euler a, CFG 7.5), measure the style distance
  * of the set to ref and score every image whose prompt is a caption of the grammar. The adapter must be
  * attached unmerged; its strength is left at the last scale. cells (ns·n images, row k = scale k; NULL: not
  * kept) receive the images. LS_ERR on a generation error; LS_CANCELLED when cancel (may be NULL; polled
  * before every sampling step, as GenParams.cancel) returns nonzero. */
-int style_curve(Model *m, Lora *lora, const QualityStyleSig *ref, const char *const *prompts, int n, uint64_t seed,
-                int size, const float *scales, int ns, StylePoint *out, Image *cells, int (*cancel)(void *));
+int style_curve(Model *m, Lora *lora, const GenParams *tmpl, const QualityStyleSig *ref, const char *const *prompts,
+                int n, uint64_t seed, int size, const float *scales, int ns, StylePoint *out, Image *cells,
+                int (*cancel)(void *));
 
 /* Signature of n images (Image array, all size×size RGB): LS_ERR naming the first of another size. */
 int style_signature_of(const Image *imgs, int n, int size, QualityStyleSig *sig);

@@ -266,7 +266,7 @@ int train_style_curve(Trainer *T) {
     StylePoint pt[3];
     const float sc[3] = {0.0f, 0.5f, 1.0f};
     Image *cells = callocCheck((size_t)3 * k, sizeof *cells);
-    if (rc == LS_OK) rc = style_curve(&T->m, &T->lora, ref, (const char *const *)caps, k, 4321, size, sc, 3, pt, cells, sample_cancel);
+    if (rc == LS_OK) rc = style_curve(&T->m, &T->lora, NULL, ref, (const char *const *)caps, k, 4321, size, sc, 3, pt, cells, sample_cancel);
     lora_set_strength(&T->lora, 1.0f, 1.0f);
     if (rc == LS_OK) {
         for (int i = 0; i < 3; i++) T->curve[i] = pt[i].dist;

@@ -22,6 +22,7 @@
 #define LS_OPS_H
 
 #include <stddef.h>
+#include <string.h>
 
 /* One AdamW update's scalars (op_adamw): lr already multiplied by the tensor's lr multiplier; bc1, bc2 the
  * bias corrections 1 − β^t; gscale multiplies every gradient first (clipping). */
@@ -50,9 +51,12 @@ typedef struct SamplerStepArgs {
  * table has gaps; a compute backend fills every entry). ---- */
 typedef struct OpTable {
     const char *name;
-    /* memory (see the conventions above): alloc returns bytes that this backend's ops and the host can both
-     * read and write (CPU: malloc, aborting on out-of-memory; CUDA: cudaMallocManaged), free releases them
-     * (NULL is fine), sync waits for every op issued so far (CPU: nothing to wait for). */
+    /* memory (see the conventions above): alloc returns 64-byte aligned bytes that this backend's ops and the
+     * host can both read and write (CPU: aligned_alloc; CUDA: cudaMallocManaged), or NULL when out of memory;
+     * free releases them (NULL is fine); sync waits for every op issued so far (CPU: nothing to wait for).
+     * host_memory: 1 when the ops also accept any other host memory (malloc'd, a mapped file: the CPU), 0
+     * when every buffer must come from alloc (CUDA: the weights are copied there at load). */
+    int host_memory;
     void *(*alloc)(size_t bytes);
     void (*free)(void *p);
     void (*sync)(void);
@@ -126,9 +130,29 @@ int ops_select(const char *name);
  * backend when compiled in and a GPU is present (cudaGetDeviceCount > 0). */
 const OpTable *const *ops_backends(void);
 
-/* Memory of the backend in use (OpTable.alloc, .free, .sync). */
-static inline void *op_alloc(size_t bytes) {
+/* Select the device for this process once, before any model is loaded: "cpu", "cuda" (an error when this
+ * build or machine cannot run it) or "auto" (cuda when the CUDA backend is built and a GPU answers, else
+ * cpu). The CUDA backend of the lorastyle program is a module (liblscuda.so beside the executable, or
+ * $LORASTYLE_CUDA_LIB) loaded only here, so runs on the CPU never load the CUDA libraries. 0, or -1 with a
+ * one-line reason in why (cap bytes). */
+int ops_use_device(const char *device, char *why, size_t cap);
+
+/* Memory of the backend in use (OpTable.alloc, .free, .sync). op_alloc aborts when out of memory (an
+ * internal buffer); op_try_alloc returns NULL (a buffer whose size comes from the input: the caller says
+ * what did not fit). */
+void *op_alloc_failed(size_t bytes); /* ops.c: the abort */
+static inline void *op_try_alloc(size_t bytes) {
     return ls_ops->alloc(bytes);
+}
+static inline void *op_alloc(size_t bytes) {
+    void *p = ls_ops->alloc(bytes);
+    return p ? p : op_alloc_failed(bytes);
+}
+/* op_alloc, zero-filled (by the host: before any op uses it). */
+static inline void *op_zalloc(size_t bytes) {
+    void *p = op_alloc(bytes);
+    memset(p, 0, bytes);
+    return p;
 }
 static inline void op_free(void *p) {
     ls_ops->free(p);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "kbase.h" // defines: LS_ASSERT
+#include "ops.h"   // defines: op_try_alloc, op_free, op_sync (the backend's memory)
 
 #define ALIGN 64
 #define MAGIC 0x706f6f6cu /* "pool" */
@@ -37,11 +38,11 @@ static int in_slab(const Block *b) { return pool.slab && (const char *)b >= pool
 static char *slab_end(void) { return pool.slab + pool.cap; }
 
 static void slab_build(size_t cap) {
-    free(pool.slab);
+    op_free(pool.slab);
     pool.slab = NULL, pool.cap = 0;
     if (!cap) return;
     cap = (cap + ALIGN - 1) / ALIGN * ALIGN + sizeof(Block);
-    pool.slab = aligned_alloc(ALIGN, cap);
+    pool.slab = op_try_alloc(cap);
     if (!pool.slab) return; /* out of memory: every request goes to the system (and fails loudly there) */
     pool.cap = cap;
     Block *b = (Block *)pool.slab;
@@ -70,7 +71,7 @@ void *pool_alloc(size_t n) {
         }
         fit->flags = 0;
     } else { /* the slab cannot serve it: from the system, counted, and planned for next time */
-        fit = aligned_alloc(ALIGN, sizeof(Block) + need);
+        fit = op_try_alloc(sizeof(Block) + need);
         if (!fit) {
             pthread_mutex_unlock(&pool.lock);
             LS_ASSERT(!"out of memory in the backend pool");
@@ -89,11 +90,12 @@ void pool_free(void *p) {
     if (!p) return;
     Block *b = (Block *)p - 1;
     LS_ASSERT(b->magic == MAGIC && !(b->flags & B_FREE));
+    if (!ls_ops->host_memory) op_sync(); /* an asynchronous backend: no queued op may still use the buffer */
     pthread_mutex_lock(&pool.lock);
     pool.live -= b->size + sizeof(Block);
     if (b->flags & B_SYSTEM) {
         b->magic = 0;
-        free(b);
+        op_free(b);
     } else {
         LS_ASSERT(in_slab(b));
         b->flags = B_FREE;

@@ -9,6 +9,8 @@
 #   4. test_ops: every op of the cpu and cuda backends against the references, the CUDA paths, SD1.5 shapes and
 #      their timings (compute-sanitizer's memcheck on a second, short run when there is time)
 #   5. the rest of the build and the C tests under ctest (CPU backend; they show the CUDA build links and runs)
+#   6. lorastyle --device cuda against --device cpu end to end (scripts/device_e2e.sh: a tiny model and the base
+#      model, generation and LoRA training compared), then the base model's 20-step generation timed
 # Logs under $OUT (default ./gpu-out): summary.txt (one line per step: rc, seconds) and NN-step.log. Every step has
 # a time limit within a total of GPU_CHECK_BUDGET seconds (default 480), and the script goes on past failures.
 # For a trial on a CPU machine: GPU_CHECK_JOBS (build jobs, default nproc), GPU_CHECK_LIMIT_SCALE (multiplies every
@@ -168,5 +170,21 @@ if [ -n "$test_ops" ] && [ "$test_ops" = "$build/test_ops" ]; then
     step 07-build-all 150 cmake --build "$build" -j"$jobs" &&
         (cd "$build" && step 08-ctest 150 ctest -j"$jobs" --timeout 120 --output-on-failure -E "^test_ops$")
     grep -E "tests passed|Failed|\(Failed\)|\(Timeout\)" "$OUT/08-ctest.log" 2>/dev/null | head -30 >> "$summary"
+    # 6. the lorastyle program on the GPU (liblscuda.so beside it): --device cuda against --device cpu end to end,
+    #    on a tiny model and on the shipped base model; then 20-step generations of the base model timed
+    if [ -x "$build/lorastyle" ] && [ -f "$build/liblscuda.so" ]; then
+        step 09-e2e-tiny 120 bash scripts/device_e2e.sh "$build/lorastyle" "$OUT/e2e-tiny"
+        step 10-e2e-base 120 bash scripts/device_e2e.sh "$build/lorastyle" "$OUT/e2e-base" models/base
+        grep -E "device_e2e|generate:|train:" "$OUT/09-e2e-tiny.log" "$OUT/10-e2e-base.log" >> "$summary"
+        timed_generate() {
+            for dev in cuda cpu cuda; do
+                "$build/lorastyle" --device $dev generate "a small red circle on the left on a white background" \
+                    --steps 20 --seed 1 -o "$OUT/base-$dev.png" 2>&1 | tail -1
+            done
+        }
+        export -f timed_generate
+        step 11-generate-base-timed 90 timed_generate
+        grep -E "generate" "$OUT/11-generate-base-timed.log" >> "$summary"
+    fi
 fi
 echo "total $(($(date +%s) - t_start))s" | tee -a "$summary"

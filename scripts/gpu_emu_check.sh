@@ -3,8 +3,11 @@
 # kernels' indexing, barriers, shuffles and cuBLAS arguments checked against the references on a machine without
 # a GPU. Every .cu file of kernels/cuda is compiled as C++ against cuda_emu.h (no cuDNN: the im2col path), linked
 # with a CPU build's liblscore.a, and test_ops runs both backends ("cuda" emulated); the SD1.5 shapes and the
-# timings of the real GPU run are left out (an emulated block runs its threads one after another). Not in ctest:
-# it takes minutes. The real device check is scripts/gpu_check.sh.
+# timings of the real GPU run are left out (an emulated block runs its threads one after another). Then the
+# lorastyle program itself is linked with the emulated backend and run end to end with --device cuda against
+# --device cpu on a tiny model (a generation, a short LoRA training), every pointer a kernel, copy or GEMM is
+# given checked to be device memory (host memory is an illegal address on a GPU). Not in ctest: it takes
+# minutes. The real device check is scripts/gpu_check.sh.
 # Usage: bash scripts/gpu_emu_check.sh [CPU_BUILD_DIR (default build-nocuda)] [OUT_DIR (default CPU_BUILD_DIR/emu)]
 #   EMU_ASAN=1 adds AddressSanitizer to the emulated kernels and test_ops (out-of-bounds reads and writes).
 set -euo pipefail
@@ -39,3 +42,13 @@ libs=$(sed -n 's/.* -o test_ops //p' "$build/CMakeFiles/test_ops.dir/link.txt" |
 eval g++ $san -o "$out/test_ops_emu" "${objs[@]}" $libs -fopenmp
 echo "gpu_emu_check: built $out/test_ops_emu; running it"
 "$out/test_ops_emu"
+
+# 2. lorastyle --device cuda (emulated) against --device cpu
+link=$build/CMakeFiles/lorastyle.dir/link.txt
+app=$(sed 's/ -o lorastyle .*//' "$link" | tr ' ' '\n' | grep '\.o$' | sed "s#^#$build/#")
+applibs=$(sed -n 's/.* -o lorastyle //p' "$link" | sed "s#\(^\| \)liblscore.a#\1$build/liblscore.a#")
+cuda_objs=("${objs[@]/$out\/ops.o/}")
+cuda_objs=("${cuda_objs[@]/$out\/test_ops.o/}")
+eval g++ $san -o "$out/lorastyle_emu" $app ${cuda_objs[@]} $applibs -fopenmp
+echo "gpu_emu_check: built $out/lorastyle_emu; --device cuda against --device cpu"
+bash scripts/device_e2e.sh "$out/lorastyle_emu" "$out/e2e"

@@ -228,7 +228,10 @@ int clip_forward_train(const Clip *m, ClipActs *acts, float *out, const int *ids
         o = sbuf(n);
         scratch.f = sbuf(ni);
     }
-    op_embedding(h, m->tok_emb, m->pos_emb, ids, B, L, D); /* token + position */
+    int *dids = pool_alloc((size_t)N * sizeof(int)); /* the ids in the backend's memory, for the gather */
+    memcpy(dids, ids, (size_t)N * sizeof(int));
+    op_embedding(h, m->tok_emb, m->pos_emb, dids, B, L, D); /* token + position */
+    pool_free(dids);
     for (int li = 0; li < nl; li++) {
         const ClipLayer *l = &m->layer[li];
         ClipLayerActs *la = acts ? &acts->layer[li] : &scratch;

@@ -236,6 +236,7 @@ void op_divide_ref(float *y, const float *x, float d, size_t n) {
 /* The references as an op table (forward ops; the rest are checked by finite differences). */
 const OpTable op_table_ref = {
     .name = "ref",
+    .host_memory = 1,
     .alloc = op_alloc_cpu,
     .free = op_free_cpu,
     .sync = op_sync_cpu,

@@ -1,16 +1,20 @@
-/* table.c — the CPU backend's op table, and its memory: plain malloc/free, nothing to wait for. */
+/* table.c — the CPU backend's op table, and its memory: aligned_alloc/free, nothing to wait for. */
 #include <stdlib.h>
 
 #include "kbase.h"  // defines: mallocCheck
 #include "cpu.h"    // defines: the op_*_cpu prototypes
 #include "ops.h"    // defines: the ops' semantics (OpTable)
 
-void *op_alloc_cpu(size_t bytes) { return mallocCheck(bytes); }
+void *op_alloc_cpu(size_t bytes) {
+    size_t n = bytes ? (bytes + 63) / 64 * 64 : 64; /* aligned_alloc wants a multiple of the alignment */
+    return n >= bytes ? aligned_alloc(64, n) : NULL;
+}
 void op_free_cpu(void *p) { free(p); }
 void op_sync_cpu(void) {} /* the CPU ops return when their work is done */
 
 const OpTable op_table_cpu = {
     .name = "cpu",
+    .host_memory = 1,
     .alloc = op_alloc_cpu,
     .free = op_free_cpu,
     .sync = op_sync_cpu,

@@ -91,7 +91,12 @@ int ops_cuda_attention_fused(int on) {
 void *op_alloc_cuda(size_t bytes) {
     cuda_op("alloc", "bytes", bytes);
     void *p = NULL;
-    CU(cudaMallocManaged(&p, bytes ? bytes : 1, cudaMemAttachGlobal));
+    cudaError_t e = cudaMallocManaged(&p, bytes ? bytes : 1, cudaMemAttachGlobal);
+    if (e == cudaErrorMemoryAllocation) { /* the caller decides: op_alloc aborts, op_try_alloc reports */
+        cudaGetLastError();
+        return NULL;
+    }
+    CU(e);
     return p;
 }
 

@@ -87,7 +87,11 @@ template <typename... T> static inline void cuda_op(const char *op, const char *
         CU(cudaGetLastError());                                                                                   \
     } while (0)
 #else
-#define LAUNCH(kernel, grid, block, ...) emu_launch((grid), (block), [&]() { kernel(__VA_ARGS__); }, #kernel)
+#define LAUNCH(kernel, grid, block, ...)                                                                          \
+    do {                                                                                                          \
+        emu_check_args(#kernel, __VA_ARGS__);                                                                     \
+        emu_launch((grid), (block), [&]() { kernel(__VA_ARGS__); }, #kernel);                                     \
+    } while (0)
 #endif
 
 /* ---- launch shapes and scratch ---- */

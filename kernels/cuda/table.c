@@ -4,6 +4,7 @@
 
 const OpTable op_table_cuda = {
     .name = "cuda",
+    .host_memory = 0,
     .alloc = op_alloc_cuda,
     .free = op_free_cuda,
     .sync = op_sync_cuda,

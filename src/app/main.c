@@ -11,6 +11,7 @@
 #include "common.h" // defines: ls_last_error, ls_time, ls_dir_begin, ls_dir_commit
 #include "lora.h"   // defines: lora_load (info on adapters)
 #include "model.h"  // defines: Model, model_load, model_init_preset
+#include "ops.h"    // defines: ops_use_device
 #include "train.h"  // defines: cmd_train
 
 int cmd_scenes(int argc, char **argv);   /* cmd_scenes.c */
@@ -53,6 +54,8 @@ static int usage(FILE *f) {
             "  lorastyle scenes -o DIR [--style NAME] [-n N] [--seed S]   (synthetic captioned scenes)\n"
             "  lorastyle pretrain vae|diffusion MODEL [--steps N] ...  (train a small model from scratch)\n"
             "  lorastyle eval content|style ...     (what a model/adapter draws, scored; eval --help)\n\n"
+            "Every command takes --device cpu|cuda|auto (default cpu, or $LORASTYLE_DEVICE): cuda runs the ops on an\n"
+            "NVIDIA GPU through the CUDA backend (liblscuda.so, built when the CUDA toolkit is present).\n"
             "The default model is the built-in %s (trained by lorastyle itself on synthetic scenes; see README).\n",
             DEFAULT_MODEL);
     return f == stderr ? 2 : 0;
@@ -316,6 +319,29 @@ static void bounded_spinning(char **argv) {
     if (setenv("GOMP_SPINCOUNT", "30000", 1) == 0) execv("/proc/self/exe", argv); /* returns only on failure */
 }
 
+/* --device DEV anywhere on the line (or $LORASTYLE_DEVICE; default cpu): the backend of this process, chosen
+ * before any model is loaded; the option is taken out of argv before the command parses the rest. */
+static int choose_device(int *argc, char **argv) {
+    const char *dev = getenv("LORASTYLE_DEVICE");
+    int n = 0;
+    for (int i = 0; i < *argc; i++) {
+        if (!strcmp(argv[i], "--device")) {
+            if (i + 1 >= *argc) return ls_set_error("--device needs a value: cpu, cuda or auto");
+            dev = argv[++i];
+        }
+        else if (!strncmp(argv[i], "--device=", 9)) dev = argv[i] + 9;
+        else argv[n++] = argv[i];
+    }
+    argv[n] = NULL;
+    *argc = n;
+    char why[512];
+    if (dev && *dev && ops_use_device(dev, why, sizeof why) < 0) {
+        ls_set_error("%s", why);
+        return LS_ERR;
+    }
+    return LS_OK;
+}
+
 int main(int argc, char **argv) {
     static const struct {
         const char *name;
@@ -326,6 +352,7 @@ int main(int argc, char **argv) {
                     {"scenes", cmd_scenes},       {"pretrain", cmd_pretrain}, {"eval", cmd_eval}};
     enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
     bounded_spinning(argv);
+    if (choose_device(&argc, argv) < 0) return arg_fail();
     if (argc < 2) return usage(stderr);
     const char *cmd = argv[1];
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) return usage(stdout);

@@ -290,6 +290,10 @@ static int module_read_lyco(Lora *a, LoraModule *m, const StTensor *const *pt, c
     if (isnan(m->alpha) || m->alpha == 0.0f) m->alpha = (float)m->rank;
     size_t n = (size_t)m->out * m->in * m->k * m->k;
     for (size_t i = 0; i < n; i++) m->delta[i] *= scale;
+    float *dev = op_alloc(n * sizeof(float)); /* built on the host (lycoris.c); the ops read it from the backend */
+    memcpy(dev, m->delta, n * sizeof(float));
+    free(m->delta);
+    m->delta = dev;
     return 0;
 }
 
@@ -338,8 +342,8 @@ static int module_read(Lora *a, LoraModule *m, const StTensor *const *pt, const 
         if (isnan(m->alpha) || m->alpha == 0.0f) m->alpha = (float)m->rank; /* missing/0 → scale 1 */
         if (!isfinite(m->alpha))
             return ls_set_error("%s: %s module %s has a non-finite alpha", path, pre, m->module);
-        m->down = mallocCheck((size_t)d->numel * sizeof(float));
-        m->up = mallocCheck((size_t)u->numel * sizeof(float));
+        m->down = op_alloc((size_t)d->numel * sizeof(float)); /* the backend's memory: the ops read them */
+        m->up = op_alloc((size_t)u->numel * sizeof(float));
         if (st_to_f32(f, d, m->down, 1) < 0 || st_to_f32(f, u, m->up, 1) < 0) rc = LS_ERR;
         a->n_params += d->numel + u->numel;
     }
@@ -354,7 +358,7 @@ static int module_read(Lora *a, LoraModule *m, const StTensor *const *pt, const 
                             m->module, t->name, (long long)t->numel, m->dora_axis ? "input channel" : "output row",
                             (long long)(m->dora_axis ? m->in : m->out));
     m->n_dora = t->numel;
-    m->dora = mallocCheck((size_t)t->numel * sizeof(float));
+    m->dora = op_alloc((size_t)t->numel * sizeof(float));
     if (st_to_f32(f, t, m->dora, 1) < 0) return LS_ERR;
     a->n_params += t->numel;
     return 0;
@@ -454,13 +458,13 @@ void lora_free(Lora *a) {
     if (a->attached) lora_detach(a);
     for (int i = 0; i < a->n_mods; i++) {
         free(a->mods[i].module);
-        free(a->mods[i].down);
-        free(a->mods[i].up);
-        free(a->mods[i].ddown);
-        free(a->mods[i].dup);
-        free(a->mods[i].delta);
-        free(a->mods[i].dora);
-        free(a->mods[i].dora_delta);
+        op_free(a->mods[i].down);
+        op_free(a->mods[i].up);
+        op_free(a->mods[i].ddown);
+        op_free(a->mods[i].dup);
+        op_free(a->mods[i].delta);
+        op_free(a->mods[i].dora);
+        op_free(a->mods[i].dora_delta);
     }
     free(a->mods);
     free(a->path);
@@ -515,12 +519,13 @@ static const float *base_weights(const LoraModule *lm) {
 static void dora_prepare(LoraModule *lm) {
     int kk = lm->k * lm->k;
     size_t n = (size_t)lm->out * lm->in * kk;
-    free(lm->dora_delta);
-    lm->dora_delta = mallocCheck(n * sizeof(float));
+    op_free(lm->dora_delta);
+    lm->dora_delta = op_alloc(n * sizeof(float));
     if (lm->delta) memcpy(lm->dora_delta, lm->delta, n * sizeof(float));
     else /* ΔW = scale·up·down */
         op_gemm(lm->dora_delta, lm->up, lm->down, (int)lm->out, (int)(lm->in * kk), lm->rank, 0, 0,
                 lm->alpha / (float)lm->rank, 0.0f);
+    op_sync(); /* the update below runs on the host */
     lyco_dora_update(lm->dora_delta, base_weights(lm), lm->dora, lm->out, lm->in, kk, lm->dora_axis);
 }
 
@@ -628,7 +633,8 @@ void lora_merge(Lora *a) {
         float **base, **w = layer_w(lm, &base);
         if (!*base) { /* first merge into this layer: work on a private copy of its weights */
             size_t n = (size_t)lm->out * lm->in * lm->k * lm->k;
-            float *copy = mallocCheck(n * sizeof(float));
+            float *copy = op_alloc(n * sizeof(float));
+            op_sync(); /* an earlier merge's ops may still write *w */
             memcpy(copy, *w, n * sizeof(float));
             *base = *w;
             *w = copy;
@@ -651,7 +657,7 @@ void lora_unmerge(Lora *a) {
         for (LoraHook *h = *hook_list(lm); h; h = h->next) others |= h->merged;
         float **base, **w = layer_w(lm, &base);
         if (!others) {
-            free(*w);
+            op_free(*w);
             *w = *base;
             *base = NULL;
         } else if (lm->hook.merged_strength != 0.0f) {

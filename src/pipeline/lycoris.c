@@ -7,7 +7,14 @@
 #include <string.h>
 
 #include "common.h" // defines: mallocCheck
-#include "ops.h"    // defines: op_gemm
+#include "ops.h"    // defines: op_table_cpu
+
+/* The factors and ΔW live in host memory (malloc): their GEMMs run on the CPU backend whatever the device, once
+ * per adapter load; lora.c hands the finished ΔW to the backend. */
+static void host_gemm(float *c, const float *a, const float *b, int M, int N, int K, int ta, int tb, float alpha,
+                      float beta) {
+    op_table_cpu.gemm(c, a, b, M, N, K, ta, tb, alpha, beta);
+}
 
 static int64_t numel(const LycoFactor *f) {
     int64_t n = 1;
@@ -22,7 +29,7 @@ static int64_t cols(const LycoFactor *f) { return f->shape[0] ? numel(f) / f->sh
 static float *matmul(const LycoFactor *a, const LycoFactor *b) {
     int64_t rows = a->shape[0], r = cols(a), n = cols(b);
     float *m = mallocCheck((size_t)(rows * n) * sizeof(float));
-    op_gemm(m, a->d, b->d, (int)rows, (int)n, (int)r, 0, 0, 1.0f, 0.0f);
+    host_gemm(m, a->d, b->d, (int)rows, (int)n, (int)r, 0, 0, 1.0f, 0.0f);
     return m;
 }
 
@@ -36,8 +43,8 @@ static float *tucker(const LycoFactor *t, const LycoFactor *wa, const LycoFactor
     float *hyx = mallocCheck((size_t)out * in * sizeof(float));
     for (int s = 0; s < kk; s++) {
         for (int i = 0; i < r * r; i++) tyx[i] = t->d[(size_t)i * kk + s];   /* t[:, :, y, x] */
-        op_gemm(tmp, tyx, wb->d, r, in, r, 0, 0, 1.0f, 0.0f);                /* tmp (r, in) = T·wb */
-        op_gemm(hyx, wa->d, tmp, out, in, r, 1, 0, 1.0f, 0.0f);              /* hyx (out, in) = waᵀ·tmp */
+        host_gemm(tmp, tyx, wb->d, r, in, r, 0, 0, 1.0f, 0.0f);                /* tmp (r, in) = T·wb */
+        host_gemm(hyx, wa->d, tmp, out, in, r, 1, 0, 1.0f, 0.0f);              /* hyx (out, in) = waᵀ·tmp */
         for (int64_t i = 0; i < (int64_t)out * in; i++) h[i * kk + s] = hyx[i];
     }
     free(tyx);

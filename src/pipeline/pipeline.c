@@ -52,11 +52,13 @@ int pipeline_encode_prompt(Model *m, const char *text, int clip_skip, float *ctx
         free(ids);
         return ls_error_context("prompt");
     }
+    op_sync(); /* ctx may still be read by queued ops of a previous generation */
     if (dropped > 0)
         ls_warn("prompt is longer than %d tokens; %d token%s at the end were ignored", L - 2, dropped,
                 dropped == 1 ? "" : "s");
     int rc = clip_forward(&m->clip, ctx, ids, 1, L, clip_skip - 1);
     free(ids);
+    op_sync(); /* the caller may read ctx on the host */
     return rc;
 }
 
@@ -128,30 +130,33 @@ int pipeline_generate(Model *m, const GenParams *p0, Image *images, float **late
     int nb = guided ? 2 * B : B; /* U-Net batch: [uncond × B, cond × B] as diffusers concatenates */
     size_t per = (size_t)C * h * w, ctxn = (size_t)L * D;
 
-    float *ctx = fbuf((size_t)nb * ctxn);
+    /* every buffer of the run in the backend's memory (pool); the host touches them only after op_sync */
+    float *ctx = sbuf((size_t)nb * ctxn);
     float *cond = guided ? ctx + (size_t)B * ctxn : ctx;
     if (pipeline_encode_prompt(m, p.prompt, p.clip_skip, cond) < 0) {
-        free(ctx);
+        pool_free(ctx);
         return LS_ERR;
     }
+    op_sync();
     for (int b = 1; b < B; b++) memcpy(cond + b * ctxn, cond, ctxn * sizeof(float));
     if (guided) {
         /* diffusers does not apply clip_skip to the negative prompt it encodes itself; A1111 does. We
          * follow A1111, where the setting comes from. */
         if (pipeline_encode_prompt(m, p.negative, p.clip_skip, ctx) < 0) {
-            free(ctx);
+            pool_free(ctx);
             return LS_ERR;
         }
+        op_sync();
         for (int b = 1; b < B; b++) memcpy(ctx + b * ctxn, ctx, ctxn * sizeof(float));
     }
 
     Sampler s;
     if (sampler_init(&s, &m->sched, p.sampler, p.steps, p.karras) < 0) {
-        free(ctx);
+        pool_free(ctx);
         return LS_ERR;
     }
-    float *x = fbuf((size_t)B * per), *xin = fbuf((size_t)nb * per), *eps = fbuf((size_t)nb * per);
-    float *tt = fbuf((size_t)nb), *noise = sampler_needs_noise(&s) ? fbuf((size_t)B * per) : NULL, *x0 = NULL;
+    float *x = sbuf((size_t)B * per), *xin = sbuf((size_t)nb * per), *eps = sbuf((size_t)nb * per);
+    float *tt = sbuf((size_t)nb), *noise = sampler_needs_noise(&s) ? sbuf((size_t)B * per) : NULL, *x0 = NULL;
     int rc = initial_noise(&p, x, B, C, h, w);
     if (rc == 0) {
         op_scale(x, x, s.init_noise_sigma, (size_t)B * per);
@@ -161,18 +166,21 @@ int pipeline_generate(Model *m, const GenParams *p0, Image *images, float **late
                 break;
             }
             sampler_scale_input(&s, i, xin, x, (size_t)B * per);
+            op_sync(); /* the host copies xin and writes tt and noise */
             if (guided) memcpy(xin + (size_t)B * per, xin, (size_t)B * per * sizeof(float));
             for (int b = 0; b < nb; b++) tt[b] = s.timesteps[i];
             unet_forward(&m->unet, eps, xin, tt, ctx, nb, h, w, L);
             if (guided) { /* ε = ε_u + g·(ε_c − ε_u) */
                 op_cfg_combine(eps, eps + (size_t)B * per, p.cfg, (size_t)B * per);
             }
+            op_sync();
             if (noise) /* ancestral noise of image b: stream seed+b, after its initial noise */
                 for (int b = 0; b < B; b++)
                     rng_normal(noise + b * per, per, p.seed + (uint64_t)b, (uint64_t)(i + 1) * per);
             int preview = p.on_latents && p.preview_every > 0 && (i + 1) % p.preview_every == 0 && i + 1 < s.n;
             if (preview) {
-                if (!x0) x0 = fbuf(per);
+                if (!x0) x0 = sbuf(per);
+                op_sync(); /* predict_x0 reads x and eps on the host */
                 predict_x0(&s, i, x0, x, eps, per); /* image 0; before the step overwrites x */
             }
             sampler_step(&s, i, x, eps, (size_t)B * per, noise);
@@ -189,13 +197,13 @@ int pipeline_generate(Model *m, const GenParams *p0, Image *images, float **late
         }
     }
     sampler_free(&s);
-    free(x);
-    free(xin);
-    free(eps);
-    free(tt);
-    free(noise);
-    free(x0);
-    free(ctx);
+    pool_free(x);
+    pool_free(xin);
+    pool_free(eps);
+    pool_free(tt);
+    pool_free(noise);
+    pool_free(x0);
+    pool_free(ctx);
     return rc;
 }
 
@@ -203,13 +211,14 @@ void pipeline_decode(Model *m, const float *latents, int B, int h, int w, Image 
     /* image = vae.decode(latents / scaling_factor) */
     int f = vae_scale_factor(&m->vae.cfg), oc = m->vae.cfg.out_channels, H = h * f, W = w * f;
     size_t n = (size_t)B * m->unet.cfg.in_channels * h * w;
-    float *z = fbuf(n);
+    float *z = sbuf(n);
     op_divide(z, latents, m->vae.cfg.scaling_factor, n);
-    float *img = fbuf((size_t)B * oc * W * H);
+    float *img = sbuf((size_t)B * oc * W * H);
     vae_decode(&m->vae, img, z, B, h, w);
+    op_sync();
     for (int b = 0; b < B; b++) image_from_chw(&images[b], img + (size_t)b * oc * W * H, H, W);
-    free(img);
-    free(z);
+    pool_free(img);
+    pool_free(z);
 }
 
 char *pipeline_parameters_text(Model *m, const GenParams *p, int b) {

@@ -48,7 +48,7 @@ int gen_params_check(const Model *m, GenParams *p);
 int pipeline_encode_prompt(Model *m, const char *text, int clip_skip, float *ctx);
 
 /* Run the whole pipeline; images[0..batch-1] are allocated (image_free each). Optionally returns the final
- * latents (batch·C·h·w floats, malloc'd) in *latents_out. */
+ * latents (batch·C·h·w floats in the backend's pool: give them back with pool_free) in *latents_out. */
 int pipeline_generate(Model *m, const GenParams *p, Image *images, float **latents_out);
 
 /* VAE-decode B latents (B, C, h, w) in model-latent space (as latents_out / on_latents give them) into

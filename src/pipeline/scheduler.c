@@ -424,7 +424,7 @@ int sampler_init(Sampler *s, const SchedConfig *c, SamplerKind kind, int steps, 
 }
 
 void sampler_free(Sampler *s) {
-    free(s->prev_x0);
+    op_free(s->prev_x0);
     s->prev_x0 = NULL;
     s->prev_n = 0;
     s->prev_step = -1;
@@ -439,6 +439,7 @@ void sampler_scale_input(const Sampler *s, int i, float *xin, const float *x, si
         float scale = sqrtf(sigma * sigma + 1.0f); /* x / (σ²+1)^0.5, a division as in diffusers */
         op_divide(xin, x, scale, n);
     } else if (xin != x) {
+        op_sync(); /* x is the output of queued ops */
         memcpy(xin, x, n * sizeof *x);
     }
 }
@@ -493,8 +494,8 @@ static void step_dpm(Sampler *s, int i, float *x, const float *mo, size_t n) {
     float alpha_s0, sigma_s0, lambda_s0;
     dpm_alpha_sigma(s->sigmas[i], &alpha_s0, &sigma_s0, &lambda_s0);
     if (s->prev_n != n) {
-        free(s->prev_x0);
-        s->prev_x0 = mallocCheck(n * sizeof(float));
+        op_free(s->prev_x0);
+        s->prev_x0 = op_alloc(n * sizeof(float)); /* the backend's memory: op_sampler_step reads and writes it */
         s->prev_n = n;
         s->prev_step = -1;
     }

@@ -40,14 +40,14 @@ void adam_init(AdamState *st, const TrainSet *ts) {
     st->n = ts->n;
     st->m = callocCheck((size_t)ts->n, sizeof *st->m);
     st->v = callocCheck((size_t)ts->n, sizeof *st->v);
-    for (int i = 0; i < ts->n; i++) {
-        st->m[i] = callocCheck(ts->t[i].n, sizeof(float));
-        st->v[i] = callocCheck(ts->t[i].n, sizeof(float));
+    for (int i = 0; i < ts->n; i++) { /* the moments in the backend's memory: op_adamw updates them */
+        st->m[i] = op_zalloc(ts->t[i].n * sizeof(float));
+        st->v[i] = op_zalloc(ts->t[i].n * sizeof(float));
     }
 }
 
 void adam_free(AdamState *st) {
-    for (int i = 0; i < st->n; i++) free(st->m[i]), free(st->v[i]);
+    for (int i = 0; i < st->n; i++) op_free(st->m[i]), op_free(st->v[i]);
     free(st->m), free(st->v);
     memset(st, 0, sizeof *st);
 }
@@ -64,6 +64,7 @@ void adamw_step(const TrainSet *ts, AdamState *st, float lr0, int t, float gscal
 
 void trainset_write_state(StWriter *w, const TrainSet *ts, const AdamState *st, float *const *ema, char sep) {
     char key[700];
+    op_sync(); /* the writer reads the tensors on the host */
     for (int i = 0; i < ts->n; i++) {
         const TrainTensor *t = &ts->t[i];
         int64_t sh[1] = {(int64_t)t->n};

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common.h" // defines: ls_set_error, mallocCheck
+#include "ops.h"    // defines: ls_ops, op_try_alloc, op_alloc, op_free (the weights live in the backend's memory)
 #include "rng.h"    // defines: rng_uniform, rng_normal
 
 void wt_init(WeightTable *t) { memset(t, 0, sizeof *t); }
@@ -33,8 +34,8 @@ void wt_free(WeightTable *t) {
     free(t->mods);
     for (int i = 0; i < t->n; i++) free(t->v[i].name);
     free(t->v);
-    free(t->owned);
-    free(t->grads); /* the layers' gradient fields may already be gone: not reset */
+    op_free(t->owned);
+    op_free(t->grads); /* the layers' gradient fields may already be gone: not reset */
     memset(t, 0, sizeof *t);
 }
 
@@ -101,6 +102,12 @@ static void shape_str(char *buf, int cap, const int64_t *shape, int ndim) {
     if (k < cap) snprintf(buf + k, (size_t)(cap - k), "]");
 }
 
+/* Can the ops read tensor st where the file's mapping holds it? Aligned float32, on a backend that reads host
+ * memory (the CPU); otherwise it is converted (or copied) into the backend's memory. */
+static int in_place(const StTensor *st) {
+    return ls_ops->host_memory && st->dtype == ST_F32 && ((uintptr_t)st->data % sizeof(float)) == 0;
+}
+
 int wt_load(WeightTable *t, const StFile *f, KeyMapFn map, const void *map_ctx) {
     /* First pass: resolve and validate everything, count what needs conversion. */
     const StTensor **found = mallocCheck((size_t)t->n * sizeof *found);
@@ -135,11 +142,10 @@ int wt_load(WeightTable *t, const StFile *f, KeyMapFn map, const void *map_ctx) 
                                 f->path, k, st_dtype_name(st->dtype));
         }
         found[i] = st;
-        int in_place = st->dtype == ST_F32 && ((uintptr_t)st->data % sizeof(float)) == 0;
-        if (!in_place) convert_numel += s->numel;
+        if (!in_place(st)) convert_numel += s->numel;
     }
-    free(t->owned);
-    t->owned = convert_numel ? malloc((size_t)convert_numel * sizeof(float)) : NULL;
+    op_free(t->owned);
+    t->owned = convert_numel ? op_try_alloc((size_t)convert_numel * sizeof(float)) : NULL;
     t->owned_numel = t->owned ? convert_numel : 0;
     if (convert_numel && !t->owned) {
         free(found);
@@ -150,8 +156,7 @@ int wt_load(WeightTable *t, const StFile *f, KeyMapFn map, const void *map_ctx) 
     for (int i = 0; i < t->n; i++) {
         const WeightSpec *s = &t->v[i];
         const StTensor *st = found[i];
-        int in_place = st->dtype == ST_F32 && ((uintptr_t)st->data % sizeof(float)) == 0;
-        if (in_place) {
+        if (in_place(st)) {
             /* Check finiteness once at load so NaN weights are a clear error, not a black image. */
             if (any_nonfinite(st->data, s->numel)) {
                 free(found);
@@ -173,8 +178,8 @@ int wt_load(WeightTable *t, const StFile *f, KeyMapFn map, const void *map_ctx) 
 }
 
 void wt_init_random(WeightTable *t, uint64_t seed) {
-    free(t->owned);
-    t->owned = mallocCheck((size_t)t->numel * sizeof(float));
+    op_free(t->owned);
+    t->owned = op_alloc((size_t)t->numel * sizeof(float));
     t->owned_numel = t->numel;
     float *p = t->owned;
     uint64_t offset = 0;
@@ -219,7 +224,7 @@ int64_t wt_make_writable(WeightTable *t) {
     if (all_owned) return 0;
     /* one new arena for every tensor (simplest; the mixed case, some F32 tensors mmapped and others
      * converted, only happens for odd files) */
-    float *arena = malloc((size_t)t->numel * sizeof(float)), *dst = arena;
+    float *arena = op_try_alloc((size_t)t->numel * sizeof(float)), *dst = arena;
     if (!arena)
         return ls_set_error("out of memory: %lld MiB for a writable copy of the weights",
                             (long long)(t->numel >> 18));
@@ -232,7 +237,7 @@ int64_t wt_make_writable(WeightTable *t) {
         *s->ptr = dst;
         dst += s->numel;
     }
-    free(t->owned);
+    op_free(t->owned);
     t->owned = arena;
     t->owned_numel = t->numel;
     return t->numel * (int64_t)sizeof(float);
@@ -253,9 +258,10 @@ int wt_grads_alloc(WeightTable *t) {
     for (int i = 0; i < t->n; i++)
         if (!t->v[i].gptr) return ls_set_error("tensor %s has no gradient field (it cannot be trained)", t->v[i].name);
     wt_grads_free(t);
-    t->grads = calloc((size_t)t->numel, sizeof(float));
+    t->grads = op_try_alloc((size_t)t->numel * sizeof(float));
     if (!t->grads)
         return ls_set_error("out of memory: %lld MiB for the gradients", (long long)(t->numel >> 18));
+    memset(t->grads, 0, (size_t)t->numel * sizeof(float));
     float *g = t->grads;
     for (int i = 0; i < t->n; i++) {
         *t->v[i].gptr = g;
@@ -268,7 +274,7 @@ void wt_grads_free(WeightTable *t) {
     if (!t->grads) return;
     for (int i = 0; i < t->n; i++)
         if (t->v[i].gptr) *t->v[i].gptr = NULL;
-    free(t->grads);
+    op_free(t->grads);
     t->grads = NULL;
 }
 

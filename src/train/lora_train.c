@@ -6,6 +6,7 @@
 
 #include "common.h" // defines: callocCheck, ls_set_error
 #include "lora.h"   // defines: Lora, LoraModule
+#include "ops.h"    // defines: op_alloc, op_zalloc, op_sync
 #include "rng.h"    // defines: rng_uniform, rng_mix64
 #include "sha256.h" // defines: sha256_file_kohya
 
@@ -30,8 +31,8 @@ int lora_grads_alloc(Lora *a) {
                                 a->mods[i].module, lora_module_kind(&a->mods[i]));
     for (int i = 0; i < a->n_mods; i++) {
         LoraModule *m = &a->mods[i];
-        if (!m->ddown) m->ddown = callocCheck(down_numel(m), sizeof(float));
-        if (!m->dup) m->dup = callocCheck(up_numel(m), sizeof(float));
+        if (!m->ddown) m->ddown = op_zalloc(down_numel(m) * sizeof(float)); /* the backend's memory */
+        if (!m->dup) m->dup = op_zalloc(up_numel(m) * sizeof(float));
         m->hook.ddown = m->ddown; /* the hook is what the layers see */
         m->hook.dup = m->dup;
     }
@@ -121,8 +122,8 @@ static int split_targets(const char *targets, char *buf, size_t cap, const char 
  * adapter starts as the identity. */
 static void lora_init_module(LoraModule *lm, uint64_t seed, int index) {
     size_t nd = down_numel(lm), nu = up_numel(lm);
-    lm->down = mallocCheck(nd * sizeof(float));
-    lm->up = callocCheck(nu, sizeof(float));
+    lm->down = op_alloc(nd * sizeof(float));
+    lm->up = op_zalloc(nu * sizeof(float));
     float bound = 1.0f / sqrtf((float)(lm->in * lm->k * lm->k));
     rng_uniform(lm->down, nd, rng_mix64(seed ^ rng_mix64(0x4c6f5241ULL + (uint64_t)index)), 0);
     for (size_t j = 0; j < nd; j++) lm->down[j] = (2.0f * lm->down[j] - 1.0f) * bound;
@@ -291,6 +292,7 @@ int lora_create_bottleneck(Lora *a, Model *m, int rank, float alpha, uint64_t se
 }
 
 int lora_save_kohya(const Lora *a, const char *path, const char *const *meta, int n_meta) {
+    op_sync(); /* the tensors are read on the host */
     StWriter w;
     st_writer_init(&w);
     float *alphas = mallocCheck((size_t)a->n_mods * sizeof(float));

@@ -35,14 +35,18 @@ static const float *get_moments(DataCache *c, int i, int flip, int *h, int *w) {
                 return mom;
             }
         }
-        float *img = mallocCheck((size_t)3 * it->th * it->tw * sizeof(float));
+        /* the encoder works in the backend's memory; the cache keeps a host copy */
+        size_t nmom = (size_t)2 * C * hh * ww;
+        float *img = sbuf((size_t)3 * it->th * it->tw), *dmom = sbuf(nmom);
         if (dataset_load_item(c->d, i, img, flip) < 0) {
-            free(img), free(mom), free(path);
+            pool_free(img), pool_free(dmom), free(mom), free(path);
             return NULL;
         }
         int eh, ew;
-        vae_encode(v, mom, img, 1, it->th, it->tw, &eh, &ew);
-        free(img);
+        vae_encode(v, dmom, img, 1, it->th, it->tw, &eh, &ew);
+        op_sync();
+        memcpy(mom, dmom, nmom * sizeof(float));
+        pool_free(img), pool_free(dmom);
         LS_ASSERT(eh == hh && ew == ww);
         c->misses++;
         if (path && dataset_cache_write(path, key, it->path, mom, 2 * C, hh, ww) < 0) {
@@ -126,7 +130,7 @@ int train_precache(Trainer *T) {
     for (int i = 0; i < T->d.n_items; i++) total += T->d.items[i].repeats ? flips : 1; /* held out: unflipped */
     int texts = !T->capv && train_captions_fixed(o); /* else encoded as they come */
     double t0 = ls_time(), last = t0;
-    float *ctx = texts ? mallocCheck((size_t)T->dc.L * T->dc.D * sizeof(float)) : NULL;
+    float *ctx = texts ? sbuf((size_t)T->dc.L * T->dc.D) : NULL; /* the text encoder's output: backend memory */
     int rc = LS_OK;
     for (int i = 0; i < T->d.n_items && rc == LS_OK; i++) {
         if (train_interrupted()) {
@@ -150,7 +154,7 @@ int train_precache(Trainer *T) {
         }
     }
     if (rc == LS_OK && texts && o->caption_dropout > 0) rc = datacache_ctx(&T->dc, "", ctx);
-    free(ctx);
+    pool_free(ctx);
     if (!o->quiet && T->tty) fputc('\n', stderr);
     if (!o->quiet && rc == LS_OK && total > 0)
         fprintf(stderr, "lorastyle: %d latents ready in %.1f s\n", total, ls_time() - t0);

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <map>
+
 /* ---- fibers ---- */
 
 /* save the callee-saved registers, MXCSR and the x87 control word on this stack, store the stack pointer in
@@ -159,20 +161,44 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags) { return 
 cudaError_t cudaStreamSynchronize(cudaStream_t s) { return cudaSuccess; }
 cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t *p, int dev) { return *p = NULL, cudaSuccess; }
 cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t p, cudaMemPoolAttr a, void *v) { return cudaSuccess; }
+/* the device memory handed out: start address → bytes */
+static std::map<uintptr_t, size_t> device_mem;
+
+void emu_check_ptr(const void *p, const char *where) {
+    if (!p) return;
+    uintptr_t a = (uintptr_t)p;
+    auto it = device_mem.upper_bound(a);
+    if (it != device_mem.begin() && (--it, a < it->first + it->second)) return;
+    fprintf(stderr, "cuda_emu: %s was given %p, which is not device memory (host memory: an illegal address on a "
+            "GPU)\n", where, p);
+    abort();
+}
+
 cudaError_t cudaMalloc(void **p, size_t n) {
     *p = malloc(n ? n : 1);
+    if (*p) device_mem[(uintptr_t)*p] = n ? n : 1;
     return *p ? cudaSuccess : cudaErrorMemoryAllocation;
 }
 cudaError_t cudaMallocManaged(void **p, size_t n, unsigned flags) { return cudaMalloc(p, n); }
 cudaError_t cudaMallocAsync(void **p, size_t n, cudaStream_t s) { return cudaMalloc(p, n); }
-cudaError_t cudaFree(void *p) { return free(p), cudaSuccess; }
+cudaError_t cudaFree(void *p) {
+    if (p && !device_mem.erase((uintptr_t)p)) emu_check_ptr(p, "cudaFree"); /* not an allocation's start */
+    return free(p), cudaSuccess;
+}
 cudaError_t cudaFreeAsync(void *p, cudaStream_t s) { return cudaFree(p); }
-cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t s) { return memset(p, v, n), cudaSuccess; }
+cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t s) {
+    emu_check_ptr(p, "cudaMemsetAsync");
+    return memset(p, v, n), cudaSuccess;
+}
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind k, cudaStream_t s) {
+    if (k != cudaMemcpyHostToDevice && k != cudaMemcpyHostToHost) emu_check_ptr(src, "cudaMemcpyAsync (source)");
+    if (k != cudaMemcpyDeviceToHost && k != cudaMemcpyHostToHost) emu_check_ptr(dst, "cudaMemcpyAsync (target)");
     return memmove(dst, src, n), cudaSuccess;
 }
 cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width, size_t height,
                               cudaMemcpyKind k, cudaStream_t s) {
+    if (k != cudaMemcpyHostToDevice && k != cudaMemcpyHostToHost) emu_check_ptr(src, "cudaMemcpy2DAsync (source)");
+    if (k != cudaMemcpyDeviceToHost && k != cudaMemcpyHostToHost) emu_check_ptr(dst, "cudaMemcpy2DAsync (target)");
     if (width > dpitch || width > spitch) return cudaErrorInvalidValue;
     for (size_t r = 0; r < height; r++) memmove((char *)dst + r * dpitch, (const char *)src + r * spitch, width);
     return cudaSuccess;
@@ -190,6 +216,9 @@ const char *cublasGetStatusString(cublasStatus_t s) { return s == CUBLAS_STATUS_
 
 static cublasStatus_t gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha,
                            const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    emu_check_ptr(A, "cuBLAS GEMM (A)");
+    emu_check_ptr(B, "cuBLAS GEMM (B)");
+    emu_check_ptr(C, "cuBLAS GEMM (C)");
     /* cuBLAS's argument checks */
     if (m < 0 || n < 0 || k < 0 || lda < (ta == CUBLAS_OP_N ? (m > 1 ? m : 1) : (k > 1 ? k : 1)) ||
         ldb < (tb == CUBLAS_OP_N ? (k > 1 ? k : 1) : (n > 1 ? n : 1)) || ldc < (m > 1 ? m : 1))

@@ -60,6 +60,14 @@ static inline int max(int a, int b) { return a > b ? a : b; }
 /* run body once per thread of every block of the grid (blocks one after another) */
 void emu_launch(dim3 grid, dim3 block, const std::function<void()> &body, const char *name);
 
+/* Device memory check: every pointer a kernel, a copy or a GEMM is given must lie inside memory from
+ * cudaMalloc / cudaMallocManaged / cudaMallocAsync (NULL is fine). On a GPU, host memory (malloc, a mapped file,
+ * the stack) is an illegal address; here it is caught on the CPU with the kernel's name. */
+void emu_check_ptr(const void *p, const char *where);
+template <typename T> void emu_check_arg(const char *, const T &) {}
+template <typename T> void emu_check_arg(const char *where, T *p) { emu_check_ptr((const void *)p, where); }
+template <typename... A> void emu_check_args(const char *where, const A &...a) { (emu_check_arg(where, a), ...); }
+
 /* ---- the runtime ---- */
 typedef int cudaError_t;
 enum { cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorMemoryAllocation = 2 };

@@ -7,6 +7,7 @@
 
 #include "common.h" /* defines: ls_set_error, ls_warn, mallocCheck, ls_path_join, LS_OK/LS_ERR */
 #include "image.h"  /* defines: Image, image_probe, image_load_max */
+#include "pool.h"   /* defines: pool_alloc, pool_free */
 #include "rng.h"    /* defines: rng_u32, rng_mix64 */
 #include "sha256.h" /* defines: Sha256, sha256_* */
 
@@ -194,24 +195,26 @@ typedef struct {
     int off, len;
 } Span;
 
-/* Split on ',' and trim; empty tags are dropped. Returns the count; *out is malloc'd. */
-static int split_tags(const char *s, Span **out) {
-    int n = 0, cap = 0;
-    Span *v = NULL;
+/* The room split_tags needs for s: one Span per comma-separated piece. */
+static size_t tags_room(const char *s) {
+    size_t n = 1;
+    for (; *s; s++) n += *s == ',';
+    return n;
+}
+
+/* Split on ',' and trim; empty tags are dropped. v: room for tags_room(s) Spans. Returns the count. */
+static int split_tags(const char *s, Span *v) {
+    int n = 0;
     for (const char *p = s;;) {
         const char *e = strchr(p, ',');
         if (!e) e = p + strlen(p);
         const char *a = p, *b = e;
         while (a < b && is_space(*a)) a++;
         while (b > a && is_space(b[-1])) b--;
-        if (b > a) {
-            grow((void **)&v, &cap, n + 1, sizeof *v);
-            v[n].off = (int)(a - s), v[n].len = (int)(b - a), n++;
-        }
+        if (b > a) v[n].off = (int)(a - s), v[n].len = (int)(b - a), n++;
         if (!*e) break;
         p = e + 1;
     }
-    *out = v;
     return n;
 }
 
@@ -537,9 +540,9 @@ static void count_tags(Dataset *d) {
         int n = 0, cap = 0;
         for (int i = 0; i < d->n_items; i++) {
             if (d->items[i].subset != s) continue;
-            Span *t;
             const char *c = d->items[i].caption;
-            int nt = split_tags(c, &t);
+            Span *t = mallocCheck(tags_room(c) * sizeof *t);
+            int nt = split_tags(c, t);
             for (int k = 0; k < nt; k++) {
                 grow((void **)&all, &cap, n + 1, sizeof *all);
                 char *tag = mallocCheck((size_t)t[k].len + 1);
@@ -881,9 +884,10 @@ int dataset_caption(const Dataset *d, int i, uint64_t seed, uint64_t step, char 
         return ls_set_error("%s: item %d out of range (0..%d)", d->dir, i, d->n_items - 1);
     if (cap < 1) return ls_set_error("%s: caption buffer of %d bytes", d->items[i].path, cap);
     const char *c = d->items[i].caption, *trig = d->opt.trigger;
-    Span *t;
-    int n = split_tags(c, &t);
-    int *order = mallocCheck((size_t)(n + 1) * sizeof(int)), m = 0;
+    /* scratch from the backend's pool: a training step captions its batch, and allocates nothing */
+    Span *t = pool_alloc(tags_room(c) * sizeof *t);
+    int n = split_tags(c, t);
+    int *order = pool_alloc((size_t)(n + 1) * sizeof(int)), m = 0;
     size_t tl = trig ? strlen(trig) : 0;
     for (int k = 0; k < n; k++) /* the trigger is put first below, so it is dropped where it stands */
         if (!(trig && (size_t)t[k].len == tl && memcmp(c + t[k].off, trig, tl) == 0)) order[m++] = k;
@@ -915,7 +919,7 @@ int dataset_caption(const Dataset *d, int i, uint64_t seed, uint64_t step, char 
         memcpy(out + len, p, (size_t)pl), len += pl;
     }
     if (rc == LS_OK) out[len] = 0;
-    free(t), free(order);
+    pool_free(t), pool_free(order);
     return rc == LS_OK ? len : LS_ERR;
 }
 

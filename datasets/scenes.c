@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common.h" // defines: LS_OK, LS_ERR, mallocCheck, ls_set_error
+#include "pool.h"   // defines: pool_alloc, pool_free (rendering scratch: pretraining renders every step)
 #include "rng.h"    // defines: rng_mix64
 
 const char *const scene_shape_names[SCENE_N_SHAPES] = {"circle", "square", "triangle", "star", "ring"};
@@ -452,7 +453,7 @@ static void shade(const Scene *s, int style, uint64_t key, int x, int y, int l, 
 }
 
 static void box_blur(float *img, int n, int rad) { /* (n,n,3) in place, separable box of radius rad */
-    float *tmp = mallocCheck((size_t)n * n * 3 * sizeof(float));
+    float *tmp = pool_alloc((size_t)n * n * 3 * sizeof(float));
     for (int pass = 0; pass < 2; pass++) {
         for (int y = 0; y < n; y++)
             for (int x = 0; x < n; x++)
@@ -468,16 +469,16 @@ static void box_blur(float *img, int n, int rad) { /* (n,n,3) in place, separabl
                 }
         memcpy(img, tmp, (size_t)n * n * 3 * sizeof(float));
     }
-    free(tmp);
+    pool_free(tmp);
 }
 
 static void render_float(const Scene *s, int style, uint64_t seed, uint64_t index, float *rgb, int size) {
     int N = size * SS;
-    int *lab = mallocCheck((size_t)N * N * sizeof(int));
+    int *lab = pool_alloc((size_t)N * N * sizeof(int));
     float *dist = NULL;
     label_map(s, lab, N);
     if (style != SCENE_STYLE_PLAIN && style != SCENE_STYLE_MOSAIC) {
-        dist = mallocCheck((size_t)N * N * sizeof(float));
+        dist = pool_alloc((size_t)N * N * sizeof(float));
         boundary_distance(lab, dist, N);
     }
     uint64_t key = rng_mix64(seed * 31 + index);
@@ -490,15 +491,15 @@ static void render_float(const Scene *s, int style, uint64_t seed, uint64_t inde
             for (int k = 0; k < 3; k++) o[k] += c[k] / (SS * SS);
         }
     if (style == SCENE_STYLE_WATERCOLOUR) { /* soft bleeding edges */
-        float *soft = mallocCheck((size_t)size * size * 3 * sizeof(float));
+        float *soft = pool_alloc((size_t)size * size * 3 * sizeof(float));
         memcpy(soft, rgb, (size_t)size * size * 3 * sizeof(float));
         box_blur(soft, size, size >= 48 ? 1 : 0);
         for (size_t i = 0; i < (size_t)size * size * 3; i++) rgb[i] = 0.35f * rgb[i] + 0.65f * soft[i];
-        free(soft);
+        pool_free(soft);
     }
     if (style == SCENE_STYLE_MOSAIC) { /* tiles of 4 px: the colour at the tile centre, jittered, with grout */
         int t = size >= 48 ? 4 : 2;
-        float *src = mallocCheck((size_t)size * size * 3 * sizeof(float));
+        float *src = pool_alloc((size_t)size * size * 3 * sizeof(float));
         memcpy(src, rgb, (size_t)size * size * 3 * sizeof(float));
         for (int ty = 0; ty < size; ty += t)
             for (int tx = 0; tx < size; tx += t) {
@@ -511,26 +512,26 @@ static void render_float(const Scene *s, int style, uint64_t seed, uint64_t inde
                         for (int k = 0; k < 3; k++) rgb[((size_t)y * size + x) * 3 + k] = clamp01(c[k] * j) * g + (g < 1 ? 0.05f : 0);
                     }
             }
-        free(src);
+        pool_free(src);
     }
-    free(lab);
-    free(dist);
+    pool_free(lab);
+    pool_free(dist);
 }
 
 void scene_render(const Scene *s, int style, uint64_t seed, uint64_t index, uint8_t *rgb, int size) {
-    float *f = mallocCheck((size_t)size * size * 3 * sizeof(float));
+    float *f = pool_alloc((size_t)size * size * 3 * sizeof(float));
     render_float(s, style, seed, index, f, size);
     for (size_t i = 0; i < (size_t)size * size * 3; i++) rgb[i] = (uint8_t)lrintf(clamp01(f[i]) * 255.0f);
-    free(f);
+    pool_free(f);
 }
 
 void scene_render_chw(const Scene *s, int style, uint64_t seed, uint64_t index, float *chw, int size) {
-    uint8_t *rgb = mallocCheck((size_t)size * size * 3);
+    uint8_t *rgb = pool_alloc((size_t)size * size * 3);
     scene_render(s, style, seed, index, rgb, size); /* quantised to 8 bits, as a PNG of the scene would be */
     size_t hw = (size_t)size * size;
     for (size_t i = 0; i < hw; i++)
         for (int k = 0; k < 3; k++) chw[k * hw + i] = rgb[i * 3 + k] / 127.5f - 1.0f;
-    free(rgb);
+    pool_free(rgb);
 }
 
 int scene_vocabulary(const char **words, int cap) {

@@ -5,6 +5,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__ /* (defined by the headers above) */
+#include <malloc.h> // defines: malloc_trim
+#endif
 
 #include "kbase.h" // defines: LS_ASSERT
 #include "ops.h"   // defines: op_try_alloc, op_free, op_sync (the backend's memory)
@@ -119,6 +122,12 @@ void pool_free(void *p) {
         size_t want = pool.peak + pool.peak / 8, grown = pool.cap + pool.cap / 4;
         slab_build(want > grown ? want : grown);
         pool.spilled = 0;
+#ifdef __GLIBC__
+        /* The spilled buffers went back to the C heap, which keeps their pages for reuse; the slab serves
+         * those requests from now on, so give the pages to the system (a 30-step base-model training held
+         * both: 17 MiB more peak RSS). */
+        malloc_trim(0);
+#endif
     }
     pthread_mutex_unlock(&pool.lock);
 }

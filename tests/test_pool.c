@@ -12,6 +12,7 @@
 #include "pipeline.h" // defines: GenParams, pipeline_generate
 #include "pool.h"     // defines: pool_alloc, pool_free, pool_stats
 #include "testutil.h"
+#include "train.h"    // defines: TrainOptions, train_run
 
 static volatile long n_allocs; /* calls from the library (and this test) to the system allocator */
 void *__real_malloc(size_t n);
@@ -87,6 +88,31 @@ static void no_allocation_per_step(const char *what, const char *dir) {
     model_free(&m);
 }
 
+static long allocs_of_training(const char *model, const char *data, const char *out, int steps) {
+    TrainOptions o;
+    train_options_default(&o);
+    o.data_dir = data, o.model = model, o.out = out, o.name = "style";
+    o.resolution = 64, o.quiet = 1, o.samples = 0, o.force = 1;
+    o.steps = steps, o.batch = 2, o.checkpoint_every = 1000;
+    long before = n_allocs;
+    int rc = train_run(&o, NULL);
+    long n = n_allocs - before;
+    CHECK(rc == LS_OK, "train_run: %s", ls_last_error());
+    return n;
+}
+
+static void no_allocation_per_training_step(const char *tmp, const char *model, const char *data) {
+    char out[600];
+    snprintf(out, sizeof out, "%s/train", tmp);
+    allocs_of_training(model, data, out, 3); /* warm-up: sizes the pool */
+    long a3 = allocs_of_training(model, data, out, 3), a13 = allocs_of_training(model, data, out, 13);
+    PoolStats s = pool_stats();
+    printf("LoRA training, tiny model: %ld system allocations for a 3-step run, %ld for 13 steps: %.1f per step; "
+           "pool slab %.1f MiB, peak %.1f MiB\n", a3, a13, (a13 - a3) / 10.0, s.slab_bytes / 1048576.0,
+           s.peak_bytes / 1048576.0);
+    CHECK(a13 == a3, "%ld allocations in 10 more training steps", a13 - a3);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) return 2;
     long c0 = n_allocs;
@@ -116,10 +142,14 @@ int main(int argc, char **argv) {
     pool_free(NULL);
 
     /* 2. sampling steps allocate nothing */
-    char tmpl[] = "/tmp/ls_test_pool_XXXXXX", tiny[256], base[1500];
+    char tmpl[] = "/tmp/ls_test_pool_XXXXXX", tiny[256] = "", base[1500];
     if (test_tiny_model(tmpl, tiny, sizeof tiny) == LS_OK) no_allocation_per_step("tiny model", tiny);
     snprintf(base, sizeof base, "%s/../../models/base", argv[1]);
     no_allocation_per_step("base model", base);
+    /* 3. training steps allocate nothing */
+    char data[1500];
+    snprintf(data, sizeof data, "%s/../../datasets/sample_style", argv[1]);
+    if (tiny[0]) no_allocation_per_training_step(tmpl, tiny, data);
     test_remove_dir(tmpl);
     return test_summary();
 }

@@ -214,10 +214,10 @@ int clip_forward_train(const Clip *m, ClipActs *acts, float *out, const int *ids
     float *h, *a, *o;
     if (acts) { /* the stream before each layer and after the last, the token ids, final_layer_norm's statistics */
         acts->B = B, acts->L = L, acts->n = nl;
-        acts->hs = callocCheck((size_t)nl + 1, sizeof *acts->hs);
-        acts->layer = callocCheck((size_t)nl, sizeof *acts->layer);
+        acts->hs = acts_array((size_t)nl + 1, sizeof *acts->hs);
+        acts->layer = acts_array((size_t)nl, sizeof *acts->layer);
         for (int i = 0; i <= nl; i++) acts->hs[i] = acts_buf(n, &acts->bytes);
-        acts->ids = mallocCheck((size_t)N * sizeof(int));
+        acts->ids = pool_alloc((size_t)N * sizeof(int));
         memcpy(acts->ids, ids, (size_t)N * sizeof(int));
         acts->bytes += (size_t)N * sizeof(int);
         acts->mean_f = acts_buf(N, &acts->bytes), acts->rstd_f = acts_buf(N, &acts->bytes);

@@ -17,16 +17,16 @@ static int layer_trainable(const ClipLayer *l) {
 
 void clip_acts_free(ClipActs *acts) {
     if (acts->hs)
-        for (int i = 0; i <= acts->n; i++) free(acts->hs[i]);
+        for (int i = 0; i <= acts->n; i++) pool_free(acts->hs[i]);
     for (int i = 0; acts->layer && i < acts->n; i++) {
         ClipLayerActs *la = &acts->layer[i];
-        free(la->mean1), free(la->rstd1), free(la->q), free(la->k), free(la->v), free(la->o);
-        free(la->h1), free(la->mean2), free(la->rstd2), free(la->f);
+        pool_free(la->mean1), pool_free(la->rstd1), pool_free(la->q), pool_free(la->k), pool_free(la->v);
+        pool_free(la->o), pool_free(la->h1), pool_free(la->mean2), pool_free(la->rstd2), pool_free(la->f);
     }
-    free(acts->hs);
-    free(acts->ids);
-    free(acts->layer);
-    free(acts->mean_f), free(acts->rstd_f);
+    pool_free(acts->hs);
+    pool_free(acts->ids);
+    pool_free(acts->layer);
+    pool_free(acts->mean_f), pool_free(acts->rstd_f);
     memset(acts, 0, sizeof *acts);
 }
 
@@ -39,11 +39,11 @@ static void layer_backward(const ClipLayer *l, const ClipConfig *c, const ClipAc
                            const ClipLayerActs *la, float *dh, const float *x, int need_dx) {
     int B = acts->B, L = acts->L, N = B * L, D = c->hidden, I = c->intermediate;
     size_t n = (size_t)N * D, ni = (size_t)N * I;
-    float *a = fbuf(n), *da = fbuf(n), *dn = fbuf(n);
+    float *a = sbuf(n), *da = sbuf(n), *dn = sbuf(n);
 
     /* MLP: y = h1 + fc2(act(f)), f = fc1(ln2 h1). Below this sublayer the stream gradient is still
      * needed (the attention's LoRA sits there), so da/dn are always computed here. */
-    float *g = fbuf(ni), *dg = fbuf(ni);
+    float *g = sbuf(ni), *dg = sbuf(ni);
     if (linear_needs_input(&l->fc2)) {
         memcpy(g, la->f, ni * sizeof(float));
         clip_mlp_act(c, g, ni);
@@ -55,11 +55,11 @@ static void layer_backward(const ClipLayer *l, const ClipConfig *c, const ClipAc
     linear_backward(&l->fc1, da, dg, a, N);
     layernorm_backward(&l->ln2, dn, da, la->mean2, la->rstd2, la->h1, N);
     op_add_inplace(dh, dn, n); /* dh = ∂loss/∂h1 */
-    free(g);
-    free(dg);
+    pool_free(g);
+    pool_free(dg);
 
     /* self-attention: h1 = x + out_proj(attn(q, k, v)), q/k/v = proj(ln1 x) */
-    float *datt = fbuf(n), *dq = fbuf(n), *dk = fbuf(n), *dv = fbuf(n);
+    float *datt = sbuf(n), *dq = sbuf(n), *dk = sbuf(n), *dv = sbuf(n);
     linear_backward(&l->o, datt, dh, la->o, N);
     op_attention_backward(dq, dk, dv, datt, la->q, la->k, la->v, B, L, L, c->heads, D / c->heads, 1);
     if (linear_needs_input(&l->q) || linear_needs_input(&l->k) || linear_needs_input(&l->v))
@@ -76,8 +76,8 @@ static void layer_backward(const ClipLayer *l, const ClipConfig *c, const ClipAc
         layernorm_backward(&l->ln1, need_dx ? dn : NULL, da, la->mean1, la->rstd1, x, N);
         if (need_dx) op_add_inplace(dh, dn, n); /* dh = ∂loss/∂x */
     }
-    free(datt), free(dq), free(dk), free(dv);
-    free(a), free(da), free(dn);
+    pool_free(datt), pool_free(dq), pool_free(dk), pool_free(dv);
+    pool_free(a), pool_free(da), pool_free(dn);
 }
 
 /* hs[0] = tok_emb[ids] + pos_emb[position], dh (N,D) = ∂loss/∂hs[0]: the token embedding's rows of the
@@ -109,13 +109,13 @@ void clip_backward(const Clip *m, const ClipActs *acts, const float *dout) {
         for (int li = n - 1; li >= 0; li--)
             if (layer_trainable(&m->layer[li])) lowest = li;
     if (lowest == n && !norm_trainable(&m->final_ln)) return; /* nothing trainable on what ran */
-    float *dh = lowest < n ? fbuf((size_t)N * D) : NULL;
+    float *dh = lowest < n ? sbuf((size_t)N * D) : NULL;
     /* out = final_layer_norm(hs[n]) */
     layernorm_backward(&m->final_ln, dh, dout, acts->mean_f, acts->rstd_f, acts->hs[n], N);
     for (int li = n - 1; li >= 0 && li >= lowest; li--)
         layer_backward(&m->layer[li], c, acts, &acts->layer[li], dh, acts->hs[li], li > lowest);
     if (lowest < 0) embeddings_backward(m, acts, dh);
-    free(dh);
+    pool_free(dh);
 }
 
 /* ---------------- full fine-tuning ---------------- */
@@ -129,11 +129,11 @@ void clip_full_grads_free(Clip *m) { wt_grads_free(&m->wt); }
 int clip_encode_train(const Clip *m, const Tokenizer *tok, ClipActs *acts, float *ctx,
                       const char *const *texts, int B, int clip_skip) {
     int L = tokenizer_max_length(tok);
-    int *ids = mallocCheck((size_t)B * L * sizeof(int));
+    int *ids = pool_alloc((size_t)B * L * sizeof(int));
     for (int b = 0; b < B; b++) {
         int dropped = 0;
         if (tokenizer_encode(tok, texts[b], ids + (size_t)b * L, L, &dropped) < 0) {
-            free(ids);
+            pool_free(ids);
             clip_acts_free(acts);
             return ls_error_context("caption");
         }
@@ -142,6 +142,6 @@ int clip_encode_train(const Clip *m, const Tokenizer *tok, ClipActs *acts, float
                     dropped == 1 ? "" : "s");
     }
     int rc = clip_forward_train(m, acts, ctx, ids, B, L, clip_skip - 1);
-    free(ids);
+    pool_free(ids);
     return rc;
 }

@@ -14,7 +14,7 @@
  *     unet_backward(&m.unet, &uacts, dctx, dout);                      // dctx (B,L,D) = ∂loss/∂ctx
  *     clip_backward(&m.clip, &cacts, dctx);                            // += into the TE hooks' ddown/dup
  *     ... clip / AdamW over lora_trainset (U-Net and TE modules alike) ...
- *     clip_acts_free(&cacts);  unet_acts_free(&uacts);                 // (or reuse: forwards free them)
+ *     clip_acts_free(&cacts);  unet_acts_free(&uacts);                 // pool memory: free every step
  * Full fine-tuning is the same step after clip_full_grads_alloc(&m.clip, &ts) (ts: the optimizer's list;
  * trainset_zero_grads(&ts) instead of lora_grads_zero): clip_backward then also accumulates every
  * text-encoder tensor's gradient, and the optimizer updates the encoder's weights in place.

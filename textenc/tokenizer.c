@@ -21,6 +21,7 @@
 #include "tokenizer.h"
 
 #include "common.h"         /* defines: ls_set_error, mallocCheck, ls_read_file, ls_write_file_atomic */
+#include "pool.h"           /* defines: pool_alloc, pool_free */
 #include "unicode_tables.h" /* defines: uni_class, uni_tolower, uni_nfc */
 
 #include <cjson/cJSON.h>
@@ -303,14 +304,14 @@ static int byte_symbol(int b, char out[8]) {
 
 /* ---- normalization and pre-tokenizer ------------------------------------------------------------------- */
 
-/* NFC, \s+ → " ", lowercase, on s[0..n) (valid UTF-8). Returns a malloc'd code point array, *out_n its
- * length. */
+/* NFC, \s+ → " ", lowercase, on s[0..n) (valid UTF-8). Returns a code point array from the backend's pool
+ * (pool_free; encoding a caption every training step then allocates nothing), *out_n its length. */
 static uint32_t *normalize(const char *s, size_t n, size_t *out_n) {
-    uint32_t *cp = mallocCheck((n + 1) * sizeof *cp);
+    uint32_t *cp = pool_alloc((n + 1) * sizeof *cp);
     size_t m = utf8_decode(s, n, cp);
-    uint32_t *nfc = mallocCheck((4 * m + 1) * sizeof *nfc);
+    uint32_t *nfc = pool_alloc((4 * m + 1) * sizeof *nfc);
     m = uni_nfc(cp, m, nfc);
-    free(cp);
+    pool_free(cp);
 
     size_t w = 0; /* each run of \s characters becomes one " ", in place */
     for (size_t i = 0, in_space = 0; i < m; i++) {
@@ -321,10 +322,10 @@ static uint32_t *normalize(const char *s, size_t n, size_t *out_n) {
     }
     m = w;
 
-    uint32_t *low = mallocCheck((3 * m + 1) * sizeof *low);
+    uint32_t *low = pool_alloc((3 * m + 1) * sizeof *low);
     size_t k = 0;
     for (size_t i = 0; i < m; i++) k += (size_t)uni_tolower(nfc[i], low + k);
-    free(nfc);
+    pool_free(nfc);
     *out_n = k;
     return low;
 }
@@ -454,16 +455,16 @@ static void bpe_piece(const uint32_t *cp, size_t n, void *ctx) {
     IdSink *sink = ctx;
     const Tokenizer *t = sink->t;
     if (n == 0) return;
-    unsigned char *bytes = mallocCheck(4 * n);
+    unsigned char *bytes = pool_alloc(4 * n);
     int nb = 0;
     for (size_t i = 0; i < n; i++) nb += utf8_put(cp[i], (char *)bytes + nb);
 
-    Symbol *sym = mallocCheck((size_t)nb * sizeof *sym);
+    Symbol *sym = pool_alloc((size_t)nb * sizeof *sym);
     for (int i = 0; i < nb; i++) {
         int id = i == nb - 1 ? t->byte_eow_id[bytes[i]] : t->byte_id[bytes[i]];
         sym[i] = (Symbol){id >= 0 ? id : t->unk, i - 1, i + 1 < nb ? i + 1 : -1, 1};
     }
-    HeapItem *heap = mallocCheck((size_t)(3 * nb + 1) * sizeof *heap); /* n-1 initial + 2 per merge */
+    HeapItem *heap = pool_alloc((size_t)(3 * nb + 1) * sizeof *heap); /* n-1 initial + 2 per merge */
     int nh = 0;
     for (int i = 0; i + 1 < nb; i++) queue_pair(t, sym, i, heap, &nh);
     while (nh > 0) {
@@ -481,9 +482,9 @@ static void bpe_piece(const uint32_t *cp, size_t n, void *ctx) {
         queue_pair(t, sym, top.pos, heap, &nh);
     }
     for (int i = 0; i >= 0; i = sym[i].next) sink_push(sink, sym[i].id);
-    free(heap);
-    free(sym);
-    free(bytes);
+    pool_free(heap);
+    pool_free(sym);
+    pool_free(bytes);
 }
 
 /* Normalize, pre-tokenize and BPE one segment of raw text (no special tokens inside). */
@@ -491,7 +492,7 @@ static void encode_segment(IdSink *sink, const char *s, size_t n) {
     size_t m;
     uint32_t *cp = normalize(s, n, &m);
     pretokenize(cp, m, bpe_piece, sink);
-    free(cp);
+    pool_free(cp);
 }
 
 /* ---- loading --------------------------------------------------------------------------------------------- */
@@ -992,7 +993,7 @@ static int write_trained(const char *dir, const char *const *corpus, size_t n_co
         size_t m;
         uint32_t *cp = normalize(corpus[i], strlen(corpus[i]), &m);
         pretokenize(cp, m, train_piece, &c);
-        free(cp);
+        pool_free(cp);
     }
     char **tok = base_tokens(cap);
     StrMap vocab;

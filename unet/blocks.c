@@ -211,8 +211,8 @@ void transformer2d_forward(const Transformer2D *tr, Tr2DActs *acts, float *out, 
         acts->n_blocks = nb;
         acts->mean = acts_buf((size_t)B * tr->norm.groups, by);
         acts->rstd = acts_buf((size_t)B * tr->norm.groups, by);
-        acts->hs = callocCheck((size_t)nb + 1, sizeof *acts->hs);
-        acts->blocks = callocCheck((size_t)nb, sizeof *acts->blocks);
+        acts->hs = acts_array((size_t)nb + 1, sizeof *acts->hs);
+        acts->blocks = acts_array((size_t)nb, sizeof *acts->blocks);
         for (int i = 0; i <= nb; i++) acts->hs[i] = acts_buf(n, by);
     }
     float *a = sbuf(n), *tok = sbuf(n);

@@ -1,5 +1,6 @@
-/* blocks_bwd.c — see blocks_bwd.h. Each *_backward walks its forward (blocks.c) bottom to top. Scratch is
- * allocated per call and freed before returning; saved buffers live until *_acts_free. */
+/* blocks_bwd.c — see blocks_bwd.h. Each *_backward walks its forward (blocks.c) bottom to top. Scratch comes
+ * from the backend's pool and is given back before returning; saved buffers (pool memory too) live until
+ * *_acts_free. */
 #include "blocks_bwd.h"
 
 #include <string.h>
@@ -10,9 +11,9 @@ void resblock_backward(const ResBlock *r, const ResActs *acts, float *dx, float 
                        const float *x, const float *emb_silu, int B, int H, int W) {
     int HW = H * W;
     size_t nin = (size_t)B * r->cin * HW, nout = (size_t)B * r->cout * HW;
-    float *a = fbuf((size_t)B * LS_MAX(r->cin, r->cout) * HW); /* a recomputed norm output */
-    float *da = fbuf(LS_MAX(nin, nout));
-    float *dh = fbuf(nout);
+    float *a = sbuf((size_t)B * LS_MAX(r->cin, r->cout) * HW); /* a recomputed norm output */
+    float *da = sbuf(LS_MAX(nin, nout));
+    float *dh = sbuf(nout);
 
     /* out = conv2(silu(norm2 h)) + shortcut(x) */
     if (conv_needs_input(&r->conv2)) groupnorm_forward(&r->norm2, a, NULL, NULL, acts->h, B, HW, 1);
@@ -21,13 +22,14 @@ void resblock_backward(const ResBlock *r, const ResActs *acts, float *dx, float 
 
     /* h = conv1(silu(norm1 x)) + time_emb_proj(emb_silu) broadcast over HW */
     if (r->temb > 0 && emb_silu && (demb_silu || linear_needs_input(&r->time_proj))) {
-        float *dtp = callocCheck((size_t)B * r->cout, sizeof(float));
-        float *de = demb_silu ? fbuf((size_t)B * r->temb) : NULL;
+        float *dtp = sbuf((size_t)B * r->cout);
+        memset(dtp, 0, (size_t)B * r->cout * sizeof(float)); /* the bias backward accumulates */
+        float *de = demb_silu ? sbuf((size_t)B * r->temb) : NULL;
         op_add_channel_bias_backward(dtp, dh, B, r->cout, HW); /* dtp (B,cout) = Σ_hw dh */
         linear_backward(&r->time_proj, de, dtp, emb_silu, B);
         if (de) op_add_inplace(demb_silu, de, (size_t)B * r->temb);
-        free(dtp);
-        free(de);
+        pool_free(dtp);
+        pool_free(de);
     }
     if (conv_needs_input(&r->conv1)) groupnorm_forward(&r->norm1, a, NULL, NULL, x, B, HW, 1);
     conv_backward(&r->conv1, da, dh, a, B, H, W); /* da (B,cin,HW) */
@@ -40,17 +42,17 @@ void resblock_backward(const ResBlock *r, const ResActs *acts, float *dx, float 
     } else {
         op_add_inplace(dx, dy, nin);
     }
-    free(a);
-    free(da);
-    free(dh);
+    pool_free(a);
+    pool_free(da);
+    pool_free(dh);
 }
 
 void resblock_acts_free(ResActs *acts) {
-    free(acts->mean1);
-    free(acts->rstd1);
-    free(acts->mean2);
-    free(acts->rstd2);
-    free(acts->h);
+    pool_free(acts->mean1);
+    pool_free(acts->rstd1);
+    pool_free(acts->mean2);
+    pool_free(acts->rstd2);
+    pool_free(acts->h);
     memset(acts, 0, sizeof *acts);
 }
 
@@ -69,30 +71,30 @@ void attn_backward(const Attn *a, const AttnActs *acts, float *dx, float *dctx, 
         Tc = T;
     }
     size_t nq = (size_t)B * T * C, nk = (size_t)B * Tc * C;
-    float *dout = fbuf(nq), *dq = fbuf(nq), *dk = fbuf(nk), *dv = fbuf(nk);
+    float *dout = sbuf(nq), *dq = sbuf(nq), *dk = sbuf(nk), *dv = sbuf(nk);
     linear_backward(&a->to_out, dout, dy, acts->o, B * T);
     op_attention_backward(dq, dk, dv, dout, acts->q, acts->k, acts->v, B, T, Tc, a->heads, a->dim_head, 0);
     linear_backward(&a->to_q, dx, dq, x, B * T);
     /* k and v read ctx (x itself for self-attention): their input gradients add up there */
     float *acc = self ? dx : dctx;
     size_t nin = (size_t)B * Tc * a->to_k.in;
-    float *tmp = acc ? fbuf(nin) : NULL;
+    float *tmp = acc ? sbuf(nin) : NULL;
     linear_backward(&a->to_k, tmp, dk, ctx, B * Tc);
     if (acc) op_add_inplace(acc, tmp, nin);
     linear_backward(&a->to_v, tmp, dv, ctx, B * Tc);
     if (acc) op_add_inplace(acc, tmp, nin);
-    free(tmp);
-    free(dout);
-    free(dq);
-    free(dk);
-    free(dv);
+    pool_free(tmp);
+    pool_free(dout);
+    pool_free(dq);
+    pool_free(dk);
+    pool_free(dv);
 }
 
 void attn_acts_free(AttnActs *acts) {
-    free(acts->q);
-    free(acts->k);
-    free(acts->v);
-    free(acts->o);
+    pool_free(acts->q);
+    pool_free(acts->k);
+    pool_free(acts->v);
+    pool_free(acts->o);
     memset(acts, 0, sizeof *acts);
 }
 
@@ -104,10 +106,10 @@ static void tblock_backward(const TBlock *b, const TBlockActs *acts, float *dh, 
                             const float *ctx, int B, int T, int Tc) {
     int N = B * T, C = b->C;
     size_t n = (size_t)N * C;
-    float *a = fbuf(n), *da = fbuf(n), *dn = fbuf(n);
+    float *a = sbuf(n), *da = sbuf(n), *dn = sbuf(n);
 
     /* feed-forward: out = h2 + ff_out(geglu(ff_in(norm3 h2))) */
-    float *g = fbuf(n * 4), *dg = fbuf(n * 4), *dff = fbuf(n * 8);
+    float *g = sbuf(n * 4), *dg = sbuf(n * 4), *dff = sbuf(n * 8);
     if (linear_needs_input(&b->ff_out)) op_geglu(g, acts->ff, N, 4 * C);
     linear_backward(&b->ff_out, dg, dh, g, N);
     op_geglu_backward(dff, dg, acts->ff, N, 4 * C);
@@ -115,9 +117,9 @@ static void tblock_backward(const TBlock *b, const TBlockActs *acts, float *dh, 
     linear_backward(&b->ff_in, da, dff, a, N);
     layernorm_backward(&b->norm3, dn, da, acts->mean3, acts->rstd3, acts->h2, N);
     op_add_inplace(dh, dn, n);
-    free(g);
-    free(dg);
-    free(dff);
+    pool_free(g);
+    pool_free(dg);
+    pool_free(dff);
 
     /* cross-attention: h2 = h1 + attn2(norm2 h1, ctx) */
     if (attn_needs_x(&b->attn2, 0)) layernorm_forward(&b->norm2, a, NULL, NULL, acts->h1, N);
@@ -130,16 +132,16 @@ static void tblock_backward(const TBlock *b, const TBlockActs *acts, float *dh, 
     attn_backward(&b->attn1, &acts->attn1, da, NULL, dh, a, NULL, B, T, 0);
     layernorm_backward(&b->norm1, dn, da, acts->mean1, acts->rstd1, x, N);
     op_add_inplace(dh, dn, n);
-    free(a);
-    free(da);
-    free(dn);
+    pool_free(a);
+    pool_free(da);
+    pool_free(dn);
 }
 
 static void tblock_acts_free(TBlockActs *acts) {
-    free(acts->mean1), free(acts->rstd1);
-    free(acts->mean2), free(acts->rstd2);
-    free(acts->mean3), free(acts->rstd3);
-    free(acts->h1), free(acts->h2), free(acts->ff);
+    pool_free(acts->mean1), pool_free(acts->rstd1);
+    pool_free(acts->mean2), pool_free(acts->rstd2);
+    pool_free(acts->mean3), pool_free(acts->rstd3);
+    pool_free(acts->h1), pool_free(acts->h2), pool_free(acts->ff);
     attn_acts_free(&acts->attn1);
     attn_acts_free(&acts->attn2);
     memset(acts, 0, sizeof *acts);
@@ -151,7 +153,7 @@ void transformer2d_backward(const Transformer2D *tr, const Tr2DActs *acts, float
                             const float *dy, const float *x, const float *ctx, int B, int H, int W, int Tc) {
     int C = tr->C, T = H * W, nb = tr->n_blocks;
     size_t n = (size_t)B * C * T;
-    float *dtok = fbuf(n), *dh = fbuf(n), *a = fbuf(n), *tok = fbuf(n);
+    float *dtok = sbuf(n), *dh = sbuf(n), *a = sbuf(n), *tok = sbuf(n);
 
     /* out = nchw(proj_out(hs[nb])) + x */
     op_ntc_to_nchw_backward(dtok, dy, B, C, T);
@@ -168,21 +170,21 @@ void transformer2d_backward(const Transformer2D *tr, const Tr2DActs *acts, float
     op_nchw_to_ntc_backward(a, dtok, B, C, T);
     groupnorm_backward(&tr->norm, dx, a, acts->mean, acts->rstd, x, B, T, 0);
     op_add_inplace(dx, dy, n); /* residual */
-    free(dtok);
-    free(dh);
-    free(a);
-    free(tok);
+    pool_free(dtok);
+    pool_free(dh);
+    pool_free(a);
+    pool_free(tok);
 }
 
 void transformer2d_acts_free(Tr2DActs *acts) {
     if (acts->hs)
-        for (int i = 0; i <= acts->n_blocks; i++) free(acts->hs[i]);
+        for (int i = 0; i <= acts->n_blocks; i++) pool_free(acts->hs[i]);
     if (acts->blocks)
         for (int i = 0; i < acts->n_blocks; i++) tblock_acts_free(&acts->blocks[i]);
-    free(acts->hs);
-    free(acts->blocks);
-    free(acts->mean);
-    free(acts->rstd);
+    pool_free(acts->hs);
+    pool_free(acts->blocks);
+    pool_free(acts->mean);
+    pool_free(acts->rstd);
     memset(acts, 0, sizeof *acts);
 }
 
@@ -192,7 +194,7 @@ void vae_attn_backward(const VaeAttn *a, const VaeAttnActs *acts, float *dx, con
                        int B, int H, int W) {
     int C = a->norm.C, T = H * W;
     size_t n = (size_t)B * C * T;
-    float *g = fbuf(n), *tok = fbuf(n), *dtok = fbuf(n), *dout = fbuf(n);
+    float *g = sbuf(n), *tok = sbuf(n), *dtok = sbuf(n), *dout = sbuf(n);
     /* out = nchw(attn(tok)) + x, tok = ntc(GN x) */
     op_ntc_to_nchw_backward(dout, dy, B, C, T);
     if (attn_needs_x(&a->attn, 1)) { /* recompute the attention's input */
@@ -203,15 +205,15 @@ void vae_attn_backward(const VaeAttn *a, const VaeAttnActs *acts, float *dx, con
     op_nchw_to_ntc_backward(g, dtok, B, C, T);
     groupnorm_backward(&a->norm, dx, g, acts->mean, acts->rstd, x, B, T, 0);
     op_add_inplace(dx, dy, n); /* residual */
-    free(g);
-    free(tok);
-    free(dtok);
-    free(dout);
+    pool_free(g);
+    pool_free(tok);
+    pool_free(dtok);
+    pool_free(dout);
 }
 
 void vae_attn_acts_free(VaeAttnActs *acts) {
-    free(acts->mean);
-    free(acts->rstd);
+    pool_free(acts->mean);
+    pool_free(acts->rstd);
     attn_acts_free(&acts->attn);
     memset(acts, 0, sizeof *acts);
 }
@@ -221,10 +223,10 @@ void vae_attn_acts_free(VaeAttnActs *acts) {
 void norm_silu_conv_backward(const Norm *n, const Conv2d *conv, float *dx, const float *dy, const float *x,
                              const float *mean, const float *rstd, int B, int C, int H, int W) {
     size_t sz = (size_t)B * C * H * W;
-    float *t = fbuf(sz), *dt = fbuf(sz);
+    float *t = sbuf(sz), *dt = sbuf(sz);
     if (conv_needs_input(conv)) groupnorm_forward(n, t, NULL, NULL, x, B, H * W, 1); /* the conv's input */
     conv_backward(conv, dt, dy, t, B, H, W);
     groupnorm_backward(n, dx, dt, mean, rstd, x, B, H * W, 1);
-    free(t);
-    free(dt);
+    pool_free(t);
+    pool_free(dt);
 }

@@ -2,11 +2,11 @@
  * BasicTransformerBlock, Transformer2DModel, the VAE mid-block attention, the output head; and the structs of
  * activations their forwards save for them.
  *
- * A block's forward (blocks.c), given a struct below, fills it (allocated there, released by the matching
- * *_acts_free); its *_backward walks the forward's lines in reverse. A block's own input x is NOT saved in
- * its struct: the caller keeps it (in the U-Net every block input is the previous block's saved output)
- * and passes it to the backward again, llm.c style (outputs, saved caches, inputs, weights are in the block
- * struct, dims).
+ * A block's forward (blocks.c), given a struct below, fills it with the backend's pool memory (kernels/pool.h;
+ * the matching *_acts_free gives it back); its *_backward walks the forward's lines in reverse. A block's own
+ * input x is NOT saved in its struct: the caller keeps it (in the U-Net every block input is the previous
+ * block's saved output) and passes it to the backward again, llm.c style (outputs, saved caches, inputs,
+ * weights are in the block struct, dims).
  *
  * What is saved (the rest is recomputed, which is cheap: norms and elementwise ops):
  *  - GroupNorm/LayerNorm: mean/rstd of their input (the input itself is a saved stream tensor). A norm's

@@ -298,11 +298,11 @@ static float *out_buf(UNetActs *acts, size_t n) { return acts ? acts_buf(n, &act
 /* A level's saved activations, set up for n blocks at H×W. */
 static UNetLevelActs *level_alloc(UNetLevelActs *l, int n, int has_attn, int H, int W) {
     l->n = n;
-    l->res = callocCheck((size_t)n, sizeof *l->res);
-    l->res_out = callocCheck((size_t)n, sizeof *l->res_out);
+    l->res = acts_array((size_t)n, sizeof *l->res);
+    l->res_out = acts_array((size_t)n, sizeof *l->res_out);
     if (has_attn) {
-        l->tr = callocCheck((size_t)n, sizeof *l->tr);
-        l->tr_out = callocCheck((size_t)n, sizeof *l->tr_out);
+        l->tr = acts_array((size_t)n, sizeof *l->tr);
+        l->tr_out = acts_array((size_t)n, sizeof *l->tr_out);
     }
     l->H = l->Ho = H;
     l->W = l->Wo = W;

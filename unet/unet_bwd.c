@@ -13,24 +13,25 @@ static float *level_out(const UNetLevelActs *l) { return l->sampler_out ? l->sam
 static void level_free(UNetLevelActs *l) {
     for (int j = 0; j < l->n; j++) {
         resblock_acts_free(&l->res[j]);
-        free(l->res_out[j]);
+        pool_free(l->res_out[j]);
         if (l->tr) {
             transformer2d_acts_free(&l->tr[j]);
-            free(l->tr_out[j]);
+            pool_free(l->tr_out[j]);
         }
     }
-    free(l->res);
-    free(l->res_out);
-    free(l->tr);
-    free(l->tr_out);
-    free(l->sampler_out);
+    pool_free(l->res);
+    pool_free(l->res_out);
+    pool_free(l->tr);
+    pool_free(l->tr_out);
+    pool_free(l->sampler_out);
     memset(l, 0, sizeof *l);
 }
 
 void unet_acts_free(UNetActs *acts) {
-    free(acts->x), free(acts->ctx);
-    free(acts->sin_emb), free(acts->e1), free(acts->e1_silu), free(acts->emb), free(acts->emb_silu);
-    free(acts->h_in);
+    pool_free(acts->x), pool_free(acts->ctx);
+    pool_free(acts->sin_emb), pool_free(acts->e1), pool_free(acts->e1_silu);
+    pool_free(acts->emb), pool_free(acts->emb_silu);
+    pool_free(acts->h_in);
     for (int i = 0; i < UNET_MAX_LEVELS; i++) {
         level_free(&acts->down[i]);
         level_free(&acts->up[i]);
@@ -38,8 +39,8 @@ void unet_acts_free(UNetActs *acts) {
     resblock_acts_free(&acts->mid_res[0]);
     resblock_acts_free(&acts->mid_res[1]);
     transformer2d_acts_free(&acts->mid_tr);
-    for (int i = 0; i < 3; i++) free(acts->mid_out[i]);
-    free(acts->mean_out), free(acts->rstd_out);
+    for (int i = 0; i < 3; i++) pool_free(acts->mid_out[i]);
+    pool_free(acts->mean_out), pool_free(acts->rstd_out);
     memset(acts, 0, sizeof *acts);
 }
 
@@ -73,12 +74,13 @@ void unet_backward(const UNet *u, const UNetActs *acts, float *dctx, const float
     if (dctx) memset(dctx, 0, (size_t)B * Tc * c->cross_attention_dim * sizeof(float));
     /* the resnets' time-embedding gradients meet in demb (B,temb); needed only for LoRA on the MLP */
     int temb_grad = linear_needs_input(&u->time_1) || linear_needs_input(&u->time_2);
-    float *demb = temb_grad ? callocCheck((size_t)B * temb, sizeof(float)) : NULL;
+    float *demb = temb_grad ? sbuf((size_t)B * temb) : NULL;
+    if (demb) memset(demb, 0, (size_t)B * temb * sizeof(float));
 
     /* out = conv_out(silu(conv_norm_out(h))), h the last up level's output at full size */
     const float *h = level_out(&acts->up[n - 1]);
     size_t nh = (size_t)B * C0 * H * W;
-    float *dh = fbuf(nh);
+    float *dh = sbuf(nh);
     norm_silu_conv_backward(&u->norm_out, &u->conv_out, dh, dout, h, acts->mean_out, acts->rstd_out, B, C0, H, W);
 
     Skip skips[UNET_MAX_SKIPS];
@@ -93,39 +95,39 @@ void unet_backward(const UNet *u, const UNetActs *acts, float *dctx, const float
         int C = b->resnets[b->n - 1].cout;
         if (b->has_up) { /* out = conv(upsample(block_out)) */
             size_t nu = (size_t)B * C * l->Ho * l->Wo;
-            float *upx = fbuf(nu), *dupx = fbuf(nu);
+            float *upx = sbuf(nu), *dupx = sbuf(nu);
             if (conv_needs_input(&b->up))
                 op_upsample_nearest(upx, block_out(l, b->n - 1), B, C, l->H, l->W, l->Ho, l->Wo);
             conv_backward(&b->up, dupx, dh, upx, B, l->Ho, l->Wo);
-            free(dh);
-            dh = fbuf((size_t)B * C * HW);
+            pool_free(dh);
+            dh = sbuf((size_t)B * C * HW);
             op_upsample_nearest_backward(dh, dupx, B, C, l->H, l->W, l->Ho, l->Wo);
-            free(upx);
-            free(dupx);
+            pool_free(upx);
+            pool_free(dupx);
         }
         for (int j = b->n - 1; j >= 0; j--) {
             const ResBlock *r = &b->resnets[j];
             if (b->attns) {
-                float *d = fbuf((size_t)B * r->cout * HW);
+                float *d = sbuf((size_t)B * r->cout * HW);
                 transformer2d_backward(&b->attns[j], &l->tr[j], d, dctx, dh, l->res_out[j], ctx, B, l->H,
                                        l->W, Tc);
-                free(dh);
+                pool_free(dh);
                 dh = d;
             }
             /* the resnet's input was [hprev, skip]: rebuild it, backprop, split the gradient */
             Skip s = skips[ns];
             int Cprev = r->cin - s.C;
             const float *hprev = j > 0 ? block_out(l, j - 1) : i > 0 ? level_out(&acts->up[i - 1]) : acts->mid_out[2];
-            float *cat = fbuf((size_t)B * r->cin * HW), *dcat = fbuf((size_t)B * r->cin * HW);
+            float *cat = sbuf((size_t)B * r->cin * HW), *dcat = sbuf((size_t)B * r->cin * HW);
             op_concat_channels(cat, hprev, s.x, B, Cprev, s.C, HW);
             resblock_backward(r, &l->res[j], dcat, demb, dh, cat, emb, B, l->H, l->W);
-            free(dh);
-            dh = fbuf((size_t)B * Cprev * HW);
-            dskips[ns] = fbuf((size_t)B * s.C * HW);
+            pool_free(dh);
+            dh = sbuf((size_t)B * Cprev * HW);
+            dskips[ns] = sbuf((size_t)B * s.C * HW);
             op_concat_channels_backward(dh, dskips[ns], dcat, B, Cprev, s.C, HW);
             ns++;
-            free(cat);
-            free(dcat);
+            pool_free(cat);
+            pool_free(dcat);
         }
     }
     LS_ASSERT(ns == S);
@@ -133,11 +135,11 @@ void unet_backward(const UNet *u, const UNetActs *acts, float *dctx, const float
     /* mid block in reverse: dh becomes the gradient of the mid input = the last skip */
     {
         int k = S - 1, Cm = skips[k].C, Hm = skips[k].H, Wm = skips[k].W;
-        float *d = fbuf((size_t)B * Cm * Hm * Wm);
+        float *d = sbuf((size_t)B * Cm * Hm * Wm);
         resblock_backward(&u->mid_res[1], &acts->mid_res[1], d, demb, dh, acts->mid_out[1], emb, B, Hm, Wm);
         transformer2d_backward(&u->mid_attn, &acts->mid_tr, dh, dctx, d, acts->mid_out[0], ctx, B, Hm, Wm, Tc);
         resblock_backward(&u->mid_res[0], &acts->mid_res[0], d, demb, dh, skips[k].x, emb, B, Hm, Wm);
-        free(dh);
+        pool_free(dh);
         dh = d;
     }
 
@@ -151,9 +153,9 @@ void unet_backward(const UNet *u, const UNetActs *acts, float *dctx, const float
         if (d->has_down) {
             op_add_inplace(dh, dskips[k], (size_t)B * C * l->Ho * l->Wo);
             k--;
-            float *dx = fbuf((size_t)B * C * HW);
+            float *dx = sbuf((size_t)B * C * HW);
             conv_backward(&d->down, dx, dh, skips[k].x, B, l->H, l->W);
-            free(dh);
+            pool_free(dh);
             dh = dx;
         }
         for (int j = d->n - 1; j >= 0; j--) {
@@ -161,34 +163,34 @@ void unet_backward(const UNet *u, const UNetActs *acts, float *dctx, const float
             op_add_inplace(dh, dskips[k], (size_t)B * C * HW);
             k--;
             if (d->attns) {
-                float *dx = fbuf((size_t)B * C * HW);
+                float *dx = sbuf((size_t)B * C * HW);
                 transformer2d_backward(&d->attns[j], &l->tr[j], dx, dctx, dh, l->res_out[j], ctx, B, l->H,
                                        l->W, Tc);
-                free(dh);
+                pool_free(dh);
                 dh = dx;
             }
-            float *dx = fbuf((size_t)B * r->cin * HW);
+            float *dx = sbuf((size_t)B * r->cin * HW);
             resblock_backward(r, &l->res[j], dx, demb, dh, skips[k].x, emb, B, l->H, l->W);
-            free(dh);
+            pool_free(dh);
             dh = dx;
         }
     }
     LS_ASSERT(k == 0);
     op_add_inplace(dh, dskips[0], nh);
     conv_backward(&u->conv_in, NULL, dh, acts->x, B, H, W); /* the latent is data: no dx */
-    free(dh);
-    for (int s = 0; s < S; s++) free(dskips[s]);
+    pool_free(dh);
+    for (int s = 0; s < S; s++) pool_free(dskips[s]);
 
     /* time embedding MLP, only when it carries trainable adapters:
      * emb_silu = silu(linear_2(silu(linear_1(sin_emb)))) */
     if (demb) {
-        float *de1 = fbuf((size_t)B * temb);
+        float *de1 = sbuf((size_t)B * temb);
         op_silu_backward(demb, demb, acts->emb, (size_t)B * temb);
         linear_backward(&u->time_2, de1, demb, acts->e1_silu, B);
         op_silu_backward(de1, de1, acts->e1, (size_t)B * temb);
         linear_backward(&u->time_1, NULL, de1, acts->sin_emb, B);
-        free(de1);
-        free(demb);
+        pool_free(de1);
+        pool_free(demb);
     }
 }
 

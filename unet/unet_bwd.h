@@ -8,7 +8,7 @@
  *     double loss = unet_mse_loss(dout, out, target, n);        // dout = ∂loss/∂out
  *     unet_backward(&m.unet, &acts, NULL, dout);                // += into every hook's ddown/dup
  *     ... optimizer step on the LoRA down/up ...
- *     unet_acts_free(&acts);                                    // (or reuse: the next forward frees it)
+ *     unet_acts_free(&acts);                                    // every step (see below)
  *
  * Gradients reach every live LoRA hook (unmerged, non-zero strength) that has gradient buffers
  * (lora_grads_alloc), on any Linear/Conv2d of the U-Net, including conv_in/conv_out and the time-embedding
@@ -16,6 +16,11 @@
  * unet_full_grads_alloc gave them gradient buffers (full fine-tuning: every tensor of the U-Net then gets
  * its gradient). Hooks without buffers (a second, frozen adapter) still act in the forward and in the
  * input gradients.
+ *
+ * The saved activations are the backend's pool memory (kernels/pool.h), like the forward's and the backward's
+ * scratch. Free them at the end of each step (a struct passed to the next forward as it is still works: that
+ * forward frees it first): the pool resizes its slab only when nothing is in use, so a step that ends with
+ * the pool empty lets the next steps run without a system allocation.
  *
  * Saved activations (blocks_bwd.h for the blocks): the inputs (x, ctx copies), the time-embedding chain,
  * and every block's output — the stream tensors, each of which is the next block's input and, on the down

@@ -224,8 +224,8 @@ static float *level_forward(const VaeLevel *lv, VaeCoderActs *a, VaeLevelActs *l
                             int *H, int *W) {
     if (l) {
         l->n = lv->n;
-        l->res = callocCheck((size_t)lv->n, sizeof *l->res);
-        l->res_out = callocCheck((size_t)lv->n, sizeof *l->res_out);
+        l->res = acts_array((size_t)lv->n, sizeof *l->res);
+        l->res_out = acts_array((size_t)lv->n, sizeof *l->res_out);
         l->H = l->Ho = *H;
         l->W = l->Wo = *W;
     }

@@ -6,20 +6,20 @@
 #include <string.h>
 
 void vae_coder_acts_free(VaeCoderActs *a) {
-    free(a->in), free(a->pq), free(a->h_in);
+    pool_free(a->in), pool_free(a->pq), pool_free(a->h_in);
     for (int i = 0; i < VAE_MAX_LEVELS; i++) {
         VaeLevelActs *l = &a->levels[i];
         for (int j = 0; j < l->n; j++) {
             resblock_acts_free(&l->res[j]);
-            free(l->res_out[j]);
+            pool_free(l->res_out[j]);
         }
-        free(l->res), free(l->res_out), free(l->sampler_out);
+        pool_free(l->res), pool_free(l->res_out), pool_free(l->sampler_out);
     }
     resblock_acts_free(&a->mid_res[0]);
     resblock_acts_free(&a->mid_res[1]);
     vae_attn_acts_free(&a->mid_attn);
-    for (int k = 0; k < 3; k++) free(a->mid_out[k]);
-    free(a->mean_out), free(a->rstd_out), free(a->conv_out);
+    for (int k = 0; k < 3; k++) pool_free(a->mid_out[k]);
+    pool_free(a->mean_out), pool_free(a->rstd_out), pool_free(a->conv_out);
     memset(a, 0, sizeof *a);
 }
 
@@ -46,44 +46,45 @@ static void out_backward(const VaeCoder *cd, const VaeCoderActs *a, float *dx, c
 static void mid_backward(const VaeCoder *cd, const VaeCoderActs *a, float *dh, const float *x, int B, int C,
                          int H, int W) {
     size_t n = (size_t)B * C * H * W;
-    float *d = fbuf(n);
+    float *d = sbuf(n);
     resblock_backward(&cd->mid_res[1], &a->mid_res[1], d, NULL, dh, mid_res1_in(a), NULL, B, H, W);
     if (a->mid_out[1]) {
         vae_attn_backward(&cd->mid_attn, &a->mid_attn, dh, d, a->mid_out[0], B, H, W);
         memcpy(d, dh, n * sizeof(float));
     }
     resblock_backward(&cd->mid_res[0], &a->mid_res[0], dh, NULL, d, x, NULL, B, H, W);
-    free(d);
+    pool_free(d);
 }
 
 /* Backward of a level (level_forward): dy (B,cout,Ho,Wo), the gradient of the level's output → a new buffer
- * (B,cin,H,W), the gradient of its input x (returned; the caller frees it). dy is freed. */
+ * (B,cin,H,W), the gradient of its input x (returned; pool memory the caller gives back). dy (pool memory) is
+ * given back. */
 static float *level_backward(const VaeLevel *lv, const VaeLevelActs *l, float *dy, const float *x, int up,
                              int B) {
     int C = lv->resnets[lv->n - 1].cout, HW = l->H * l->W;
     float *dh = dy;
     if (lv->has_sample) {
         const float *h = l->res_out[l->n - 1];
-        float *d = fbuf((size_t)B * C * HW);
+        float *d = sbuf((size_t)B * C * HW);
         if (up) { /* out = conv(upsample(h)) */
             size_t nu = (size_t)B * C * l->Ho * l->Wo;
-            float *u = fbuf(nu), *du = fbuf(nu);
+            float *u = sbuf(nu), *du = sbuf(nu);
             if (conv_needs_input(&lv->sample)) op_upsample_nearest(u, h, B, C, l->H, l->W, l->Ho, l->Wo);
             conv_backward(&lv->sample, du, dh, u, B, l->Ho, l->Wo);
             op_upsample_nearest_backward(d, du, B, C, l->H, l->W, l->Ho, l->Wo);
-            free(u);
-            free(du);
+            pool_free(u);
+            pool_free(du);
         } else { /* out = conv_s2(h) */
             conv_backward(&lv->sample, d, dh, h, B, l->H, l->W);
         }
-        free(dh);
+        pool_free(dh);
         dh = d;
     }
     for (int j = l->n - 1; j >= 0; j--) {
         const ResBlock *r = &lv->resnets[j];
-        float *d = fbuf((size_t)B * r->cin * HW);
+        float *d = sbuf((size_t)B * r->cin * HW);
         resblock_backward(r, &l->res[j], d, NULL, dh, j > 0 ? l->res_out[j - 1] : x, NULL, B, l->H, l->W);
-        free(dh);
+        pool_free(dh);
         dh = d;
     }
     return dh;
@@ -100,18 +101,18 @@ void vae_encode_backward(const Vae *v, const VaeActs *acts, const float *dmoment
     const float *dm = dmoments;
     float *dconv = NULL;
     if (c->use_quant_conv) {
-        dconv = fbuf((size_t)B * 2 * c->latent_channels * h * w);
+        dconv = sbuf((size_t)B * 2 * c->latent_channels * h * w);
         conv_backward(&v->quant_conv, dconv, dmoments, a->conv_out, B, h, w);
         dm = dconv;
     }
-    float *dh = fbuf((size_t)B * Cl * h * w);
+    float *dh = sbuf((size_t)B * Cl * h * w);
     out_backward(e, a, dh, dm, a->mid_out[2], B, Cl, h, w);
-    free(dconv);
+    pool_free(dconv);
     mid_backward(e, a, dh, level_out(&a->levels[n - 1]), B, Cl, h, w);
     for (int i = n - 1; i >= 0; i--)
         dh = level_backward(&e->levels[i], &a->levels[i], dh, i > 0 ? level_out(&a->levels[i - 1]) : a->h_in, 0, B);
     conv_backward(&e->conv_in, NULL, dh, a->in, B, a->H, a->W); /* the image is data: no dx */
-    free(dh);
+    pool_free(dh);
 }
 
 /* ---------------- decoder ---------------- */
@@ -123,7 +124,7 @@ void vae_decode_backward(const Vae *v, const VaeActs *acts, float *dz, const flo
     int n = c->n_levels, B = a->B, H = a->Hout, W = a->Wout, h = a->H, w = a->W;
     int C0 = c->block_out[0], Cl = c->block_out[n - 1], Lt = c->latent_channels;
     LS_ASSERT(a->in != NULL); /* vae_decode_train filled acts */
-    float *dh = fbuf((size_t)B * C0 * H * W);
+    float *dh = sbuf((size_t)B * C0 * H * W);
     out_backward(d, a, dh, dimg, level_out(&a->levels[n - 1]), B, C0, H, W);
     for (int i = n - 1; i >= 0; i--)
         dh = level_backward(&d->levels[i], &a->levels[i], dh, i > 0 ? level_out(&a->levels[i - 1]) : a->mid_out[2], 1, B);
@@ -131,15 +132,15 @@ void vae_decode_backward(const Vae *v, const VaeActs *acts, float *dz, const flo
     /* h_in = conv_in(post_quant_conv(z)) (or conv_in(z)) */
     size_t nz = (size_t)B * Lt * h * w;
     if (c->use_post_quant_conv && (dz || conv_needs_input(&v->post_quant_conv))) {
-        float *dpq = fbuf(nz);
+        float *dpq = sbuf(nz);
         conv_backward(&d->conv_in, dpq, dh, a->pq, B, h, w);
         conv_backward(&v->post_quant_conv, dz, dpq, a->in, B, h, w);
-        free(dpq);
+        pool_free(dpq);
     } else {
         conv_backward(&d->conv_in, c->use_post_quant_conv ? NULL : dz, dh, c->use_post_quant_conv ? a->pq : a->in,
                       B, h, w);
     }
-    free(dh);
+    pool_free(dh);
 }
 
 /* ---------------- full training ---------------- */

@@ -6,6 +6,7 @@
 
 #include "common.h"   // defines: ls_set_error, ls_warn
 #include "infotext.h" // defines: infotext_quote
+#include "pool.h"     // defines: pool_alloc, pool_free (the prompt's token ids)
 #include "rng.h"    // defines: rng_normal
 
 #define LS_VERSION "0.1.0"
@@ -46,10 +47,10 @@ int gen_params_check(const Model *m, GenParams *p) {
 
 int pipeline_encode_prompt(Model *m, const char *text, int clip_skip, float *ctx) {
     int L = tokenizer_max_length(m->tok);
-    int *ids = mallocCheck((size_t)L * sizeof(int));
+    int *ids = pool_alloc((size_t)L * sizeof(int));
     int dropped = 0;
     if (tokenizer_encode(m->tok, text, ids, L, &dropped) < 0) {
-        free(ids);
+        pool_free(ids);
         return ls_error_context("prompt");
     }
     op_sync(); /* ctx may still be read by queued ops of a previous generation */
@@ -57,7 +58,7 @@ int pipeline_encode_prompt(Model *m, const char *text, int clip_skip, float *ctx
         ls_warn("prompt is longer than %d tokens; %d token%s at the end were ignored", L - 2, dropped,
                 dropped == 1 ? "" : "s");
     int rc = clip_forward(&m->clip, ctx, ids, 1, L, clip_skip - 1);
-    free(ids);
+    pool_free(ids);
     op_sync(); /* the caller may read ctx on the host */
     return rc;
 }

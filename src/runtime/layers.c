@@ -155,7 +155,7 @@ int conv_needs_input(const Conv2d *c) {
 static void adapter_backward(const LoraHook *h, float *g, const float *y, int M, int N) {
     int r = h->rank;
     float c = *h->strength * h->scale;
-    float *t = fbuf((size_t)M * r), *a = fbuf((size_t)M * r), *dt = fbuf((size_t)M * r);
+    float *t = sbuf((size_t)M * r), *a = sbuf((size_t)M * r), *dt = sbuf((size_t)M * r);
     op_linear(t, y, h->down, NULL, M, N, r);                           /* t (M,r) = y·downᵀ */
     memcpy(a, t, (size_t)M * r * sizeof(float));
     op_gelu_inplace(a, (size_t)M * r);                                 /* a = gelu(t) */
@@ -164,38 +164,38 @@ static void adapter_backward(const LoraHook *h, float *g, const float *y, int M,
     op_gelu_backward(dt, a, t, (size_t)M * r);                         /* dt = gelu'(t) ⊙ da */
     if (h->ddown) op_gemm(h->ddown, dt, y, r, N, M, 1, 0, 1.0f, 1.0f); /* ddown (r,N) += dtᵀ·y */
     op_gemm(g, dt, h->down, M, N, r, 0, 0, 1.0f, 1.0f);                /* g += dt·down */
-    free(t);
-    free(a);
-    free(dt);
+    pool_free(t);
+    pool_free(a);
+    pool_free(dt);
 }
 
-/* The gradient at the base+LoRA output: dy itself without live bottleneck adapters, else a new buffer
- * (the adapters' backwards, last first, on outputs recomputed from x). */
+/* The gradient at the base+LoRA output: dy itself without live bottleneck adapters, else a new pool buffer
+ * the caller gives back (the adapters' backwards, last first, on outputs recomputed from x). */
 static float *adapters_backward(const Linear *l, const float *dy, const float *x, int M) {
     int n = 0, N = l->out;
     for (const LoraHook *h = l->adapter; h; h = h->next) n += hook_live(h);
     if (n == 0) return (float *)dy;
-    const LoraHook **hs = mallocCheck((size_t)n * sizeof *hs);
-    float **ys = mallocCheck((size_t)n * sizeof *ys); /* ys[k] = the input of live adapter k */
+    const LoraHook **hs = pool_alloc((size_t)n * sizeof *hs);
+    float **ys = pool_alloc((size_t)n * sizeof *ys); /* ys[k] = the input of live adapter k */
     n = 0;
     for (const LoraHook *h = l->adapter; h; h = h->next)
         if (hook_live(h)) hs[n++] = h;
     size_t ny = (size_t)M * N;
-    ys[0] = fbuf(ny);
+    ys[0] = sbuf(ny);
     linear_forward_base(l, ys[0], x, M);
     for (int k = 1; k < n; k++) {
-        ys[k] = fbuf(ny);
+        ys[k] = sbuf(ny);
         memcpy(ys[k], ys[k - 1], ny * sizeof(float));
         adapter_apply(hs[k - 1], ys[k], M, N);
     }
-    float *g = fbuf(ny);
+    float *g = sbuf(ny);
     memcpy(g, dy, ny * sizeof(float));
     for (int k = n - 1; k >= 0; k--) {
         adapter_backward(hs[k], g, ys[k], M, N);
-        free(ys[k]);
+        pool_free(ys[k]);
     }
-    free(hs);
-    free(ys);
+    pool_free(hs);
+    pool_free(ys);
     return g;
 }
 
@@ -213,19 +213,19 @@ void linear_backward(const Linear *l, float *dx, const float *dy_out, const floa
             op_gemm(dx, dy, h->delta, M, K, N, 0, 0, c, 1.0f);
             continue;
         }
-        float *dt = fbuf((size_t)M * r);
+        float *dt = sbuf((size_t)M * r);
         op_gemm(dt, dy, h->up, M, r, N, 0, 0, c, 0.0f);             /* dt (M,r) = c·dy (M,N)·up (N,r) */
         if (h->dup) {
-            float *t = fbuf((size_t)M * r);
+            float *t = sbuf((size_t)M * r);
             op_linear(t, x, h->down, NULL, M, K, r);                  /* t (M,r) = x·downᵀ (recomputed) */
             op_gemm(h->dup, dy, t, N, r, M, 1, 0, c, 1.0f);           /* dup (N,r) += c·dyᵀ·t */
-            free(t);
+            pool_free(t);
         }
         if (h->ddown) op_gemm(h->ddown, dt, x, r, K, M, 1, 0, 1.0f, 1.0f); /* ddown (r,K) += dtᵀ·x */
         if (dx) op_gemm(dx, dt, h->down, M, K, r, 0, 0, 1.0f, 1.0f);       /* dx (M,K) += dt·down */
-        free(dt);
+        pool_free(dt);
     }
-    if (dyb != dy_out) free(dyb);
+    if (dyb != dy_out) pool_free(dyb);
 }
 
 void conv_backward(const Conv2d *c, float *dx, const float *dy, const float *x, int B, int H, int W) {
@@ -240,34 +240,34 @@ void conv_backward(const Conv2d *c, float *dx, const float *dy, const float *x, 
         float cs = *h->strength * h->scale;
         if (h->delta) { /* full ΔW: dx += c·(input gradient of conv(x, delta)) */
             size_t ny = (size_t)B * c->cout * hw;
-            float *g = fbuf(ny), *dxl = fbuf(nx);
+            float *g = sbuf(ny), *dxl = sbuf(nx);
             for (size_t i = 0; i < ny; i++) g[i] = cs * dy[i];
             op_conv2d_backward(dxl, NULL, NULL, g, x, h->delta, B, c->cin, H, W, c->cout, c->k, c->stride,
                                c->pad0, c->pad1);
             op_add_inplace(dx, dxl, nx);
-            free(g);
-            free(dxl);
+            pool_free(g);
+            pool_free(dxl);
             continue;
         }
-        float *dt = fbuf((size_t)B * r * hw); /* (B,r,Ho,Wo): gradient at the down conv's output */
+        float *dt = sbuf((size_t)B * r * hw); /* (B,r,Ho,Wo): gradient at the down conv's output */
         for (int b = 0; b < B; b++) /* dt[b] (r,HW) = c · up (cout,r)ᵀ · dy[b] (cout,HW) */
             op_gemm(dt + (size_t)b * r * hw, h->up, dy + (size_t)b * c->cout * hw, r, (int)hw, c->cout, 1,
                     0, cs, 0.0f);
         if (h->dup) {
-            float *t = fbuf((size_t)B * r * hw); /* t = down(x), recomputed */
+            float *t = sbuf((size_t)B * r * hw); /* t = down(x), recomputed */
             op_conv2d(t, x, h->down, NULL, B, c->cin, H, W, r, c->k, c->stride, c->pad0, c->pad1);
             for (int b = 0; b < B; b++) /* dup (cout,r) += c · dy[b] (cout,HW) · t[b] (r,HW)ᵀ */
                 op_gemm(h->dup, dy + (size_t)b * c->cout * hw, t + (size_t)b * r * hw, c->cout, r, (int)hw,
                         0, 1, cs, 1.0f);
-            free(t);
+            pool_free(t);
         }
         /* through the k×k down conv: ddown += its weight gradient, dx += its input gradient */
-        float *dxl = dx ? fbuf(nx) : NULL;
+        float *dxl = dx ? sbuf(nx) : NULL;
         op_conv2d_backward(dxl, h->ddown, NULL, dt, x, h->down, B, c->cin, H, W, r, c->k, c->stride,
                            c->pad0, c->pad1);
         if (dxl) op_add_inplace(dx, dxl, nx);
-        free(dxl);
-        free(dt);
+        pool_free(dxl);
+        pool_free(dt);
     }
 }
 

@@ -148,16 +148,24 @@ void ls_fmt(char *buf, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 /* n floats of the backend's working memory (kernels/pool.h), for a forward pass's activations and
  * temporaries: given back with pool_free, never free. */
 #define sbuf(n) ((float *)pool_alloc((size_t)(n) * sizeof(float)))
-/* n floats that a training forward keeps for the backward (fbuf, freed with its activations struct); the
- * size is added to *bytes, the struct's count of saved bytes. */
+/* n floats that a training forward keeps for the backward: pool memory too (so a warmed-up training step
+ * makes no system allocation), given back with pool_free by the matching *_acts_free; the size is added to
+ * *bytes, the struct's count of saved bytes. Not zeroed. */
 static inline float *acts_buf(size_t n, size_t *bytes) {
     *bytes += n * sizeof(float);
-    return fbuf(n);
+    return sbuf(n);
 }
 /* A kept copy of x (n floats), counted the same way. */
 static inline float *acts_copy(const float *x, size_t n, size_t *bytes) {
     float *p = acts_buf(n, bytes);
     memcpy(p, x, n * sizeof(float));
+    return p;
+}
+/* A zeroed array of n elements of sz bytes from the pool: an activations struct's bookkeeping (its pointer
+ * arrays and per-block structs), given back with pool_free by its *_acts_free. */
+static inline void *acts_array(size_t n, size_t sz) {
+    void *p = pool_alloc(n * sz);
+    memset(p, 0, n * sz);
     return p;
 }
 

@@ -293,9 +293,9 @@ static double vae_step(Pretrainer *P, int s, int size) {
     const Vae *v = &P->m.vae;
     int B = (int)o->batch, f = vae_scale_factor(&v->cfg), h = size / f, L = v->cfg.latent_channels;
     size_t ni = (size_t)B * 3 * size * size, nl = (size_t)B * L * h * h;
-    float *img = fbuf(ni), *rec = fbuf(ni), *drec = fbuf(ni);
-    float *mom = fbuf(2 * nl), *dmom = fbuf(2 * nl), *z = fbuf(nl), *dz = fbuf(nl), *eps = fbuf(nl);
-    float *wmap = o->object_weight > 0 ? fbuf((size_t)B * size * size) : NULL;
+    float *img = sbuf(ni), *rec = sbuf(ni), *drec = sbuf(ni);
+    float *mom = sbuf(2 * nl), *dmom = sbuf(2 * nl), *z = sbuf(nl), *dz = sbuf(nl), *eps = sbuf(nl);
+    float *wmap = o->object_weight > 0 ? sbuf((size_t)B * size * size) : NULL;
     step_images(o, s, 1, img, size, NULL, wmap);
     VaeActs acts = {0};
     vae_encode_train(v, &acts, mom, img, B, size, size);
@@ -323,7 +323,8 @@ static double vae_step(Pretrainer *P, int s, int size) {
         }
     if (!o->decoder_only) vae_encode_backward(v, &acts, dmom);
     vae_acts_free(&acts);
-    free(img), free(rec), free(drec), free(mom), free(dmom), free(z), free(dz), free(eps), free(wmap);
+    pool_free(img), pool_free(rec), pool_free(drec), pool_free(mom), pool_free(dmom);
+    pool_free(z), pool_free(dz), pool_free(eps), pool_free(wmap);
     return rl * norm + o->kl_weight * kl * norm;
 }
 
@@ -381,13 +382,13 @@ static double diffusion_step(Pretrainer *P, int s, int size, const float *acp) {
     int T = m->sched.num_train_timesteps, Lt = tokenizer_max_length(m->tok), D = m->clip.cfg.hidden;
     int vpred = m->sched.prediction == PRED_V;
     size_t per = (size_t)C * h * h, n = (size_t)B * per, ni = (size_t)B * 3 * size * size;
-    float *img = fbuf(ni), *mom = fbuf(2 * n), *x0 = fbuf(n), *noise = fbuf(n), *xt = fbuf(n);
-    float *target = fbuf(n), *out = fbuf(n), *dout = fbuf(n), *ctx = fbuf((size_t)B * Lt * D);
-    float *u = fbuf((size_t)2 * B), tf[1024];
-    char(*cap)[256] = mallocCheck((size_t)B * sizeof *cap);
-    const char **capp = mallocCheck((size_t)B * sizeof *capp);
-    float *wmap = o->object_weight > 0 ? fbuf((size_t)B * size * size) : NULL;
-    float *wlat = wmap ? fbuf((size_t)B * h * h) : NULL;
+    float *img = sbuf(ni), *mom = sbuf(2 * n), *x0 = sbuf(n), *noise = sbuf(n), *xt = sbuf(n);
+    float *target = sbuf(n), *out = sbuf(n), *dout = sbuf(n), *ctx = sbuf((size_t)B * Lt * D);
+    float *u = sbuf((size_t)2 * B), tf[1024];
+    char(*cap)[256] = pool_alloc((size_t)B * sizeof *cap);
+    const char **capp = pool_alloc((size_t)B * sizeof *capp);
+    float *wmap = o->object_weight > 0 ? sbuf((size_t)B * size * size) : NULL;
+    float *wlat = wmap ? sbuf((size_t)B * h * h) : NULL;
     step_images(o, s, 0, img, size, cap, wmap);
     if (wlat) latent_weights(wlat, wmap, B, size, f);
     int hh, ww;
@@ -441,8 +442,9 @@ static double diffusion_step(Pretrainer *P, int s, int size, const float *acp) {
 out:
     clip_acts_free(&cacts);
     unet_acts_free(&uacts);
-    free(img), free(mom), free(x0), free(noise), free(xt), free(target), free(out), free(dout), free(ctx);
-    free(u), free(cap), free(capp), free(wmap), free(wlat);
+    pool_free(img), pool_free(mom), pool_free(x0), pool_free(noise), pool_free(xt), pool_free(target);
+    pool_free(out), pool_free(dout), pool_free(ctx), pool_free(u), pool_free(cap), pool_free(capp);
+    pool_free(wmap), pool_free(wlat);
     return l;
 }
 

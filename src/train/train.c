@@ -123,11 +123,13 @@ static int micro_step(Trainer *T, uint64_t u, double *loss) {
     const DatasetItem *first = &T->d.items[T->ep.items[b0]];
     int f = vae_scale_factor(&T->m.vae.cfg), h = first->th / f, w = first->tw / f, C = T->C;
     size_t n = (size_t)C * h * w, nctx = (size_t)T->dc.L * T->dc.D;
-    float *x0 = mallocCheck(B * n * sizeof(float)), *ctx = mallocCheck(B * nctx * sizeof(float));
-    float *noise = mallocCheck(B * n * sizeof(float)), *xt = mallocCheck(B * n * sizeof(float));
-    float *target = mallocCheck(B * n * sizeof(float)), *out = mallocCheck(B * n * sizeof(float));
-    float *dout = mallocCheck(B * n * sizeof(float)), *tf = mallocCheck((size_t)B * sizeof(float));
-    int *tt = mallocCheck((size_t)B * sizeof(int)), rc = LS_OK;
+    /* the step's buffers and activations are the backend's pool memory, all given back at the end: the pool
+     * is then empty and sized for the next step, which makes no system allocation (tests/test_pool.c) */
+    float *x0 = sbuf(B * n), *ctx = sbuf(B * nctx), *noise = sbuf(B * n), *xt = sbuf(B * n);
+    float *target = sbuf(B * n), *out = sbuf(B * n), *dout = sbuf(B * n), *tf = sbuf(B);
+    int *tt = pool_alloc((size_t)B * sizeof(int)), rc = LS_OK;
+    UNetActs acts = {0};
+    ClipActs cacts = {0}; /* --train-text-encoder: the text encoder's */
     for (int k = 0; k < B && rc == LS_OK; k++) {
         int item = T->ep.items[b0 + k], hh, ww;
         rc = datacache_latent(&T->dc, item, T->ep.flip[b0 + k], x0 + k * n, &hh, &ww);
@@ -140,29 +142,29 @@ static int micro_step(Trainer *T, uint64_t u, double *loss) {
         }
     }
     if (rc == LS_OK && T->capv) /* the text encoder trains: encode every step, keeping its activations */
-        rc = clip_encode_train(&T->m.clip, T->m.tok, &T->cacts, ctx, (const char *const *)T->capv, B,
+        rc = clip_encode_train(&T->m.clip, T->m.tok, &cacts, ctx, (const char *const *)T->capv, B,
                                o->clip_skip);
     if (rc == LS_OK) {
         uint64_t ns = o->fixed_noise ? 0 : u;
-        float *uu = mallocCheck((size_t)B * sizeof(float));
+        float *uu = sbuf(B);
         rng_uniform(uu, (size_t)B, train_stream(o->seed, ns, P_TIMESTEP), 0);
         for (int k = 0; k < B; k++) {
             int t = o->fixed_t >= 0 ? o->fixed_t : (int)(uu[k] * (float)T->T);
             tt[k] = t < 0 ? 0 : t >= T->T ? T->T - 1 : t;
             tf[k] = (float)tt[k];
         }
-        free(uu);
+        pool_free(uu);
         rng_normal(noise, B * n, train_stream(o->seed, ns, P_NOISE), 0);
         if (o->noise_offset != 0.0f) {
-            float *off = mallocCheck((size_t)B * C * sizeof(float));
+            float *off = sbuf((size_t)B * C);
             rng_normal(off, (size_t)(B * C), train_stream(o->seed, ns, P_OFFSET), 0);
             for (int k = 0; k < B; k++)
                 for (int c = 0; c < C; c++)
                     for (int q = 0; q < h * w; q++) noise[k * n + (size_t)c * h * w + q] += o->noise_offset * off[k * C + c];
-            free(off);
+            pool_free(off);
         }
         for (int k = 0; k < B; k++) train_noise_to(T, tt[k], x0 + k * n, noise + k * n, xt + k * n, target + k * n, n);
-        unet_forward_train(&T->m.unet, &T->acts, out, xt, tf, ctx, B, h, w, T->dc.L);
+        unet_forward_train(&T->m.unet, &acts, out, xt, tf, ctx, B, h, w, T->dc.L);
         double l = 0.0;
         for (int k = 0; k < B; k++) {
             double lk = unet_mse_loss(dout + k * n, out + k * n, target + k * n, n), wk = 1.0;
@@ -178,11 +180,15 @@ static int micro_step(Trainer *T, uint64_t u, double *loss) {
         *loss = l;
         if (isfinite(l)) {
             /* ∂loss/∂context (reusing ctx's buffer) only when the text encoder trains */
-            unet_backward(&T->m.unet, &T->acts, T->capv ? ctx : NULL, dout);
-            if (T->capv) clip_backward(&T->m.clip, &T->cacts, ctx);
+            unet_backward(&T->m.unet, &acts, T->capv ? ctx : NULL, dout);
+            if (T->capv) clip_backward(&T->m.clip, &cacts, ctx);
         }
     }
-    free(x0), free(ctx), free(noise), free(xt), free(target), free(out), free(dout), free(tf), free(tt);
+    if (rc == LS_OK) T->acts_bytes = acts.bytes + cacts.bytes;
+    unet_acts_free(&acts);
+    clip_acts_free(&cacts);
+    pool_free(x0), pool_free(ctx), pool_free(noise), pool_free(xt), pool_free(target), pool_free(out);
+    pool_free(dout), pool_free(tf), pool_free(tt);
     return rc;
 }
 
@@ -343,8 +349,6 @@ static void trainer_free(Trainer *T) {
     if (T->csv) fclose(T->csv);
     if (T->val_csv) fclose(T->val_csv);
     free(T->val_items), free(T->val_step), free(T->val_loss), free(T->val_path);
-    unet_acts_free(&T->acts);
-    clip_acts_free(&T->cacts);
     if (T->capv)
         for (int k = 0; k < T->o.batch; k++) free(T->capv[k]);
     free(T->capv);

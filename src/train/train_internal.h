@@ -15,7 +15,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "clip_bwd.h"   // defines: ClipActs
+#include "clip_bwd.h"   // defines: ClipActs, clip_encode_train, clip_backward
 #include "common.h"     // defines: strdupCheck
 #include "dataset.h"    // defines: Dataset, DatasetEpoch
 #include "lora.h"       // defines: Lora
@@ -23,7 +23,7 @@
 #include "rng.h"        // defines: rng_mix64
 #include "train.h"      // defines: TrainOptions, TrainResult
 #include "trainset.h"   // defines: TrainSet
-#include "unet_bwd.h"   // defines: UNetActs
+#include "unet_bwd.h"   // defines: UNetActs, unet_forward_train, unet_backward
 
 /* Purposes of the RNG streams (seed, micro-step, purpose). */
 enum { P_VAE = 1, P_TIMESTEP, P_NOISE, P_OFFSET, P_VAL };
@@ -70,8 +70,7 @@ typedef struct {
     DatasetEpoch ep;
     int64_t ep_index; /* epoch `ep` holds (-1: none yet) */
     int bi;           /* next batch of ep */
-    UNetActs acts;
-    ClipActs cacts;  /* --train-text-encoder: the text encoder's saved activations */
+    size_t acts_bytes; /* activations the last micro-step saved (U-Net and, training it, text encoder) */
     char **capv;     /* --train-text-encoder: the batch's captions [batch] */
     float *acp;
     int T, vpred, C, res;

@@ -283,7 +283,7 @@ int train_write_report(Trainer *T, TrainResult *r) {
              T->lora.n_te ? "U-Net + text encoder" : "U-Net", (long long)base, ab, (long long)r->adapter_bytes,
              o->method == METHOD_FULL ? "; the whole model: U-Net, VAE, text encoder" : "", ub,
              (long long)r->unet_file_bytes, T->m.files[0].path, pk,
-             (double)(T->acts.bytes + T->cacts.bytes) / (1 << 20), sb, o->steps, o->batch, o->grad_accum, T->res,
+             (double)T->acts_bytes / (1 << 20), sb, o->steps, o->batch, o->grad_accum, T->res,
              o->buckets ? " buckets" : "", (long long)T->d.n_samples, resumed, T->dc.hits, T->dc.misses,
              T->capv ? "; text embeddings: encoded every step" : " + text embeddings",
              T->dc.cache_dir ? " in " : " (no disk cache)", T->dc.cache_dir ? T->dc.cache_dir : "", r->first_loss,

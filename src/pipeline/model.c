@@ -64,39 +64,48 @@ static char *find_weights(const char *dir, const char *const *names) {
     return NULL;
 }
 
+/* The parts' config loaders, with one signature (part_config calls any of them). */
+typedef int (*ConfigLoad)(void *cfg, const char *path);
+static int unet_cfg_load(void *c, const char *path) { return unet_config_load(c, path); }
+static int vae_cfg_load(void *c, const char *path) { return vae_config_load(c, path); }
+static int clip_cfg_load(void *c, const char *path) { return clip_config_load(c, path); }
+
+/* Read dir/part/config.json with load into cfg. */
+static int part_config(const char *dir, const char *part, ConfigLoad load, void *cfg) {
+    char *sub = ls_path_join(dir, part), *p = ls_path_join(sub, "config.json");
+    int rc = load(cfg, p);
+    free(p);
+    free(sub);
+    return rc;
+}
+
+/* part_config, then the path of the part's weights file (the first of names in dir/part; malloc'd), or NULL
+ * with the error set when either fails. */
+static char *part_weights(const char *dir, const char *part, ConfigLoad load, void *cfg, const char *const *names) {
+    if (part_config(dir, part, load, cfg) < 0) return NULL;
+    char *sub = ls_path_join(dir, part), *w = find_weights(sub, names);
+    free(sub);
+    return w;
+}
+
 static int load_folder(Model *m, const char *dir) {
     static const char *const unet_w[] = {"diffusion_pytorch_model.safetensors",
                                          "diffusion_pytorch_model.fp16.safetensors",
                                          "diffusion_pytorch_model.non_ema.safetensors", NULL};
     static const char *const clip_w[] = {"model.safetensors", "model.fp16.safetensors", NULL};
-    char *sub, *cfg, *w;
+    char *w;
+    int rc;
     /* U-Net */
-    sub = ls_path_join(dir, "unet");
-    cfg = ls_path_join(sub, "config.json");
-    int rc = unet_config_load(&m->unet.cfg, cfg);
-    free(cfg);
-    if (rc < 0 || !(w = find_weights(sub, unet_w))) {
-        free(sub);
-        return LS_ERR;
-    }
-    free(sub);
-    UNetConfig uc = m->unet.cfg;
+    UNetConfig uc;
+    if (!(w = part_weights(dir, "unet", unet_cfg_load, &uc, unet_w))) return LS_ERR;
     unet_build(&m->unet, &uc);
     rc = st_open(&m->files[0], w);
     if (rc == 0) rc = wt_load(&m->unet.wt, &m->files[0], NULL, NULL);
     m->hash_path = w;
     if (rc < 0) return LS_ERR;
     /* VAE */
-    sub = ls_path_join(dir, "vae");
-    cfg = ls_path_join(sub, "config.json");
     VaeConfig vc;
-    rc = vae_config_load(&vc, cfg);
-    free(cfg);
-    if (rc < 0 || !(w = find_weights(sub, unet_w))) {
-        free(sub);
-        return LS_ERR;
-    }
-    free(sub);
+    if (!(w = part_weights(dir, "vae", vae_cfg_load, &vc, unet_w))) return LS_ERR;
     vae_build(&m->vae, &vc);
     rc = st_open(&m->files[1], w);
     free(w);
@@ -105,16 +114,8 @@ static int load_folder(Model *m, const char *dir) {
     int legacy = st_find(&m->files[1], "encoder.mid_block.attentions.0.query.weight") != NULL;
     if (wt_load(&m->vae.wt, &m->files[1], legacy ? vae_legacy_attn_key : NULL, NULL) < 0) return LS_ERR;
     /* text encoder */
-    sub = ls_path_join(dir, "text_encoder");
-    cfg = ls_path_join(sub, "config.json");
     ClipConfig cc;
-    rc = clip_config_load(&cc, cfg);
-    free(cfg);
-    if (rc < 0 || !(w = find_weights(sub, clip_w))) {
-        free(sub);
-        return LS_ERR;
-    }
-    free(sub);
+    if (!(w = part_weights(dir, "text_encoder", clip_cfg_load, &cc, clip_w))) return LS_ERR;
     clip_build(&m->clip, &cc);
     rc = st_open(&m->files[2], w);
     free(w);
@@ -123,7 +124,7 @@ static int load_folder(Model *m, const char *dir) {
                st_find(&m->files[2], "embeddings.token_embedding.weight");
     if (wt_load(&m->clip.wt, &m->files[2], flat ? te_flat_key : NULL, "") < 0) return LS_ERR;
     /* tokenizer, scheduler */
-    sub = ls_path_join(dir, "tokenizer");
+    char *sub = ls_path_join(dir, "tokenizer");
     m->tok = tokenizer_load(sub);
     free(sub);
     if (!m->tok) return LS_ERR;
@@ -135,20 +136,9 @@ static int load_folder(Model *m, const char *dir) {
 }
 
 static int load_configs(const char *dir, UNetConfig *uc, VaeConfig *vc, ClipConfig *cc) {
-    char *p = ls_path_join(dir, "unet/config.json");
-    int rc = unet_config_load(uc, p);
-    free(p);
-    if (rc == 0) {
-        p = ls_path_join(dir, "vae/config.json");
-        rc = vae_config_load(vc, p);
-        free(p);
-    }
-    if (rc == 0) {
-        p = ls_path_join(dir, "text_encoder/config.json");
-        rc = clip_config_load(cc, p);
-        free(p);
-    }
-    return rc;
+    LS_TRY(part_config(dir, "unet", unet_cfg_load, uc));
+    LS_TRY(part_config(dir, "vae", vae_cfg_load, vc));
+    return part_config(dir, "text_encoder", clip_cfg_load, cc);
 }
 
 static int load_single(Model *m, const char *path, const ModelOpts *o) {

@@ -62,8 +62,7 @@ int main(int argc, char **argv) {
     const char *exe = argc > 2 ? argv[2] : NULL;
     char tmp[64] = "/tmp/ls_test_adapter_XXXXXX", mdir[128], fa[512];
     StFile ref;
-    if (test_tiny_model(tmp, mdir, sizeof mdir) < 0 ||
-        test_open_case(&g_m, mdir, &ref, fixdir, "adapter_grad.safetensors") < 0)
+    if (test_tiny_case(tmp, mdir, sizeof mdir, &g_m, &ref, fixdir, "adapter_grad.safetensors") < 0)
         return test_summary();
     snprintf(fa, sizeof fa, "%s/adapter.safetensors", fixdir);
     unet_case_load(&g_c, &ref);
@@ -219,8 +218,5 @@ int main(int argc, char **argv) {
 
     free(base), free(out), free(out2), free(out_inf), free(ref_out), free(ref_base), free(ref_loss);
     unet_case_free(&g_c);
-    st_close(&ref);
-    model_free(&g_m);
-    test_remove_dir(tmp);
-    return test_summary();
+    return test_case_end(&g_m, &ref, tmp);
 }

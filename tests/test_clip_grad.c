@@ -545,8 +545,7 @@ int main(int argc, char **argv) {
     const char *fixdir = argc > 1 ? argv[1] : "tests/fixtures";
     char tmp[64] = "/tmp/ls_test_cgrad_XXXXXX", mdir[128], fk[512];
     StFile ref;
-    if (test_tiny_model(tmp, mdir, sizeof mdir) < 0 ||
-        test_open_case(&g_m, mdir, &ref, fixdir, "clip_grad.safetensors") < 0)
+    if (test_tiny_case(tmp, mdir, sizeof mdir, &g_m, &ref, fixdir, "clip_grad.safetensors") < 0)
         return test_summary();
     snprintf(fk, sizeof fk, "%s/lora_kohya.safetensors", fixdir);
     const StTensor *rm;
@@ -662,8 +661,5 @@ int main(int argc, char **argv) {
 
     free(out), free(out_inf), free(ref_out), free(ref_out2), free(idsf), free(g_ids), free(g_R);
     lora_free(&g_a);
-    st_close(&ref);
-    model_free(&g_m);
-    test_remove_dir(tmp);
-    return test_summary();
+    return test_case_end(&g_m, &ref, tmp);
 }

@@ -79,8 +79,7 @@ int main(int argc, char **argv) {
     const char *exe = argc > 2 ? argv[2] : NULL;
     char tmp[64] = "/tmp/ls_test_fullgrad_XXXXXX", mdir[128];
     StFile ref;
-    if (test_tiny_model(tmp, mdir, sizeof mdir) < 0 ||
-        test_open_case(&g_m, mdir, &ref, fixdir, "unet_full_grad.safetensors") < 0)
+    if (test_tiny_case(tmp, mdir, sizeof mdir, &g_m, &ref, fixdir, "unet_full_grad.safetensors") < 0)
         return test_summary();
     unet_case_load(&g_c, &ref);
     float *ref_out = fixture_get(&ref, "out", NULL, NULL), *ref_loss = fixture_get(&ref, "loss", NULL, NULL);
@@ -236,8 +235,5 @@ int main(int argc, char **argv) {
 
     free(pristine), free(out), free(out_frozen), free(ref_out), free(ref_loss);
     unet_case_free(&g_c);
-    st_close(&ref);
-    model_free(&g_m);
-    test_remove_dir(tmp);
-    return test_summary();
+    return test_case_end(&g_m, &ref, tmp);
 }

@@ -126,8 +126,7 @@ static void write_extra_adapter(const char *path) {
         st_writer_add(&w, names[3 * i + 1], ST_F32, k > 1 ? 4 : 2, su, bufs[2 * i + 1]);
         st_writer_add(&w, names[3 * i + 2], ST_F32, 0, sa, &alpha);
     }
-    CHECK(st_writer_save(&w, path) == 0, "write %s: %s", path, ls_last_error());
-    st_writer_free(&w);
+    test_writer_save(&w, path);
     for (int i = 0; i < 8; i++) free(bufs[i]);
 }
 
@@ -172,8 +171,7 @@ int main(int argc, char **argv) {
     const char *fixdir = argc > 1 ? argv[1] : "tests/fixtures";
     char tmp[64] = "/tmp/ls_test_ugrad_XXXXXX", mdir[128], fk[512];
     StFile ref;
-    if (test_tiny_model(tmp, mdir, sizeof mdir) < 0 ||
-        test_open_case(&g_m, mdir, &ref, fixdir, "unet_grad.safetensors") < 0)
+    if (test_tiny_case(tmp, mdir, sizeof mdir, &g_m, &ref, fixdir, "unet_grad.safetensors") < 0)
         return test_summary();
     snprintf(fk, sizeof fk, "%s/lora_kohya.safetensors", fixdir);
     unet_case_load(&g_c, &ref);
@@ -316,8 +314,5 @@ int main(int argc, char **argv) {
     free(out), free(out_inf), free(dctx), free(ref_out), free(ref_loss), free(ref_loss0);
     unet_case_free(&g_c);
     lora_free(&g_a);
-    st_close(&ref);
-    model_free(&g_m);
-    test_remove_dir(tmp);
-    return test_summary();
+    return test_case_end(&g_m, &ref, tmp);
 }

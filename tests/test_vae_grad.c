@@ -171,8 +171,7 @@ int main(int argc, char **argv) {
     const char *fixdir = argc > 1 ? argv[1] : "tests/fixtures";
     char tmp[64] = "/tmp/ls_test_vaegrad_XXXXXX", mdir[128];
     StFile ref;
-    if (test_tiny_model(tmp, mdir, sizeof mdir) < 0 ||
-        test_open_case(&g_m, mdir, &ref, fixdir, "vae_grad.safetensors") < 0)
+    if (test_tiny_case(tmp, mdir, sizeof mdir, &g_m, &ref, fixdir, "vae_grad.safetensors") < 0)
         return test_summary();
     const StTensor *im, *zm;
     g_img = fixture_get(&ref, "img", &g_nimg, &im);
@@ -370,8 +369,5 @@ int main(int argc, char **argv) {
     free(mom_inf), free(dec_inf), free(mom), free(dec), free(dz), free(dz_frozen);
     free(ref_mom), free(ref_dec), free(ref_dz);
     free(g_img), free(g_z), free(g_r1), free(g_r2);
-    st_close(&ref);
-    model_free(&g_m);
-    test_remove_dir(tmp);
-    return test_summary();
+    return test_case_end(&g_m, &ref, tmp);
 }

@@ -66,6 +66,13 @@ static inline int test_open_case(Model *m, const char *mdir, StFile *ref, const 
     return LS_OK;
 }
 
+/* test_tiny_model(tmpl, mdir, cap), then test_open_case on it: the start of a test against a PyTorch fixture. */
+static inline int test_tiny_case(char *tmpl, char *mdir, size_t cap, Model *m, StFile *ref, const char *fixdir,
+                                 const char *fixture) {
+    LS_TRY(test_tiny_model(tmpl, mdir, cap));
+    return test_open_case(m, mdir, ref, fixdir, fixture);
+}
+
 /* Remove a test's scratch folder (a note, not a failure, when that does not work). */
 static inline void test_remove_dir(const char *dir) {
     char cmd[1200];
@@ -82,6 +89,21 @@ static inline int test_count_temporaries(const char *dir) {
     return n;
 }
 
+/* Tensor t of f read as float32 (malloc'd; the caller frees it once w is saved) and added to w as `name`. A read
+ * that fails counts as a failure. */
+static inline float *test_add_f32(StWriter *w, const StFile *f, const StTensor *t, const char *name) {
+    float *p = mallocCheck((size_t)t->numel * sizeof(float) + 1);
+    if (st_to_f32(f, t, p, 0) < 0) g_fail++, printf("FAIL read %s: %s\n", t->name, ls_last_error());
+    st_writer_add(w, name, ST_F32, t->ndim, t->shape, p);
+    return p;
+}
+
+/* Save w to path (one check), then free it. */
+static inline void test_writer_save(StWriter *w, const char *path) {
+    CHECK(st_writer_save(w, path) == 0, "write %s: %s", path, ls_last_error());
+    st_writer_free(w);
+}
+
 /* Write n bytes to path (aborts when that fails: a test's own input). */
 static inline void write_bytes(const char *path, const void *data, size_t n) {
     FILE *f = fopen(path, "wb");
@@ -93,6 +115,15 @@ static inline void write_bytes(const char *path, const void *data, size_t n) {
 static inline int test_summary(void) {
     printf("%d passed, %d failed\n", g_pass, g_fail);
     return g_fail ? 1 : 0;
+}
+
+/* The end of a test against a fixture (test_tiny_case, test_open_case): the fixture closed, the model freed, the
+ * scratch folder removed; returns test_summary(). */
+static inline int test_case_end(Model *m, StFile *ref, const char *tmpl) {
+    st_close(ref);
+    model_free(m);
+    test_remove_dir(tmpl);
+    return test_summary();
 }
 
 /* ||a-b|| / ||b|| in double */

@@ -79,13 +79,18 @@ static int part_config(const char *dir, const char *part, ConfigLoad load, void 
     return rc;
 }
 
-/* part_config, then the path of the part's weights file (the first of names in dir/part; malloc'd), or NULL
- * with the error set when either fails. */
-static char *part_weights(const char *dir, const char *part, ConfigLoad load, void *cfg, const char *const *names) {
-    if (part_config(dir, part, load, cfg) < 0) return NULL;
+/* part_config, then the part's weights file (the first of names in dir/part) opened as *f: LS_OK, or LS_ERR with
+ * the error set. The file's path (malloc'd) goes to *path when path is not NULL. */
+static int part_open(const char *dir, const char *part, ConfigLoad load, void *cfg, const char *const *names,
+                     StFile *f, char **path) {
+    LS_TRY(part_config(dir, part, load, cfg));
     char *sub = ls_path_join(dir, part), *w = find_weights(sub, names);
     free(sub);
-    return w;
+    if (!w) return LS_ERR;
+    int rc = st_open(f, w);
+    if (path) *path = w;
+    else free(w);
+    return rc;
 }
 
 static int load_folder(Model *m, const char *dir) {
@@ -93,36 +98,25 @@ static int load_folder(Model *m, const char *dir) {
                                          "diffusion_pytorch_model.fp16.safetensors",
                                          "diffusion_pytorch_model.non_ema.safetensors", NULL};
     static const char *const clip_w[] = {"model.safetensors", "model.fp16.safetensors", NULL};
-    char *w;
-    int rc;
-    /* U-Net */
     UNetConfig uc;
-    if (!(w = part_weights(dir, "unet", unet_cfg_load, &uc, unet_w))) return LS_ERR;
-    unet_build(&m->unet, &uc);
-    rc = st_open(&m->files[0], w);
-    if (rc == 0) rc = wt_load(&m->unet.wt, &m->files[0], NULL, NULL);
-    m->hash_path = w;
-    if (rc < 0) return LS_ERR;
-    /* VAE */
     VaeConfig vc;
-    if (!(w = part_weights(dir, "vae", vae_cfg_load, &vc, unet_w))) return LS_ERR;
+    ClipConfig cc;
+    /* U-Net (its file's path names the model's hash) */
+    LS_TRY(part_open(dir, "unet", unet_cfg_load, &uc, unet_w, &m->files[0], &m->hash_path));
+    unet_build(&m->unet, &uc);
+    LS_TRY(wt_load(&m->unet.wt, &m->files[0], NULL, NULL));
+    /* VAE */
+    LS_TRY(part_open(dir, "vae", vae_cfg_load, &vc, unet_w, &m->files[1], NULL));
     vae_build(&m->vae, &vc);
-    rc = st_open(&m->files[1], w);
-    free(w);
-    if (rc < 0) return LS_ERR;
     /* older diffusers VAE files name the mid attention query/key/value/proj_attn */
     int legacy = st_find(&m->files[1], "encoder.mid_block.attentions.0.query.weight") != NULL;
-    if (wt_load(&m->vae.wt, &m->files[1], legacy ? vae_legacy_attn_key : NULL, NULL) < 0) return LS_ERR;
+    LS_TRY(wt_load(&m->vae.wt, &m->files[1], legacy ? vae_legacy_attn_key : NULL, NULL));
     /* text encoder */
-    ClipConfig cc;
-    if (!(w = part_weights(dir, "text_encoder", clip_cfg_load, &cc, clip_w))) return LS_ERR;
+    LS_TRY(part_open(dir, "text_encoder", clip_cfg_load, &cc, clip_w, &m->files[2], NULL));
     clip_build(&m->clip, &cc);
-    rc = st_open(&m->files[2], w);
-    free(w);
-    if (rc < 0) return LS_ERR;
     int flat = !st_find(&m->files[2], "text_model.embeddings.token_embedding.weight") &&
                st_find(&m->files[2], "embeddings.token_embedding.weight");
-    if (wt_load(&m->clip.wt, &m->files[2], flat ? te_flat_key : NULL, "") < 0) return LS_ERR;
+    LS_TRY(wt_load(&m->clip.wt, &m->files[2], flat ? te_flat_key : NULL, ""));
     /* tokenizer, scheduler */
     char *sub = ls_path_join(dir, "tokenizer");
     m->tok = tokenizer_load(sub);
@@ -130,7 +124,7 @@ static int load_folder(Model *m, const char *dir) {
     if (!m->tok) return LS_ERR;
     sched_config_default(&m->sched);
     char *sp = ls_path_join(dir, "scheduler/scheduler_config.json");
-    rc = ls_file_exists(sp) ? sched_config_load(&m->sched, sp) : 0;
+    int rc = ls_file_exists(sp) ? sched_config_load(&m->sched, sp) : 0;
     free(sp);
     return rc;
 }

@@ -21,7 +21,7 @@
 #define WTOL 1e-5
 
 static Model g_m;
-static char g_tmp[] = "/tmp/ls_test_lyco_XXXXXX";
+static TestCase g_tc; /* the fixture, and the scratch folder the bad adapters go to */
 
 
 /* The current weights of a module (diffusers path), or NULL. */
@@ -60,9 +60,9 @@ static void check_weights(const StFile *ref, const char *tag, const char *when) 
     }
 }
 
-/* the adapter in w, written as g_tmp/<name>.safetensors, must fail to load or attach (expect_adapter_error) */
+/* the adapter in w, written as <g_tc.tmp>/<name>.safetensors, must fail to load or attach (expect_adapter_error) */
 static void expect_error(StWriter *w, const char *name, const char *needle, const char *what) {
-    expect_written_error(&g_m, w, g_tmp, name, needle, what);
+    expect_written_error(&g_m, w, g_tc.tmp, name, needle, what);
 }
 
 /* A fresh w holding the LoHa tensors hada_w1_a (32×2), hada_w1_b (shape sb), hada_w2_a (32×2) and, when
@@ -76,16 +76,13 @@ static void loha_writer(StWriter *w, char k[4][256], const int64_t *sb, int with
 }
 
 int main(int argc, char **argv) {
-    const char *fixdir = argc > 1 ? argv[1] : "tests/fixtures";
-    char mdir[128];
-    StFile ref;
-    if (test_tiny_case(g_tmp, mdir, sizeof mdir, &g_m, &ref, fixdir, "lyco_ref.safetensors") < 0)
-        return test_summary();
+    if (test_case_begin(&g_tc, argc, argv, "lyco", &g_m, "lyco_ref.safetensors") < 0) return test_summary();
     LoraInputs in;
-    lora_inputs_load(&ref, &in);
-    float s = (float)atof(st_meta_get(&ref, "strength"));
+    lora_inputs_load(&g_tc.ref, &in);
+    float s = (float)atof(st_meta_get(&g_tc.ref, "strength"));
     size_t nte;
-    float *ref_base = fixture_get(&ref, "unet_base", NULL, NULL), *ref_te_base = fixture_get(&ref, "te_base", &nte, NULL);
+    float *ref_base = fixture_get(&g_tc.ref, "unet_base", NULL, NULL);
+    float *ref_te_base = fixture_get(&g_tc.ref, "te_base", &nte, NULL);
     float *base = malloc(in.n * sizeof(float)), *out = malloc(in.n * sizeof(float)), *o1 = malloc(in.n * sizeof(float));
     float *te = malloc(nte * sizeof(float)), *te_base = malloc(nte * sizeof(float));
     lora_unet_out(&g_m, &in, base);
@@ -105,7 +102,7 @@ int main(int argc, char **argv) {
     for (int f = 0; f < 4; f++) {
         const char *tag = files[f].tag;
         char path[512], key[128];
-        snprintf(path, sizeof path, "%s/%s.safetensors", fixdir, tag);
+        snprintf(path, sizeof path, "%s/%s.safetensors", g_tc.fixdir, tag);
         Lora a;
         int rc = lora_load(&a, path);
         CHECK(rc == 0, "load %s: %s", path, ls_last_error());
@@ -117,10 +114,10 @@ int main(int argc, char **argv) {
         CHECK(strstr(kinds, files[f].kinds) != NULL, "%s: kinds '%s' lack %s", tag, kinds, files[f].kinds);
         CHECK(lora_attach(&a, &g_m, 0) == 0, "attach %s: %s", tag, ls_last_error());
         snprintf(key, sizeof key, "%s.unet", tag);
-        float *ref_u = fixture_get(&ref, key, NULL, NULL), *ref_te = NULL;
+        float *ref_u = fixture_get(&g_tc.ref, key, NULL, NULL), *ref_te = NULL;
         if (files[f].te) {
             snprintf(key, sizeof key, "%s.te", tag);
-            ref_te = fixture_get(&ref, key, NULL, NULL);
+            ref_te = fixture_get(&g_tc.ref, key, NULL, NULL);
         }
         lora_set_strength(&a, s, s);
         for (int merged = 0; merged < 2; merged++) {
@@ -138,7 +135,7 @@ int main(int argc, char **argv) {
                 double d = rel_l2(out, o1, in.n);
                 printf("  merged vs unmerged: rel L2 %.3g\n", d);
                 CHECK(d < 1e-5, "%s: merged vs unmerged rel L2 %.3g", tag, d);
-                check_weights(&ref, tag, "merged");
+                check_weights(&g_tc.ref, tag, "merged");
             }
         }
         /* merged strength change == re-merge at that strength */
@@ -147,7 +144,7 @@ int main(int argc, char **argv) {
         if (!files[f].te) { /* PEFT at strength 1 against diffusers' own DoRA forward */
             lora_set_strength(&a, 1, 1);
             snprintf(key, sizeof key, "%s.unet_s1", tag);
-            float *r1 = fixture_get(&ref, key, NULL, NULL);
+            float *r1 = fixture_get(&g_tc.ref, key, NULL, NULL);
             e = lora_unet_rel(&g_m, &in, out, r1);
             printf("  unmerged at 1.00: U-Net rel L2 %.3g (vs diffusers + PEFT DoRA)\n", e);
             CHECK(e < TOL, "%s at 1: rel L2 %.3g vs diffusers", tag, e);
@@ -172,8 +169,8 @@ int main(int argc, char **argv) {
      * weights, so merged == unmerged still holds */
     {
         char p1[512], p2[512];
-        snprintf(p1, sizeof p1, "%s/lyco_loha.safetensors", fixdir);
-        snprintf(p2, sizeof p2, "%s/lyco_dora.safetensors", fixdir);
+        snprintf(p1, sizeof p1, "%s/lyco_loha.safetensors", g_tc.fixdir);
+        snprintf(p2, sizeof p2, "%s/lyco_dora.safetensors", g_tc.fixdir);
         Lora a1, a2;
         int ok = lora_load(&a1, p1) == 0;
         ok = ok && lora_load(&a2, p2) == 0;
@@ -232,5 +229,5 @@ int main(int argc, char **argv) {
 
     free(base), free(out), free(o1), free(te), free(te_base), free(ref_base), free(ref_te_base);
     lora_inputs_free(&in);
-    return test_case_end(&g_m, &ref, g_tmp);
+    return test_case_end(&g_m, &g_tc.ref, g_tc.tmp);
 }

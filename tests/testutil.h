@@ -66,11 +66,23 @@ static inline int test_open_case(Model *m, const char *mdir, StFile *ref, const 
     return LS_OK;
 }
 
-/* test_tiny_model(tmpl, mdir, cap), then test_open_case on it: the start of a test against a PyTorch fixture. */
-static inline int test_tiny_case(char *tmpl, char *mdir, size_t cap, Model *m, StFile *ref, const char *fixdir,
-                                 const char *fixture) {
-    LS_TRY(test_tiny_model(tmpl, mdir, cap));
-    return test_open_case(m, mdir, ref, fixdir, fixture);
+/* A test against a PyTorch fixture on a fresh tiny model: the fixtures folder, the scratch folder with the model's
+ * folder in it, and the fixture file. */
+typedef struct {
+    const char *fixdir; /* argv[1], or tests/fixtures */
+    char tmp[64];       /* /tmp/ls_test_<tag>_XXXXXX */
+    char mdir[128];     /* <tmp>/tiny */
+    StFile ref;         /* <fixdir>/<fixture> */
+} TestCase;
+
+/* The start of such a test: the folders (test_tiny_model), the model loaded into *m and the fixture opened
+ * (test_open_case). LS_OK, or LS_ERR with the failure counted. End it with test_case_end(m, &tc->ref, tc->tmp). */
+static inline int test_case_begin(TestCase *tc, int argc, char **argv, const char *tag, Model *m,
+                                  const char *fixture) {
+    tc->fixdir = argc > 1 ? argv[1] : "tests/fixtures";
+    snprintf(tc->tmp, sizeof tc->tmp, "/tmp/ls_test_%s_XXXXXX", tag);
+    LS_TRY(test_tiny_model(tc->tmp, tc->mdir, sizeof tc->mdir));
+    return test_open_case(m, tc->mdir, &tc->ref, tc->fixdir, fixture);
 }
 
 /* Remove a test's scratch folder (a note, not a failure, when that does not work). */
@@ -117,7 +129,7 @@ static inline int test_summary(void) {
     return g_fail ? 1 : 0;
 }
 
-/* The end of a test against a fixture (test_tiny_case, test_open_case): the fixture closed, the model freed, the
+/* The end of a test against a fixture (test_case_begin, test_open_case): the fixture closed, the model freed, the
  * scratch folder removed; returns test_summary(). */
 static inline int test_case_end(Model *m, StFile *ref, const char *tmpl) {
     st_close(ref);

@@ -4,9 +4,11 @@ float32 on the CPU, same threads, median of N after one warm-up; peak RSS at the
 
     python3 bench/peer.py MODEL_DIR [--size PIXELS] [--batch B] [--reps N]
 """
-import argparse, resource, statistics, time
+import resource, statistics, time
 
 import torch
+
+from peer_common import arg_parser, image_size
 
 torch.set_grad_enabled(False)
 
@@ -22,21 +24,15 @@ def timed(fn, reps):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("model")
-    ap.add_argument("--size", type=int, default=0)
-    ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--reps", type=int, default=3)
-    a = ap.parse_args()
+    a = arg_parser().parse_args()
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel
     t0 = time.perf_counter()
     unet = UNet2DConditionModel.from_pretrained(a.model, subfolder="unet", torch_dtype=torch.float32).eval()
     vae = AutoencoderKL.from_pretrained(a.model, subfolder="vae", torch_dtype=torch.float32).eval()
     te = CLIPTextModel.from_pretrained(a.model, subfolder="text_encoder", torch_dtype=torch.float32).eval()
-    f = 2 ** (len(vae.config.block_out_channels) - 1)
-    size = a.size or unet.config.sample_size * f
-    h, B = size // f, a.batch
+    size, h = image_size(a, unet.config.sample_size)
+    B = a.batch
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load {time.perf_counter() - t0:.2f} s")
     x = torch.randn(B, unet.config.in_channels, h, h)
     ctx = torch.randn(B, 77, te.config.hidden_size)

@@ -17,9 +17,11 @@ one where they used more than --max-other of the machine is repeated (at most N 
 --method full trains every U-Net parameter instead (AdamW over all of them, as diffusers'
 train_text_to_image.py), for the LoRA-vs-full comparison.
 """
-import argparse, math, os, resource, statistics, time
+import math, os, resource, statistics, time
 
 import torch
+
+from peer_common import arg_parser, image_size
 
 
 def machine_busy():
@@ -73,12 +75,8 @@ def run_reps(fn, reps, max_other, label):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("model")
-    ap.add_argument("--size", type=int, default=0)
-    ap.add_argument("--batch", type=int, default=1)
+    ap = arg_parser()
     ap.add_argument("--rank", type=int, default=4)
-    ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--max-other", type=float, default=0.10)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-infer", action="store_true")
@@ -101,12 +99,8 @@ def main():
     params = [p for p in unet.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2)
     unet.train()
-    import json
-    with open(os.path.join(a.model, "vae", "config.json")) as f:
-        vcfg = json.load(f)
-    fac = 2 ** (len(vcfg["block_out_channels"]) - 1)
-    size = a.size or unet.config.sample_size * fac
-    h, B = size // fac, a.batch
+    size, h = image_size(a, unet.config.sample_size)
+    B = a.batch
     n_mods = sum(1 for n, m in unet.named_modules() if n.endswith(".lora_A.default"))
     print(f"torch {torch.__version__}, diffusers {diffusers.__version__}, peft {peft.__version__}, "
           f"{torch.get_num_threads()} threads, load {t_load:.2f} s, RSS after load {rss_model / 2**20:.1f} MiB")

@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "op_list.h" // defines: LS_OPS, LS_OPS_SERIAL (every entry's signature)
+
 /* One AdamW update's scalars (op_adamw): lr already multiplied by the tensor's lr multiplier; bc1, bc2 the
  * bias corrections 1 − β^t; gscale multiplies every gradient first (clipping). */
 typedef struct AdamwArgs {
@@ -48,74 +50,17 @@ typedef struct SamplerStepArgs {
 /* ---- the op table: one per backend (kernels/<backend>/table.c), every entry with the semantics documented
  * at its op_* wrapper below. ls_ops is the process's backend handle (the one global; kernels/ops.c): the
  * CPU backend unless ops_select chose another. A NULL entry: the backend lacks the op (only the reference
- * table has gaps; a compute backend fills every entry). ---- */
+ * table has gaps; a compute backend fills every entry). The entries, in op_list.h's order: a function pointer
+ * per op of LS_OPS and LS_OPS_SERIAL (op_list.h has the signatures and says what alloc, free and sync do). ---- */
 typedef struct OpTable {
     const char *name;
-    /* memory (see the conventions above): alloc returns 64-byte aligned bytes that this backend's ops and the
-     * host can both read and write (CPU: aligned_alloc; CUDA: cudaMallocManaged), or NULL when out of memory;
-     * free releases them (NULL is fine); sync waits for every op issued so far (CPU: nothing to wait for).
-     * host_memory: 1 when the ops also accept any other host memory (malloc'd, a mapped file: the CPU), 0
-     * when every buffer must come from alloc (CUDA: the weights are copied there at load). */
+    /* 1 when the ops also accept any other host memory (malloc'd, a mapped file: the CPU), 0 when every buffer
+     * must come from alloc (CUDA: the weights are copied there at load) */
     int host_memory;
-    void *(*alloc)(size_t bytes);
-    void (*free)(void *p);
-    void (*sync)(void);
-    void (*linear)(float *y, const float *x, const float *w, const float *b, int M, int K, int N);
-    void (*conv2d)(float *y, const float *x, const float *w, const float *b, int B, int Cin, int H, int W, int Cout,
-                   int k, int stride, int pad0, int pad1);
-    void (*groupnorm)(float *y, const float *x, const float *gamma, const float *beta, int B, int C, int HW, int G,
-                      float eps, int silu);
-    void (*layernorm)(float *y, const float *x, const float *gamma, const float *beta, int N, int D, float eps);
-    void (*attention)(float *out, const float *q, const float *k, const float *v, int B, int Tq, int Tk, int NH,
-                      int Dh, int causal);
-    void (*silu_inplace)(float *x, size_t n);
-    void (*gelu_inplace)(float *x, size_t n);
-    void (*quick_gelu_inplace)(float *x, size_t n);
-    void (*geglu)(float *y, const float *x, int N, int D);
-    void (*add_inplace)(float *y, const float *x, size_t n);
-    void (*add_channel_bias)(float *y, const float *v, int B, int C, int HW);
-    void (*upsample_nearest)(float *y, const float *x, int B, int C, int H, int W, int Ho, int Wo);
-    void (*concat_channels)(float *y, const float *a, const float *b, int B, int Ca, int Cb, int HW);
-    void (*nchw_to_ntc)(float *y, const float *x, int B, int C, int T);
-    void (*ntc_to_nchw)(float *y, const float *x, int B, int C, int T);
-    void (*timestep_embedding)(float *emb, const float *t, int B, int dim, float shift);
-    void (*gemm)(float *C, const float *A, const float *B, int M, int N, int K, int transA, int transB, float alpha,
-                 float beta);
-    int (*num_threads)(void);
-    void (*linear_backward)(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, int M,
-                            int K, int N);
-    void (*conv2d_backward)(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, int B,
-                            int Cin, int H, int W, int Cout, int k, int stride, int pad0, int pad1);
-    void (*groupnorm_fwd_stats)(float *y, float *mean, float *rstd, const float *x, const float *gamma,
-                                const float *beta, int B, int C, int HW, int G, float eps, int silu);
-    void (*groupnorm_backward)(float *dx, float *dgamma, float *dbeta, const float *dy, const float *mean,
-                               const float *rstd, const float *x, const float *gamma, const float *beta, int B,
-                               int C, int HW, int G, float eps, int silu);
-    void (*layernorm_fwd_stats)(float *y, float *mean, float *rstd, const float *x, const float *gamma,
-                                const float *beta, int N, int D, float eps);
-    void (*layernorm_backward)(float *dx, float *dgamma, float *dbeta, const float *dy, const float *mean,
-                               const float *rstd, const float *x, const float *gamma, int N, int D, float eps);
-    void (*attention_backward)(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
-                               const float *v, int B, int Tq, int Tk, int NH, int Dh, int causal);
-    void (*silu_backward)(float *dx, const float *dy, const float *x, size_t n);
-    void (*gelu_backward)(float *dx, const float *dy, const float *x, size_t n);
-    void (*quick_gelu_backward)(float *dx, const float *dy, const float *x, size_t n);
-    void (*geglu_backward)(float *dx, const float *dy, const float *x, int N, int D);
-    void (*add_channel_bias_backward)(float *dv, const float *dy, int B, int C, int HW);
-    void (*upsample_nearest_backward)(float *dx, const float *dy, int B, int C, int H, int W, int Ho, int Wo);
-    void (*concat_channels_backward)(float *da, float *db, const float *dy, int B, int Ca, int Cb, int HW);
-    void (*nchw_to_ntc_backward)(float *dx, const float *dy, int B, int C, int T);
-    void (*ntc_to_nchw_backward)(float *dx, const float *dy, int B, int C, int T);
-    void (*embedding)(float *y, const float *tok, const float *pos, const int *ids, int B, int L, int D);
-    void (*cfg_combine)(float *eps, const float *cond, float g, size_t n);
-    void (*axpy)(float *y, float a, const float *x, size_t n);
-    double (*mse_loss)(float *dout, const float *out, const float *target, const float *w, size_t hw, size_t n);
-    double (*sum_squares)(const float *x, size_t n);
-    void (*adamw)(float *p, const float *g, float *m, float *v, size_t n, const struct AdamwArgs *a);
-    void (*sampler_step)(const struct SamplerStepArgs *a, float *x, float *prev, const float *mo,
-                         const float *noise, size_t n);
-    void (*scale)(float *y, const float *x, float s, size_t n);
-    void (*divide)(float *y, const float *x, float d, size_t n);
+#define LS_OP_ENTRY(ret, op, params) ret(*op) params;
+    LS_OPS(LS_OP_ENTRY)
+    LS_OPS_SERIAL(LS_OP_ENTRY)
+#undef LS_OP_ENTRY
 } OpTable;
 
 extern const OpTable op_table_cpu;  /* kernels/cpu/table.c: OpenMP + BLAS */

@@ -39,6 +39,31 @@ static inline void lora_te_out(const Model *m, const LoraInputs *in, float *out)
     CHECK(clip_forward(&m->clip, out, ids, 1, in->L, 0) == 0, "clip: %s", ls_last_error());
 }
 
+/* The U-Net output on in (into out) against ref: rel_l2(out, ref). */
+static inline double lora_unet_rel(const Model *m, const LoraInputs *in, float *out, const float *ref) {
+    lora_unet_out(m, in, out);
+    return rel_l2(out, ref, in->n);
+}
+
+/* Whether the U-Net output on in (into out) is ref bit for bit. */
+static inline int lora_unet_same(const Model *m, const LoraInputs *in, float *out, const float *ref) {
+    lora_unet_out(m, in, out);
+    return !memcmp(out, ref, in->n * sizeof(float));
+}
+
+/* Merged adapter a set to strength 0.25 must give what unmerging and merging it again gives (one check; o1 and out
+ * are scratch U-Net outputs). */
+static inline void lora_check_remerge(const Model *m, const LoraInputs *in, Lora *a, float *o1, float *out,
+                                      const char *tag) {
+    lora_set_strength(a, 0.25f, 0.25f);
+    lora_unet_out(m, in, o1);
+    lora_unmerge(a);
+    lora_merge(a);
+    lora_unet_out(m, in, out);
+    double e = rel_l2(o1, out, in->n);
+    CHECK(e < 1e-5, "%s: merged strength change vs re-merge rel L2 %.3g", tag, e);
+}
+
 /* Loading or attaching the adapter at path must fail with one error naming the file and containing needle. */
 static inline void expect_adapter_error(Model *m, const char *path, const char *needle, const char *what) {
     Lora a;
@@ -57,8 +82,7 @@ static inline void expect_adapter_error(Model *m, const char *path, const char *
 static inline char *write_adapter(StWriter *w, const char *dir, const char *name) {
     char *path = mallocCheck(512);
     snprintf(path, 512, "%s/%s.safetensors", dir, name);
-    CHECK(st_writer_save(w, path) == 0, "write %s: %s", path, ls_last_error());
-    st_writer_free(w);
+    test_writer_save(w, path);
     return path;
 }
 

@@ -58,18 +58,15 @@ static double fd_sweep(Lora *a, int n, uint64_t seed, double atol, const char *l
 static int run_quiet(const char *cmd) { return system(cmd); }
 
 int main(int argc, char **argv) {
-    const char *fixdir = argc > 1 ? argv[1] : "tests/fixtures";
     const char *exe = argc > 2 ? argv[2] : NULL;
-    char tmp[64] = "/tmp/ls_test_adapter_XXXXXX", mdir[128], fa[512];
-    StFile ref;
-    if (test_tiny_model(tmp, mdir, sizeof mdir) < 0 ||
-        test_open_case(&g_m, mdir, &ref, fixdir, "adapter_grad.safetensors") < 0)
-        return test_summary();
-    snprintf(fa, sizeof fa, "%s/adapter.safetensors", fixdir);
-    unet_case_load(&g_c, &ref);
-    float *ref_out = fixture_get(&ref, "out", NULL, NULL), *ref_base = fixture_get(&ref, "base_out", NULL, NULL);
-    float *ref_loss = fixture_get(&ref, "loss", NULL, NULL);
-    float s = (float)atof(st_meta_get(&ref, "strength"));
+    TestCase tc;
+    if (test_case_begin(&tc, argc, argv, "adapter", &g_m, "adapter_grad.safetensors") < 0) return test_summary();
+    char fa[512];
+    snprintf(fa, sizeof fa, "%s/adapter.safetensors", tc.fixdir);
+    unet_case_load(&g_c, &tc.ref);
+    float *ref_out = fixture_get(&tc.ref, "out", NULL, NULL), *ref_base = fixture_get(&tc.ref, "base_out", NULL, NULL);
+    float *ref_loss = fixture_get(&tc.ref, "loss", NULL, NULL);
+    float s = (float)atof(st_meta_get(&tc.ref, "strength"));
 
     float *base = fbuf(g_c.nout), *out = fbuf(g_c.nout), *out2 = fbuf(g_c.nout), *out_inf = fbuf(g_c.nout);
     loss_eval(base);
@@ -103,7 +100,7 @@ int main(int argc, char **argv) {
             for (int p = 0; p < 2; p++) {
                 snprintf(key, sizeof key, "adapter_unet_%s.%s", m->module, p ? "adapter_up.weight" : "adapter_down.weight");
                 size_t n;
-                float *r = fixture_get(&ref, key, &n, NULL);
+                float *r = fixture_get(&tc.ref, key, &n, NULL);
                 const float *g = p ? m->dup : m->ddown;
                 CHECK(n == (p ? numel_up(m) : numel_down(m)), "%s: %zu values", key, n);
                 double d2 = 0, r2 = 0;
@@ -183,7 +180,7 @@ int main(int argc, char **argv) {
         for (int i = 0; i < b.n_mods; i++) rng_normal(b.mods[i].up, numel_up(&b.mods[i]), 60 + i, 0);
         loss_eval(out);
         char path[200];
-        snprintf(path, sizeof path, "%s/new.safetensors", tmp);
+        snprintf(path, sizeof path, "%s/new.safetensors", tc.tmp);
         const char *meta[2] = {"ss_network_dim", "4"};
         CHECK(lora_save_kohya(&b, path, meta, 1) == 0, "save: %s", ls_last_error());
         lora_free(&b);
@@ -202,6 +199,7 @@ int main(int argc, char **argv) {
     /* --- the CLI: live with --lora, refused by --lora-mode merged and merge --- */
     if (exe) {
         char cmd[2000], log[200];
+        const char *tmp = tc.tmp, *mdir = tc.mdir;
         snprintf(log, sizeof log, "%s/log.txt", tmp);
         const char *gen = "generate 'a fox' --steps 2 --width 64 --height 64 --seed 3";
         snprintf(cmd, sizeof cmd, "'%s' %s --model '%s' --lora '%s:0.8' -o '%s/a.png' >'%s' 2>&1", exe, gen, mdir, fa,
@@ -219,8 +217,5 @@ int main(int argc, char **argv) {
 
     free(base), free(out), free(out2), free(out_inf), free(ref_out), free(ref_base), free(ref_loss);
     unet_case_free(&g_c);
-    st_close(&ref);
-    model_free(&g_m);
-    test_remove_dir(tmp);
-    return test_summary();
+    return test_case_end(&g_m, &tc.ref, tc.tmp);
 }

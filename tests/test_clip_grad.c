@@ -542,23 +542,20 @@ static void check_full(const char *fixdir, const char *mdir, const char *adapter
 }
 
 int main(int argc, char **argv) {
-    const char *fixdir = argc > 1 ? argv[1] : "tests/fixtures";
-    char tmp[64] = "/tmp/ls_test_cgrad_XXXXXX", mdir[128], fk[512];
-    StFile ref;
-    if (test_tiny_model(tmp, mdir, sizeof mdir) < 0 ||
-        test_open_case(&g_m, mdir, &ref, fixdir, "clip_grad.safetensors") < 0)
-        return test_summary();
-    snprintf(fk, sizeof fk, "%s/lora_kohya.safetensors", fixdir);
+    TestCase tc;
+    if (test_case_begin(&tc, argc, argv, "cgrad", &g_m, "clip_grad.safetensors") < 0) return test_summary();
+    char fk[512];
+    snprintf(fk, sizeof fk, "%s/lora_kohya.safetensors", tc.fixdir);
     const StTensor *rm;
     size_t nids;
-    float *idsf = fixture_get(&ref, "ids", &nids, NULL);
-    g_R = fixture_get(&ref, "R", &g_nout, &rm);
-    float *ref_out = fixture_get(&ref, "out", NULL, NULL);
-    float *ref_out2 = fixture_get(&ref, "out_skip2", NULL, NULL);
+    float *idsf = fixture_get(&tc.ref, "ids", &nids, NULL);
+    g_R = fixture_get(&tc.ref, "R", &g_nout, &rm);
+    float *ref_out = fixture_get(&tc.ref, "out", NULL, NULL);
+    float *ref_out2 = fixture_get(&tc.ref, "out_skip2", NULL, NULL);
     g_B = (int)rm->shape[0], g_L = (int)rm->shape[1], g_D = (int)rm->shape[2];
     g_ids = mallocCheck(nids * sizeof(int));
     for (size_t i = 0; i < nids; i++) g_ids[i] = (int)idsf[i];
-    float s = (float)atof(st_meta_get(&ref, "strength"));
+    float s = (float)atof(st_meta_get(&tc.ref, "strength"));
 
     CHECK(lora_load(&g_a, fk) == 0, "load %s: %s", fk, ls_last_error());
     CHECK(lora_attach(&g_a, &g_m, 0) == 0, "attach: %s", ls_last_error());
@@ -584,7 +581,7 @@ int main(int argc, char **argv) {
                1e3 * t_fb);
 
         /* --- gradients vs PyTorch, finite differences --- */
-        compare_grads(&ref, g_skip ? "skip2." : "", 3,
+        compare_grads(&tc.ref, g_skip ? "skip2." : "", 3,
                       g_skip ? "clip skip 2: gradients vs PyTorch" : "clip skip 1: gradients vs PyTorch");
         fd_sweep(&g_a, 18, 0, 7 + g_skip, fd_atol(), g_skip ? "(clip skip 2)" : "(clip skip 1)");
     }
@@ -653,17 +650,14 @@ int main(int argc, char **argv) {
     double dz = 0;
     for (int i = 0; i < g_a.n_mods; i++) dz += sumsq(g_a.mods[i].ddown, numel_down(&g_a.mods[i]));
     CHECK(dz == 0.0, "zero-up: down gradients are not exactly 0");
-    compare_grads(&ref, "zero_up.", 2, "zero-up up gradients vs PyTorch");
+    compare_grads(&tc.ref, "zero_up.", 2, "zero-up up gradients vs PyTorch");
     fd_sweep(&g_a, 6, 1, 13, fd_atol(), "(zero-up)");
 
     check_encode();
-    check_add_te(tmp, argc > 2 ? argv[2] : NULL);
-    check_full(fixdir, mdir, fk);
+    check_add_te(tc.tmp, argc > 2 ? argv[2] : NULL);
+    check_full(tc.fixdir, tc.mdir, fk);
 
     free(out), free(out_inf), free(ref_out), free(ref_out2), free(idsf), free(g_ids), free(g_R);
     lora_free(&g_a);
-    st_close(&ref);
-    model_free(&g_m);
-    test_remove_dir(tmp);
-    return test_summary();
+    return test_case_end(&g_m, &tc.ref, tc.tmp);
 }

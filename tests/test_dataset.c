@@ -51,6 +51,17 @@ static void write_png_fn(const char *path, int w, int h, int (*f)(int, int, int)
     free(img.data);
 }
 
+/* An image and its caption: <dir>/<name>.png (w×h, pixel (x, y, c) = f(x, y, c)) and <dir>/<name>.txt holding
+ * caption. */
+static void write_captioned(const char *dir, const char *name, int w, int h, int (*f)(int, int, int),
+                            const char *caption) {
+    char p[1024];
+    snprintf(p, sizeof p, "%s/%s.png", dir, name);
+    write_png_fn(p, w, h, f);
+    snprintf(p, sizeof p, "%s/%s.txt", dir, name);
+    write_text(p, caption);
+}
+
 static int px_grey(int x, int y, int c) { return 128; }
 static int px_pattern(int x, int y, int c) { return (x * 7 + y * 13 + c * 50) & 255; }
 
@@ -336,10 +347,7 @@ static void test_bad_images(void) {
     char *mixed = tmp("mixed"), p[1024];
     make_dir(mixed);
     make_bad_files(mixed);
-    snprintf(p, sizeof p, "%s/good.png", mixed);
-    write_png_fn(p, 80, 64, px_pattern);
-    snprintf(p, sizeof p, "%s/good.txt", mixed);
-    write_text(p, "good image, test");
+    write_captioned(mixed, "good", 80, 64, px_pattern, "good image, test");
     snprintf(p, sizeof p, "%s/photo.webp", mixed);
     write_text(p, "RIFF....WEBP");
     snprintf(p, sizeof p, "%s/notes.md", mixed); /* not an image: ignored, not counted */
@@ -366,10 +374,7 @@ static void test_bad_images(void) {
     make_dir(p);
     snprintf(p, sizeof p, "%s/3_extra", mixed);
     make_dir(p);
-    snprintf(p, sizeof p, "%s/3_extra/more.png", mixed);
-    write_png_fn(p, 64, 64, px_grey);
-    snprintf(p, sizeof p, "%s/3_extra/more.txt", mixed);
-    write_text(p, "more, test");
+    write_captioned(mixed, "3_extra/more", 64, 64, px_grey, "more, test");
     size_t rss0 = ls_peak_rss();
     capture_begin();
     rc = dataset_scan(&d, mixed, &o);
@@ -434,18 +439,12 @@ static void test_captions_missing_and_bad(void) {
     make_dir(p);
     snprintf(p, sizeof p, "%s/5_red_foxes/nocap.png", dir);
     write_png_fn(p, 64, 64, px_grey);
-    snprintf(p, sizeof p, "%s/5_red_foxes/emptycap.png", dir);
-    write_png_fn(p, 64, 64, px_grey);
-    snprintf(p, sizeof p, "%s/5_red_foxes/emptycap.txt", dir);
-    write_text(p, "  \n");
-    snprintf(p, sizeof p, "%s/5_red_foxes/utf8.png", dir);
-    write_png_fn(p, 64, 64, px_grey);
-    snprintf(p, sizeof p, "%s/5_red_foxes/utf8.txt", dir); /* Latin-1 é, stray bytes, a cut sequence */
-    write_text(p, "caf\xe9, ok\xff\xfe, \xe2\x82 end, good \xc3\xa9\xf0\x9f\x8e\xa8");
-    snprintf(p, sizeof p, "%s/5_red_foxes/multi.png", dir);
-    write_png_fn(p, 64, 64, px_grey);
-    snprintf(p, sizeof p, "%s/5_red_foxes/multi.txt", dir); /* BOM, CRLF, only the first line, a tab */
-    write_text(p, "\xef\xbb\xbf first\tline , a \r\nsecond line\n");
+    write_captioned(dir, "5_red_foxes/emptycap", 64, 64, px_grey, "  \n");
+    /* Latin-1 é, stray bytes, a cut sequence */
+    write_captioned(dir, "5_red_foxes/utf8", 64, 64, px_grey,
+                    "caf\xe9, ok\xff\xfe, \xe2\x82 end, good \xc3\xa9\xf0\x9f\x8e\xa8");
+    /* BOM, CRLF, only the first line, a tab */
+    write_captioned(dir, "5_red_foxes/multi", 64, 64, px_grey, "\xef\xbb\xbf first\tline , a \r\nsecond line\n");
 
     capture_begin();
     int rc = dataset_scan(&d, dir, &o);
@@ -674,20 +673,12 @@ static void test_buckets(void) {
 /* ---------------------------------------------------------------------------------------------- */
 
 static void test_caption_processing(void) {
-    char *dir = tmp("10_style"), p[1024];
+    char *dir = tmp("10_style");
     make_dir(dir);
-    snprintf(p, sizeof p, "%s/a.png", dir);
-    write_png_fn(p, 64, 64, px_grey);
-    snprintf(p, sizeof p, "%s/a.txt", dir);
-    write_text(p, "style, red, blue, green, yellow, purple, orange, tags with  spaces ,, ");
-    snprintf(p, sizeof p, "%s/b.png", dir);
-    write_png_fn(p, 64, 64, px_grey);
-    snprintf(p, sizeof p, "%s/b.txt", dir);
-    write_text(p, "red, sks, blue");
-    snprintf(p, sizeof p, "%s/c.png", dir);
-    write_png_fn(p, 64, 64, px_grey);
-    snprintf(p, sizeof p, "%s/c.txt", dir);
-    write_text(p, "a watercolor painting of a fox in the snow");
+    write_captioned(dir, "a", 64, 64, px_grey,
+                    "style, red, blue, green, yellow, purple, orange, tags with  spaces ,, ");
+    write_captioned(dir, "b", 64, 64, px_grey, "red, sks, blue");
+    write_captioned(dir, "c", 64, 64, px_grey, "a watercolor painting of a fox in the snow");
 
     DatasetOptions o = opts(64);
     Dataset d;
@@ -902,14 +893,8 @@ static void key_of(const char *dir, const DatasetOptions *o, const char *name, i
 static void test_cache(void) {
     char *a = tmp("keys_a"), *b = tmp("keys_b/4_moved"), p[1024];
     make_dir(a), make_dir(b);
-    snprintf(p, sizeof p, "%s/img.png", a);
-    write_png_fn(p, 80, 64, px_pattern);
-    snprintf(p, sizeof p, "%s/img.txt", a);
-    write_text(p, "pastel, fox");
-    snprintf(p, sizeof p, "%s/other.png", b); /* same bytes and caption, another path and name */
-    write_png_fn(p, 80, 64, px_pattern);
-    snprintf(p, sizeof p, "%s/other.txt", b);
-    write_text(p, "pastel, fox");
+    write_captioned(a, "img", 80, 64, px_pattern, "pastel, fox");
+    write_captioned(b, "other", 80, 64, px_pattern, "pastel, fox"); /* same bytes and caption, another path and name */
 
     DatasetOptions o = opts(64);
     o.quiet = 1;

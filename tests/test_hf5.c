@@ -119,13 +119,10 @@ static void check_flat_single_file(const Model *m, const StFile *fx, const char 
         if (!strncmp(t->name, pre, strlen(pre)))
             snprintf(key, sizeof key, "cond_stage_model.transformer.%s", t->name + strlen(pre)), renamed++;
         else snprintf(key, sizeof key, "%s", t->name);
-        data[i] = malloc((size_t)t->numel * sizeof(float));
-        CHECK(st_to_f32(&f, t, data[i], 0) == 0, "%s", ls_last_error());
-        st_writer_add(&w, key, ST_F32, t->ndim, t->shape, data[i]);
+        data[i] = test_add_f32(&w, &f, t, key);
     }
     CHECK(renamed > 0, "no text_model. keys in %s", full);
-    CHECK(st_writer_save(&w, flat) == 0, "write %s: %s", flat, ls_last_error());
-    st_writer_free(&w);
+    test_writer_save(&w, flat);
     for (int i = 0; i < f.n_tensors; i++) free(data[i]);
     free(data);
     st_close(&f);

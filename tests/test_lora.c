@@ -39,18 +39,13 @@ static char *rewrite_adapter(const char *src, const char *name, void (*fn)(const
     float **bufs = calloc((size_t)f.n_tensors, sizeof *bufs);
     for (int i = 0; i < f.n_tensors; i++) {
         const StTensor *t = &f.tensors[i];
-        bufs[i] = malloc((size_t)t->numel * sizeof(float));
-        st_to_f32(&f, t, bufs[i], 0);
+        bufs[i] = test_add_f32(&w, &f, t, t->name); /* written at the save: fn's changes count */
         if (fn) fn(t->name, bufs[i], (size_t)t->numel);
-        st_writer_add(&w, t->name, ST_F32, t->ndim, t->shape, bufs[i]);
     }
     static float extra[4096];
     for (int i = 0; i < 4096; i++) extra[i] = 0.01f;
     if (extra_key) st_writer_add(&w, extra_key, ST_F32, ndim, shape, extra);
-    char *path = malloc(512);
-    snprintf(path, 512, "%s/%s.safetensors", g_tmp, name);
-    CHECK(st_writer_save(&w, path) == 0, "write %s: %s", path, ls_last_error());
-    st_writer_free(&w);
+    char *path = write_adapter(&w, g_tmp, name);
     for (int i = 0; i < f.n_tensors; i++) free(bufs[i]);
     free(bufs);
     st_close(&f);
@@ -77,15 +72,10 @@ static char *write_keys(const char *name, const KeyCopy *c, int n) {
             if (strncmp(t->name, c[i].from, lf)) continue;
             char key[512];
             snprintf(key, sizeof key, "%s%s", c[i].to, t->name + lf);
-            bufs[nb] = malloc((size_t)t->numel * sizeof(float));
-            st_to_f32(&f[i], t, bufs[nb], 0);
-            st_writer_add(&w, key, ST_F32, t->ndim, t->shape, bufs[nb++]);
+            bufs[nb++] = test_add_f32(&w, &f[i], t, key);
         }
     }
-    char *path = malloc(512);
-    snprintf(path, 512, "%s/%s.safetensors", g_tmp, name);
-    CHECK(st_writer_save(&w, path) == 0, "write %s: %s", path, ls_last_error());
-    st_writer_free(&w);
+    char *path = write_adapter(&w, g_tmp, name);
     for (int i = 0; i < nb; i++) free(bufs[i]);
     for (int i = 0; i < n; i++) st_close(&f[i]);
     return path;
@@ -160,25 +150,17 @@ int main(int argc, char **argv) {
         printf("  merged   at %.2f: U-Net rel L2 %.3g, text encoder %.3g\n", (double)s, eu, et);
         CHECK(eu < TOL && et < TOL, "%s merged: U-Net %.3g, text encoder %.3g", a.name, eu, et);
         /* strength change on a merged adapter == a fresh merge at that strength */
-        lora_set_strength(&a, 0.25f, 0.25f);
         float *o1 = malloc(in.n * sizeof(float));
-        lora_unet_out(&g_m, &in, o1);
-        lora_unmerge(&a);
-        lora_merge(&a);
-        lora_unet_out(&g_m, &in, out);
-        e = rel_l2(o1, out, in.n);
-        CHECK(e < 1e-5, "merged strength change vs re-merge rel L2 %.3g", e);
+        lora_check_remerge(&g_m, &in, &a, o1, out, a.name);
         free(o1);
         lora_unmerge(&a);
         lora_set_strength(&a, 0, 0);
-        lora_unet_out(&g_m, &in, out);
-        CHECK(memcmp(out, base, in.n * sizeof(float)) == 0, "strength 0 is not bit-identical to the base");
+        CHECK(lora_unet_same(&g_m, &in, out, base), "strength 0 is not bit-identical to the base");
         lora_merge(&a); /* merged at 0, then unmerge: weights restored exactly */
         lora_unmerge(&a);
         lora_set_strength(&a, 1, 1);
         lora_detach(&a);
-        lora_unet_out(&g_m, &in, out);
-        CHECK(memcmp(out, base, in.n * sizeof(float)) == 0, "detach does not restore the base bit for bit");
+        CHECK(lora_unet_same(&g_m, &in, out, base), "detach does not restore the base bit for bit");
         lora_free(&a);
     }
 
@@ -186,11 +168,9 @@ int main(int argc, char **argv) {
     char *zp = rewrite_adapter(fk, "zero_up", zero_up, NULL, 0, NULL);
     Lora z;
     CHECK(zp && lora_load(&z, zp) == 0 && lora_attach(&z, &g_m, 0) == 0, "zero-up: %s", ls_last_error());
-    lora_unet_out(&g_m, &in, out);
-    CHECK(memcmp(out, base, in.n * sizeof(float)) == 0, "zero-up adapter changed the U-Net output");
+    CHECK(lora_unet_same(&g_m, &in, out, base), "zero-up adapter changed the U-Net output");
     lora_merge(&z);
-    lora_unet_out(&g_m, &in, out);
-    CHECK(memcmp(out, base, in.n * sizeof(float)) == 0, "merged zero-up adapter changed the U-Net output");
+    CHECK(lora_unet_same(&g_m, &in, out, base), "merged zero-up adapter changed the U-Net output");
     lora_free(&z);
 
     /* --- two adapters at once: the effects add (linear in the weights for one layer is not exact for a
@@ -206,18 +186,15 @@ int main(int argc, char **argv) {
         lora_unet_out(&g_m, &in, o1);
         lora_merge(&a1);
         lora_merge(&a2);
-        lora_unet_out(&g_m, &in, out);
-        e = rel_l2(out, o1, in.n);
+        e = lora_unet_rel(&g_m, &in, out, o1);
         printf("two adapters (0.5 and -0.3): merged vs unmerged rel L2 %.3g\n", e);
         CHECK(e < 1e-5, "two adapters merged vs unmerged rel L2 %.3g", e);
         lora_unmerge(&a1); /* a2 still merged into shared layers */
-        lora_unet_out(&g_m, &in, out);
-        e = rel_l2(out, o1, in.n);
+        e = lora_unet_rel(&g_m, &in, out, o1);
         CHECK(e < 1e-5, "partial unmerge rel L2 %.3g", e);
         lora_free(&a2);
         lora_free(&a1);
-        lora_unet_out(&g_m, &in, out);
-        CHECK(memcmp(out, base, in.n * sizeof(float)) == 0, "freeing two adapters did not restore the base");
+        CHECK(lora_unet_same(&g_m, &in, out, base), "freeing two adapters did not restore the base");
         free(o1);
     }
 
@@ -330,8 +307,5 @@ int main(int argc, char **argv) {
     lora_inputs_free(&in);
     free(zp), free(nanp), free(mism), free(twp), free(te2p);
     for (int i = 0; i < 3; i++) free(derived[i]);
-    st_close(&ref);
-    model_free(&g_m);
-    test_remove_dir(g_tmp);
-    return test_summary();
+    return test_case_end(&g_m, &ref, g_tmp);
 }

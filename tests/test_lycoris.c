@@ -21,7 +21,7 @@
 #define WTOL 1e-5
 
 static Model g_m;
-static char g_tmp[] = "/tmp/ls_test_lyco_XXXXXX";
+static TestCase g_tc; /* the fixture, and the scratch folder the bad adapters go to */
 
 
 /* The current weights of a module (diffusers path), or NULL. */
@@ -60,23 +60,29 @@ static void check_weights(const StFile *ref, const char *tag, const char *when) 
     }
 }
 
-/* the adapter in w, written as g_tmp/<name>.safetensors, must fail to load or attach (expect_adapter_error) */
+/* the adapter in w, written as <g_tc.tmp>/<name>.safetensors, must fail to load or attach (expect_adapter_error) */
 static void expect_error(StWriter *w, const char *name, const char *needle, const char *what) {
-    expect_written_error(&g_m, w, g_tmp, name, needle, what);
+    expect_written_error(&g_m, w, g_tc.tmp, name, needle, what);
+}
+
+/* A fresh w holding the LoHa tensors hada_w1_a (32×2), hada_w1_b (shape sb), hada_w2_a (32×2) and, when
+ * with_w2b, hada_w2_b (shape sb), named k[0..3], all with the values d. */
+static void loha_writer(StWriter *w, char k[4][256], const int64_t *sb, int with_w2b, const float *d) {
+    static const int64_t sa[2] = {32, 2};
+    st_writer_init(w);
+    st_writer_add(w, k[0], ST_F32, 2, sa, d), st_writer_add(w, k[1], ST_F32, 2, sb, d);
+    st_writer_add(w, k[2], ST_F32, 2, sa, d);
+    if (with_w2b) st_writer_add(w, k[3], ST_F32, 2, sb, d);
 }
 
 int main(int argc, char **argv) {
-    const char *fixdir = argc > 1 ? argv[1] : "tests/fixtures";
-    char mdir[128];
-    StFile ref;
-    if (test_tiny_model(g_tmp, mdir, sizeof mdir) < 0 ||
-        test_open_case(&g_m, mdir, &ref, fixdir, "lyco_ref.safetensors") < 0)
-        return test_summary();
+    if (test_case_begin(&g_tc, argc, argv, "lyco", &g_m, "lyco_ref.safetensors") < 0) return test_summary();
     LoraInputs in;
-    lora_inputs_load(&ref, &in);
-    float s = (float)atof(st_meta_get(&ref, "strength"));
+    lora_inputs_load(&g_tc.ref, &in);
+    float s = (float)atof(st_meta_get(&g_tc.ref, "strength"));
     size_t nte;
-    float *ref_base = fixture_get(&ref, "unet_base", NULL, NULL), *ref_te_base = fixture_get(&ref, "te_base", &nte, NULL);
+    float *ref_base = fixture_get(&g_tc.ref, "unet_base", NULL, NULL);
+    float *ref_te_base = fixture_get(&g_tc.ref, "te_base", &nte, NULL);
     float *base = malloc(in.n * sizeof(float)), *out = malloc(in.n * sizeof(float)), *o1 = malloc(in.n * sizeof(float));
     float *te = malloc(nte * sizeof(float)), *te_base = malloc(nte * sizeof(float));
     lora_unet_out(&g_m, &in, base);
@@ -96,7 +102,7 @@ int main(int argc, char **argv) {
     for (int f = 0; f < 4; f++) {
         const char *tag = files[f].tag;
         char path[512], key[128];
-        snprintf(path, sizeof path, "%s/%s.safetensors", fixdir, tag);
+        snprintf(path, sizeof path, "%s/%s.safetensors", g_tc.fixdir, tag);
         Lora a;
         int rc = lora_load(&a, path);
         CHECK(rc == 0, "load %s: %s", path, ls_last_error());
@@ -108,10 +114,10 @@ int main(int argc, char **argv) {
         CHECK(strstr(kinds, files[f].kinds) != NULL, "%s: kinds '%s' lack %s", tag, kinds, files[f].kinds);
         CHECK(lora_attach(&a, &g_m, 0) == 0, "attach %s: %s", tag, ls_last_error());
         snprintf(key, sizeof key, "%s.unet", tag);
-        float *ref_u = fixture_get(&ref, key, NULL, NULL), *ref_te = NULL;
+        float *ref_u = fixture_get(&g_tc.ref, key, NULL, NULL), *ref_te = NULL;
         if (files[f].te) {
             snprintf(key, sizeof key, "%s.te", tag);
-            ref_te = fixture_get(&ref, key, NULL, NULL);
+            ref_te = fixture_get(&g_tc.ref, key, NULL, NULL);
         }
         lora_set_strength(&a, s, s);
         for (int merged = 0; merged < 2; merged++) {
@@ -129,24 +135,17 @@ int main(int argc, char **argv) {
                 double d = rel_l2(out, o1, in.n);
                 printf("  merged vs unmerged: rel L2 %.3g\n", d);
                 CHECK(d < 1e-5, "%s: merged vs unmerged rel L2 %.3g", tag, d);
-                check_weights(&ref, tag, "merged");
+                check_weights(&g_tc.ref, tag, "merged");
             }
         }
         /* merged strength change == re-merge at that strength */
-        lora_set_strength(&a, 0.25f, 0.25f);
-        lora_unet_out(&g_m, &in, o1);
-        lora_unmerge(&a);
-        lora_merge(&a);
-        lora_unet_out(&g_m, &in, out);
-        e = rel_l2(o1, out, in.n);
-        CHECK(e < 1e-5, "%s: merged strength change vs re-merge rel L2 %.3g", tag, e);
+        lora_check_remerge(&g_m, &in, &a, o1, out, tag);
         lora_unmerge(&a);
         if (!files[f].te) { /* PEFT at strength 1 against diffusers' own DoRA forward */
             lora_set_strength(&a, 1, 1);
             snprintf(key, sizeof key, "%s.unet_s1", tag);
-            float *r1 = fixture_get(&ref, key, NULL, NULL);
-            lora_unet_out(&g_m, &in, out);
-            e = rel_l2(out, r1, in.n);
+            float *r1 = fixture_get(&g_tc.ref, key, NULL, NULL);
+            e = lora_unet_rel(&g_m, &in, out, r1);
             printf("  unmerged at 1.00: U-Net rel L2 %.3g (vs diffusers + PEFT DoRA)\n", e);
             CHECK(e < TOL, "%s at 1: rel L2 %.3g vs diffusers", tag, e);
             free(r1);
@@ -157,12 +156,10 @@ int main(int argc, char **argv) {
         CHECK(!memcmp(out, base, in.n * sizeof(float)) && !memcmp(te, te_base, nte * sizeof(float)),
               "%s: strength 0 is not bit-identical to the base", tag);
         lora_merge(&a);
-        lora_unet_out(&g_m, &in, out);
-        CHECK(!memcmp(out, base, in.n * sizeof(float)), "%s: merged at strength 0 is not the base", tag);
+        CHECK(lora_unet_same(&g_m, &in, out, base), "%s: merged at strength 0 is not the base", tag);
         lora_set_strength(&a, s, s);
         lora_detach(&a);
-        lora_unet_out(&g_m, &in, out);
-        CHECK(!memcmp(out, base, in.n * sizeof(float)), "%s: detach does not restore the base bit for bit", tag);
+        CHECK(lora_unet_same(&g_m, &in, out, base), "%s: detach does not restore the base bit for bit", tag);
         lora_free(&a);
         free(ref_u);
         free(ref_te);
@@ -172,8 +169,8 @@ int main(int argc, char **argv) {
      * weights, so merged == unmerged still holds */
     {
         char p1[512], p2[512];
-        snprintf(p1, sizeof p1, "%s/lyco_loha.safetensors", fixdir);
-        snprintf(p2, sizeof p2, "%s/lyco_dora.safetensors", fixdir);
+        snprintf(p1, sizeof p1, "%s/lyco_loha.safetensors", g_tc.fixdir);
+        snprintf(p2, sizeof p2, "%s/lyco_dora.safetensors", g_tc.fixdir);
         Lora a1, a2;
         int ok = lora_load(&a1, p1) == 0;
         ok = ok && lora_load(&a2, p2) == 0;
@@ -188,45 +185,35 @@ int main(int argc, char **argv) {
         lora_merge(&a2);
         lora_unmerge(&a1);
         lora_merge(&a1);
-        lora_unet_out(&g_m, &in, out);
-        e = rel_l2(out, o1, in.n);
+        e = lora_unet_rel(&g_m, &in, out, o1);
         printf("LoHa merged + DoRA live vs both merged: rel L2 %.3g\n", e);
         CHECK(e < 1e-5, "two adapters: rel L2 %.3g", e);
         lora_free(&a2);
         lora_free(&a1);
-        lora_unet_out(&g_m, &in, out);
-        CHECK(!memcmp(out, base, in.n * sizeof(float)), "freeing two adapters did not restore the base");
+        CHECK(lora_unet_same(&g_m, &in, out, base), "freeing two adapters did not restore the base");
     }
 
     /* --- bad input --- */
     static float d[64 * 64 * 9];
     for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) d[i] = 0.01f * (float)(i % 7);
     const char *mod = "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q";
-    char k1[256], k2[256], k3[256], k4[256], k5[256];
-    snprintf(k1, sizeof k1, "%s.hada_w1_a", mod);
-    snprintf(k2, sizeof k2, "%s.hada_w1_b", mod);
-    snprintf(k3, sizeof k3, "%s.hada_w2_a", mod);
-    snprintf(k4, sizeof k4, "%s.hada_w2_b", mod);
-    int64_t sa[2] = {32, 2}, sb[2] = {2, 32}, sb_bad[2] = {2, 48};
+    char k[4][256], k5[256];
+    snprintf(k[0], sizeof k[0], "%s.hada_w1_a", mod);
+    snprintf(k[1], sizeof k[1], "%s.hada_w1_b", mod);
+    snprintf(k[2], sizeof k[2], "%s.hada_w2_a", mod);
+    snprintf(k[3], sizeof k[3], "%s.hada_w2_b", mod);
+    int64_t sb[2] = {2, 32}, sb_bad[2] = {2, 48};
     StWriter w;
-    st_writer_init(&w);
-    st_writer_add(&w, k1, ST_F32, 2, sa, d), st_writer_add(&w, k2, ST_F32, 2, sb, d);
-    st_writer_add(&w, k3, ST_F32, 2, sa, d);
+    loha_writer(&w, k, sb, 0, d);
     expect_error(&w, "loha_no_w2b", "has no hada_w2_b", "LoHa without hada_w2_b");
-    st_writer_init(&w);
-    st_writer_add(&w, k1, ST_F32, 2, sa, d), st_writer_add(&w, k2, ST_F32, 2, sb_bad, d);
-    st_writer_add(&w, k3, ST_F32, 2, sa, d), st_writer_add(&w, k4, ST_F32, 2, sb_bad, d);
+    loha_writer(&w, k, sb_bad, 1, d);
     expect_error(&w, "loha_48", "attn1_to_q", "LoHa ΔW of another width");
-    st_writer_init(&w);
-    st_writer_add(&w, k1, ST_F32, 2, sa, d), st_writer_add(&w, k2, ST_F32, 2, sb, d);
-    st_writer_add(&w, k3, ST_F32, 2, sa, d), st_writer_add(&w, k4, ST_F32, 2, sb, d);
+    loha_writer(&w, k, sb, 1, d);
     snprintf(k5, sizeof k5, "%s.lokr_w1", mod);
     int64_t s44[2] = {4, 4};
     st_writer_add(&w, k5, ST_F32, 2, s44, d);
     expect_error(&w, "loha_lokr", "mixes LoHa and LoKr", "LoHa and LoKr on one module");
-    st_writer_init(&w);
-    st_writer_add(&w, k1, ST_F32, 2, sa, d), st_writer_add(&w, k2, ST_F32, 2, sb, d);
-    st_writer_add(&w, k3, ST_F32, 2, sa, d), st_writer_add(&w, k4, ST_F32, 2, sb, d);
+    loha_writer(&w, k, sb, 1, d);
     snprintf(k5, sizeof k5, "%s.dora_scale", mod);
     int64_t sd_bad[2] = {31, 1};
     st_writer_add(&w, k5, ST_F32, 2, sd_bad, d + 1);
@@ -242,8 +229,5 @@ int main(int argc, char **argv) {
 
     free(base), free(out), free(o1), free(te), free(te_base), free(ref_base), free(ref_te_base);
     lora_inputs_free(&in);
-    st_close(&ref);
-    model_free(&g_m);
-    test_remove_dir(g_tmp);
-    return test_summary();
+    return test_case_end(&g_m, &g_tc.ref, g_tc.tmp);
 }

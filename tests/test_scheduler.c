@@ -260,6 +260,17 @@ static int kind_of(const char *name, SamplerKind *k) {
     return sampler_from_name(name, k, &karras) == LS_OK && !karras;
 }
 
+/* The sampler of fixture entry `name`: sampler samp (its kind to *kind) over config c with the entry's spacing
+ * (unless "default"), n steps, karras sigmas or not. LS_OK, or LS_ERR with the failure counted. */
+static int entry_sampler(Sampler *s, SamplerKind *kind, SchedConfig *c, const char *name, const char *samp,
+                         const char *spacing, int n, int karras) {
+    CHECK(kind_of(samp, kind), "unknown sampler in fixture %s", name);
+    if (strcmp(spacing, "default")) snprintf(c->timestep_spacing, sizeof c->timestep_spacing, "%.15s", spacing);
+    if (sampler_init(s, c, *kind, n, karras) == LS_OK) return LS_OK;
+    CHECK(0, "%s: sampler_init: %s", name, ls_last_error());
+    return LS_ERR;
+}
+
 static void test_alphas(const Fixture *f) {
     SchedConfig c;
     float ac[SCHED_MAX_TRAIN_T];
@@ -299,16 +310,11 @@ static void test_schedules(const Fixture *f) {
                                                         spacing, &karras, &n, rest) != 5 ||
             strcmp(rest, "timesteps"))
             continue;
-        SamplerKind kind;
-        CHECK(kind_of(samp, &kind), "unknown sampler in fixture %s", e->string);
         SchedConfig c;
         sched_config_default(&c);
-        if (strcmp(spacing, "default")) snprintf(c.timestep_spacing, sizeof c.timestep_spacing, "%.15s", spacing);
+        SamplerKind kind;
         Sampler s;
-        if (sampler_init(&s, &c, kind, n, karras) != LS_OK) {
-            CHECK(0, "%s: sampler_init: %s", e->string, ls_last_error());
-            continue;
-        }
+        if (entry_sampler(&s, &kind, &c, e->string, samp, spacing, n, karras) < 0) continue;
         char key[160];
         size_t nt = 0, ns = 0, ni = 0;
         float *ts = fx_get(f, e->string, &nt);
@@ -365,18 +371,13 @@ static void test_trajectories(const Fixture *f) {
                                                        pred, spacing, &karras, &n, rest) != 6 ||
             strcmp(rest, "x_init"))
             continue;
-        SamplerKind kind;
-        CHECK(kind_of(samp, &kind), "unknown sampler in fixture %s", e->string);
         SchedConfig c;
         sched_config_default(&c);
         c.prediction = strcmp(pred, "v_prediction") && strcmp(pred, "vzsnr") ? PRED_EPSILON : PRED_V;
         c.rescale_zero_snr = !strcmp(pred, "vzsnr");
-        if (strcmp(spacing, "default")) snprintf(c.timestep_spacing, sizeof c.timestep_spacing, "%.15s", spacing);
+        SamplerKind kind;
         Sampler s;
-        if (sampler_init(&s, &c, kind, n, karras) != LS_OK) {
-            CHECK(0, "%s: sampler_init: %s", e->string, ls_last_error());
-            continue;
-        }
+        if (entry_sampler(&s, &kind, &c, e->string, samp, spacing, n, karras) < 0) continue;
         size_t m = 0, nx = 0, nin = 0, nmo = 0, nz = 0;
         float *x = fx_get(f, e->string, &m);
         const char *base_end = strrchr(e->string, '.');

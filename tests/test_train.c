@@ -45,9 +45,8 @@ static int target_group(const char *path) {
 
 static void test_run_and_load(void) {
     char out[600];
-    snprintf(out, sizeof out, "%s/run1", g_tmp);
     TrainOptions o;
-    base_opts(&o, out);
+    base_opts_at(&o, out, sizeof out, "run1");
     o.steps = 40, o.rank = 4, o.alpha = 1, o.conv_rank = 2, o.lr = 1e-3f, o.seed = 7;
     o.flip = 1, o.shuffle_tags = 1, o.trigger = "sks", o.min_snr_gamma = 5, o.noise_offset = 0.05f;
     o.lr_schedule = LR_COSINE, o.warmup = 5;
@@ -148,9 +147,8 @@ static void test_run_and_load(void) {
 static void test_overfit(void) {
     char one[600], out[600];
     one_image_data(one, sizeof one);
-    snprintf(out, sizeof out, "%s/overfit", g_tmp);
     TrainOptions o;
-    base_opts(&o, out);
+    base_opts_at(&o, out, sizeof out, "overfit");
     o.data_dir = one;
     o.steps = 40, o.rank = 8, o.lr = 1e-2f, o.fixed_t = 500, o.fixed_noise = 1, o.seed = 3;
     TrainResult r;
@@ -204,9 +202,8 @@ static void test_reproducible(void) {
     char p[3][1024];
     for (int i = 0; i < 3; i++) {
         char out[600];
-        snprintf(out, sizeof out, "%s/rep%d", g_tmp, i);
         TrainOptions o;
-        base_opts(&o, out);
+        base_opts_at(&o, out, sizeof out, "rep%d", i);
         o.steps = 12, o.batch = 2, o.lr = 1e-3f, o.flip = 1, o.shuffle_tags = 1, o.noise_offset = 0.1f;
         o.seed = i == 2 ? 99 : 42;
         TrainResult r;
@@ -222,13 +219,11 @@ static void test_bad_input(void) {
     char empty[600], out[600];
     snprintf(empty, sizeof empty, "%s/empty", g_tmp);
     mkdir(empty, 0755);
-    snprintf(out, sizeof out, "%s/bad", g_tmp);
     TrainOptions o;
-    base_opts(&o, out);
+    base_opts_at(&o, out, sizeof out, "bad");
     o.data_dir = empty, o.steps = 2;
     CHECK(train_run(&o, NULL) == LS_ERR && strstr(ls_last_error(), empty), "empty folder: %s", ls_last_error());
-    snprintf(out, sizeof out, "%s/run1", g_tmp); /* exists from test 1 */
-    base_opts(&o, out);
+    base_opts_at(&o, out, sizeof out, "run1"); /* exists from test 1 */
     o.steps = 2;
     CHECK(train_run(&o, NULL) == LS_ERR && strstr(ls_last_error(), "already exists"), "existing OUT: %s",
           ls_last_error());

@@ -75,9 +75,8 @@ static void check_resume(TrainOptions *o, const char *tag, int stop, const char 
 
 static void test_text_encoder(void) {
     char out[600];
-    snprintf(out, sizeof out, "%s/te1", g_tmp);
     TrainOptions o;
-    base_opts(&o, out);
+    base_opts_at(&o, out, sizeof out, "te1");
     o.train_text_encoder = 1, o.steps = 1, o.lr = 1e-3f, o.text_encoder_lr = 1e-4f, o.max_grad_norm = 0;
     TrainResult r;
     CHECK(train_run(&o, &r) == LS_OK, "TE run: %s", ls_last_error());
@@ -122,9 +121,8 @@ static void test_full(void) {
     one_image_data(data1, sizeof data1);
     double ratio[2];
     for (int full = 0; full < 2; full++) {
-        snprintf(out, sizeof out, "%s/overfit%d", g_tmp, full);
         TrainOptions o;
-        base_opts(&o, out);
+        base_opts_at(&o, out, sizeof out, "overfit%d", full);
         o.data_dir = data1, o.method = full ? METHOD_FULL : METHOD_LORA, o.steps = 20, o.lr = 1e-3f;
         o.fixed_t = 500, o.fixed_noise = 1;
         TrainResult r;
@@ -138,9 +136,8 @@ static void test_full(void) {
           ratio[0]);
 
     /* the written model */
-    snprintf(out, sizeof out, "%s/full1", g_tmp);
     TrainOptions o;
-    base_opts(&o, out);
+    base_opts_at(&o, out, sizeof out, "full1");
     o.method = METHOD_FULL, o.steps = 4, o.lr = 1e-3f, o.samples = 1, o.sample_steps = 2;
     TrainResult r;
     CHECK(train_run(&o, &r) == LS_OK, "full run: %s", ls_last_error());
@@ -177,8 +174,7 @@ static void test_full(void) {
     CHECK(frozen, "VAE and text encoder are the base's");
     model_free(&base), model_free(&tuned);
 
-    snprintf(out, sizeof out, "%s/full16", g_tmp);
-    base_opts(&o, out);
+    base_opts_at(&o, out, sizeof out, "full16");
     o.method = METHOD_FULL, o.steps = 1, o.save_precision = SAVE_FP16;
     CHECK(train_run(&o, &r) == LS_OK, "fp16 run: %s", ls_last_error());
     snprintf(mp, sizeof mp, "%s/style/unet/diffusion_pytorch_model.safetensors", out);
@@ -196,9 +192,8 @@ static void test_full(void) {
 
 static void test_adapter_method(void) {
     char out[600];
-    snprintf(out, sizeof out, "%s/adapter", g_tmp);
     TrainOptions o;
-    base_opts(&o, out);
+    base_opts_at(&o, out, sizeof out, "adapter");
     o.method = METHOD_ADAPTER, o.steps = 6, o.lr = 1e-3f, o.rank = 8, o.save_every = 3;
     TrainResult r;
     CHECK(train_run(&o, &r) == LS_OK, "adapter run: %s", ls_last_error());
@@ -236,9 +231,8 @@ static void test_validation(void) {
     double v0[3] = {0};
     for (int k = 0; k < 3; k++) {
         char out[600], path[700];
-        snprintf(out, sizeof out, "%s/val%d", g_tmp, k);
         TrainOptions o;
-        base_opts(&o, out);
+        base_opts_at(&o, out, sizeof out, "val%d", k);
         o.method = ms[k], o.steps = 5, o.lr = 1e-3f, o.validation_split = 0.3f, o.validate_every = 2;
         TrainResult r;
         CHECK(train_run(&o, &r) == LS_OK, "validation run %d: %s", k, ls_last_error());
@@ -267,9 +261,8 @@ static void test_validation(void) {
  * SD1.x's 1×1 proj_in/proj_out, which lorastyle runs as Linear layers (diffusers refuses 2-d ones there). */
 static void test_conv1x1_shapes(void) {
     char out[600], path[700];
-    snprintf(out, sizeof out, "%s/proj", g_tmp);
     TrainOptions o;
-    base_opts(&o, out);
+    base_opts_at(&o, out, sizeof out, "proj");
     o.steps = 1, o.targets = "proj_in,proj_out,attn2.to_k";
     TrainResult r;
     CHECK(train_run(&o, &r) == LS_OK, "proj run: %s", ls_last_error());
@@ -431,9 +424,8 @@ static void test_refused(void) {
     };
     for (int i = 0; i < (int)(sizeof cases / sizeof cases[0]); i++) {
         char out[600];
-        snprintf(out, sizeof out, "%s/refused%d", g_tmp, i);
         TrainOptions o;
-        base_opts(&o, out);
+        base_opts_at(&o, out, sizeof out, "refused%d", i);
         o.method = cases[i].method, o.conv_rank = cases[i].conv_rank, o.train_text_encoder = cases[i].te;
         o.save_precision = (SavePrecision)cases[i].prec, o.targets = cases[i].targets;
         o.text_encoder_lr = cases[i].te_lr;

@@ -224,9 +224,8 @@ static void test_buckets_epochs(void) {
         CHECK(image_write_png(p, &im, NULL, 0) == LS_OK, "write %s", p);
         free(im.data);
     }
-    snprintf(out, sizeof out, "%s/bucketrun", g_tmp);
     TrainOptions o;
-    base_opts(&o, out);
+    base_opts_at(&o, out, sizeof out, "bucketrun");
     o.data_dir = data, o.resolution = 128, o.buckets = 1, o.bucket_step = 32, o.batch = 2, o.epochs = 3;
     o.grad_accum = 2, o.caption = "shapes";
     TrainResult r;

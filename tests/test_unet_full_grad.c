@@ -75,15 +75,11 @@ static int unet_diff(const UNet *a, const UNet *b) {
 }
 
 int main(int argc, char **argv) {
-    const char *fixdir = argc > 1 ? argv[1] : "tests/fixtures";
     const char *exe = argc > 2 ? argv[2] : NULL;
-    char tmp[64] = "/tmp/ls_test_fullgrad_XXXXXX", mdir[128];
-    StFile ref;
-    if (test_tiny_model(tmp, mdir, sizeof mdir) < 0 ||
-        test_open_case(&g_m, mdir, &ref, fixdir, "unet_full_grad.safetensors") < 0)
-        return test_summary();
-    unet_case_load(&g_c, &ref);
-    float *ref_out = fixture_get(&ref, "out", NULL, NULL), *ref_loss = fixture_get(&ref, "loss", NULL, NULL);
+    TestCase tc;
+    if (test_case_begin(&tc, argc, argv, "fullgrad", &g_m, "unet_full_grad.safetensors") < 0) return test_summary();
+    unet_case_load(&g_c, &tc.ref);
+    float *ref_out = fixture_get(&tc.ref, "out", NULL, NULL), *ref_loss = fixture_get(&tc.ref, "loss", NULL, NULL);
 
     /* --- frozen: the time of one LoRA-free training step (nothing to train: only the activations' path) --- */
     WeightTable *wt = &g_m.unet.wt;
@@ -123,7 +119,7 @@ int main(int argc, char **argv) {
     CHECK(eo < TOL, "output vs diffusers rel L2 %.3g", eo);
     CHECK(fabs(loss - ref_loss[0]) / ref_loss[0] < 1e-5, "loss %.8f vs PyTorch %.8f", loss, (double)ref_loss[0]);
     printf("output vs diffusers rel L2 %.2g; loss %.6f (PyTorch %.6f)\n", eo, loss, (double)ref_loss[0]);
-    compare_all(&ref, &ts);
+    compare_all(&tc.ref, &ts);
     int nzero_grad = count_zero_grads(&ts);
     CHECK(nzero_grad == 0, "%d tensors received no gradient at all", nzero_grad);
 
@@ -188,15 +184,15 @@ int main(int argc, char **argv) {
     trainset_free(&ts);
     {
         char fdir[200], ffile[200], cmd[1200];
-        snprintf(fdir, sizeof fdir, "%s/tuned", tmp);
-        snprintf(ffile, sizeof ffile, "%s/tuned.safetensors", tmp);
+        snprintf(fdir, sizeof fdir, "%s/tuned", tc.tmp);
+        snprintf(ffile, sizeof ffile, "%s/tuned.safetensors", tc.tmp);
         CHECK(model_save(&g_m, fdir, ST_F32) == 0, "save folder: %s", ls_last_error());
         CHECK(model_save_single_file(&g_m, ffile, ST_F32) == 0, "save file: %s", ls_last_error());
         Model a, b, orig;
-        ModelOpts mo = {.config_dir = mdir}; /* a single file carries no config: the tiny model's */
+        ModelOpts mo = {.config_dir = tc.mdir}; /* a single file carries no config: the tiny model's */
         CHECK(model_load(&a, fdir, NULL) == 0, "reload folder: %s", ls_last_error());
         CHECK(model_load(&b, ffile, &mo) == 0, "reload file: %s", ls_last_error());
-        CHECK(model_load(&orig, mdir, NULL) == 0, "reload source: %s", ls_last_error());
+        CHECK(model_load(&orig, tc.mdir, NULL) == 0, "reload source: %s", ls_last_error());
         if (!g_fail) {
             CHECK(unet_diff(&a.unet, &g_m.unet) == 0, "folder: %d U-Net tensors differ from the trained ones",
                   unet_diff(&a.unet, &g_m.unet));
@@ -213,8 +209,8 @@ int main(int argc, char **argv) {
         if (exe) {
             snprintf(cmd, sizeof cmd, "'%s' generate 'a fox' --model '%s' --steps 2 --width 64 --height 64 --seed 3 "
                      "-o '%s/a.png' >/dev/null 2>&1 && '%s' generate 'a fox' --model '%s' --config '%s' --steps 2 "
-                     "--width 64 --height 64 --seed 3 -o '%s/b.png' >/dev/null 2>&1", exe, fdir, tmp, exe, ffile,
-                     mdir, tmp);
+                     "--width 64 --height 64 --seed 3 -o '%s/b.png' >/dev/null 2>&1", exe, fdir, tc.tmp, exe, ffile,
+                     tc.mdir, tc.tmp);
             CHECK(system(cmd) == 0, "lorastyle generate --model on the saved models failed: %s", cmd);
             printf("saved the fine-tuned model as a diffusers folder and a single file; both reload exactly and "
                    "generate\n");
@@ -224,7 +220,7 @@ int main(int argc, char **argv) {
     /* --- an F16 checkpoint is converted at load: already private, nothing to copy --- */
     {
         char hdir[200];
-        snprintf(hdir, sizeof hdir, "%s/tiny16", tmp);
+        snprintf(hdir, sizeof hdir, "%s/tiny16", tc.tmp);
         Model h;
         CHECK(model_init_preset("tiny", hdir, 1, ST_F16, NULL) == 0 && model_load(&h, hdir, NULL) == 0,
               "f16 model: %s", ls_last_error());
@@ -236,8 +232,5 @@ int main(int argc, char **argv) {
 
     free(pristine), free(out), free(out_frozen), free(ref_out), free(ref_loss);
     unet_case_free(&g_c);
-    st_close(&ref);
-    model_free(&g_m);
-    test_remove_dir(tmp);
-    return test_summary();
+    return test_case_end(&g_m, &tc.ref, tc.tmp);
 }

@@ -126,8 +126,7 @@ static void write_extra_adapter(const char *path) {
         st_writer_add(&w, names[3 * i + 1], ST_F32, k > 1 ? 4 : 2, su, bufs[2 * i + 1]);
         st_writer_add(&w, names[3 * i + 2], ST_F32, 0, sa, &alpha);
     }
-    CHECK(st_writer_save(&w, path) == 0, "write %s: %s", path, ls_last_error());
-    st_writer_free(&w);
+    test_writer_save(&w, path);
     for (int i = 0; i < 8; i++) free(bufs[i]);
 }
 
@@ -169,18 +168,15 @@ static void compare_grads(const StFile *ref, const char *prefix, int parts, cons
 }
 
 int main(int argc, char **argv) {
-    const char *fixdir = argc > 1 ? argv[1] : "tests/fixtures";
-    char tmp[64] = "/tmp/ls_test_ugrad_XXXXXX", mdir[128], fk[512];
-    StFile ref;
-    if (test_tiny_model(tmp, mdir, sizeof mdir) < 0 ||
-        test_open_case(&g_m, mdir, &ref, fixdir, "unet_grad.safetensors") < 0)
-        return test_summary();
-    snprintf(fk, sizeof fk, "%s/lora_kohya.safetensors", fixdir);
-    unet_case_load(&g_c, &ref);
-    float *ref_out = fixture_get(&ref, "out", NULL, NULL);
-    float *ref_loss = fixture_get(&ref, "loss", NULL, NULL);
-    float *ref_loss0 = fixture_get(&ref, "zero_up.loss", NULL, NULL);
-    float s = (float)atof(st_meta_get(&ref, "strength"));
+    TestCase tc;
+    if (test_case_begin(&tc, argc, argv, "ugrad", &g_m, "unet_grad.safetensors") < 0) return test_summary();
+    char fk[512];
+    snprintf(fk, sizeof fk, "%s/lora_kohya.safetensors", tc.fixdir);
+    unet_case_load(&g_c, &tc.ref);
+    float *ref_out = fixture_get(&tc.ref, "out", NULL, NULL);
+    float *ref_loss = fixture_get(&tc.ref, "loss", NULL, NULL);
+    float *ref_loss0 = fixture_get(&tc.ref, "zero_up.loss", NULL, NULL);
+    float s = (float)atof(st_meta_get(&tc.ref, "strength"));
 
     CHECK(lora_load(&g_a, fk) == 0, "load %s: %s", fk, ls_last_error());
     CHECK(lora_attach(&g_a, &g_m, 0) == 0, "attach: %s", ls_last_error());
@@ -220,7 +216,7 @@ int main(int argc, char **argv) {
     }
 
     /* --- every module's gradients against PyTorch autograd (diffusers + PEFT) --- */
-    compare_grads(&ref, "", 3, "gradients vs diffusers+PEFT");
+    compare_grads(&tc.ref, "", 3, "gradients vs diffusers+PEFT");
 
     /* --- finite differences: ~40 LoRA parameters over module kinds, and a few context values --- */
     FdTally st = {0};
@@ -266,7 +262,7 @@ int main(int argc, char **argv) {
      *     fixture adapter kept live but frozen (no gradient buffers: it must still shape dx) --- */
     {
         char path[600];
-        snprintf(path, sizeof path, "%s/extra.safetensors", tmp);
+        snprintf(path, sizeof path, "%s/extra.safetensors", tc.tmp);
         write_extra_adapter(path);
         Lora x;
         CHECK(lora_load(&x, path) == 0 && lora_attach(&x, &g_m, 0) == 0 && lora_grads_alloc(&x) == 0,
@@ -303,7 +299,7 @@ int main(int argc, char **argv) {
             down_nonzero += g_a.mods[i].ddown[j] != 0.0f;
     CHECK(down_nonzero == 0, "zero-up: %d down-gradient values are not exactly 0", down_nonzero);
     printf("zero-up adapter: down gradients all exactly 0\n");
-    compare_grads(&ref, "zero_up.", 2, "zero-up up gradients vs diffusers+PEFT");
+    compare_grads(&tc.ref, "zero_up.", 2, "zero-up up gradients vs diffusers+PEFT");
     FdTally s0 = {0};
     fd_sweep(&g_a, &s0, 12, 1, 13, FD_STEP, FD_RTOL, fd_atol);
     printf("finite differences (zero-up): %d up parameters, worst %.2f of tolerance: %s\n", s0.n, s0.worst,
@@ -316,8 +312,5 @@ int main(int argc, char **argv) {
     free(out), free(out_inf), free(dctx), free(ref_out), free(ref_loss), free(ref_loss0);
     unet_case_free(&g_c);
     lora_free(&g_a);
-    st_close(&ref);
-    model_free(&g_m);
-    test_remove_dir(tmp);
-    return test_summary();
+    return test_case_end(&g_m, &tc.ref, tc.tmp);
 }

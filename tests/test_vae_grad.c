@@ -168,19 +168,15 @@ static void fd_checks(const TrainSet *ts, const float *dz, double sabs_enc, doub
 }
 
 int main(int argc, char **argv) {
-    const char *fixdir = argc > 1 ? argv[1] : "tests/fixtures";
-    char tmp[64] = "/tmp/ls_test_vaegrad_XXXXXX", mdir[128];
-    StFile ref;
-    if (test_tiny_model(tmp, mdir, sizeof mdir) < 0 ||
-        test_open_case(&g_m, mdir, &ref, fixdir, "vae_grad.safetensors") < 0)
-        return test_summary();
+    TestCase tc;
+    if (test_case_begin(&tc, argc, argv, "vaegrad", &g_m, "vae_grad.safetensors") < 0) return test_summary();
     const StTensor *im, *zm;
-    g_img = fixture_get(&ref, "img", &g_nimg, &im);
-    g_z = fixture_get(&ref, "z", &g_nz, &zm);
-    g_r1 = fixture_get(&ref, "R1", &g_nmom, NULL);
-    g_r2 = fixture_get(&ref, "R2", NULL, NULL);
-    float *ref_mom = fixture_get(&ref, "moments", NULL, NULL), *ref_dec = fixture_get(&ref, "dec", NULL, NULL);
-    float *ref_dz = fixture_get(&ref, "dz", NULL, NULL);
+    g_img = fixture_get(&tc.ref, "img", &g_nimg, &im);
+    g_z = fixture_get(&tc.ref, "z", &g_nz, &zm);
+    g_r1 = fixture_get(&tc.ref, "R1", &g_nmom, NULL);
+    g_r2 = fixture_get(&tc.ref, "R2", NULL, NULL);
+    float *ref_mom = fixture_get(&tc.ref, "moments", NULL, NULL), *ref_dec = fixture_get(&tc.ref, "dec", NULL, NULL);
+    float *ref_dz = fixture_get(&tc.ref, "dz", NULL, NULL);
     g_B = (int)im->shape[0], g_H = (int)im->shape[2], g_W = (int)im->shape[3];
     g_h = (int)zm->shape[2], g_w = (int)zm->shape[3];
     Vae *v = g_v = &g_m.vae;
@@ -257,7 +253,7 @@ int main(int argc, char **argv) {
     CHECK(edz < TOL, "dz vs PyTorch rel L2 %.3g", edz);
     CHECK(memcmp(dz, dz_frozen, g_nz * sizeof(float)) == 0, "dz differs with and without gradient buffers");
     printf("dz vs PyTorch rel L2 %.2g (identical frozen and with gradient buffers)\n", edz);
-    compare_all(&ref, &ts);
+    compare_all(&tc.ref, &ts);
     int nzero_grad = count_zero_grads(&ts);
     CHECK(nzero_grad == 0, "%d tensors received no gradient at all", nzero_grad);
 
@@ -370,8 +366,5 @@ int main(int argc, char **argv) {
     free(mom_inf), free(dec_inf), free(mom), free(dec), free(dz), free(dz_frozen);
     free(ref_mom), free(ref_dec), free(ref_dz);
     free(g_img), free(g_z), free(g_r1), free(g_r2);
-    st_close(&ref);
-    model_free(&g_m);
-    test_remove_dir(tmp);
-    return test_summary();
+    return test_case_end(&g_m, &tc.ref, tc.tmp);
 }

@@ -66,6 +66,25 @@ static inline int test_open_case(Model *m, const char *mdir, StFile *ref, const 
     return LS_OK;
 }
 
+/* A test against a PyTorch fixture on a fresh tiny model: the fixtures folder, the scratch folder with the model's
+ * folder in it, and the fixture file. */
+typedef struct {
+    const char *fixdir; /* argv[1], or tests/fixtures */
+    char tmp[64];       /* /tmp/ls_test_<tag>_XXXXXX */
+    char mdir[128];     /* <tmp>/tiny */
+    StFile ref;         /* <fixdir>/<fixture> */
+} TestCase;
+
+/* The start of such a test: the folders (test_tiny_model), the model loaded into *m and the fixture opened
+ * (test_open_case). LS_OK, or LS_ERR with the failure counted. End it with test_case_end(m, &tc->ref, tc->tmp). */
+static inline int test_case_begin(TestCase *tc, int argc, char **argv, const char *tag, Model *m,
+                                  const char *fixture) {
+    tc->fixdir = argc > 1 ? argv[1] : "tests/fixtures";
+    snprintf(tc->tmp, sizeof tc->tmp, "/tmp/ls_test_%s_XXXXXX", tag);
+    LS_TRY(test_tiny_model(tc->tmp, tc->mdir, sizeof tc->mdir));
+    return test_open_case(m, tc->mdir, &tc->ref, tc->fixdir, fixture);
+}
+
 /* Remove a test's scratch folder (a note, not a failure, when that does not work). */
 static inline void test_remove_dir(const char *dir) {
     char cmd[1200];
@@ -82,6 +101,21 @@ static inline int test_count_temporaries(const char *dir) {
     return n;
 }
 
+/* Tensor t of f read as float32 (malloc'd; the caller frees it once w is saved) and added to w as `name`. A read
+ * that fails counts as a failure. */
+static inline float *test_add_f32(StWriter *w, const StFile *f, const StTensor *t, const char *name) {
+    float *p = mallocCheck((size_t)t->numel * sizeof(float) + 1);
+    if (st_to_f32(f, t, p, 0) < 0) g_fail++, printf("FAIL read %s: %s\n", t->name, ls_last_error());
+    st_writer_add(w, name, ST_F32, t->ndim, t->shape, p);
+    return p;
+}
+
+/* Save w to path (one check), then free it. */
+static inline void test_writer_save(StWriter *w, const char *path) {
+    CHECK(st_writer_save(w, path) == 0, "write %s: %s", path, ls_last_error());
+    st_writer_free(w);
+}
+
 /* Write n bytes to path (aborts when that fails: a test's own input). */
 static inline void write_bytes(const char *path, const void *data, size_t n) {
     FILE *f = fopen(path, "wb");
@@ -93,6 +127,15 @@ static inline void write_bytes(const char *path, const void *data, size_t n) {
 static inline int test_summary(void) {
     printf("%d passed, %d failed\n", g_pass, g_fail);
     return g_fail ? 1 : 0;
+}
+
+/* The end of a test against a fixture (test_case_begin, test_open_case): the fixture closed, the model freed, the
+ * scratch folder removed; returns test_summary(). */
+static inline int test_case_end(Model *m, StFile *ref, const char *tmpl) {
+    st_close(ref);
+    model_free(m);
+    test_remove_dir(tmpl);
+    return test_summary();
 }
 
 /* ||a-b|| / ||b|| in double */

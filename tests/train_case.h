@@ -5,6 +5,8 @@
 #ifndef LS_TRAIN_CASE_H
 #define LS_TRAIN_CASE_H
 
+#include <stdarg.h>
+
 #include "testutil.h"
 #include "train.h"
 
@@ -49,6 +51,19 @@ static inline void base_opts(TrainOptions *o, const char *out) {
     o->resolution = 64;
     o->quiet = 1;
     o->samples = 0; /* sample grids: tests/test_train_state.c */
+}
+
+/* base_opts with the output folder g_tmp/<name>, name formatted from fmt as printf does; the path goes to out. */
+static inline void base_opts_at(TrainOptions *o, char *out, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static inline void base_opts_at(TrainOptions *o, char *out, size_t cap, const char *fmt, ...) {
+    char name[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    snprintf(out, cap, "%s/%s", g_tmp, name);
+    base_opts(o, out);
 }
 
 /* A data folder g_tmp/one with one image of the sample data (fish.png and its caption), for the

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "clip_bwd.h" // defines: ClipActs, ClipLayerActs, clip_acts_free
-#include "jsonutil.h" // defines: json_load_file, json_get_*
+#include "jsonutil.h" // defines: json_parse_file, json_get_*, json_print_free
 
 void clip_config_sd15(ClipConfig *c) {
     c->vocab_size = 49408;
@@ -43,12 +43,11 @@ void clip_config_tiny(ClipConfig *c) {
 #define CLIP_MAX_HEADS 1024
 #define CLIP_MAX_POSITIONS 8192
 
-int clip_config_load(ClipConfig *c, const char *path) {
-    cJSON *o = json_load_file(path);
-    if (!o) return LS_ERR;
+/* json_parse_file's parse for clip_config_load: the SD1.5 values, overridden by the file's keys. */
+static int config_parse(const cJSON *o, const char *path, void *cfg) {
+    ClipConfig *c = cfg;
     clip_config_sd15(c);
     char act[32] = "quick_gelu";
-    int rc = LS_ERR;
     if (json_get_int(o, path, "vocab_size", 1, CLIP_MAX_VOCAB, &c->vocab_size) < 0 ||
         json_get_int(o, path, "hidden_size", 1, CLIP_MAX_WIDTH, &c->hidden) < 0 ||
         json_get_int(o, path, "intermediate_size", 1, CLIP_MAX_MLP, &c->intermediate) < 0 ||
@@ -60,22 +59,18 @@ int clip_config_load(ClipConfig *c, const char *path) {
         json_get_int(o, path, "eos_token_id", 0, c->vocab_size - 1, &c->eos_id) < 0 ||
         json_get_int(o, path, "pad_token_id", 0, c->vocab_size - 1, &c->pad_id) < 0 ||
         json_get_string(o, path, "hidden_act", act, sizeof act) < 0)
-        goto done;
+        return LS_ERR;
     if (!strcmp(act, "quick_gelu")) c->quick_gelu = 1;
     else if (!strcmp(act, "gelu")) c->quick_gelu = 0;
-    else {
-        ls_set_error("%s: unsupported hidden_act '%s'", path, act);
-        goto done;
-    }
-    if (c->hidden % c->heads || !(c->ln_eps > 0)) {
-        ls_set_error("%s: hidden_size must be divisible by num_attention_heads and layer_norm_eps positive",
-                     path);
-        goto done;
-    }
-    rc = LS_OK;
-done:
-    cJSON_Delete(o);
-    return rc;
+    else return ls_set_error("%s: unsupported hidden_act '%s'", path, act);
+    if (c->hidden % c->heads || !(c->ln_eps > 0))
+        return ls_set_error("%s: hidden_size must be divisible by num_attention_heads and layer_norm_eps "
+                            "positive", path);
+    return LS_OK;
+}
+
+int clip_config_load(ClipConfig *c, const char *path) {
+    return json_parse_file(path, config_parse, c);
 }
 
 char *clip_config_to_json(const ClipConfig *c) {
@@ -96,9 +91,7 @@ char *clip_config_to_json(const ClipConfig *c) {
     cJSON_AddNumberToObject(o, "projection_dim", c->hidden);
     cJSON_AddStringToObject(o, "torch_dtype", "float32");
     cJSON_AddNumberToObject(o, "vocab_size", c->vocab_size);
-    char *s = cJSON_Print(o);
-    cJSON_Delete(o);
-    return s;
+    return json_print_free(o);
 }
 
 void clip_build(Clip *m, const ClipConfig *c) {

@@ -183,25 +183,6 @@ static void pairmap_put(PairMap *m, int a, int b, int rank, int merged) {
     m->merged[i] = merged;
 }
 
-/* ---- growable byte buffer (file writers) --------------------------------------------------------------- */
-
-typedef struct {
-    char *p;
-    size_t n, cap;
-} Buf;
-
-static void buf_add(Buf *b, const char *s, size_t n) {
-    if (b->n + n + 1 > b->cap) {
-        b->cap = LS_MAX(2 * b->cap, b->n + n + 1024);
-        b->p = realloc_check(b->p, b->cap);
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-
-static void buf_str(Buf *b, const char *s) { buf_add(b, s, strlen(s)); }
-
 /* ---- UTF-8 and bytes_to_unicode ------------------------------------------------------------------------ */
 
 /* Length of the valid UTF-8 sequence at s[0..n), or 0 if invalid (overlong forms, surrogates, > U+10FFFF,
@@ -540,14 +521,14 @@ static int load_vocab(Tokenizer *t, const char *path) {
 }
 
 /* Append merge (left, right) with the next rank; `where` names it in errors ("merges.txt:3"). */
-static int add_merge(Tokenizer *t, const char *left, const char *right, int *rank, Buf *joined,
+static int add_merge(Tokenizer *t, const char *left, const char *right, int *rank, LsBuf *joined,
                      const char *where) {
     int a = strmap_get(&t->vocab, left, strlen(left));
     int b = strmap_get(&t->vocab, right, strlen(right));
-    joined->n = 0;
-    buf_str(joined, left);
-    buf_str(joined, right);
-    int m = strmap_get(&t->vocab, joined->p, joined->n);
+    joined->len = 0;
+    ls_buf_str(joined, left);
+    ls_buf_str(joined, right);
+    int m = strmap_get(&t->vocab, joined->s, joined->len);
     if (a < 0 || b < 0 || m < 0)
         return ls_set_error("%s: merge \"%s %s\" uses a token missing from the vocabulary", where, left, right);
     pairmap_put(&t->merges, a, b, (*rank)++, m);
@@ -563,7 +544,7 @@ static int load_merges(Tokenizer *t, const char *path) {
     if (!text) return LS_ERR;
     pairmap_init(&t->merges, 1024);
     int rank = 0, lineno = 0, err = LS_OK;
-    Buf joined = {0};
+    LsBuf joined = {0};
     char where[1100];
     for (char *line = text, *next; line && *line && err == LS_OK; line = next) {
         next = strchr(line, '\n');
@@ -581,7 +562,7 @@ static int load_merges(Tokenizer *t, const char *path) {
         *sp = 0;
         err = add_merge(t, line, sp + 1, &rank, &joined, where);
     }
-    free(joined.p);
+    free(joined.s);
     free(text);
     return err;
 }
@@ -603,7 +584,7 @@ static int load_tokenizer_json(Tokenizer *t, const char *path) {
     if (!err) err = vocab_from_json(t, cJSON_GetObjectItemCaseSensitive(model, "vocab"), path);
     if (!err) pairmap_init(&t->merges, 1024);
     int rank = 0, i = 0;
-    Buf joined = {0}, pair = {0};
+    LsBuf joined = {0}, pair = {0};
     char where[1100];
     for (const cJSON *m = merges ? merges->child : NULL; m && !err; m = m->next, i++) {
         snprintf(where, sizeof where, "%s: merges[%d]", path, i);
@@ -617,12 +598,12 @@ static int load_tokenizer_json(Tokenizer *t, const char *path) {
             err = ls_set_error("%s: expected [\"left\", \"right\"] or \"left right\"", where);
             break;
         }
-        pair.n = 0;
-        buf_add(&pair, m->valuestring, (size_t)(sp - m->valuestring)); /* NUL-terminated */
-        err = add_merge(t, pair.p, sp + 1, &rank, &joined, where);
+        pair.len = 0;
+        ls_buf_add(&pair, m->valuestring, (size_t)(sp - m->valuestring)); /* NUL-terminated */
+        err = add_merge(t, pair.s, sp + 1, &rank, &joined, where);
     }
-    free(joined.p);
-    free(pair.p);
+    free(joined.s);
+    free(pair.s);
     cJSON_Delete(root);
     return err;
 }
@@ -762,16 +743,16 @@ int tokenizer_encode(const Tokenizer *t, const char *text, int *ids, int max_len
 
 /* The four files of an HF CLIPTokenizer folder. tokens[i] is the string of id i (n ids, the last two
  * being bos and eos); merges holds "a b\n" lines without the header. */
-static int write_folder(const char *dir, char **tokens, int n, const Buf *merges) {
+static int write_folder(const char *dir, char **tokens, int n, const LsBuf *merges) {
     LS_TRY(ls_mkdir_p(dir));
     cJSON *vocab = cJSON_CreateObject();
     for (int i = 0; i < n; i++) cJSON_AddNumberToObject(vocab, tokens[i], i);
     char *vocab_text = cJSON_PrintUnformatted(vocab);
     cJSON_Delete(vocab);
 
-    Buf mtext = {0};
-    buf_str(&mtext, "#version: 0.2\n");
-    buf_add(&mtext, merges->p, merges->n);
+    LsBuf mtext = {0};
+    ls_buf_str(&mtext, "#version: 0.2\n");
+    ls_buf_add(&mtext, merges->s, merges->len);
 
     cJSON *map = cJSON_CreateObject();
     cJSON_AddStringToObject(map, "bos_token", BOS_TOKEN);
@@ -789,7 +770,7 @@ static int write_folder(const char *dir, char **tokens, int n, const Buf *merges
     cJSON_Delete(cfg);
 
     const char *names[4] = {"vocab.json", "merges.txt", "special_tokens_map.json", "tokenizer_config.json"};
-    const char *data[4] = {vocab_text, mtext.p, map_text, cfg_text};
+    const char *data[4] = {vocab_text, mtext.s, map_text, cfg_text};
     int err = LS_OK;
     for (int i = 0; i < 4 && !err; i++) {
         char *path = ls_path_join(dir, names[i]);
@@ -797,7 +778,7 @@ static int write_folder(const char *dir, char **tokens, int n, const Buf *merges
         free(path);
     }
     free(vocab_text);
-    free(mtext.p);
+    free(mtext.s);
     free(map_text);
     free(cfg_text);
     return err;
@@ -826,7 +807,7 @@ int tokenizer_write_from_bpe(const char *bpe_path, const char *dir) {
     if (!f) return ls_set_error("%s: cannot open", bpe_path);
     const int total = 512 + CLIP_N_MERGES + 2;
     char **tok = base_tokens(total);
-    Buf merges = {0};
+    LsBuf merges = {0};
     char line[4096];
     int lineno = 0, n_merges = 0, err = LS_OK;
     StrMap seen;
@@ -850,8 +831,8 @@ int tokenizer_write_from_bpe(const char *bpe_path, const char *dir) {
             err = ls_set_error("%s:%d: not valid UTF-8", bpe_path, lineno);
             break;
         }
-        buf_add(&merges, line, len);
-        buf_str(&merges, "\n");
+        ls_buf_add(&merges, line, len);
+        ls_buf_str(&merges, "\n");
         int id = 512 + n_merges++;
         memmove(sp, sp + 1, strlen(sp)); /* the merged token: both halves without the space */
         if (strmap_get(&seen, line, strlen(line)) >= 0) {
@@ -873,7 +854,7 @@ int tokenizer_write_from_bpe(const char *bpe_path, const char *dir) {
         err = write_folder(dir, tok, total, &merges);
     }
     strmap_free(&seen);
-    free(merges.p);
+    free(merges.s);
     free_tokens(tok, total);
     return err;
 }
@@ -999,7 +980,7 @@ static int write_trained(const char *dir, const char *const *corpus, size_t n_co
     StrMap vocab;
     strmap_init(&vocab, cap);
     for (int i = 0; i < 512; i++) strmap_put(&vocab, tok[i], strlen(tok[i]), i);
-    Buf merges = {0}, joined = {0};
+    LsBuf merges = {0}, joined = {0};
     PairMap counts;
     int n_merges = 0;
 
@@ -1018,10 +999,10 @@ static int write_trained(const char *dir, const char *const *corpus, size_t n_co
         for (size_t k = 0; k < counts.cap; k++) {
             if (counts.keys[k] == PAIR_EMPTY) continue;
             int a = (int)(counts.keys[k] >> 32), b = (int)(counts.keys[k] & 0xFFFFFFFFu), n = counts.rank[k];
-            joined.n = 0;
-            buf_str(&joined, tok[a]);
-            buf_str(&joined, tok[b]);
-            if (strmap_get(&vocab, joined.p, joined.n) >= 0) continue;
+            joined.len = 0;
+            ls_buf_str(&joined, tok[a]);
+            ls_buf_str(&joined, tok[b]);
+            if (strmap_get(&vocab, joined.s, joined.len) >= 0) continue;
             int d = best_a < 0 ? -1 : n != best_n ? best_n - n : strcmp(tok[a], tok[best_a]);
             if (d == 0) d = strcmp(tok[b], tok[best_b]);
             if (d < 0) best_a = a, best_b = b, best_n = n;
@@ -1031,15 +1012,15 @@ static int write_trained(const char *dir, const char *const *corpus, size_t n_co
         n_merges = m + 1;
 
         int id = 512 + m;
-        buf_str(&merges, tok[best_a]);
-        buf_str(&merges, " ");
-        buf_str(&merges, tok[best_b]);
-        buf_str(&merges, "\n");
-        joined.n = 0;
-        buf_str(&joined, tok[best_a]);
-        buf_str(&joined, tok[best_b]);
-        tok[id] = str_dup(joined.p);
-        strmap_put(&vocab, joined.p, joined.n, id);
+        ls_buf_str(&merges, tok[best_a]);
+        ls_buf_str(&merges, " ");
+        ls_buf_str(&merges, tok[best_b]);
+        ls_buf_str(&merges, "\n");
+        joined.len = 0;
+        ls_buf_str(&joined, tok[best_a]);
+        ls_buf_str(&joined, tok[best_b]);
+        tok[id] = str_dup(joined.s);
+        strmap_put(&vocab, joined.s, joined.len, id);
         for (int w = 0; w < c.n; w++) { /* apply the merge left to right, non-overlapping */
             TrainWord *tw = &c.w[w];
             int o = 0;
@@ -1060,8 +1041,8 @@ static int write_trained(const char *dir, const char *const *corpus, size_t n_co
     free(c.w);
     strmap_free(&c.index);
     strmap_free(&vocab);
-    free(merges.p);
-    free(joined.p);
+    free(merges.s);
+    free(joined.s);
     free_tokens(tok, cap);
     return err;
 }

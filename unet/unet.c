@@ -5,7 +5,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "jsonutil.h" // defines: json_load_file, json_get_*
+#include "jsonutil.h" // defines: json_parse_file, json_get_*, json_diffusers_object, json_print_free
 #include "unet_bwd.h" // defines: UNetActs, UNetLevelActs, unet_acts_free
 
 /* ---------------- config ---------------- */
@@ -54,60 +54,43 @@ void unet_config_tiny(UNetConfig *c) {
 #define UNET_MAX_GROUPS 1024
 #define UNET_MAX_SAMPLE 1024 /* latent pixels */
 
-int unet_config_load(UNetConfig *c, const char *path) {
-    cJSON *o = json_load_file(path);
-    if (!o) return LS_ERR;
-    unet_config_sd15(c); /* absent keys take diffusers' class defaults, which match SD1.5 here */
+/* "<what>_block_types" (what: "down" or "up"), when present: per level 1 for attn_type, 0 for plain_type, into
+ * attn[0..n) (absent: attn keeps its defaults). */
+static int block_types(const cJSON *o, const char *path, const char *what, int n, const char *attn_type,
+                       const char *plain_type, int *attn) {
+    char key[32], types[UNET_MAX_LEVELS][64];
+    snprintf(key, sizeof key, "%s_block_types", what);
+    int nt = n;
+    LS_TRY(json_get_string_array(o, path, key, types, UNET_MAX_LEVELS, &nt));
+    if (!cJSON_GetObjectItem(o, key)) return LS_OK;
+    if (nt != n) return ls_set_error("%s: %s has %d entries but block_out_channels has %d", path, key, nt, n);
+    for (int i = 0; i < n; i++) {
+        if (!strcmp(types[i], attn_type)) attn[i] = 1;
+        else if (!strcmp(types[i], plain_type)) attn[i] = 0;
+        else return ls_set_error("%s: unsupported %s block type '%s'", path, what, types[i]);
+    }
+    return LS_OK;
+}
+
+/* json_parse_file's parse for unet_config_load: absent keys take diffusers' class defaults, which match SD1.5
+ * here. */
+static int config_parse(const cJSON *o, const char *path, void *cfg) {
+    UNetConfig *c = cfg;
+    unet_config_sd15(c);
     c->n_levels = 0;
-    int rc = LS_ERR, n = 0;
-    char types[UNET_MAX_LEVELS][64];
-    if (json_require(o, path, "block_out_channels") < 0) goto done;
-    if (json_get_int_array(o, path, "block_out_channels", 1, UNET_MAX_CHANNELS, c->block_out,
-                           UNET_MAX_LEVELS, &n, 0) < 0)
-        goto done;
+    int n = 0;
+    LS_TRY(json_require(o, path, "block_out_channels"));
+    LS_TRY(json_get_int_array(o, path, "block_out_channels", 1, UNET_MAX_CHANNELS, c->block_out, UNET_MAX_LEVELS,
+                              &n, 0));
     c->n_levels = n;
-    /* down block types */
-    int nd = n;
     for (int i = 0; i < n; i++) c->down_attn[i] = i < n - 1;
-    if (json_get_string_array(o, path, "down_block_types", types, UNET_MAX_LEVELS, &nd) < 0) goto done;
-    if (cJSON_GetObjectItem(o, "down_block_types")) {
-        if (nd != n) {
-            ls_set_error("%s: down_block_types has %d entries but block_out_channels has %d", path, nd, n);
-            goto done;
-        }
-        for (int i = 0; i < n; i++) {
-            if (!strcmp(types[i], "CrossAttnDownBlock2D")) c->down_attn[i] = 1;
-            else if (!strcmp(types[i], "DownBlock2D")) c->down_attn[i] = 0;
-            else {
-                ls_set_error("%s: unsupported down block type '%s'", path, types[i]);
-                goto done;
-            }
-        }
-    }
-    int nu = n;
+    LS_TRY(block_types(o, path, "down", n, "CrossAttnDownBlock2D", "DownBlock2D", c->down_attn));
     for (int i = 0; i < n; i++) c->up_attn[i] = c->down_attn[n - 1 - i];
-    if (json_get_string_array(o, path, "up_block_types", types, UNET_MAX_LEVELS, &nu) < 0) goto done;
-    if (cJSON_GetObjectItem(o, "up_block_types")) {
-        if (nu != n) {
-            ls_set_error("%s: up_block_types has %d entries but block_out_channels has %d", path, nu, n);
-            goto done;
-        }
-        for (int i = 0; i < n; i++) {
-            if (!strcmp(types[i], "CrossAttnUpBlock2D")) c->up_attn[i] = 1;
-            else if (!strcmp(types[i], "UpBlock2D")) c->up_attn[i] = 0;
-            else {
-                ls_set_error("%s: unsupported up block type '%s'", path, types[i]);
-                goto done;
-            }
-        }
-    }
+    LS_TRY(block_types(o, path, "up", n, "CrossAttnUpBlock2D", "UpBlock2D", c->up_attn));
     char mid[64] = "UNetMidBlock2DCrossAttn";
-    if (json_get_string(o, path, "mid_block_type", mid, sizeof mid) < 0) goto done;
+    LS_TRY(json_get_string(o, path, "mid_block_type", mid, sizeof mid));
     if (!strcmp(mid, "UNetMidBlock2DCrossAttn")) c->mid_attn = 1;
-    else {
-        ls_set_error("%s: unsupported mid_block_type '%s'", path, mid);
-        goto done;
-    }
+    else return ls_set_error("%s: unsupported mid_block_type '%s'", path, mid);
     /* heads: num_attention_heads wins over attention_head_dim (which SD1 misuses as the head count) */
     int hn = 0, heads[UNET_MAX_LEVELS];
     heads[0] = 8;
@@ -115,12 +98,8 @@ int unet_config_load(UNetConfig *c, const char *path) {
                                !cJSON_IsNull(cJSON_GetObjectItem(o, "num_attention_heads"))
                            ? "num_attention_heads"
                            : "attention_head_dim";
-    if (json_get_int_array(o, path, hkey, 1, UNET_MAX_CHANNELS, heads, UNET_MAX_LEVELS, &hn, 1) < 0)
-        goto done;
-    if (hn > 0 && hn != n) {
-        ls_set_error("%s: %s has %d entries, expected %d", path, hkey, hn, n);
-        goto done;
-    }
+    LS_TRY(json_get_int_array(o, path, hkey, 1, UNET_MAX_CHANNELS, heads, UNET_MAX_LEVELS, &hn, 1));
+    if (hn > 0 && hn != n) return ls_set_error("%s: %s has %d entries, expected %d", path, hkey, hn, n);
     for (int i = 0; i < n; i++) c->heads[i] = hn > 0 ? heads[i] : heads[0];
     char act[32] = "silu";
     if (json_get_int(o, path, "in_channels", 1, UNET_MAX_IO_CHANNELS, &c->in_channels) < 0 ||
@@ -135,37 +114,24 @@ int unet_config_load(UNetConfig *c, const char *path) {
         json_get_bool(o, path, "flip_sin_to_cos", &c->flip_sin_to_cos) < 0 ||
         json_get_float(o, path, "freq_shift", &c->freq_shift) < 0 ||
         json_get_string(o, path, "act_fn", act, sizeof act) < 0)
-        goto done;
-    if (strcmp(act, "silu") && strcmp(act, "swish")) {
-        ls_set_error("%s: unsupported act_fn '%s'", path, act);
-        goto done;
-    }
-    if (!c->flip_sin_to_cos) {
-        ls_set_error("%s: flip_sin_to_cos=false is not supported", path);
-        goto done;
-    }
-    if (!(c->norm_eps > 0)) {
-        ls_set_error("%s: key 'norm_eps' must be positive", path);
-        goto done;
-    }
-    for (int i = 0; i < n; i++) {
-        if (c->block_out[i] % c->norm_num_groups || c->block_out[i] % c->heads[i]) {
-            ls_set_error("%s: block_out_channels[%d]=%d must be divisible by norm_num_groups "
-                         "(%d) and the head count (%d)", path, i, c->block_out[i], c->norm_num_groups,
-                         c->heads[i]);
-            goto done;
-        }
-    }
-    rc = LS_OK;
-done:
-    cJSON_Delete(o);
-    return rc;
+        return LS_ERR;
+    if (strcmp(act, "silu") && strcmp(act, "swish")) return ls_set_error("%s: unsupported act_fn '%s'", path, act);
+    if (!c->flip_sin_to_cos) return ls_set_error("%s: flip_sin_to_cos=false is not supported", path);
+    if (!(c->norm_eps > 0)) return ls_set_error("%s: key 'norm_eps' must be positive", path);
+    for (int i = 0; i < n; i++)
+        if (c->block_out[i] % c->norm_num_groups || c->block_out[i] % c->heads[i])
+            return ls_set_error("%s: block_out_channels[%d]=%d must be divisible by norm_num_groups "
+                                "(%d) and the head count (%d)", path, i, c->block_out[i], c->norm_num_groups,
+                                c->heads[i]);
+    return LS_OK;
+}
+
+int unet_config_load(UNetConfig *c, const char *path) {
+    return json_parse_file(path, config_parse, c);
 }
 
 char *unet_config_to_json(const UNetConfig *c) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "_class_name", "UNet2DConditionModel");
-    cJSON_AddStringToObject(o, "_diffusers_version", "0.6.0");
+    cJSON *o = json_diffusers_object("UNet2DConditionModel");
     cJSON_AddStringToObject(o, "act_fn", "silu");
     cJSON_AddItemToObject(o, "attention_head_dim", cJSON_CreateIntArray(c->heads, c->n_levels));
     cJSON_AddItemToObject(o, "block_out_channels", cJSON_CreateIntArray(c->block_out, c->n_levels));
@@ -190,9 +156,7 @@ char *unet_config_to_json(const UNetConfig *c) {
     cJSON_AddNumberToObject(o, "transformer_layers_per_block", c->transformer_layers);
     cJSON_AddBoolToObject(o, "use_linear_projection", c->use_linear_projection);
     cJSON_AddItemToObject(o, "up_block_types", cJSON_CreateStringArray(up, c->n_levels));
-    char *s = cJSON_Print(o);
-    cJSON_Delete(o);
-    return s;
+    return json_print_free(o);
 }
 
 /* ---------------- build ---------------- */

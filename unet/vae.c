@@ -5,7 +5,7 @@
 
 #include <string.h>
 
-#include "jsonutil.h" // defines: json_load_file, json_get_*
+#include "jsonutil.h" // defines: json_parse_file, json_get_*, json_diffusers_object, json_print_free
 #include "vae_bwd.h"  // defines: VaeActs, VaeCoderActs, vae_coder_acts_free
 
 void vae_config_sd15(VaeConfig *c) {
@@ -39,31 +39,28 @@ void vae_config_tiny(VaeConfig *c) {
 #define VAE_MAX_GROUPS 1024
 #define VAE_MAX_SAMPLE 16384 /* pixels */
 
-int vae_config_load(VaeConfig *c, const char *path) {
-    cJSON *o = json_load_file(path);
-    if (!o) return LS_ERR;
+/* json_parse_file's parse for vae_config_load: the SD1.5 values and AutoencoderKL's class defaults, overridden
+ * by the file's keys. */
+static int config_parse(const cJSON *o, const char *path, void *cfg) {
+    VaeConfig *c = cfg;
     vae_config_sd15(c);
     c->layers_per_block = 1; /* AutoencoderKL's class default */
-    int rc = LS_ERR, n = 0;
+    int n = 0;
     char types[VAE_MAX_LEVELS][64];
     if (json_require(o, path, "block_out_channels") < 0 ||
         json_get_int_array(o, path, "block_out_channels", 1, VAE_MAX_CHANNELS, c->block_out, VAE_MAX_LEVELS,
                            &n, 0) < 0)
-        goto done;
+        return LS_ERR;
     c->n_levels = n;
     int nt = 0;
-    if (json_get_string_array(o, path, "down_block_types", types, VAE_MAX_LEVELS, &nt) < 0) goto done;
+    LS_TRY(json_get_string_array(o, path, "down_block_types", types, VAE_MAX_LEVELS, &nt));
     for (int i = 0; i < nt; i++)
-        if (strcmp(types[i], "DownEncoderBlock2D")) {
-            ls_set_error("%s: unsupported down block type '%s'", path, types[i]);
-            goto done;
-        }
-    if (json_get_string_array(o, path, "up_block_types", types, VAE_MAX_LEVELS, &nt) < 0) goto done;
+        if (strcmp(types[i], "DownEncoderBlock2D"))
+            return ls_set_error("%s: unsupported down block type '%s'", path, types[i]);
+    LS_TRY(json_get_string_array(o, path, "up_block_types", types, VAE_MAX_LEVELS, &nt));
     for (int i = 0; i < nt; i++)
-        if (strcmp(types[i], "UpDecoderBlock2D")) {
-            ls_set_error("%s: unsupported up block type '%s'", path, types[i]);
-            goto done;
-        }
+        if (strcmp(types[i], "UpDecoderBlock2D"))
+            return ls_set_error("%s: unsupported up block type '%s'", path, types[i]);
     char act[32] = "silu";
     if (json_get_int(o, path, "in_channels", 1, VAE_MAX_IO_CHANNELS, &c->in_channels) < 0 ||
         json_get_int(o, path, "out_channels", 1, VAE_MAX_IO_CHANNELS, &c->out_channels) < 0 ||
@@ -76,37 +73,25 @@ int vae_config_load(VaeConfig *c, const char *path) {
         json_get_bool(o, path, "use_quant_conv", &c->use_quant_conv) < 0 ||
         json_get_bool(o, path, "use_post_quant_conv", &c->use_post_quant_conv) < 0 ||
         json_get_string(o, path, "act_fn", act, sizeof act) < 0)
-        goto done;
+        return LS_ERR;
     float shift = 0;
-    if (json_get_float(o, path, "shift_factor", &shift) < 0) goto done;
-    if (shift != 0) {
-        ls_set_error("%s: shift_factor is not supported (not an SD-1.x VAE)", path);
-        goto done;
-    }
-    if (strcmp(act, "silu") && strcmp(act, "swish")) {
-        ls_set_error("%s: unsupported act_fn '%s'", path, act);
-        goto done;
-    }
-    if (!(c->scaling_factor > 0)) {
-        ls_set_error("%s: key 'scaling_factor' must be positive", path);
-        goto done;
-    }
+    LS_TRY(json_get_float(o, path, "shift_factor", &shift));
+    if (shift != 0) return ls_set_error("%s: shift_factor is not supported (not an SD-1.x VAE)", path);
+    if (strcmp(act, "silu") && strcmp(act, "swish")) return ls_set_error("%s: unsupported act_fn '%s'", path, act);
+    if (!(c->scaling_factor > 0)) return ls_set_error("%s: key 'scaling_factor' must be positive", path);
     for (int i = 0; i < n; i++)
-        if (c->block_out[i] % c->norm_num_groups) {
-            ls_set_error("%s: block_out_channels[%d]=%d must be divisible by norm_num_groups (%d)", path,
-                         i, c->block_out[i], c->norm_num_groups);
-            goto done;
-        }
-    rc = LS_OK;
-done:
-    cJSON_Delete(o);
-    return rc;
+        if (c->block_out[i] % c->norm_num_groups)
+            return ls_set_error("%s: block_out_channels[%d]=%d must be divisible by norm_num_groups (%d)", path,
+                                i, c->block_out[i], c->norm_num_groups);
+    return LS_OK;
+}
+
+int vae_config_load(VaeConfig *c, const char *path) {
+    return json_parse_file(path, config_parse, c);
 }
 
 char *vae_config_to_json(const VaeConfig *c) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "_class_name", "AutoencoderKL");
-    cJSON_AddStringToObject(o, "_diffusers_version", "0.6.0");
+    cJSON *o = json_diffusers_object("AutoencoderKL");
     cJSON_AddStringToObject(o, "act_fn", "silu");
     cJSON_AddItemToObject(o, "block_out_channels", cJSON_CreateIntArray(c->block_out, c->n_levels));
     const char *dn[VAE_MAX_LEVELS], *up[VAE_MAX_LEVELS];
@@ -123,9 +108,7 @@ char *vae_config_to_json(const VaeConfig *c) {
     cJSON_AddNumberToObject(o, "sample_size", c->sample_size);
     cJSON_AddNumberToObject(o, "scaling_factor", json_float(c->scaling_factor));
     cJSON_AddItemToObject(o, "up_block_types", cJSON_CreateStringArray(up, c->n_levels));
-    char *s = cJSON_Print(o);
-    cJSON_Delete(o);
-    return s;
+    return json_print_free(o);
 }
 
 static void mid_build(VaeCoder *cd, WeightTable *t, const char *root, int C, int G, int attn) {

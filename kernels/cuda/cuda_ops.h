@@ -6,12 +6,11 @@
 
 #include <stddef.h>
 
+#include "op_list.h" // defines: LS_OPS, LS_OPS_SERIAL
+
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-struct AdamwArgs;
-struct SamplerStepArgs;
 
 /* 1 when the CUDA runtime sees at least one device (cudaGetDeviceCount > 0; asked once), else 0. */
 int ops_cuda_present(void);
@@ -22,66 +21,11 @@ int ops_cuda_present(void);
 int ops_cuda_conv_cudnn(int on);
 int ops_cuda_attention_fused(int on);
 
-void *op_alloc_cuda(size_t bytes);
-void op_free_cuda(void *p);
-void op_sync_cuda(void);
-
-void op_linear_cuda(float *y, const float *x, const float *w, const float *b, int M, int K, int N);
-void op_conv2d_cuda(float *y, const float *x, const float *w, const float *b, int B, int Cin, int H, int W, int Cout,
-                    int k, int stride, int pad0, int pad1);
-void op_groupnorm_cuda(float *y, const float *x, const float *gamma, const float *beta, int B, int C, int HW, int G,
-                       float eps, int silu);
-void op_layernorm_cuda(float *y, const float *x, const float *gamma, const float *beta, int N, int D, float eps);
-void op_attention_cuda(float *out, const float *q, const float *k, const float *v, int B, int Tq, int Tk, int NH,
-                       int Dh, int causal);
-void op_silu_inplace_cuda(float *x, size_t n);
-void op_gelu_inplace_cuda(float *x, size_t n);
-void op_quick_gelu_inplace_cuda(float *x, size_t n);
-void op_geglu_cuda(float *y, const float *x, int N, int D);
-void op_add_inplace_cuda(float *y, const float *x, size_t n);
-void op_add_channel_bias_cuda(float *y, const float *v, int B, int C, int HW);
-void op_upsample_nearest_cuda(float *y, const float *x, int B, int C, int H, int W, int Ho, int Wo);
-void op_concat_channels_cuda(float *y, const float *a, const float *b, int B, int Ca, int Cb, int HW);
-void op_nchw_to_ntc_cuda(float *y, const float *x, int B, int C, int T);
-void op_ntc_to_nchw_cuda(float *y, const float *x, int B, int C, int T);
-void op_timestep_embedding_cuda(float *emb, const float *t, int B, int dim, float shift);
-void op_gemm_cuda(float *C, const float *A, const float *B, int M, int N, int K, int transA, int transB, float alpha,
-                  float beta);
-int op_num_threads_cuda(void);
-void op_linear_backward_cuda(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, int M,
-                             int K, int N);
-void op_conv2d_backward_cuda(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, int B,
-                             int Cin, int H, int W, int Cout, int k, int stride, int pad0, int pad1);
-void op_groupnorm_fwd_stats_cuda(float *y, float *mean, float *rstd, const float *x, const float *gamma,
-                                 const float *beta, int B, int C, int HW, int G, float eps, int silu);
-void op_groupnorm_backward_cuda(float *dx, float *dgamma, float *dbeta, const float *dy, const float *mean,
-                                const float *rstd, const float *x, const float *gamma, const float *beta, int B,
-                                int C, int HW, int G, float eps, int silu);
-void op_layernorm_fwd_stats_cuda(float *y, float *mean, float *rstd, const float *x, const float *gamma,
-                                 const float *beta, int N, int D, float eps);
-void op_layernorm_backward_cuda(float *dx, float *dgamma, float *dbeta, const float *dy, const float *mean,
-                                const float *rstd, const float *x, const float *gamma, int N, int D, float eps);
-void op_attention_backward_cuda(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
-                                const float *v, int B, int Tq, int Tk, int NH, int Dh, int causal);
-void op_silu_backward_cuda(float *dx, const float *dy, const float *x, size_t n);
-void op_gelu_backward_cuda(float *dx, const float *dy, const float *x, size_t n);
-void op_quick_gelu_backward_cuda(float *dx, const float *dy, const float *x, size_t n);
-void op_geglu_backward_cuda(float *dx, const float *dy, const float *x, int N, int D);
-void op_add_channel_bias_backward_cuda(float *dv, const float *dy, int B, int C, int HW);
-void op_upsample_nearest_backward_cuda(float *dx, const float *dy, int B, int C, int H, int W, int Ho, int Wo);
-void op_concat_channels_backward_cuda(float *da, float *db, const float *dy, int B, int Ca, int Cb, int HW);
-void op_nchw_to_ntc_backward_cuda(float *dx, const float *dy, int B, int C, int T);
-void op_ntc_to_nchw_backward_cuda(float *dx, const float *dy, int B, int C, int T);
-void op_embedding_cuda(float *y, const float *tok, const float *pos, const int *ids, int B, int L, int D);
-void op_cfg_combine_cuda(float *eps, const float *cond, float g, size_t n);
-void op_axpy_cuda(float *y, float a, const float *x, size_t n);
-double op_sum_squares_cuda(const float *x, size_t n);
-void op_adamw_cuda(float *p, const float *g, float *m, float *v, size_t n, const struct AdamwArgs *a);
-double op_mse_loss_cuda(float *dout, const float *out, const float *target, const float *w, size_t hw, size_t n);
-void op_sampler_step_cuda(const struct SamplerStepArgs *a, float *x, float *prev, const float *mo, const float *noise,
-                          size_t n);
-void op_scale_cuda(float *y, const float *x, float s, size_t n);
-void op_divide_cuda(float *y, const float *x, float d, size_t n);
+/* op_<name>_cuda for every op of the table */
+#define LS_OP_CUDA(ret, op, params) ret op_##op##_cuda params;
+LS_OPS(LS_OP_CUDA)
+LS_OPS_SERIAL(LS_OP_CUDA)
+#undef LS_OP_CUDA
 
 #ifdef __cplusplus
 }

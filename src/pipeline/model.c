@@ -64,91 +64,75 @@ static char *find_weights(const char *dir, const char *const *names) {
     return NULL;
 }
 
+/* The parts' config loaders, with one signature (part_config calls any of them). */
+typedef int (*ConfigLoad)(void *cfg, const char *path);
+static int unet_cfg_load(void *c, const char *path) { return unet_config_load(c, path); }
+static int vae_cfg_load(void *c, const char *path) { return vae_config_load(c, path); }
+static int clip_cfg_load(void *c, const char *path) { return clip_config_load(c, path); }
+
+/* Read dir/part/config.json with load into cfg. */
+static int part_config(const char *dir, const char *part, ConfigLoad load, void *cfg) {
+    char *sub = ls_path_join(dir, part), *p = ls_path_join(sub, "config.json");
+    int rc = load(cfg, p);
+    free(p);
+    free(sub);
+    return rc;
+}
+
+/* part_config, then the part's weights file (the first of names in dir/part) opened as *f: LS_OK, or LS_ERR with
+ * the error set. The file's path (malloc'd) goes to *path when path is not NULL. */
+static int part_open(const char *dir, const char *part, ConfigLoad load, void *cfg, const char *const *names,
+                     StFile *f, char **path) {
+    LS_TRY(part_config(dir, part, load, cfg));
+    char *sub = ls_path_join(dir, part), *w = find_weights(sub, names);
+    free(sub);
+    if (!w) return LS_ERR;
+    int rc = st_open(f, w);
+    if (path) *path = w;
+    else free(w);
+    return rc;
+}
+
 static int load_folder(Model *m, const char *dir) {
     static const char *const unet_w[] = {"diffusion_pytorch_model.safetensors",
                                          "diffusion_pytorch_model.fp16.safetensors",
                                          "diffusion_pytorch_model.non_ema.safetensors", NULL};
     static const char *const clip_w[] = {"model.safetensors", "model.fp16.safetensors", NULL};
-    char *sub, *cfg, *w;
-    /* U-Net */
-    sub = ls_path_join(dir, "unet");
-    cfg = ls_path_join(sub, "config.json");
-    int rc = unet_config_load(&m->unet.cfg, cfg);
-    free(cfg);
-    if (rc < 0 || !(w = find_weights(sub, unet_w))) {
-        free(sub);
-        return LS_ERR;
-    }
-    free(sub);
-    UNetConfig uc = m->unet.cfg;
-    unet_build(&m->unet, &uc);
-    rc = st_open(&m->files[0], w);
-    if (rc == 0) rc = wt_load(&m->unet.wt, &m->files[0], NULL, NULL);
-    m->hash_path = w;
-    if (rc < 0) return LS_ERR;
-    /* VAE */
-    sub = ls_path_join(dir, "vae");
-    cfg = ls_path_join(sub, "config.json");
+    UNetConfig uc;
     VaeConfig vc;
-    rc = vae_config_load(&vc, cfg);
-    free(cfg);
-    if (rc < 0 || !(w = find_weights(sub, unet_w))) {
-        free(sub);
-        return LS_ERR;
-    }
-    free(sub);
+    ClipConfig cc;
+    /* U-Net (its file's path names the model's hash) */
+    LS_TRY(part_open(dir, "unet", unet_cfg_load, &uc, unet_w, &m->files[0], &m->hash_path));
+    unet_build(&m->unet, &uc);
+    LS_TRY(wt_load(&m->unet.wt, &m->files[0], NULL, NULL));
+    /* VAE */
+    LS_TRY(part_open(dir, "vae", vae_cfg_load, &vc, unet_w, &m->files[1], NULL));
     vae_build(&m->vae, &vc);
-    rc = st_open(&m->files[1], w);
-    free(w);
-    if (rc < 0) return LS_ERR;
     /* older diffusers VAE files name the mid attention query/key/value/proj_attn */
     int legacy = st_find(&m->files[1], "encoder.mid_block.attentions.0.query.weight") != NULL;
-    if (wt_load(&m->vae.wt, &m->files[1], legacy ? vae_legacy_attn_key : NULL, NULL) < 0) return LS_ERR;
+    LS_TRY(wt_load(&m->vae.wt, &m->files[1], legacy ? vae_legacy_attn_key : NULL, NULL));
     /* text encoder */
-    sub = ls_path_join(dir, "text_encoder");
-    cfg = ls_path_join(sub, "config.json");
-    ClipConfig cc;
-    rc = clip_config_load(&cc, cfg);
-    free(cfg);
-    if (rc < 0 || !(w = find_weights(sub, clip_w))) {
-        free(sub);
-        return LS_ERR;
-    }
-    free(sub);
+    LS_TRY(part_open(dir, "text_encoder", clip_cfg_load, &cc, clip_w, &m->files[2], NULL));
     clip_build(&m->clip, &cc);
-    rc = st_open(&m->files[2], w);
-    free(w);
-    if (rc < 0) return LS_ERR;
     int flat = !st_find(&m->files[2], "text_model.embeddings.token_embedding.weight") &&
                st_find(&m->files[2], "embeddings.token_embedding.weight");
-    if (wt_load(&m->clip.wt, &m->files[2], flat ? te_flat_key : NULL, "") < 0) return LS_ERR;
+    LS_TRY(wt_load(&m->clip.wt, &m->files[2], flat ? te_flat_key : NULL, ""));
     /* tokenizer, scheduler */
-    sub = ls_path_join(dir, "tokenizer");
+    char *sub = ls_path_join(dir, "tokenizer");
     m->tok = tokenizer_load(sub);
     free(sub);
     if (!m->tok) return LS_ERR;
     sched_config_default(&m->sched);
     char *sp = ls_path_join(dir, "scheduler/scheduler_config.json");
-    rc = ls_file_exists(sp) ? sched_config_load(&m->sched, sp) : 0;
+    int rc = ls_file_exists(sp) ? sched_config_load(&m->sched, sp) : 0;
     free(sp);
     return rc;
 }
 
 static int load_configs(const char *dir, UNetConfig *uc, VaeConfig *vc, ClipConfig *cc) {
-    char *p = ls_path_join(dir, "unet/config.json");
-    int rc = unet_config_load(uc, p);
-    free(p);
-    if (rc == 0) {
-        p = ls_path_join(dir, "vae/config.json");
-        rc = vae_config_load(vc, p);
-        free(p);
-    }
-    if (rc == 0) {
-        p = ls_path_join(dir, "text_encoder/config.json");
-        rc = clip_config_load(cc, p);
-        free(p);
-    }
-    return rc;
+    LS_TRY(part_config(dir, "unet", unet_cfg_load, uc));
+    LS_TRY(part_config(dir, "vae", vae_cfg_load, vc));
+    return part_config(dir, "text_encoder", clip_cfg_load, cc);
 }
 
 static int load_single(Model *m, const char *path, const ModelOpts *o) {

@@ -142,6 +142,19 @@ int ls_write_file_atomic(const char *path, const void *data, size_t len) {
     return LS_OK;
 }
 
+void ls_buf_add(LsBuf *b, const char *s, size_t n) {
+    if (b->len + n + 1 > b->cap) {
+        b->cap = LS_MAX(2 * b->cap, b->len + n + 1024);
+        b->s = realloc(b->s, b->cap);
+        LS_ASSERT(b->s);
+    }
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = 0;
+}
+
+void ls_buf_str(LsBuf *b, const char *s) { ls_buf_add(b, s, strlen(s)); }
+
 char *ls_path_join(const char *a, const char *b) {
     size_t la = strlen(a), lb = strlen(b);
     char *s = mallocCheck(la + lb + 2);

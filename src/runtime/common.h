@@ -44,6 +44,17 @@ double ls_time(void);
 /* Peak resident set size of this process in bytes (getrusage). */
 size_t ls_peak_rss(void);
 
+/* A growable byte string, NUL-terminated once anything is added: start from {0}, append with ls_buf_add and
+ * ls_buf_str, free(b.s) at the end. */
+typedef struct {
+    char *s;
+    size_t len, cap;
+} LsBuf;
+/* Append n bytes of s (aborts when out of memory). */
+void ls_buf_add(LsBuf *b, const char *s, size_t n);
+/* Append the string s. */
+void ls_buf_str(LsBuf *b, const char *s);
+
 /* Read a whole file into a NUL-terminated buffer (*len excludes the NUL). NULL + error on failure. */
 char *ls_read_file(const char *path, size_t *len);
 /* Write a buffer atomically: write "path.tmp.PID", fsync, rename. LS_ERR + error naming path. */

@@ -25,6 +25,27 @@ cJSON *json_load_file(const char *path) {
     return o;
 }
 
+int json_parse_file(const char *path, int (*parse)(const cJSON *o, const char *path, void *cfg), void *cfg) {
+    cJSON *o = json_load_file(path);
+    if (!o) return LS_ERR;
+    int rc = parse(o, path, cfg);
+    cJSON_Delete(o);
+    return rc;
+}
+
+cJSON *json_diffusers_object(const char *class_name) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "_class_name", class_name);
+    cJSON_AddStringToObject(o, "_diffusers_version", "0.6.0");
+    return o;
+}
+
+char *json_print_free(cJSON *o) {
+    char *s = cJSON_Print(o);
+    cJSON_Delete(o);
+    return s;
+}
+
 static const cJSON *field(const cJSON *o, const char *key) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     return (v && !cJSON_IsNull(v)) ? v : NULL;

@@ -532,31 +532,11 @@ void st_writer_free(StWriter *w) {
     memset(w, 0, sizeof *w);
 }
 
-/* Growable string for the JSON header. */
-typedef struct {
-    char *s;
-    size_t len, cap;
-} Buf;
-
-static void buf_put(Buf *b, const char *s, size_t n) {
-    if (b->len + n + 1 > b->cap) {
-        while (b->len + n + 1 > b->cap) b->cap = b->cap ? 2 * b->cap : 4096;
-        char *p = realloc(b->s, b->cap);
-        LS_ASSERT(p);
-        b->s = p;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = 0;
-}
-
-static void buf_str(Buf *b, const char *s) { buf_put(b, s, strlen(s)); }
-
 /* Append s as a JSON string literal escaped as serde_json (the reference writer) does, so a header has its
  * length byte for byte (kohya's sshs_legacy_hash depends on it): \" \\ \b \f \n \r \t, other control
  * characters as \u00xx, UTF-8 kept. */
-static void buf_json_str(Buf *b, const char *s) {
-    buf_put(b, "\"", 1);
+static void buf_json_str(LsBuf *b, const char *s) {
+    ls_buf_add(b, "\"", 1);
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
         char esc[8];
@@ -564,15 +544,15 @@ static void buf_json_str(Buf *b, const char *s) {
                : c == '\r' ? 'r' : c == '\t' ? 't' : 0;
         if (e) {
             esc[0] = '\\', esc[1] = e;
-            buf_put(b, esc, 2);
+            ls_buf_add(b, esc, 2);
         } else if (c < 0x20) {
             snprintf(esc, sizeof esc, "\\u%04x", c);
-            buf_put(b, esc, 6);
+            ls_buf_add(b, esc, 6);
         } else {
-            buf_put(b, (const char *)&c, 1);
+            ls_buf_add(b, (const char *)&c, 1);
         }
     }
-    buf_put(b, "\"", 1);
+    ls_buf_add(b, "\"", 1);
 }
 
 static int64_t write_numel(const StWriteTensor *t) {
@@ -586,38 +566,38 @@ static int cmp_by_name(const void *a, const void *b) {
 }
 
 /* Build the padded header: __metadata__ first, then tensors in the given (sorted) order. */
-static void build_header(const StWriter *w, StWriteTensor **order, Buf *b) {
+static void build_header(const StWriter *w, StWriteTensor **order, LsBuf *b) {
     char num[64];
-    buf_str(b, "{");
+    ls_buf_str(b, "{");
     if (w->n_meta > 0) {
-        buf_str(b, "\"__metadata__\":{");
+        ls_buf_str(b, "\"__metadata__\":{");
         for (int i = 0; i < w->n_meta; i++) {
-            if (i) buf_str(b, ",");
+            if (i) ls_buf_str(b, ",");
             buf_json_str(b, w->meta[i].key);
-            buf_str(b, ":");
+            ls_buf_str(b, ":");
             buf_json_str(b, w->meta[i].value);
         }
-        buf_str(b, "}");
+        ls_buf_str(b, "}");
     }
     uint64_t off = 0;
     for (int i = 0; i < w->n; i++) {
         const StWriteTensor *t = order[i];
-        if (i || w->n_meta > 0) buf_str(b, ",");
+        if (i || w->n_meta > 0) ls_buf_str(b, ",");
         buf_json_str(b, t->name);
-        buf_str(b, ":{\"dtype\":\"");
-        buf_str(b, st_dtype_name(t->dtype));
-        buf_str(b, "\",\"shape\":[");
+        ls_buf_str(b, ":{\"dtype\":\"");
+        ls_buf_str(b, st_dtype_name(t->dtype));
+        ls_buf_str(b, "\",\"shape\":[");
         for (int d = 0; d < t->ndim; d++) {
             snprintf(num, sizeof num, "%s%" PRId64, d ? "," : "", t->shape[d]);
-            buf_str(b, num);
+            ls_buf_str(b, num);
         }
         uint64_t nb = (uint64_t)write_numel(t) * st_dtype_size(t->dtype);
         snprintf(num, sizeof num, "],\"data_offsets\":[%" PRIu64 ",%" PRIu64 "]}", off, off + nb);
-        buf_str(b, num);
+        ls_buf_str(b, num);
         off += nb;
     }
-    buf_str(b, "}");
-    while (b->len % 8) buf_put(b, " ", 1); /* so the data buffer starts 8-byte aligned */
+    ls_buf_str(b, "}");
+    while (b->len % 8) ls_buf_add(b, " ", 1); /* so the data buffer starts 8-byte aligned */
 }
 
 static int write_all(int fd, const void *data, size_t len) {
@@ -670,7 +650,7 @@ int st_writer_save(StWriter *w, const char *path) {
             return LS_ERR;
         }
 
-    Buf hdr = {0};
+    LsBuf hdr = {0};
     build_header(w, order, &hdr);
     size_t tlen = strlen(path) + 32;
     char *tmp = mallocCheck(tlen);

@@ -23,6 +23,7 @@
 #include "image.h"    // defines: image_load, image_png_get_text
 #include "model.h"    // defines: model_init_preset, model_load
 #include "pipeline.h" // defines: pipeline_generate, GenParams
+#include "pool.h"     // defines: pool_free (the latents pipeline_generate hands back)
 #include "testutil.h" // defines: CHECK, test_summary
 
 /* Colours of the viewer's theme (gui/widgets.c): keep in sync. */
@@ -106,7 +107,7 @@ static void test_hooks(const char *model_dir) {
         CHECK(rc == LS_CANCELLED && none.data == NULL && strstr(ls_last_error(), "cancelled"),
               "cancel: rc %d, image %p, error '%s'", rc, (void *)none.data, ls_last_error());
         image_free(&ref);
-        free(lat);
+        pool_free(lat); /* latents_out is pool memory (pipeline.h) */
     }
     model_free(&m);
 }
